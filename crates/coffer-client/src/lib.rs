@@ -1,0 +1,209 @@
+//! A small typed client for coffer's (and Vault's) HTTP API.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error status.
+    #[error("{method} {path}: HTTP {status}: {}", if .errors.is_empty() { "(no details)".to_string() } else { .errors.join("; ") })]
+    Status {
+        /// HTTP method used.
+        method: String,
+        /// Path below `/v1/`.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's `errors` list.
+        errors: Vec<String>,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach {addr}: {message}")]
+    Transport {
+        /// Server address.
+        addr: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The client could not be set up (bad CA file, bad address).
+    #[error("client setup: {0}")]
+    Setup(String),
+    /// The answer was not the JSON expected.
+    #[error("unexpected response: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The HTTP status, for status errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Clone, Default)]
+pub struct ClientConfig {
+    /// Base address, e.g. `http://127.0.0.1:8200`.
+    pub address: String,
+    /// Token sent as `X-Vault-Token`.
+    pub token: Option<String>,
+    /// PEM CA certificate to trust (for self-signed servers).
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Skip TLS verification (tests only).
+    pub skip_verify: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP client bound to one server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    address: String,
+    token: Option<String>,
+}
+
+/// A raw answer: status and parsed JSON body (if any).
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body, `None` for an empty body.
+    pub body: Option<Value>,
+}
+
+impl Client {
+    /// Builds a client.
+    pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .danger_accept_invalid_certs(cfg.skip_verify);
+        if let Some(pem) = &cfg.ca_cert_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ClientError::Setup(format!("CA certificate is not valid PEM: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b.build().map_err(|e| ClientError::Setup(e.to_string()))?;
+        Ok(Self {
+            http,
+            address: cfg.address.trim_end_matches('/').to_owned(),
+            token: cfg.token,
+        })
+    }
+
+    /// Sends a request to `/v1/<path>` and returns status and body without judging them.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<RawResponse, ClientError> {
+        let m = Method::from_bytes(method.as_bytes())
+            .map_err(|_| ClientError::Setup(format!("bad HTTP method {method:?}")))?;
+        let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
+        let mut rb = self.http.request(m, &url);
+        if let Some(t) = &self.token {
+            rb = rb.header("X-Vault-Token", t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await.map_err(|e| ClientError::Transport {
+            addr: self.address.clone(),
+            message: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
+            addr: self.address.clone(),
+            message: e.to_string(),
+        })?;
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?,
+            )
+        };
+        Ok(RawResponse { status, body })
+    }
+
+    /// Sends a request; error statuses become [`ClientError::Status`]. `None` means 204.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, ClientError> {
+        let r = self.raw(method, path, body).await?;
+        if StatusCode::from_u16(r.status).is_ok_and(|s| s.is_success()) {
+            return Ok(r.body);
+        }
+        let errors = r
+            .body
+            .as_ref()
+            .and_then(|b| b.get("errors"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(ClientError::Status {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status: r.status,
+            errors,
+        })
+    }
+
+    /// GET a path; `None` when it does not exist.
+    pub async fn read(&self, path: &str) -> Result<Option<Value>, ClientError> {
+        match self.call("GET", path, None).await {
+            Err(e) if e.status() == Some(404) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// POST data to a path.
+    pub async fn write(&self, path: &str, data: &Value) -> Result<Option<Value>, ClientError> {
+        self.call("POST", path, Some(data)).await
+    }
+
+    /// LIST a path; an empty list when nothing is there.
+    pub async fn list(&self, path: &str) -> Result<Vec<String>, ClientError> {
+        match self.call("LIST", path, None).await {
+            Err(e) if e.status() == Some(404) => Ok(Vec::new()),
+            Err(e) => Err(e),
+            Ok(body) => Ok(body
+                .as_ref()
+                .and_then(|b| b.pointer("/data/keys"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()),
+        }
+    }
+
+    /// DELETE a path.
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.call("DELETE", path, None).await.map(|_| ())
+    }
+}

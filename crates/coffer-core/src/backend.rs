@@ -1,0 +1,125 @@
+//! The interface between core and secret engines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::barrier::{Barrier, BarrierError};
+use crate::logical::{LogicalError, Operation, Response};
+use crate::mounts::MountEntry;
+
+/// A mount's private slice of storage: every key is prefixed with `logical/<uuid>/`.
+#[derive(Clone)]
+pub struct StorageView {
+    barrier: Arc<Barrier>,
+    prefix: String,
+}
+
+impl StorageView {
+    /// A view of `barrier` under `prefix` (which ends in `/`).
+    pub fn new(barrier: Arc<Barrier>, prefix: String) -> Self {
+        Self { barrier, prefix }
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Reads raw plaintext bytes.
+    pub async fn get(&self, key: &str) -> Result<Option<crate::secret::SecretBytes>, BarrierError> {
+        self.barrier.get(&self.full(key)).await
+    }
+
+    /// Writes raw plaintext bytes.
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        self.barrier.put(&self.full(key), value).await
+    }
+
+    /// Deletes a key.
+    pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        self.barrier.delete(&self.full(key)).await
+    }
+
+    /// Lists one level below `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        self.barrier.list(&self.full(prefix)).await
+    }
+
+    /// Reads and parses a JSON value.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, LogicalError> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(bytes.expose())
+                .map(Some)
+                .map_err(|e| {
+                    LogicalError::Internal(format!("stored entry {key:?} is not valid JSON: {e}"))
+                }),
+        }
+    }
+
+    /// Serializes and writes a JSON value.
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        v: &T,
+    ) -> Result<(), LogicalError> {
+        let bytes = zeroize::Zeroizing::new(
+            serde_json::to_vec(v).map_err(|e| LogicalError::Internal(e.to_string()))?,
+        );
+        Ok(self.put(key, &bytes).await?)
+    }
+}
+
+/// What an engine sees of a request.
+pub struct EngineRequest<'a> {
+    /// The operation.
+    pub operation: Operation,
+    /// The path relative to the mount (no leading slash; list paths end in `/`).
+    pub path: &'a str,
+    /// Request data.
+    pub data: &'a Map<String, Value>,
+    /// This mount's storage and nothing else.
+    pub storage: &'a StorageView,
+    /// The mount's configuration.
+    pub mount: &'a MountEntry,
+    /// Mount default TTL after system defaults are applied.
+    pub default_lease_ttl: u64,
+}
+
+/// A secret engine mounted at some path.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Answers a request; `Ok(None)` means "nothing" (404 on read, 204 otherwise).
+    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError>;
+}
+
+/// Builds an engine for a mount, or refuses its options.
+pub type BackendFactory = fn(&MountEntry) -> Result<Arc<dyn Backend>, LogicalError>;
+
+/// The engine types this server can mount, by `type` name.
+#[derive(Default, Clone)]
+pub struct EngineRegistry {
+    factories: HashMap<String, BackendFactory>,
+}
+
+impl EngineRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a type name.
+    pub fn register(&mut self, kind: &str, f: BackendFactory) {
+        self.factories.insert(kind.to_owned(), f);
+    }
+
+    /// The factory for `kind`.
+    pub fn get(&self, kind: &str) -> Option<BackendFactory> {
+        self.factories.get(kind).copied()
+    }
+}

@@ -1,0 +1,25 @@
+//! coffer's transport-free server core.
+//!
+//! Invariant: this crate never touches HTTP or the filesystem; it sees storage
+//! only through `coffer_storage::Storage`, and only through the barrier for
+//! everything but the seal's own records.
+
+pub mod aead;
+pub mod backend;
+pub mod barrier;
+mod core;
+pub mod fields;
+pub mod keyring;
+pub mod logical;
+pub mod mounts;
+pub mod paths;
+pub mod seal;
+pub mod secret;
+pub mod shamir;
+mod sys;
+pub mod token;
+
+pub use crate::core::{
+    BUILD_DATE, Core, CoreConfig, InitParams, InitResult, SealStatus, VERSION, is_empty_response,
+};
+pub use logical::{LogicalError, Operation, Request, Response};

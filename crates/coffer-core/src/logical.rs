@@ -1,0 +1,184 @@
+//! Transport-free request and response types shared by core and engines.
+
+use serde_json::{Map, Value};
+
+use crate::secret::SecretString;
+
+/// What a request wants to do, as ACL capabilities name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GET / HEAD.
+    Read,
+    /// POST/PUT on a path that does not exist yet.
+    Create,
+    /// POST/PUT.
+    Update,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+    /// LIST or `?list=true`.
+    List,
+}
+
+impl Operation {
+    /// The capability name used by policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+        }
+    }
+
+    /// Create and update are one operation to handlers.
+    pub fn is_write(self) -> bool {
+        matches!(self, Operation::Create | Operation::Update)
+    }
+}
+
+/// A decoded request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// UUID echoed as `request_id`.
+    pub id: String,
+    /// The operation.
+    pub operation: Operation,
+    /// Path below `/v1/`, without a leading slash; list paths end in `/`.
+    pub path: String,
+    /// Body or query parameters.
+    pub data: Map<String, Value>,
+    /// The client token, if one was sent.
+    pub token: Option<SecretString>,
+    /// The peer address, for audit and CIDR checks.
+    pub remote_addr: Option<String>,
+}
+
+impl Request {
+    /// A request with a fresh id and no data.
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            token: None,
+            remote_addr: None,
+        }
+    }
+}
+
+/// A successful answer; the HTTP layer turns it into Vault's envelope.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// The `data` object.
+    pub data: Option<Map<String, Value>>,
+    /// Warnings shown to the client.
+    pub warnings: Vec<String>,
+    /// `lease_id` (empty when there is no lease).
+    pub lease_id: String,
+    /// Seconds the client may cache or hold the result.
+    pub lease_duration: u64,
+    /// Whether the lease can be renewed.
+    pub renewable: bool,
+    /// The `auth` block of a login or token creation.
+    pub auth: Option<Value>,
+    /// Copy `data`'s keys to the top level (legacy `sys/` routes clients rely on).
+    pub inject_top_level: bool,
+    /// A status other than 200, with the envelope as body (e.g. KV v2 404-with-body).
+    pub status: Option<u16>,
+}
+
+impl Response {
+    /// A response carrying `data`.
+    pub fn data(data: Map<String, Value>) -> Self {
+        Self {
+            data: Some(data),
+            ..Self::default()
+        }
+    }
+
+    /// A list response `{keys: [...]}`.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert(
+            "keys".into(),
+            Value::Array(keys.into_iter().map(Value::String).collect()),
+        );
+        Self::data(m)
+    }
+}
+
+/// Why a request failed; each maps to one HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogicalError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// 403 with a specific message.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404 with an empty error list.
+    #[error("not found")]
+    NotFound,
+    /// 404 for a path no handler serves.
+    #[error("unsupported path")]
+    UnsupportedPath,
+    /// 405.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415.
+    #[error("PATCH requires Content-Type: application/merge-patch+json")]
+    UnsupportedMediaType,
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+    /// 503.
+    #[error("Vault is sealed")]
+    Sealed,
+}
+
+impl LogicalError {
+    /// The HTTP status Vault uses for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            LogicalError::BadRequest(_) => 400,
+            LogicalError::PermissionDenied | LogicalError::Forbidden(_) => 403,
+            LogicalError::NotFound | LogicalError::UnsupportedPath => 404,
+            LogicalError::UnsupportedOperation => 405,
+            LogicalError::PayloadTooLarge(_) => 413,
+            LogicalError::UnsupportedMediaType => 415,
+            LogicalError::Internal(_) => 500,
+            LogicalError::Sealed => 503,
+        }
+    }
+
+    /// The `errors` list of the body.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            LogicalError::NotFound => vec![],
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+impl From<crate::barrier::BarrierError> for LogicalError {
+    fn from(e: crate::barrier::BarrierError) -> Self {
+        match e {
+            crate::barrier::BarrierError::Sealed => LogicalError::Sealed,
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                LogicalError::Internal(other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Seals protect the root key. Shamir splits the key-encryption key into
+//! shares held by operators; an auto seal (static key, later a KMS) wraps the
+//! root key so the server can unseal itself at start.
+
+mod static_key;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::SecretBytes;
+
+pub use static_key::StaticSeal;
+
+/// Where the seal's configuration is stored (outside the barrier; not secret).
+pub const SEAL_CONFIG_PATH: &str = "seal/config";
+/// Where the wrapped root key is stored (outside the barrier).
+pub const ROOT_KEY_PATH: &str = "seal/root-key";
+
+/// The stored seal configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealConfig {
+    /// `shamir` or an auto seal's type.
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    /// Number of shares handed out (Shamir).
+    pub secret_shares: u8,
+    /// Shares needed to unseal (Shamir).
+    pub secret_threshold: u8,
+}
+
+/// Failures of an auto seal.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The seal's key could not be loaded.
+    #[error("seal ({seal}): {message}")]
+    Config { seal: &'static str, message: String },
+    /// The wrapped root key did not decrypt under this seal's key.
+    #[error("seal ({0}): root key does not decrypt with this seal's key (wrong key?)")]
+    Unwrap(&'static str),
+    /// Wrapping failed.
+    #[error("seal ({0}): encryption failed")]
+    Wrap(&'static str),
+}
+
+/// A seal that can unwrap the root key without operators (static key, KMS).
+#[async_trait]
+pub trait AutoSeal: Send + Sync {
+    /// The seal type reported by `sys/seal-status`.
+    fn seal_type(&self) -> &'static str;
+    /// Encrypts the root key for storage.
+    async fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError>;
+    /// Decrypts the stored root key.
+    async fn unwrap(&self, ciphertext: &[u8], aad: &[u8]) -> Result<SecretBytes, SealError>;
+}
+
+/// How this server's root key is protected.
+pub enum SealMode {
+    /// Operators present Shamir shares.
+    Shamir,
+    /// The server unwraps the root key by itself.
+    Auto(Box<dyn AutoSeal>),
+}
+
+impl SealMode {
+    /// The type name reported by `sys/seal-status`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SealMode::Shamir => "shamir",
+            SealMode::Auto(s) => s.seal_type(),
+        }
+    }
+}

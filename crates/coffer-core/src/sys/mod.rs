@@ -1,0 +1,208 @@
+//! The `sys/` backend: mounts, keys, tools and UI helpers.
+
+mod mounts;
+mod tools;
+
+use serde_json::{Map, Value, json};
+
+use crate::core::{Active, Core};
+use crate::logical::{LogicalError, Operation, Request, Response};
+use crate::paths::{PathSpec, PathTable};
+use crate::token::TokenEntry;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SysRoute {
+    MountsList,
+    Mount,
+    KeyStatus,
+    Rotate,
+    Random,
+    Hash,
+    UiMounts,
+    UiMount,
+    Seal,
+}
+
+use Operation::*;
+
+static SYS_PATHS: &[PathSpec<SysRoute>] = &[
+    PathSpec {
+        pattern: "mounts",
+        operations: &[Read],
+        route: SysRoute::MountsList,
+        help: "List mounted secret engines.",
+    },
+    PathSpec {
+        pattern: "mounts/{*path}",
+        operations: &[Read, Update, Delete],
+        route: SysRoute::Mount,
+        help: "Read, enable, disable or tune (with /tune) a secret engine.",
+    },
+    PathSpec {
+        pattern: "key-status",
+        operations: &[Read],
+        route: SysRoute::KeyStatus,
+        help: "The barrier keyring's active term.",
+    },
+    PathSpec {
+        pattern: "rotate",
+        operations: &[Update],
+        route: SysRoute::Rotate,
+        help: "Add a keyring term used for new writes.",
+    },
+    PathSpec {
+        pattern: "rotate/keyring",
+        operations: &[Update],
+        route: SysRoute::Rotate,
+        help: "Same as sys/rotate.",
+    },
+    PathSpec {
+        pattern: "tools/random",
+        operations: &[Update],
+        route: SysRoute::Random,
+        help: "Random bytes.",
+    },
+    PathSpec {
+        pattern: "tools/random/{a}",
+        operations: &[Update],
+        route: SysRoute::Random,
+        help: "Random bytes (source or byte count).",
+    },
+    PathSpec {
+        pattern: "tools/random/{a}/{b}",
+        operations: &[Update],
+        route: SysRoute::Random,
+        help: "Random bytes (source and byte count).",
+    },
+    PathSpec {
+        pattern: "tools/hash",
+        operations: &[Update],
+        route: SysRoute::Hash,
+        help: "Hash base64 input.",
+    },
+    PathSpec {
+        pattern: "tools/hash/{alg}",
+        operations: &[Update],
+        route: SysRoute::Hash,
+        help: "Hash base64 input with an algorithm.",
+    },
+    PathSpec {
+        pattern: "internal/ui/mounts",
+        operations: &[Read],
+        route: SysRoute::UiMounts,
+        help: "Mounts visible without a token.",
+    },
+    PathSpec {
+        pattern: "internal/ui/mounts/{*path}",
+        operations: &[Read],
+        route: SysRoute::UiMount,
+        help: "The mount serving a path, with its options.",
+    },
+    PathSpec {
+        pattern: "seal",
+        operations: &[Update],
+        route: SysRoute::Seal,
+        help: "Seal the server.",
+    },
+];
+
+/// The compiled `sys/` path table.
+pub(crate) struct SysPaths {
+    table: PathTable<SysRoute>,
+}
+
+impl SysPaths {
+    pub(crate) fn new() -> Result<Self, String> {
+        Ok(Self {
+            table: PathTable::new(SYS_PATHS)?,
+        })
+    }
+
+    /// Paths that work without a token (a token is still used when sent).
+    pub(crate) fn is_unauthenticated(&self, path: &str) -> bool {
+        path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/")
+    }
+}
+
+pub(crate) fn top_level(mut r: Response) -> Response {
+    r.inject_top_level = true;
+    r
+}
+
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+impl Core {
+    pub(crate) async fn handle_sys(
+        &self,
+        active: &Active,
+        req: &Request,
+        rest: &str,
+        token: Option<&TokenEntry>,
+    ) -> Result<Option<Response>, LogicalError> {
+        let m = self.sys_paths().table.route(req.operation, rest)?;
+        match m.route {
+            SysRoute::MountsList => self.list_mounts(active).map(Some),
+            SysRoute::Mount => self.mount_op(active, req, m.param("path")).await,
+            SysRoute::KeyStatus => {
+                let (term, nanos, encryptions) = self.barrier.key_status()?;
+                let when = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                Ok(Some(top_level(Response::data(obj(json!({
+                    "term": term,
+                    "install_time": when,
+                    "encryptions": encryptions,
+                }))))))
+            }
+            SysRoute::Rotate => {
+                let term = self.barrier.rotate().await?;
+                tracing::info!(term, "barrier keyring rotated");
+                Ok(None)
+            }
+            SysRoute::Random => tools::random(&req.data, m.param("a"), m.param("b")).map(Some),
+            SysRoute::Hash => tools::hash(&req.data, m.param("alg")).map(Some),
+            SysRoute::UiMounts => Ok(Some(Response::data(obj(json!({"auth": {}, "secret": {}}))))),
+            SysRoute::UiMount => self.ui_mount(active, m.param("path"), token).map(Some),
+            SysRoute::Seal => {
+                self.seal().await;
+                Ok(None)
+            }
+        }
+    }
+
+    fn ui_mount(
+        &self,
+        active: &Active,
+        path: &str,
+        token: Option<&TokenEntry>,
+    ) -> Result<Response, LogicalError> {
+        let denied = || {
+            LogicalError::Forbidden(
+                "preflight capability check returned 403, please ensure client's policies grant access to path"
+                    .to_string()
+                    + &format!(" \"{path}\""),
+            )
+        };
+        if token.is_none() {
+            return Err(denied());
+        }
+        let mounts = self.mounts(active)?;
+        let m = crate::core::find_mount(&mounts, path).ok_or_else(denied)?;
+        let mut data = m.entry.to_api();
+        data.insert("path".into(), Value::String(m.entry.path.clone()));
+        Ok(Response::data(data))
+    }
+}
+
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}

@@ -1,0 +1,109 @@
+//! KV version 1: the value at a path is the JSON object last written there.
+
+use async_trait::async_trait;
+use coffer_core::backend::{Backend, EngineRequest};
+use coffer_core::fields::parse_duration;
+use coffer_core::logical::Operation::*;
+use coffer_core::paths::{PathSpec, PathTable};
+use coffer_core::{LogicalError, Response};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy)]
+enum Route {
+    Root,
+    Entry,
+}
+
+static PATHS: &[PathSpec<Route>] = &[
+    PathSpec {
+        pattern: "",
+        operations: &[List],
+        route: Route::Root,
+        help: "List the top level of the mount.",
+    },
+    PathSpec {
+        pattern: "{*path}",
+        operations: &[Read, Update, Delete, List],
+        route: Route::Entry,
+        help: "Read, write, delete or list secrets; a folder lists with a trailing slash.",
+    },
+];
+
+/// The KV version 1 engine.
+pub struct KvV1 {
+    paths: PathTable<Route>,
+}
+
+impl KvV1 {
+    /// A new engine instance.
+    pub fn new() -> Result<Self, LogicalError> {
+        Ok(Self {
+            paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
+        })
+    }
+}
+
+/// The advisory TTL stored with a secret under `ttl` (or the legacy `lease`).
+fn secret_ttl(data: &Map<String, Value>) -> Option<u64> {
+    let v = data.get("ttl").or_else(|| data.get("lease"))?;
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => parse_duration(s).ok(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Backend for KvV1 {
+    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
+        let m = self.paths.route(req.operation, req.path)?;
+        let key = match m.route {
+            Route::Root => "",
+            Route::Entry => m.param("path"),
+        };
+        match req.operation {
+            List => {
+                let prefix = if key.is_empty() || key.ends_with('/') {
+                    key.to_owned()
+                } else {
+                    format!("{key}/")
+                };
+                let keys = req.storage.list(&prefix).await?;
+                Ok(Some(Response::list(keys)))
+            }
+            Read => {
+                let Some(data) = req.storage.get_json::<Map<String, Value>>(key).await? else {
+                    return Ok(None);
+                };
+                let lease_duration = secret_ttl(&data).unwrap_or(req.default_lease_ttl);
+                let mut resp = Response::data(data);
+                resp.lease_duration = lease_duration;
+                Ok(Some(resp))
+            }
+            Create | Update => {
+                if key.ends_with('/') {
+                    return Err(LogicalError::BadRequest(
+                        "cannot write to a path ending in '/'".into(),
+                    ));
+                }
+                if req.data.is_empty() {
+                    return Err(LogicalError::BadRequest("missing data fields".into()));
+                }
+                if let Some(v) = req.data.get("ttl").filter(|v| !v.is_null())
+                    && secret_ttl(req.data).is_none()
+                {
+                    return Err(LogicalError::BadRequest(format!(
+                        "\"ttl\" must be a duration such as 3600 or \"1h\", got {v}"
+                    )));
+                }
+                req.storage.put_json(key, req.data).await?;
+                Ok(None)
+            }
+            Delete => {
+                req.storage.delete(key).await?;
+                Ok(None)
+            }
+            Patch => Err(LogicalError::UnsupportedOperation),
+        }
+    }
+}

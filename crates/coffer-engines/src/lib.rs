@@ -1,0 +1,12 @@
+//! Secret engines for coffer. Each engine only sees its own mount's storage view.
+
+pub mod kv;
+
+use coffer_core::backend::EngineRegistry;
+
+/// A registry holding every engine type this crate provides.
+pub fn registry() -> EngineRegistry {
+    let mut r = EngineRegistry::new();
+    r.register("kv", kv::factory);
+    r
+}

@@ -1,0 +1,192 @@
+//! HTTP request -> core request.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request as HttpRequest, header};
+use coffer_core::fields::parse_bool;
+use coffer_core::secret::SecretString;
+use coffer_core::{LogicalError, Operation, Request};
+use serde_json::{Map, Value};
+
+/// Reads the body, refusing more than `limit` bytes.
+pub(crate) async fn read_body(
+    req: HttpRequest<Body>,
+    limit: usize,
+) -> Result<bytes::Bytes, LogicalError> {
+    let too_large = || {
+        LogicalError::PayloadTooLarge(format!(
+            "request body is larger than the limit of {limit} bytes"
+        ))
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let limited = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if limited || e.to_string().contains("length limit") {
+                too_large()
+            } else {
+                LogicalError::BadRequest(format!("failed to read request body: {e}"))
+            }
+        })
+}
+
+/// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
+fn token(headers: &HeaderMap) -> Option<SecretString> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(SecretString::new(t.trim().to_owned()));
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| SecretString::new(rest.trim().to_owned()))
+}
+
+/// Query parameters as request data (a repeated key becomes a list).
+pub(crate) fn query_map(query: Option<&str>) -> Result<Map<String, Value>, LogicalError> {
+    let mut out = Map::new();
+    let Some(q) = query else { return Ok(out) };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+        .map_err(|e| LogicalError::BadRequest(format!("invalid query string: {e}")))?;
+    for (k, v) in pairs {
+        match out.get_mut(&k) {
+            None => {
+                out.insert(k, Value::String(v));
+            }
+            Some(Value::Array(a)) => a.push(Value::String(v)),
+            Some(prev) => {
+                let first = prev.take();
+                *prev = Value::Array(vec![first, Value::String(v)]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a body as a JSON object, or as a form when declared so.
+pub(crate) fn parse_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Map<String, Value>, LogicalError> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.is_empty() {
+        return Ok(Map::new());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if is_form && !matches!(trimmed[0], b'{' | b'[') {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| LogicalError::BadRequest("form body is not UTF-8".into()))?;
+        return query_map(Some(text));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(LogicalError::BadRequest(
+            "failed to parse JSON input: the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(LogicalError::BadRequest(format!(
+            "failed to parse JSON input: {e}"
+        ))),
+    }
+}
+
+/// Builds the core request for a logical (enveloped) path.
+pub(crate) async fn logical_request(
+    req: HttpRequest<Body>,
+    mut path: String,
+    remote: Option<String>,
+    limit: usize,
+) -> Result<Request, LogicalError> {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let mut data = query_map(req.uri().query())?;
+    let op = match method.as_str() {
+        "GET" | "HEAD" => {
+            let list = data.remove("list");
+            match list.as_ref().and_then(Value::as_str) {
+                None => Operation::Read,
+                Some(s) => match parse_bool(s) {
+                    Some(true) => Operation::List,
+                    Some(false) => Operation::Read,
+                    None => {
+                        return Err(LogicalError::BadRequest(format!(
+                            "invalid value {s:?} for list: expected a bool such as true, 1 or false"
+                        )));
+                    }
+                },
+            }
+        }
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "PATCH" => {
+            let ok = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.trim_start().starts_with("application/merge-patch+json"));
+            if !ok {
+                return Err(LogicalError::UnsupportedMediaType);
+            }
+            Operation::Patch
+        }
+        "DELETE" => Operation::Delete,
+        _ => return Err(LogicalError::UnsupportedOperation),
+    };
+    if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+        let body = read_body(req, limit).await?;
+        // Body parameters replace query parameters, as in Vault.
+        data = parse_body(&headers, &body)?;
+    }
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    let mut r = Request::new(op, path);
+    r.data = data;
+    r.token = token(&headers);
+    r.remote_addr = remote;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_json_form_and_errors() {
+        let h = HeaderMap::new();
+        assert!(parse_body(&h, b"").unwrap().is_empty());
+        assert_eq!(parse_body(&h, br#"{"a":1}"#).unwrap()["a"], 1);
+        assert!(parse_body(&h, b"[1]").is_err());
+        assert!(
+            parse_body(&h, b"{bad")
+                .unwrap_err()
+                .to_string()
+                .contains("failed to parse JSON")
+        );
+        let mut form = HeaderMap::new();
+        form.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        assert_eq!(parse_body(&form, b"a=1&b=x").unwrap()["b"], "x");
+    }
+
+    #[test]
+    fn bearer_token_is_a_fallback() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(token(&h).unwrap().expose(), "abc");
+        h.insert("x-vault-token", "xyz".parse().unwrap());
+        assert_eq!(token(&h).unwrap().expose(), "xyz");
+    }
+}

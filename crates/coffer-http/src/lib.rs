@@ -1,0 +1,96 @@
+//! The Vault wire format over HTTP: decodes `/v1/...` requests into core
+//! requests and encodes core responses as Vault's JSON envelope.
+//!
+//! Invariant: no business logic lives here; everything but the raw
+//! seal/health endpoints goes through `Core::handle`.
+
+mod decode;
+mod encode;
+mod raw;
+mod serve;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Method, Request as HttpRequest};
+use axum::response::Response;
+use coffer_core::Core;
+
+pub use serve::{ServeError, TlsFiles, load_tls, serve};
+
+/// Default request body limit, as Vault's (32 MiB).
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// Listener-level options.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body accepted, in bytes.
+    pub max_request_size: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: Arc<Core>,
+    opts: Arc<HttpOptions>,
+}
+
+/// The axum application serving the Vault-compatible API.
+pub fn router(core: Arc<Core>, opts: HttpOptions) -> Router {
+    Router::new().fallback(dispatch).with_state(AppState {
+        core,
+        opts: Arc::new(opts),
+    })
+}
+
+async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Response {
+    let Some(path) = req.uri().path().strip_prefix("/v1/").map(str::to_owned) else {
+        return encode::error(404, &[]);
+    };
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.to_string());
+    let (method, query, headers) = (
+        req.method().clone(),
+        req.uri().query().map(str::to_owned),
+        req.headers().clone(),
+    );
+    if let Some(resp) = raw::handle(&st.core, &path, &method, query.as_deref(), &headers).await {
+        return match resp {
+            raw::Raw::Ready(r) => r,
+            raw::Raw::WithBody(kind) => {
+                let body = match decode::read_body(req, st.opts.max_request_size).await {
+                    Ok(b) => b,
+                    Err(e) => return encode::logical_error(&e),
+                };
+                raw::with_body(&st.core, kind, body).await
+            }
+        };
+    }
+    let head_only = method == Method::HEAD;
+    match decode::logical_request(req, path, remote, st.opts.max_request_size).await {
+        Ok(lr) => {
+            let id = lr.id.clone();
+            let resp = match st.core.handle(lr).await {
+                Ok(r) => encode::envelope(&id, r),
+                Err(e) => encode::logical_error(&e),
+            };
+            if head_only {
+                encode::strip_body(resp)
+            } else {
+                resp
+            }
+        }
+        Err(e) => encode::logical_error(&e),
+    }
+}

@@ -1,0 +1,18 @@
+use thiserror::Error;
+
+/// What went wrong below the barrier.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The embedded file store failed.
+    #[error("storage (file {path}): {message}")]
+    File { path: String, message: String },
+    /// PostgreSQL failed or could not be reached.
+    #[error("storage (postgresql): {0}")]
+    Postgres(String),
+    /// The backend's configuration is unusable.
+    #[error("storage config: {0}")]
+    Config(String),
+    /// A blocking task could not run to completion.
+    #[error("storage: background task failed: {0}")]
+    Task(String),
+}

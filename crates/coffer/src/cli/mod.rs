@@ -1,0 +1,65 @@
+//! Client-side commands: they talk to a running server over HTTP.
+
+pub mod generic;
+pub mod operator;
+mod output;
+
+use anyhow::Context;
+use coffer_client::{Client, ClientConfig};
+
+/// A mistake in how a command was called (exit code 1, like Vault's CLI).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Output format of client commands.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned key/value table.
+    #[default]
+    Table,
+    /// The server's JSON.
+    Json,
+}
+
+/// Flags shared by every client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server address (default: $COFFER_ADDR, $VAULT_ADDR, http://127.0.0.1:8200).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl ClientArgs {
+    /// A client from flags and environment.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let address = self
+            .address
+            .clone()
+            .or_else(|| env_first(&["COFFER_ADDR", "VAULT_ADDR"]))
+            .unwrap_or_else(|| "http://127.0.0.1:8200".into());
+        let ca_cert_pem = match env_first(&["COFFER_CACERT", "VAULT_CACERT"]) {
+            Some(p) => {
+                Some(std::fs::read(&p).with_context(|| format!("reading CA certificate {p}"))?)
+            }
+            None => None,
+        };
+        let skip_verify = env_first(&["COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
+            .is_some_and(|v| coffer_core::fields::parse_bool(&v) == Some(true));
+        Ok(Client::new(ClientConfig {
+            address,
+            token: env_first(&["COFFER_TOKEN", "VAULT_TOKEN"]),
+            ca_cert_pem,
+            skip_verify,
+        })?)
+    }
+}

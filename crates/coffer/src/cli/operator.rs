@@ -1,0 +1,184 @@
+//! `coffer operator ...` and `coffer status`.
+
+use std::io::BufRead as _;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::output::{cell, json as print_json, table};
+use super::{ClientArgs, Format, UsageError};
+
+/// Operator subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Initialise a new server: prints unseal keys and the root token once.
+    Init {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Number of key shares.
+        #[arg(long, default_value_t = 5)]
+        key_shares: u8,
+        /// Shares needed to unseal.
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u8,
+    },
+    /// Enter one unseal key share (read from stdin when not given).
+    Unseal {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Discard the shares entered so far.
+        #[arg(long)]
+        reset: bool,
+        /// The key share (hex or base64); omit to read it from stdin.
+        key: Option<String>,
+    },
+    /// Seal the server.
+    Seal {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a barrier keyring term used for new writes.
+    Rotate {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the active keyring term.
+    KeyStatus {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs an operator command.
+pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
+    match cmd {
+        OperatorCommand::Init {
+            client,
+            key_shares,
+            key_threshold,
+        } => {
+            let c = client.client()?;
+            let body = c
+                .write(
+                    "sys/init",
+                    &json!({"secret_shares": key_shares, "secret_threshold": key_threshold}),
+                )
+                .await?
+                .context("sys/init returned no body")?;
+            if client.format == Format::Json {
+                print_json(&body);
+                return Ok(0);
+            }
+            let keys = body["keys_base64"].as_array().cloned().unwrap_or_default();
+            for (i, k) in keys.iter().enumerate() {
+                println!("Unseal Key {}: {}", i + 1, cell(k));
+            }
+            println!();
+            println!("Initial Root Token: {}", cell(&body["root_token"]));
+            println!();
+            println!(
+                "The server is initialised with {key_shares} key shares and a threshold of {key_threshold}.\n\
+                 Store the keys apart; they are shown only now. Unseal with `coffer operator unseal`."
+            );
+            Ok(0)
+        }
+        OperatorCommand::Unseal { client, reset, key } => {
+            let c = client.client()?;
+            let body = if reset {
+                json!({"reset": true})
+            } else {
+                let key = match key {
+                    Some(k) => k,
+                    None => {
+                        eprint!("Unseal Key (will be read from stdin): ");
+                        let mut line = String::new();
+                        std::io::stdin().lock().read_line(&mut line)?;
+                        line.trim().to_owned()
+                    }
+                };
+                if key.is_empty() {
+                    return Err(UsageError("no unseal key given".into()).into());
+                }
+                json!({ "key": key })
+            };
+            let status = c
+                .write("sys/unseal", &body)
+                .await?
+                .context("no status returned")?;
+            print_status(&status, client.format);
+            Ok(0)
+        }
+        OperatorCommand::Seal { client } => {
+            client.client()?.write("sys/seal", &json!({})).await?;
+            println!("Success! coffer is sealed.");
+            Ok(0)
+        }
+        OperatorCommand::Rotate { client } => {
+            let c = client.client()?;
+            c.write("sys/rotate", &json!({})).await?;
+            println!("Success! Rotated key\n");
+            print_key_status(&c, client.format).await
+        }
+        OperatorCommand::KeyStatus { client } => {
+            print_key_status(&client.client()?, client.format).await
+        }
+    }
+}
+
+async fn print_key_status(c: &coffer_client::Client, format: Format) -> anyhow::Result<u8> {
+    let body = c
+        .read("sys/key-status")
+        .await?
+        .context("sys/key-status returned nothing")?;
+    if format == Format::Json {
+        print_json(&body);
+        return Ok(0);
+    }
+    let d = &body["data"];
+    table(&[
+        ("Key Term".into(), cell(&d["term"])),
+        ("Install Time".into(), cell(&d["install_time"])),
+        ("Encryption Count".into(), cell(&d["encryptions"])),
+    ]);
+    Ok(0)
+}
+
+fn print_status(s: &Value, format: Format) {
+    if format == Format::Json {
+        return print_json(s);
+    }
+    let mut rows = vec![
+        ("Seal Type".to_string(), cell(&s["type"])),
+        ("Initialized".into(), cell(&s["initialized"])),
+        ("Sealed".into(), cell(&s["sealed"])),
+        ("Total Shares".into(), cell(&s["n"])),
+        ("Threshold".into(), cell(&s["t"])),
+    ];
+    if s["sealed"] == json!(true) {
+        rows.push((
+            "Unseal Progress".into(),
+            format!("{}/{}", cell(&s["progress"]), cell(&s["t"])),
+        ));
+        rows.push(("Unseal Nonce".into(), cell(&s["nonce"])));
+    }
+    rows.push(("Version".into(), cell(&s["version"])));
+    rows.push(("Build Date".into(), cell(&s["build_date"])));
+    rows.push(("Storage Type".into(), cell(&s["storage_type"])));
+    if let Some(n) = s.get("cluster_name") {
+        rows.push(("Cluster Name".into(), cell(n)));
+        rows.push(("Cluster ID".into(), cell(&s["cluster_id"])));
+    }
+    rows.push(("HA Enabled".into(), "false".into()));
+    table(&rows);
+}
+
+/// `coffer status`: 0 unsealed, 2 sealed, like `vault status`.
+pub async fn status(client: ClientArgs) -> anyhow::Result<u8> {
+    let s = client
+        .client()?
+        .read("sys/seal-status")
+        .await?
+        .context("sys/seal-status returned nothing")?;
+    print_status(&s, client.format);
+    Ok(if s["sealed"] == json!(false) { 0 } else { 2 })
+}

@@ -1,0 +1,63 @@
+//! Printing responses as Vault's CLI does: aligned tables or raw JSON.
+
+use serde_json::Value;
+
+/// Formats seconds the way Go prints durations (`768h`, `1h30m`, `45s`).
+pub fn go_duration(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// A value as one table cell.
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "n/a".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(cell).collect::<Vec<_>>().join(" ")),
+        Value::Object(_) => v.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints rows under a `Key / Value` header with aligned columns.
+pub fn table(rows: &[(String, String)]) {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
+    println!("{:<width$}    Value", "Key");
+    println!("{:<width$}    -----", "---");
+    for (k, v) in rows {
+        println!("{k:<width$}    {v}");
+    }
+}
+
+/// Prints JSON, pretty.
+pub fn json(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(2_764_800), "768h");
+        assert_eq!(go_duration(5410), "1h30m10s");
+        assert_eq!(go_duration(0), "0s");
+    }
+}

@@ -1,0 +1,549 @@
+//! The server's HCL configuration file, in Vault's shape.
+//!
+//! Unknown keys and bad values are errors that name the key and its line, so
+//! a typo never silently changes how secrets are stored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use coffer_core::fields::{parse_bool, parse_duration};
+use hcl_edit::expr::Expression;
+use hcl_edit::repr::Span;
+use hcl_edit::structure::{Block, BlockLabel, Structure};
+
+/// Where data is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// In memory; lost on exit.
+    Inmem,
+    /// Embedded redb file under a directory.
+    File { path: PathBuf },
+    /// A PostgreSQL table.
+    Postgres {
+        connection_url: String,
+        table: String,
+        max_parallel: usize,
+    },
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageConfig::Inmem => f.write_str("inmem"),
+            StorageConfig::File { path } => write!(f, "file({})", path.display()),
+            StorageConfig::Postgres { table, .. } => write!(f, "postgresql(table {table})"),
+        }
+    }
+}
+
+/// How the root key is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealFileConfig {
+    /// Operators unseal with key shares.
+    Shamir,
+    /// A static key from a file or an environment variable.
+    Static {
+        key_file: Option<PathBuf>,
+        key_env: Option<String>,
+    },
+}
+
+/// The TCP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `host:port`.
+    pub address: String,
+    /// PEM files when TLS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Body size limit in bytes.
+    pub max_request_size: usize,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// Listener.
+    pub listener: ListenerConfig,
+    /// Seal.
+    pub seal: SealFileConfig,
+    /// Address advertised to clients.
+    pub api_addr: Option<String>,
+    /// Log filter (`trace`, `debug`, `info`, `warn`, `error`).
+    pub log_level: String,
+    /// System default TTL, seconds.
+    pub default_lease_ttl: u64,
+    /// System max TTL, seconds.
+    pub max_lease_ttl: u64,
+    /// Reported cluster name.
+    pub cluster_name: String,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:8200".into(),
+            tls: None,
+            max_request_size: coffer_http::DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let core = coffer_core::CoreConfig::default();
+        Self {
+            storage: StorageConfig::File {
+                path: PathBuf::from("coffer-data"),
+            },
+            listener: ListenerConfig::default(),
+            seal: SealFileConfig::Shamir,
+            api_addr: None,
+            log_level: "info".into(),
+            default_lease_ttl: core.default_lease_ttl,
+            max_lease_ttl: core.max_lease_ttl,
+            cluster_name: core.cluster_name,
+        }
+    }
+}
+
+/// A configuration problem, with its place in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", .line.map(|l| format!(" line {l}")).unwrap_or_default())]
+pub struct ConfigError {
+    file: String,
+    line: Option<usize>,
+    message: String,
+}
+
+#[derive(Debug, Clone)]
+enum Scalar {
+    Str(String),
+    Num(String),
+    Bool(bool),
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    src: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+        span.map(|r| {
+            self.src[..r.start.min(self.src.len())]
+                .matches('\n')
+                .count()
+                + 1
+        })
+    }
+
+    fn err(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: self.line(span),
+            message,
+        }
+    }
+}
+
+/// Attributes of one block: key -> (value, line span).
+struct Attrs<'c> {
+    ctx: &'c Ctx<'c>,
+    items: BTreeMap<String, (Scalar, Option<std::ops::Range<usize>>)>,
+    what: String,
+}
+
+impl<'c> Attrs<'c> {
+    fn read<'b>(
+        ctx: &'c Ctx<'c>,
+        structures: impl Iterator<Item = &'b Structure>,
+        what: &str,
+        allowed: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let mut items = BTreeMap::new();
+        for s in structures {
+            match s {
+                Structure::Attribute(a) => {
+                    let key = a.key.value().as_str().to_owned();
+                    if !allowed.contains(&key.as_str()) {
+                        return Err(ctx.err(
+                            a.span(),
+                            format!(
+                                "unknown key {key:?} in {what}; known keys: {}",
+                                allowed.join(", ")
+                            ),
+                        ));
+                    }
+                    let v = scalar(&a.value).ok_or_else(|| {
+                        ctx.err(
+                            a.span(),
+                            format!("{what}: {key:?} must be a string, number or bool"),
+                        )
+                    })?;
+                    if items.insert(key.clone(), (v, a.span())).is_some() {
+                        return Err(ctx.err(a.span(), format!("{what}: {key:?} is set twice")));
+                    }
+                }
+                Structure::Block(b) => {
+                    return Err(ctx.err(
+                        b.span(),
+                        format!("unexpected block {:?} in {what}", b.ident.value().as_str()),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            ctx,
+            items,
+            what: what.to_owned(),
+        })
+    }
+
+    fn bad(&self, key: &str, expected: &str) -> ConfigError {
+        let span = self.items.get(key).and_then(|(_, s)| s.clone());
+        self.ctx
+            .err(span, format!("{}: {key:?} must be {expected}", self.what))
+    }
+
+    fn str(&self, key: &str) -> Option<String> {
+        self.items.get(key).map(|(v, _)| match v {
+            Scalar::Str(s) | Scalar::Num(s) => s.clone(),
+            Scalar::Bool(b) => b.to_string(),
+        })
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.items.get(key) {
+            None => Ok(None),
+            Some((Scalar::Bool(b), _)) => Ok(Some(*b)),
+            Some((Scalar::Str(s) | Scalar::Num(s), _)) => parse_bool(s)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, "true or false")),
+        }
+    }
+
+    fn uint(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.str(key) {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(key, "a whole number")),
+        }
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.str(key) {
+            None => Ok(None),
+            Some(s) => parse_duration(&s)
+                .map(Some)
+                .map_err(|_| self.bad(key, "a duration such as \"768h\" or 3600")),
+        }
+    }
+}
+
+fn scalar(e: &Expression) -> Option<Scalar> {
+    Some(match e {
+        Expression::String(s) => Scalar::Str(s.value().clone()),
+        Expression::Number(n) => Scalar::Num(n.value().to_string()),
+        Expression::Bool(b) => Scalar::Bool(*b.value()),
+        _ => return None,
+    })
+}
+
+fn one_label(ctx: &Ctx<'_>, b: &Block) -> Result<String, ConfigError> {
+    let what = b.ident.value().as_str();
+    match b.labels.as_slice() {
+        [l] => Ok(match l {
+            BlockLabel::Ident(i) => i.value().as_str().to_owned(),
+            BlockLabel::String(s) => s.value().clone(),
+        }),
+        _ => Err(ctx.err(
+            b.span(),
+            format!("{what} block needs exactly one label, e.g. {what} \"file\" {{ ... }}"),
+        )),
+    }
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&file, &src)
+}
+
+/// Parses configuration text; `file` names it in errors.
+pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, src };
+    let body = hcl_edit::parser::parse_body(src).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        line: Some(e.location().line()),
+        message: format!("not valid HCL: {}", e.message()),
+    })?;
+    let mut cfg = Config::default();
+    let mut seen_storage = false;
+    let mut seen_listener = false;
+    for s in body.iter() {
+        let Structure::Block(b) = s else { continue };
+        match b.ident.value().as_str() {
+            "storage" => {
+                if std::mem::replace(&mut seen_storage, true) {
+                    return Err(ctx.err(b.span(), "only one storage block is allowed".into()));
+                }
+                cfg.storage = storage(&ctx, b)?;
+            }
+            "listener" => {
+                if std::mem::replace(&mut seen_listener, true) {
+                    return Err(ctx.err(b.span(), "only one listener block is supported".into()));
+                }
+                cfg.listener = listener(&ctx, b)?;
+            }
+            "seal" => cfg.seal = seal(&ctx, b)?,
+            other => {
+                return Err(ctx.err(
+                    b.span(),
+                    format!("unknown block {other:?}; known blocks: storage, listener, seal"),
+                ));
+            }
+        }
+    }
+    let a = Attrs::read(
+        &ctx,
+        body.iter().filter(|s| s.is_attribute()),
+        "the top level",
+        &[
+            "api_addr",
+            "cluster_addr",
+            "ui",
+            "log_level",
+            "default_lease_ttl",
+            "max_lease_ttl",
+            "cluster_name",
+            "disable_mlock",
+        ],
+    )?;
+    cfg.api_addr = a.str("api_addr");
+    a.bool("ui")?;
+    a.bool("disable_mlock")?;
+    if let Some(l) = a.str("log_level") {
+        let l = l.to_lowercase();
+        if !["trace", "debug", "info", "warn", "error"].contains(&l.as_str()) {
+            return Err(a.bad("log_level", "one of trace, debug, info, warn, error"));
+        }
+        cfg.log_level = l;
+    }
+    if let Some(d) = a.duration("default_lease_ttl")? {
+        cfg.default_lease_ttl = d;
+    }
+    if let Some(m) = a.duration("max_lease_ttl")? {
+        cfg.max_lease_ttl = m;
+    }
+    if cfg.default_lease_ttl > cfg.max_lease_ttl {
+        return Err(a.bad("default_lease_ttl", "no more than max_lease_ttl"));
+    }
+    if let Some(n) = a.str("cluster_name") {
+        cfg.cluster_name = n;
+    }
+    Ok(cfg)
+}
+
+fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {
+    let kind = one_label(ctx, b)?;
+    let what = format!("storage {kind:?}");
+    match kind.as_str() {
+        "inmem" => {
+            Attrs::read(ctx, b.body.iter(), &what, &[])?;
+            Ok(StorageConfig::Inmem)
+        }
+        "file" => {
+            let a = Attrs::read(ctx, b.body.iter(), &what, &["path"])?;
+            let path = a.str("path").ok_or_else(|| {
+                ctx.err(b.span(), format!("{what} needs path = \"/dir/for/data\""))
+            })?;
+            Ok(StorageConfig::File { path: path.into() })
+        }
+        "postgresql" => {
+            let a = Attrs::read(
+                ctx,
+                b.body.iter(),
+                &what,
+                &["connection_url", "table", "max_parallel"],
+            )?;
+            let connection_url = a
+                .str("connection_url")
+                .or_else(|| std::env::var("COFFER_PG_CONNECTION_URL").ok())
+                .ok_or_else(|| {
+                    ctx.err(
+                        b.span(),
+                        format!("{what} needs connection_url (or COFFER_PG_CONNECTION_URL)"),
+                    )
+                })?;
+            Ok(StorageConfig::Postgres {
+                connection_url,
+                table: a.str("table").unwrap_or_else(|| "coffer_store".into()),
+                max_parallel: a.uint("max_parallel")?.unwrap_or(16) as usize,
+            })
+        }
+        other => Err(ctx.err(
+            b.span(),
+            format!("unknown storage type {other:?}; use \"file\", \"postgresql\" or \"inmem\""),
+        )),
+    }
+}
+
+fn listener(ctx: &Ctx<'_>, b: &Block) -> Result<ListenerConfig, ConfigError> {
+    let kind = one_label(ctx, b)?;
+    if kind != "tcp" {
+        return Err(ctx.err(
+            b.span(),
+            format!("unknown listener type {kind:?}; only \"tcp\" exists"),
+        ));
+    }
+    let a = Attrs::read(
+        ctx,
+        b.body.iter(),
+        "listener \"tcp\"",
+        &[
+            "address",
+            "tls_disable",
+            "tls_cert_file",
+            "tls_key_file",
+            "max_request_size",
+        ],
+    )?;
+    let mut l = ListenerConfig::default();
+    if let Some(addr) = a.str("address") {
+        if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
+            return Err(a.bad("address", "host:port, e.g. \"127.0.0.1:8200\""));
+        }
+        l.address = addr;
+    }
+    if let Some(m) = a.uint("max_request_size")? {
+        l.max_request_size = if m == 0 {
+            coffer_http::DEFAULT_MAX_REQUEST_SIZE
+        } else {
+            m as usize
+        };
+    }
+    let disabled = a.bool("tls_disable")?.unwrap_or(false);
+    match (disabled, a.str("tls_cert_file"), a.str("tls_key_file")) {
+        (true, _, _) => {}
+        (false, Some(c), Some(k)) => l.tls = Some((c.into(), k.into())),
+        (false, _, _) => {
+            return Err(ctx.err(
+                b.span(),
+                "listener \"tcp\": TLS is on by default: set tls_cert_file and tls_key_file, or tls_disable = true"
+                    .into(),
+            ));
+        }
+    }
+    Ok(l)
+}
+
+fn seal(ctx: &Ctx<'_>, b: &Block) -> Result<SealFileConfig, ConfigError> {
+    let kind = one_label(ctx, b)?;
+    match kind.as_str() {
+        "shamir" => {
+            Attrs::read(ctx, b.body.iter(), "seal \"shamir\"", &[])?;
+            Ok(SealFileConfig::Shamir)
+        }
+        "static" => {
+            let a = Attrs::read(
+                ctx,
+                b.body.iter(),
+                "seal \"static\"",
+                &["key_file", "key_env"],
+            )?;
+            let (key_file, key_env) = (a.str("key_file").map(PathBuf::from), a.str("key_env"));
+            if key_file.is_some() == key_env.is_some() {
+                return Err(ctx.err(
+                    b.span(),
+                    "seal \"static\" needs exactly one of key_file or key_env".into(),
+                ));
+            }
+            Ok(SealFileConfig::Static { key_file, key_env })
+        }
+        other => Err(ctx.err(
+            b.span(),
+            format!("unknown seal type {other:?}; use \"shamir\" or \"static\""),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            "t.hcl",
+            r#"
+storage "postgresql" {
+  connection_url = "host=127.0.0.1 user=postgres"
+  table = "t1"
+  max_parallel = "8"
+}
+listener "tcp" {
+  address = "127.0.0.1:9200"
+  tls_disable = 1
+}
+seal "static" { key_env = "K" }
+api_addr = "http://127.0.0.1:9200"
+ui = true
+log_level = "debug"
+default_lease_ttl = "1h"
+max_lease_ttl = "24h"
+disable_mlock = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::Postgres {
+                connection_url: "host=127.0.0.1 user=postgres".into(),
+                table: "t1".into(),
+                max_parallel: 8
+            }
+        );
+        assert_eq!(c.listener.address, "127.0.0.1:9200");
+        assert!(c.listener.tls.is_none());
+        assert_eq!(c.default_lease_ttl, 3600);
+        assert!(matches!(c.seal, SealFileConfig::Static { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let cases = [
+            (
+                "storage \"file\" {\n  path = \"x\"\n  paht = \"y\"\n}\n",
+                "line 3",
+                "unknown key \"paht\"",
+            ),
+            (
+                "listener \"tcp\" {\n tls_disable = \"maybe\"\n}\n",
+                "line 2",
+                "tls_disable",
+            ),
+            ("\n\nfoo = 1\n", "line 3", "unknown key \"foo\""),
+            ("storage \"s3\" {}\n", "line 1", "unknown storage type"),
+            (
+                "listener \"tcp\" {\n address = \"127.0.0.1:1\"\n}\n",
+                "line 1",
+                "tls_cert_file",
+            ),
+            ("storage \"file\" {\n", "line", "not valid HCL"),
+            ("default_lease_ttl = \"1y\"\n", "line 1", "duration"),
+        ];
+        for (src, line, needle) in cases {
+            let e = parse("c.hcl", src).unwrap_err().to_string();
+            assert!(e.contains(line) && e.contains(needle), "{src:?} gave {e}");
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `coffer`: the server and its command-line client in one binary.
+
+mod cli;
+mod config;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// coffer: a Vault-compatible secrets manager.
+#[derive(Parser)]
+#[command(name = "coffer", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Server(server::ServerArgs),
+    /// Initialise, unseal, seal and rotate the server.
+    #[command(subcommand)]
+    Operator(cli::operator::OperatorCommand),
+    /// Show seal status (exit code 2 when sealed, like `vault status`).
+    Status(cli::ClientArgs),
+    /// Read a path.
+    Read(cli::generic::ReadArgs),
+    /// Write key=value pairs to a path (`k=@file` reads a file, `k=-` reads stdin).
+    Write(cli::generic::WriteArgs),
+    /// List the keys under a path.
+    List(cli::generic::PathArgs),
+    /// Delete a path.
+    Delete(cli::generic::PathArgs),
+}
+
+/// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
+fn vault_style_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, a) in std::env::args().enumerate() {
+        if i == 0 || passthrough {
+            out.push(a);
+            continue;
+        }
+        if a == "--" {
+            passthrough = true;
+            out.push(a);
+            continue;
+        }
+        let name_len = a
+            .strip_prefix('-')
+            .filter(|r| !r.starts_with('-'))
+            .map(|r| r.split('=').next().unwrap_or("").len())
+            .unwrap_or(0);
+        if name_len > 1 {
+            out.push(format!("-{a}"));
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(vault_style_args());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Server(a) => server::run(a).await.map(|_| 0),
+            Command::Operator(c) => cli::operator::run(c).await,
+            Command::Status(a) => cli::operator::status(a).await,
+            Command::Read(a) => cli::generic::read(a).await,
+            Command::Write(a) => cli::generic::write(a).await,
+            Command::List(a) => cli::generic::list(a).await,
+            Command::Delete(a) => cli::generic::delete(a).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(if e.downcast_ref::<cli::UsageError>().is_some() {
+                1
+            } else {
+                2
+            })
+        }
+    }
+}

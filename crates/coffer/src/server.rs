@@ -1,0 +1,196 @@
+//! `coffer server`: build storage, seal and core from config, then serve HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use coffer_core::seal::{SealMode, StaticSeal};
+use coffer_core::{Core, CoreConfig, InitParams, Operation, Request};
+use coffer_storage::{DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage};
+use serde_json::json;
+
+use crate::config::{self, Config, SealFileConfig, StorageConfig};
+
+/// Flags of `coffer server`.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Configuration file (Vault-style HCL).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dev mode: in memory, initialised and unsealed, root token printed.
+    #[arg(long)]
+    dev: bool,
+    /// Dev mode listen address.
+    #[arg(long, default_value = "127.0.0.1:8200")]
+    dev_listen_address: String,
+    /// Dev mode root token id (default: random).
+    #[arg(long, env = "COFFER_DEV_ROOT_TOKEN_ID")]
+    dev_root_token_id: Option<String>,
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open_storage(cfg: &StorageConfig) -> anyhow::Result<DynStorage> {
+    Ok(match cfg {
+        StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
+        StorageConfig::File { path } => {
+            let file = path.join("coffer.redb");
+            Arc::new(
+                FileStorage::open(&file).with_context(|| format!("opening {}", file.display()))?,
+            )
+        }
+        StorageConfig::Postgres {
+            connection_url,
+            table,
+            max_parallel,
+        } => Arc::new(
+            PostgresStorage::connect(&PostgresConfig {
+                connection_url: connection_url.clone(),
+                table: table.clone(),
+                max_parallel: *max_parallel,
+            })
+            .await?,
+        ),
+    })
+}
+
+fn seal_mode(cfg: &SealFileConfig) -> anyhow::Result<SealMode> {
+    Ok(match cfg {
+        SealFileConfig::Shamir => SealMode::Shamir,
+        SealFileConfig::Static { key_file, key_env } => {
+            let text = zeroize::Zeroizing::new(match (key_file, key_env) {
+                (Some(f), _) => std::fs::read_to_string(f).with_context(|| {
+                    format!("seal \"static\": cannot read key_file {}", f.display())
+                })?,
+                (None, Some(var)) => std::env::var(var).with_context(|| {
+                    format!("seal \"static\": environment variable {var} is not set")
+                })?,
+                (None, None) => bail!("seal \"static\" needs key_file or key_env"),
+            });
+            SealMode::Auto(Box::new(StaticSeal::from_text(&text)?))
+        }
+    })
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let cfg = match (&args.config, args.dev) {
+        (Some(p), _) => config::load(p)?,
+        (None, true) => {
+            let mut c = Config {
+                storage: StorageConfig::Inmem,
+                ..Config::default()
+            };
+            c.listener.address = args.dev_listen_address.clone();
+            c
+        }
+        (None, false) => Config::default(),
+    };
+    init_logging(&cfg.log_level);
+    let storage = open_storage(&cfg.storage).await?;
+    let core = Arc::new(Core::new(
+        storage,
+        seal_mode(&cfg.seal)?,
+        coffer_engines::registry(),
+        CoreConfig {
+            default_lease_ttl: cfg.default_lease_ttl,
+            max_lease_ttl: cfg.max_lease_ttl,
+            cluster_name: cfg.cluster_name.clone(),
+        },
+    )?);
+
+    let tls = match &cfg.listener.tls {
+        Some((cert, key)) => Some(coffer_http::load_tls(&coffer_http::TlsFiles {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        })?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(&cfg.listener.address)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listener.address))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let api_addr = format!("{scheme}://{local}");
+
+    if args.dev {
+        start_dev(&core, &api_addr, args.dev_root_token_id.as_deref()).await?;
+    } else if core.auto_unseal().await? {
+        tracing::info!("unsealed automatically by the configured seal");
+    }
+    println!("Listening on {api_addr} (storage: {:?})", cfg.storage);
+    let app = coffer_http::router(
+        core,
+        coffer_http::HttpOptions {
+            max_request_size: cfg.listener.max_request_size,
+        },
+    );
+    coffer_http::serve(listener, app, tls, shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn start_dev(core: &Core, api_addr: &str, root_id: Option<&str>) -> anyhow::Result<()> {
+    let init = core
+        .initialize(InitParams {
+            secret_shares: 1,
+            secret_threshold: 1,
+        })
+        .await?;
+    let key = init
+        .keys
+        .first()
+        .context("dev mode: initialisation returned no key")?;
+    let key_b64 = base64::engine::general_purpose::STANDARD.encode(key.expose());
+    core.unseal_share(Some(&key_b64), false).await?;
+    let mut token = init.root_token.expose().to_owned();
+    if let Some(id) = root_id {
+        core.set_dev_root_token(id).await?;
+        token = id.to_owned();
+    }
+    let mut mount = Request::new(Operation::Update, "sys/mounts/secret");
+    mount.token = Some(coffer_core::secret::SecretString::new(token.clone()));
+    mount.data = json!({"type": "kv", "description": "key/value secret storage"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    core.handle(mount).await?;
+    // Dev mode prints its keys on purpose, as Vault's does: it is for local use only.
+    println!("==> coffer server started in DEV MODE: in memory, unsealed, nothing survives exit.");
+    println!();
+    println!("    export VAULT_ADDR='{api_addr}'");
+    println!();
+    println!("Unseal Key: {key_b64}");
+    println!("Root Token: {token}");
+    println!();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
