@@ -53,8 +53,17 @@ pub fn router(core: Arc<Core>, opts: HttpOptions) -> Router {
 }
 
 async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Response {
-    let Some(path) = req.uri().path().strip_prefix("/v1/").map(str::to_owned) else {
+    let Some(raw_path) = req.uri().path().strip_prefix("/v1/") else {
         return encode::error(404, &[]);
+    };
+    // Vault routes on the decoded path, so `%2e%2e` is checked as `..`.
+    let path = match percent_encoding::percent_decode_str(raw_path).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => {
+            return encode::logical_error(&coffer_core::LogicalError::BadRequest(
+                "request path is not valid UTF-8 after percent-decoding".into(),
+            ));
+        }
     };
     let remote = req
         .extensions()

@@ -124,7 +124,8 @@ impl Storage for PostgresStorage {
         let client = self.pool.get().await.map_err(pg)?;
         client
             .execute(&self.sql.put, &[&key, &value])
-            .await.map_err(db)?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -132,7 +133,8 @@ impl Storage for PostgresStorage {
         let client = self.pool.get().await.map_err(pg)?;
         client
             .execute(&self.sql.delete, &[&key])
-            .await.map_err(db)?;
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
@@ -143,7 +145,8 @@ impl Storage for PostgresStorage {
             .map_err(|_| StorageError::Postgres("list prefix too long".into()))?;
         let rows = client
             .query(&self.sql.list, &[&prefix, &upper, &from])
-            .await.map_err(db)?;
+            .await
+            .map_err(db)?;
         Ok(rows.into_iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
