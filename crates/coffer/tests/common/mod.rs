@@ -130,7 +130,12 @@ impl Setup {
 
     /// Embedded file storage in the temp dir.
     pub fn embedded() -> Setup {
-        Setup::new("storage \"file\" {\n  path = \"{DIR}/data\"\n}", "")
+        Setup::embedded_with("")
+    }
+
+    /// Embedded file storage plus extra HCL (a seal block, ...).
+    pub fn embedded_with(extra: &str) -> Setup {
+        Setup::new("storage \"file\" {\n  path = \"{DIR}/data\"\n}", extra)
     }
 
     /// The redb data file.

@@ -1,0 +1,192 @@
+//! Static-key auto-unseal, TLS, and configuration errors from the real binary.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, Setup};
+use serde_json::json;
+
+const KEY_A: &str = "0001020304050607080910111213141516171819202122232425262728293031";
+const KEY_B: &str = "3130292827262524232221201918171615141312111009080706050403020100";
+
+fn static_setup() -> Setup {
+    Setup::embedded_with("seal \"static\" {\n  key_env = \"COFFER_TEST_SEAL_KEY\"\n}")
+}
+
+#[tokio::test]
+async fn static_seal_unseals_itself_and_refuses_a_wrong_key() {
+    let setup = static_setup();
+    let s = Server::with_config(&setup.config, &[("COFFER_TEST_SEAL_KEY", KEY_A)]);
+    let anon = s.http(None);
+    let st = anon.get("sys/seal-status").await.json();
+    assert_eq!(
+        (st["type"].clone(), st["initialized"].clone()),
+        (json!("static"), json!(false))
+    );
+    let r = anon.put("sys/init", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let init = r.json();
+    assert_eq!(init["keys"], json!([]));
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        anon.get("sys/health").await.status,
+        200,
+        "unsealed right after init"
+    );
+    let r = anon.put("sys/unseal", json!({"key": KEY_A})).await;
+    assert_eq!(r.status, 200, "already unsealed: status only");
+    let h = s.http(Some(&root));
+    h.post("sys/mounts/kv", json!({"type": "kv"})).await;
+    h.post("kv/a", json!({"v": 1})).await;
+    s.stop();
+
+    let s = Server::with_config(&setup.config, &[("COFFER_TEST_SEAL_KEY", KEY_A)]);
+    assert_eq!(
+        s.http(None).get("sys/health").await.status,
+        200,
+        "auto-unsealed at start"
+    );
+    assert_eq!(s.http(Some(&root)).get("kv/a").await.json()["data"]["v"], 1);
+    s.stop();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "--config", setup.config.to_str().unwrap()])
+        .env("COFFER_TEST_SEAL_KEY", KEY_B)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not decrypt"), "{err}");
+}
+
+#[test]
+fn config_errors_name_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "storage \"file\" {\n  path = \"x\"\n  paht = \"y\"\n}\n",
+            "line 3",
+            "unknown key \"paht\"",
+        ),
+        (
+            "listener \"tcp\" {\n  address = \"127.0.0.1:0\"\n}\n",
+            "line 1",
+            "tls_cert_file",
+        ),
+        ("seal \"static\" {\n}\n", "line 1", "key_file or key_env"),
+        (
+            "seal \"static\" {\n  key_env = \"COFFER_NOPE_UNSET\"\n}\nstorage \"inmem\" {}\nlistener \"tcp\" {\n address = \"127.0.0.1:0\"\n tls_disable = true\n}\n",
+            "",
+            "COFFER_NOPE_UNSET is not set",
+        ),
+    ];
+    for (i, (src, line, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.hcl"));
+        std::fs::write(&path, src).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["server", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "case {i} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(line) && err.contains(needle),
+            "case {i}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_listener_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let (ca, ca_key, cert, key) = (p("ca.pem"), p("ca.key"), p("cert.pem"), p("key.pem"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+    ];
+    let steps: [Vec<&str>; 2] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=coffer-test-ca",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-keyout",
+                &key,
+                "-out",
+                &cert,
+            ],
+        ]
+        .concat(),
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl must be installed to make a test certificate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let config = dir.path().join("tls.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n address = \"127.0.0.1:0\"\n tls_cert_file = \"{}\"\n tls_key_file = \"{}\"\n}}\n",
+            cert, key
+        ),
+    )
+    .unwrap();
+    let s = Server::with_config(&config, &[]);
+    assert!(s.addr.starts_with("https://"), "{}", s.addr);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/v1/sys/seal-status", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Plain HTTP to the TLS port does not get an answer.
+    let plain = reqwest::get(format!(
+        "{}/v1/sys/seal-status",
+        s.addr.replace("https", "http")
+    ))
+    .await;
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() >= 400);
+}
