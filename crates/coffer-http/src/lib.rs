@@ -52,13 +52,24 @@ pub fn router(core: Arc<Core>, opts: HttpOptions) -> Router {
     })
 }
 
+/// Repeated slashes mean one, as Go's path cleaning (and so Vault) treats them.
+fn collapse_slashes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Response {
     let Some(raw_path) = req.uri().path().strip_prefix("/v1/") else {
         return encode::error(404, &[]);
     };
     // Vault routes on the decoded path, so `%2e%2e` is checked as `..`.
     let path = match percent_encoding::percent_decode_str(raw_path).decode_utf8() {
-        Ok(p) => p.into_owned(),
+        Ok(p) => collapse_slashes(&p),
         Err(_) => {
             return encode::logical_error(&coffer_core::LogicalError::BadRequest(
                 "request path is not valid UTF-8 after percent-decoding".into(),

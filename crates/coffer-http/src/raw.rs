@@ -45,21 +45,11 @@ pub(crate) async fn handle(
             let r = health(core, query).await;
             ready(if *m == Method::HEAD { strip_body(r) } else { r })
         }
+        // A single node has no HA; OpenBao answers exactly this then.
         "sys/leader" if *m == Method::GET => ready(if core.is_sealed() {
             logical_error(&LogicalError::Sealed)
         } else {
-            json(
-                200,
-                &json!({
-                    "ha_enabled": false,
-                    "is_self": false,
-                    "active_time": "0001-01-01T00:00:00Z",
-                    "leader_address": "",
-                    "leader_cluster_address": "",
-                    "performance_standby": false,
-                    "performance_standby_last_remote_wal": 0,
-                }),
-            )
+            json(200, &json!({ "ha_enabled": false }))
         }),
         "sys/init" | "sys/unseal" | "sys/seal-status" | "sys/health" | "sys/leader" => {
             ready(error(405, &[]))

@@ -170,13 +170,30 @@ impl Core {
             }
             SysRoute::Random => tools::random(&req.data, m.param("a"), m.param("b")).map(Some),
             SysRoute::Hash => tools::hash(&req.data, m.param("alg")).map(Some),
-            SysRoute::UiMounts => Ok(Some(Response::data(obj(json!({"auth": {}, "secret": {}}))))),
+            SysRoute::UiMounts => self.ui_mounts(active, token).map(Some),
             SysRoute::UiMount => self.ui_mount(active, m.param("path"), token).map(Some),
             SysRoute::Seal => {
                 self.seal().await;
                 Ok(None)
             }
         }
+    }
+
+    /// Without a token nothing is listed (no mount opts into `listing_visibility` yet).
+    fn ui_mounts(
+        &self,
+        active: &Active,
+        token: Option<&TokenEntry>,
+    ) -> Result<Response, LogicalError> {
+        let mut secret = Map::new();
+        if token.is_some() {
+            for m in self.mounts(active)?.iter() {
+                secret.insert(m.entry.path.clone(), Value::Object(m.entry.to_api()));
+            }
+            let sys = crate::mounts::system_mount();
+            secret.insert(sys.path.clone(), Value::Object(sys.to_api()));
+        }
+        Ok(Response::data(obj(json!({"auth": {}, "secret": secret}))))
     }
 
     fn ui_mount(
