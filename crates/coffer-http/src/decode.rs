@@ -130,12 +130,20 @@ pub(crate) async fn logical_request(
         "LIST" => Operation::List,
         "POST" | "PUT" => Operation::Update,
         "PATCH" => {
-            let ok = headers
+            // Like Vault: no media type at all is a bad request, a wrong one is 415.
+            match headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| ct.trim_start().starts_with("application/merge-patch+json"));
-            if !ok {
-                return Err(LogicalError::UnsupportedMediaType);
+            {
+                None => {
+                    return Err(LogicalError::BadRequest(
+                        "PATCH needs a Content-Type header: application/merge-patch+json".into(),
+                    ));
+                }
+                Some(ct) if !ct.trim_start().starts_with("application/merge-patch+json") => {
+                    return Err(LogicalError::UnsupportedMediaType);
+                }
+                Some(_) => {}
             }
             Operation::Patch
         }

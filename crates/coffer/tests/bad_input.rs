@@ -27,7 +27,7 @@ async fn malformed_and_hostile_requests_are_refused_cleanly() {
             "failed to parse JSON",
         ),
         ("POST", "secret/a", Some(b"[1,2]"), 400, "JSON object"),
-        ("PATCH", "secret/a", Some(b"{}"), 415, "merge-patch"),
+        ("PATCH", "secret/a", Some(b"{}"), 400, "merge-patch"),
         ("OPTIONS", "secret/a", None, 405, ""),
         ("GET", "nomount/a", None, 404, "unsupported path"),
         (
@@ -61,6 +61,15 @@ async fn malformed_and_hostile_requests_are_refused_cleanly() {
             );
         }
     }
+    let wrong_type = h
+        .send(
+            "PATCH",
+            "secret/a",
+            Some(b"{}".to_vec()),
+            &[("Content-Type", "application/json")],
+        )
+        .await;
+    assert_eq!(wrong_type.status, 415, "{}", wrong_type.text);
     // Still serving.
     assert_eq!(h.post("secret/ok", json!({"k": "v"})).await.status, 204);
     assert_eq!(h.get("secret/ok").await.status, 200);

