@@ -153,8 +153,8 @@ def main():
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: {hint}")
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "coffer", "-p", "coffer-http", "--example", "bare_axum"],
-                   cwd=ROOT, check=True)
+    for target in (["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"]):
+        subprocess.run(["cargo", "build", "--release", "-q", *target], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="coffer-bench-")
     procs = []
     try:

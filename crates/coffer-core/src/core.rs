@@ -481,11 +481,12 @@ impl Core {
         let active = self.active()?;
         check_path(&req.path)?;
         let token = self.authenticate(&active, &req).await?;
-        authorize(token.as_ref(), &req)?;
+        authorize(token.as_deref(), &req)?;
         // Audit of the request belongs here (fail-closed) once audit devices exist.
         let op = req.operation;
         let resp = if let Some(rest) = req.path.strip_prefix("sys/") {
-            self.handle_sys(&active, &req, rest, token.as_ref()).await?
+            self.handle_sys(&active, &req, rest, token.as_deref())
+                .await?
         } else {
             self.route(&active, &req).await?
         };
@@ -496,7 +497,7 @@ impl Core {
         &self,
         active: &Active,
         req: &Request,
-    ) -> Result<Option<TokenEntry>, LogicalError> {
+    ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         let token = match &req.token {
             Some(t) => active.tokens.lookup(t.expose()).await?,
             None => None,
@@ -553,7 +554,10 @@ impl Core {
 pub(crate) fn find_mount<'a>(mounts: &'a [Mounted], path: &str) -> Option<&'a Mounted> {
     mounts
         .iter()
-        .filter(|m| path.starts_with(m.entry.path.as_str()) || format!("{path}/") == m.entry.path)
+        .filter(|m| {
+            let mp = m.entry.path.as_str();
+            path.starts_with(mp) || mp.strip_suffix('/') == Some(path)
+        })
         .max_by_key(|m| m.entry.path.len())
 }
 

@@ -45,10 +45,21 @@ impl TokenEntry {
     }
 }
 
+/// The stored form: the entry plus the id's hash, compared in constant time on lookup.
+#[derive(Serialize, Deserialize)]
+struct StoredToken {
+    hash: String,
+    entry: TokenEntry,
+}
+
+/// Parsed entries kept in memory; every change to a token goes through this store.
+const ENTRY_CACHE: usize = 16_384;
+
 /// Creates and resolves tokens behind the barrier.
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: Key32,
+    cache: quick_cache::sync::Cache<String, Arc<TokenEntry>>,
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -84,7 +95,11 @@ impl TokenStore {
                 k
             }
         };
-        Ok(Self { barrier, salt })
+        Ok(Self {
+            barrier,
+            salt,
+            cache: quick_cache::sync::Cache::new(ENTRY_CACHE),
+        })
     }
 
     fn hash(&self, id: &str) -> String {
@@ -104,16 +119,18 @@ impl TokenStore {
 
     /// Stores `entry` under a caller-chosen id (dev mode's `-dev-root-token-id`).
     pub async fn store(&self, id: &SecretString, entry: &TokenEntry) -> Result<(), LogicalError> {
-        let mut stored =
-            serde_json::to_value(entry).map_err(|e| LogicalError::Internal(e.to_string()))?;
-        // Keep the hash inside the value too so a lookup can compare it in constant time.
         let hash = self.hash(id.expose());
-        stored["hash"] = serde_json::Value::String(hash.clone());
+        let stored = StoredToken {
+            hash: hash.clone(),
+            entry: entry.clone(),
+        };
         let bytes =
             serde_json::to_vec(&stored).map_err(|e| LogicalError::Internal(e.to_string()))?;
+        self.cache.remove(&hash);
         self.barrier
             .put(&format!("{ID_PREFIX}{hash}"), &bytes)
             .await?;
+        self.cache.insert(hash, Arc::new(stored.entry));
         Ok(())
     }
 
@@ -132,22 +149,27 @@ impl TokenStore {
     }
 
     /// Resolves a token id; `None` if unknown or expired.
-    pub async fn lookup(&self, id: &str) -> Result<Option<TokenEntry>, LogicalError> {
+    pub async fn lookup(&self, id: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         if id.is_empty() || id.len() > 256 {
             return Ok(None);
         }
         let hash = self.hash(id);
-        let Some(bytes) = self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? else {
-            return Ok(None);
+        let entry = match self.cache.get(&hash) {
+            Some(e) => e,
+            None => {
+                let Some(bytes) = self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? else {
+                    return Ok(None);
+                };
+                let stored: StoredToken = serde_json::from_slice(bytes.expose())
+                    .map_err(|e| LogicalError::Internal(format!("token entry is corrupt: {e}")))?;
+                if !bool::from(stored.hash.as_bytes().ct_eq(hash.as_bytes())) {
+                    return Ok(None);
+                }
+                let e = Arc::new(stored.entry);
+                self.cache.insert(hash, e.clone());
+                e
+            }
         };
-        let stored: serde_json::Value = serde_json::from_slice(bytes.expose())
-            .map_err(|e| LogicalError::Internal(format!("token entry is corrupt: {e}")))?;
-        let stored_hash = stored["hash"].as_str().unwrap_or("");
-        if !bool::from(stored_hash.as_bytes().ct_eq(hash.as_bytes())) {
-            return Ok(None);
-        }
-        let entry: TokenEntry = serde_json::from_value(stored)
-            .map_err(|e| LogicalError::Internal(format!("token entry is corrupt: {e}")))?;
         if entry.ttl > 0
             && entry.creation_time.saturating_add(entry.ttl as i64)
                 <= time::OffsetDateTime::now_utc().unix_timestamp()

@@ -80,24 +80,27 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.to_string());
-    let (method, query, headers) = (
-        req.method().clone(),
-        req.uri().query().map(str::to_owned),
-        req.headers().clone(),
-    );
-    if let Some(resp) = raw::handle(&st.core, &path, &method, query.as_deref(), &headers).await {
-        return match resp {
-            raw::Raw::Ready(r) => r,
-            raw::Raw::WithBody(kind) => {
-                let body = match decode::read_body(req, st.opts.max_request_size).await {
-                    Ok(b) => b,
-                    Err(e) => return encode::logical_error(&e),
-                };
-                raw::with_body(&st.core, kind, body).await
-            }
-        };
+    if raw::is_raw(&path) {
+        let (method, query, headers) = (
+            req.method().clone(),
+            req.uri().query().map(str::to_owned),
+            req.headers().clone(),
+        );
+        if let Some(resp) = raw::handle(&st.core, &path, &method, query.as_deref(), &headers).await
+        {
+            return match resp {
+                raw::Raw::Ready(r) => r,
+                raw::Raw::WithBody(kind) => {
+                    let body = match decode::read_body(req, st.opts.max_request_size).await {
+                        Ok(b) => b,
+                        Err(e) => return encode::logical_error(&e),
+                    };
+                    raw::with_body(&st.core, kind, body).await
+                }
+            };
+        }
     }
-    let head_only = method == Method::HEAD;
+    let head_only = req.method() == Method::HEAD;
     match decode::logical_request(req, path, remote, st.opts.max_request_size).await {
         Ok(lr) => {
             let id = lr.id.clone();

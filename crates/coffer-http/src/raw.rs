@@ -23,6 +23,19 @@ pub(crate) enum Raw {
     WithBody(BodyKind),
 }
 
+const RAW_PATHS: &[&str] = &[
+    "sys/init",
+    "sys/unseal",
+    "sys/seal-status",
+    "sys/health",
+    "sys/leader",
+];
+
+/// Whether `path` is answered here rather than through the core pipeline.
+pub(crate) fn is_raw(path: &str) -> bool {
+    RAW_PATHS.contains(&path)
+}
+
 /// Handles raw endpoints; `None` means "not a raw endpoint".
 pub(crate) async fn handle(
     core: &Core,
@@ -51,9 +64,7 @@ pub(crate) async fn handle(
         } else {
             json(200, &json!({ "ha_enabled": false }))
         }),
-        "sys/init" | "sys/unseal" | "sys/seal-status" | "sys/health" | "sys/leader" => {
-            ready(error(405, &[]))
-        }
+        p if is_raw(p) => ready(error(405, &[])),
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 //! Everything that reaches this crate is already ciphertext (the barrier in
 //! `coffer-core` sits above it), so backends only move opaque bytes.
 
+mod cache;
 mod error;
 mod listing;
 mod memory;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use cache::CachedStorage;
 pub use error::StorageError;
 pub use memory::MemoryStorage;
 pub use postgres::{PostgresConfig, PostgresStorage};

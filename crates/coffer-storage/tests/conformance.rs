@@ -1,12 +1,52 @@
 //! The same conformance suite against every backend.
 
+use std::sync::Arc;
+
 use coffer_storage::{
-    FileStorage, MemoryStorage, PostgresConfig, PostgresStorage, Storage, conformance,
+    CachedStorage, DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage,
+    Storage, conformance,
 };
 
 #[tokio::test]
 async fn memory_backend_conforms() {
     conformance::run_all(&MemoryStorage::new()).await;
+}
+
+#[tokio::test]
+async fn cached_memory_backend_conforms() {
+    let inner: DynStorage = Arc::new(MemoryStorage::new());
+    conformance::run_all(&CachedStorage::new(inner, 4)).await;
+}
+
+#[tokio::test]
+async fn cache_serves_hits_and_never_keeps_stale_values() {
+    let inner: DynStorage = Arc::new(MemoryStorage::new());
+    let cached = Arc::new(CachedStorage::new(inner.clone(), 1000));
+    cached.put("k", vec![1]).await.unwrap();
+    // A hit is served from the cache: the backend changing underneath is not seen...
+    inner.put("k", vec![9]).await.unwrap();
+    assert_eq!(cached.get("k").await.unwrap(), Some(vec![1]));
+    // ...but every write through the cache is.
+    cached.put("k", vec![2]).await.unwrap();
+    assert_eq!(cached.get("k").await.unwrap(), Some(vec![2]));
+    cached.delete("k").await.unwrap();
+    assert_eq!(cached.get("k").await.unwrap(), None);
+    // Racing readers and writers end with the last written value.
+    let mut tasks = Vec::new();
+    for i in 0..50u8 {
+        let c = cached.clone();
+        tasks.push(tokio::spawn(async move {
+            c.put("race", vec![i]).await.unwrap();
+            c.get("race").await.unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        cached.get("race").await.unwrap(),
+        inner.get("race").await.unwrap()
+    );
 }
 
 #[tokio::test]

@@ -78,7 +78,12 @@ pub struct Config {
     pub max_lease_ttl: u64,
     /// Reported cluster name.
     pub cluster_name: String,
+    /// Entries kept in the storage read cache; 0 disables it.
+    pub cache_size: usize,
 }
+
+/// Vault's default physical cache size.
+pub const DEFAULT_CACHE_SIZE: usize = 131_072;
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -104,6 +109,7 @@ impl Default for Config {
             default_lease_ttl: core.default_lease_ttl,
             max_lease_ttl: core.max_lease_ttl,
             cluster_name: core.cluster_name,
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -349,6 +355,12 @@ pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
     }
     if let Some(n) = a.str("cluster_name") {
         cfg.cluster_name = n;
+    }
+    if let Some(n) = a.uint("cache_size")? {
+        cfg.cache_size = n as usize;
+    }
+    if a.bool("disable_cache")?.unwrap_or(false) {
+        cfg.cache_size = 0;
     }
     Ok(cfg)
 }

@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use coffer_core::seal::{SealMode, StaticSeal};
 use coffer_core::{Core, CoreConfig, InitParams, Operation, Request};
-use coffer_storage::{DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage};
+use coffer_storage::{
+    CachedStorage, DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage,
+};
 use serde_json::json;
 
 use crate::config::{self, Config, SealFileConfig, StorageConfig};
@@ -38,8 +40,8 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-async fn open_storage(cfg: &StorageConfig) -> anyhow::Result<DynStorage> {
-    Ok(match cfg {
+async fn open_storage(cfg: &StorageConfig, cache_size: usize) -> anyhow::Result<DynStorage> {
+    let backend: DynStorage = match cfg {
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
         StorageConfig::File { path } => {
             let file = path.join("coffer.redb");
@@ -59,6 +61,12 @@ async fn open_storage(cfg: &StorageConfig) -> anyhow::Result<DynStorage> {
             })
             .await?,
         ),
+    };
+    // Memory needs no cache; the others get Vault's read cache unless disabled.
+    Ok(match cfg {
+        StorageConfig::Inmem => backend,
+        _ if cache_size == 0 => backend,
+        _ => Arc::new(CachedStorage::new(backend, cache_size)),
     })
 }
 
@@ -95,7 +103,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         (None, false) => Config::default(),
     };
     init_logging(&cfg.log_level);
-    let storage = open_storage(&cfg.storage).await?;
+    let storage = open_storage(&cfg.storage, cfg.cache_size).await?;
     let core = Arc::new(Core::new(
         storage,
         seal_mode(&cfg.seal)?,

@@ -1,0 +1,117 @@
+//! A read cache in front of any backend, like Vault's physical cache.
+//!
+//! It holds what the backend holds (ciphertext), never plaintext. Writes go
+//! through to the backend first. A miss and a write to the same key are
+//! serialised by a striped lock, so a slow read can never put a value older
+//! than a finished write into the cache. Only safe while this process is the
+//! only writer of the backend (true until HA standbys exist).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use quick_cache::sync::Cache;
+use tokio::sync::Mutex;
+
+use crate::{DynStorage, Op, Storage, StorageError};
+
+const STRIPES: usize = 64;
+
+/// A write-through cache of up to `capacity` entries over another backend.
+pub struct CachedStorage {
+    inner: DynStorage,
+    cache: Cache<String, Option<Arc<[u8]>>>,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl CachedStorage {
+    /// Wraps `inner`, keeping at most `capacity` entries (present or known absent).
+    pub fn new(inner: DynStorage, capacity: usize) -> Self {
+        Self {
+            inner,
+            cache: Cache::new(capacity.max(1)),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> usize {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() as usize) % STRIPES
+    }
+}
+
+#[async_trait]
+impl Storage for CachedStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit.map(|v| v.to_vec()));
+        }
+        let _g = self.stripes[self.stripe(key)].lock().await;
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(hit.map(|v| v.to_vec()));
+        }
+        let v = self.inner.get(key).await?;
+        self.cache
+            .insert(key.to_owned(), v.as_deref().map(Arc::from));
+        Ok(v)
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let _g = self.stripes[self.stripe(key)].lock().await;
+        let shared: Arc<[u8]> = Arc::from(value.as_slice());
+        // Drop the entry first: if the write fails the cache must not claim either value.
+        self.cache.remove(key);
+        self.inner.put(key, value).await?;
+        self.cache.insert(key.to_owned(), Some(shared));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let _g = self.stripes[self.stripe(key)].lock().await;
+        self.cache.remove(key);
+        self.inner.delete(key).await?;
+        self.cache.insert(key.to_owned(), None);
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.list(prefix).await
+    }
+
+    async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        let mut idx: Vec<usize> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(k, _) | Op::Delete(k) => self.stripe(k),
+            })
+            .collect();
+        // Lock in ascending order so concurrent batches cannot deadlock.
+        idx.sort_unstable();
+        idx.dedup();
+        let mut guards = Vec::with_capacity(idx.len());
+        for i in idx {
+            guards.push(self.stripes[i].lock().await);
+        }
+        let updates: Vec<(String, Option<Arc<[u8]>>)> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(k, v) => (k.clone(), Some(Arc::from(v.as_slice()))),
+                Op::Delete(k) => (k.clone(), None),
+            })
+            .collect();
+        for (k, _) in &updates {
+            self.cache.remove(k.as_str());
+        }
+        self.inner.batch(ops).await?;
+        for (k, v) in updates {
+            self.cache.insert(k, v);
+        }
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
