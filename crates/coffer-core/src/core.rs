@@ -298,20 +298,12 @@ impl Core {
         if !self.is_initialized().await? || !self.is_sealed() {
             return Ok(false);
         }
-        let wrapped = self
-            .storage()
-            .get(ROOT_KEY_PATH)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal("root key is missing from storage"))?;
+        let wrapped = self.wrapped_root_key().await?;
         let root = seal
             .unwrap(&wrapped, ROOT_KEY_PATH.as_bytes())
             .await
             .map_err(|e| LogicalError::Internal(e.to_string()))?;
-        let root = Key32::from_slice(root.expose())
-            .ok_or_else(|| internal("root key has the wrong length"))?;
-        self.barrier.unseal(root).await?;
-        self.post_unseal().await?;
+        self.unseal_with_root(&root).await?;
         Ok(true)
     }
 
@@ -376,22 +368,30 @@ impl Core {
         };
         let kek = Key32::from_slice(kek.expose())
             .ok_or_else(|| internal("combined key has the wrong length"))?;
-        let wrapped = self
-            .storage()
-            .get(ROOT_KEY_PATH)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal("root key is missing from storage"))?;
+        let wrapped = self.wrapped_root_key().await?;
         let root = aead::open(&kek, ROOT_KEY_PATH.as_bytes(), &wrapped).map_err(|_| {
             LogicalError::BadRequest(
                 "unseal failed, invalid key: the shares do not rebuild this server's key".into(),
             )
         })?;
+        self.unseal_with_root(&root).await?;
+        self.seal_status().await
+    }
+
+    /// Opens the barrier with the unwrapped root key and loads unsealed state.
+    async fn unseal_with_root(&self, root: &SecretBytes) -> Result<(), LogicalError> {
         let root = Key32::from_slice(root.expose())
             .ok_or_else(|| internal("root key has the wrong length"))?;
         self.barrier.unseal(root).await?;
-        self.post_unseal().await?;
-        self.seal_status().await
+        self.post_unseal().await
+    }
+
+    async fn wrapped_root_key(&self) -> Result<Vec<u8>, LogicalError> {
+        self.storage()
+            .get(ROOT_KEY_PATH)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("root key is missing from storage"))
     }
 
     async fn post_unseal(&self) -> Result<(), LogicalError> {

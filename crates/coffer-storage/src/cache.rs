@@ -17,6 +17,8 @@ use tokio::sync::Mutex;
 use crate::{DynStorage, Op, Storage, StorageError};
 
 const STRIPES: usize = 64;
+/// Larger values are not cached: the capacity counts entries, not bytes.
+const MAX_CACHED_VALUE: usize = 64 * 1024;
 
 /// A write-through cache of up to `capacity` entries over another backend.
 pub struct CachedStorage {
@@ -32,6 +34,16 @@ impl CachedStorage {
             inner,
             cache: Cache::new(capacity.max(1)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Records what the backend now holds for `key` (callers hold the key's stripe).
+    fn remember(&self, key: &str, value: Option<&[u8]>) {
+        match value {
+            Some(v) if v.len() > MAX_CACHED_VALUE => {
+                self.cache.remove(key);
+            }
+            v => self.cache.insert(key.to_owned(), v.map(Arc::from)),
         }
     }
 
@@ -60,11 +72,13 @@ impl Storage for CachedStorage {
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         let _g = self.stripes[self.stripe(key)].lock().await;
-        let shared: Arc<[u8]> = Arc::from(value.as_slice());
         // Drop the entry first: if the write fails the cache must not claim either value.
         self.cache.remove(key);
+        let copy = (value.len() <= MAX_CACHED_VALUE).then(|| value.clone());
         self.inner.put(key, value).await?;
-        self.cache.insert(key.to_owned(), Some(shared));
+        if let Some(v) = copy {
+            self.remember(key, Some(&v));
+        }
         Ok(())
     }
 
@@ -72,7 +86,7 @@ impl Storage for CachedStorage {
         let _g = self.stripes[self.stripe(key)].lock().await;
         self.cache.remove(key);
         self.inner.delete(key).await?;
-        self.cache.insert(key.to_owned(), None);
+        self.remember(key, None);
         Ok(())
     }
 
@@ -94,19 +108,20 @@ impl Storage for CachedStorage {
         for i in idx {
             guards.push(self.stripes[i].lock().await);
         }
-        let updates: Vec<(String, Option<Arc<[u8]>>)> = ops
+        for op in &ops {
+            let (Op::Put(k, _) | Op::Delete(k)) = op;
+            self.cache.remove(k.as_str());
+        }
+        let updates: Vec<(String, Option<Vec<u8>>)> = ops
             .iter()
             .map(|op| match op {
-                Op::Put(k, v) => (k.clone(), Some(Arc::from(v.as_slice()))),
+                Op::Put(k, v) => (k.clone(), Some(v.clone())),
                 Op::Delete(k) => (k.clone(), None),
             })
             .collect();
-        for (k, _) in &updates {
-            self.cache.remove(k.as_str());
-        }
         self.inner.batch(ops).await?;
         for (k, v) in updates {
-            self.cache.insert(k, v);
+            self.remember(&k, v.as_deref());
         }
         Ok(())
     }

@@ -31,6 +31,38 @@ pub(crate) fn child_of<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
     })
 }
 
+/// Lists one level below `prefix` with a skip-scan over a sorted store.
+///
+/// `first_at(start)` returns the smallest key `>= start`. A folder costs one
+/// seek however many keys it holds.
+pub(crate) fn list_level<E>(
+    prefix: &str,
+    mut first_at: impl FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<Vec<String>, E> {
+    let mut out = Vec::new();
+    let mut start = prefix.to_owned();
+    while let Some(key) = first_at(&start)? {
+        let Some(child) = child_of(prefix, &key) else {
+            if key.starts_with(prefix) {
+                // The prefix itself is a key; step past it.
+                start = format!("{key}\u{0}");
+                continue;
+            }
+            break;
+        };
+        out.push(child.to_owned());
+        if child.ends_with('/') {
+            match prefix_successor(&format!("{prefix}{child}")) {
+                Some(next) => start = next,
+                None => break,
+            }
+        } else {
+            start = format!("{key}\u{0}");
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use tokio::sync::RwLock;
 
-use crate::listing::{child_of, prefix_successor};
+use crate::listing::list_level;
 use crate::{Op, Storage, StorageError};
 
 /// A sorted map in memory.
@@ -40,32 +40,12 @@ impl Storage for MemoryStorage {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let map = self.map.read().await;
-        let mut out = Vec::new();
-        let mut start = prefix.to_owned();
-        loop {
-            let next = map
-                .range::<str, _>((Bound::Included(start.as_str()), Bound::Unbounded))
-                .next();
-            let Some((key, _)) = next else { break };
-            let Some(child) = child_of(prefix, key) else {
-                if key.starts_with(prefix) {
-                    // The prefix itself is a key; step past it.
-                    start = format!("{key}\u{0}");
-                    continue;
-                }
-                break;
-            };
-            out.push(child.to_owned());
-            // Skip the rest of a folder in one step.
-            match child.ends_with('/') {
-                true => match prefix_successor(&format!("{prefix}{child}")) {
-                    Some(s) => start = s,
-                    None => break,
-                },
-                false => start = format!("{key}\u{0}"),
-            }
-        }
-        Ok(out)
+        list_level(prefix, |start| {
+            Ok(map
+                .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+                .next()
+                .map(|(k, _)| k.clone()))
+        })
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {

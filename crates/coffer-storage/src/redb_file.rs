@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, TableDefinition};
 
-use crate::listing::{child_of, prefix_successor};
+use crate::listing::list_level;
 use crate::{Op, Storage, StorageError};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("coffer");
@@ -108,34 +108,16 @@ fn write_ops(db: &Database, ops: &[Op]) -> Result<(), String> {
     tx.commit().map_err(s)
 }
 
-fn list_level(db: &Database, prefix: &str) -> Result<Vec<String>, String> {
+fn list_children(db: &Database, prefix: &str) -> Result<Vec<String>, String> {
     let tx = db.begin_read().map_err(s)?;
     let table = tx.open_table(TABLE).map_err(s)?;
-    let mut out = Vec::new();
-    let mut start = prefix.to_owned();
-    loop {
-        let mut range = table.range::<&str>(start.as_str()..).map_err(s)?;
-        let Some(item) = range.next() else { break };
-        let (key, _) = item.map_err(s)?;
-        let key = key.value().to_owned();
-        let Some(child) = child_of(prefix, &key) else {
-            if key.starts_with(prefix) {
-                start = format!("{key}\u{0}");
-                continue;
-            }
-            break;
-        };
-        out.push(child.to_owned());
-        if child.ends_with('/') {
-            match prefix_successor(&format!("{prefix}{child}")) {
-                Some(next) => start = next,
-                None => break,
-            }
-        } else {
-            start = format!("{key}\u{0}");
+    list_level(prefix, |start| {
+        let mut range = table.range::<&str>(start..).map_err(s)?;
+        match range.next() {
+            Some(item) => Ok(Some(item.map_err(s)?.0.value().to_owned())),
+            None => Ok(None),
         }
-    }
-    Ok(out)
+    })
 }
 
 #[async_trait]
@@ -165,7 +147,7 @@ impl Storage for FileStorage {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let prefix = prefix.to_owned();
-        self.run(move |db| list_level(db, &prefix)).await
+        self.run(move |db| list_children(db, &prefix)).await
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {

@@ -50,6 +50,19 @@ async fn cache_serves_hits_and_never_keeps_stale_values() {
 }
 
 #[tokio::test]
+async fn large_values_are_not_cached() {
+    let inner: DynStorage = Arc::new(MemoryStorage::new());
+    let cached = CachedStorage::new(inner.clone(), 1000);
+    cached.put("big", vec![1; 100 * 1024]).await.unwrap();
+    inner.put("big", vec![2; 100 * 1024]).await.unwrap();
+    assert_eq!(
+        cached.get("big").await.unwrap().unwrap()[0],
+        2,
+        "read from the backend"
+    );
+}
+
+#[tokio::test]
 async fn file_backend_conforms_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data/coffer.redb");

@@ -4,7 +4,7 @@
 mod common;
 
 use coffer_storage::{FileStorage, Storage};
-use common::{Server, Setup, init, pg_drop, pg_table, postgres_available, unseal};
+use common::{Server, Setup, pg_drop, pg_table, postgres_available, ready, unseal};
 use serde_json::json;
 
 const MARKER: &str = "MARKER-d41d8cd98f00b204-plaintext";
@@ -16,11 +16,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn embedded_file_holds_no_plaintext_key_or_token() {
     let setup = Setup::embedded();
-    let s = Server::with_config(&setup.config, &[]);
-    let (keys, root) = init(&s.http(None), 1, 1).await;
-    unseal(&s.http(None), &keys).await;
+    let (s, keys, root) = ready(&setup).await;
     let h = s.http(Some(&root));
-    h.post("sys/mounts/kv", json!({"type": "kv"})).await;
     assert_eq!(
         h.post("kv/marker", json!({ "value": MARKER })).await.status,
         204
@@ -57,11 +54,8 @@ async fn postgres_table_holds_no_plaintext_key_or_token() {
         ),
         "",
     );
-    let s = Server::with_config(&setup.config, &[]);
-    let (keys, root) = init(&s.http(None), 1, 1).await;
-    unseal(&s.http(None), &keys).await;
+    let (s, keys, root) = ready(&setup).await;
     let h = s.http(Some(&root));
-    h.post("sys/mounts/kv", json!({"type": "kv"})).await;
     assert_eq!(
         h.post("kv/marker", json!({ "value": MARKER })).await.status,
         204
@@ -97,11 +91,8 @@ async fn postgres_table_holds_no_plaintext_key_or_token() {
 #[tokio::test]
 async fn ciphertext_moved_to_another_path_fails_integrity() {
     let setup = Setup::embedded();
-    let s = Server::with_config(&setup.config, &[]);
-    let (keys, root) = init(&s.http(None), 1, 1).await;
-    unseal(&s.http(None), &keys).await;
+    let (s, keys, root) = ready(&setup).await;
     let h = s.http(Some(&root));
-    h.post("sys/mounts/kv", json!({"type": "kv"})).await;
     h.post("kv/source", json!({"v": "from source"})).await;
     h.post("kv/target", json!({"v": "from target"})).await;
     s.stop();

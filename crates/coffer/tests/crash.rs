@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Server, Setup, init, unseal};
+use common::{Server, Setup, ready, unseal};
 use serde_json::json;
 
 #[tokio::test]
 async fn acknowledged_writes_survive_sigkill() {
     let setup = Setup::embedded();
-    let s = Server::with_config(&setup.config, &[]);
-    let (keys, root) = init(&s.http(None), 1, 1).await;
-    unseal(&s.http(None), &keys).await;
+    let (s, keys, root) = ready(&setup).await;
     let h = s.http(Some(&root));
-    h.post("sys/mounts/kv", json!({"type": "kv"})).await;
 
     // Four writers run until the server dies under them.
     let acked = Arc::new(AtomicUsize::new(0));

@@ -325,3 +325,17 @@ pub async fn raw_http(addr: &str, request: Vec<u8>) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// Starts a server from `setup`, initialises it with one key, unseals it and
+/// mounts KV at `kv/`: (server, keys, root token).
+pub async fn ready(setup: &Setup) -> (Server, Vec<String>, String) {
+    let s = Server::with_config(&setup.config, &[]);
+    let (keys, root) = init(&s.http(None), 1, 1).await;
+    unseal(&s.http(None), &keys).await;
+    let r = s
+        .http(Some(&root))
+        .post("sys/mounts/kv", json!({"type": "kv"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    (s, keys, root)
+}
