@@ -13,6 +13,7 @@ pub mod keyring;
 pub mod logical;
 pub mod mounts;
 pub mod paths;
+pub mod policy;
 pub mod seal;
 pub mod secret;
 pub mod shamir;
