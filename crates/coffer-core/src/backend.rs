@@ -96,6 +96,16 @@ pub struct EngineRequest<'a> {
 pub trait Backend: Send + Sync {
     /// Answers a request; `Ok(None)` means "nothing" (404 on read, 204 otherwise).
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError>;
+
+    /// Whether `path` holds a value, so a write can be told apart as create or update.
+    /// `None` means the engine has no existence check (writes count as update).
+    async fn exists(
+        &self,
+        _path: &str,
+        _storage: &StorageView,
+    ) -> Result<Option<bool>, LogicalError> {
+        Ok(None)
+    }
 }
 
 /// Builds an engine for a mount, or refuses its options.

@@ -13,10 +13,11 @@ use crate::barrier::Barrier;
 use crate::keyring::Keyring;
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::mounts::{MOUNT_TABLE_PATH, MountEntry};
+use crate::policy::{AclRequest, PolicyStore};
 use crate::seal::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, SealMode};
 use crate::secret::{Key32, SecretBytes, SecretString};
 use crate::sys::SysPaths;
-use crate::token::{TokenEntry, TokenStore};
+use crate::token::{Token, TokenPaths, TokenStore, is_root_protected_token_path};
 
 /// Version reported by `sys/seal-status` and `sys/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -99,6 +100,8 @@ pub(crate) struct Mounted {
 pub(crate) struct Active {
     pub mounts: RwLock<Arc<Vec<Mounted>>>,
     pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub token_paths: TokenPaths,
     pub cluster_id: String,
 }
 
@@ -272,7 +275,7 @@ impl Core {
         self.initialized.store(true, Ordering::Release);
 
         let tokens = TokenStore::load(self.barrier.clone()).await?;
-        let root_token = tokens.create(&TokenStore::root_entry()?).await?;
+        let (root_token, _) = tokens.create(&TokenStore::root_entry()?).await?;
         self.barrier.put(MOUNT_TABLE_PATH, b"[]").await?;
         self.barrier
             .put(
@@ -412,6 +415,8 @@ impl Core {
         let active = Active {
             mounts: RwLock::new(Arc::new(mounted)),
             tokens,
+            policies: PolicyStore::load(self.barrier.clone()).await?,
+            token_paths: TokenPaths::new().map_err(LogicalError::Internal)?,
             cluster_id,
         };
         if let Ok(mut a) = self.active.write() {
@@ -469,43 +474,103 @@ impl Core {
         let active = self.active()?;
         active
             .tokens
-            .store(
+            .create_with_id(
                 &SecretString::new(id.to_owned()),
                 &TokenStore::root_entry()?,
             )
             .await
+            .map(|_| ())
     }
 
     /// Runs one request through the pipeline: token, ACL, routing, engine.
-    pub async fn handle(&self, req: Request) -> Result<Response, LogicalError> {
+    pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
         let active = self.active()?;
         check_path(&req.path)?;
         let token = self.authenticate(&active, &req).await?;
-        authorize(token.as_deref(), &req)?;
+        if req.operation == Operation::Update && !self.exists(&active, &req).await? {
+            req.operation = Operation::Create;
+        }
+        if let Some(t) = &token {
+            self.authorize(&active, t, &req).await?;
+        }
         // Audit of the request belongs here (fail-closed) once audit devices exist.
+        let spent = match &token {
+            Some(t) if t.entry.num_uses > 0 => {
+                let after = active
+                    .tokens
+                    .use_token(t)
+                    .await?
+                    .ok_or(LogicalError::PermissionDenied)?;
+                after.num_uses < 0
+            }
+            _ => false,
+        };
         let op = req.operation;
         let resp = if let Some(rest) = req.path.strip_prefix("sys/") {
-            self.handle_sys(&active, &req, rest, token.as_deref())
-                .await?
+            self.handle_sys(&active, &req, rest, token.as_ref()).await
+        } else if let Some(rest) = req.path.strip_prefix("auth/token/") {
+            self.handle_token(&active, &req, rest, token.as_ref()).await
         } else {
-            self.route(&active, &req).await?
+            self.route(&active, &req).await
         };
-        finish(op, resp)
+        if spent && let Some(t) = &token {
+            // The last use is over: the token dies now, as in Vault.
+            active.tokens.revoke_tree(&t.hash).await?;
+        }
+        finish(op, resp?)
     }
 
     async fn authenticate(
         &self,
         active: &Active,
         req: &Request,
-    ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    ) -> Result<Option<Token>, LogicalError> {
         let token = match &req.token {
             Some(t) => active.tokens.lookup(t.expose()).await?,
             None => None,
         };
-        if token.is_none() && !self.sys.is_unauthenticated(&req.path) {
+        if token.is_none() && !self.sys_paths().is_unauthenticated(&req.path) {
             return Err(LogicalError::PermissionDenied);
         }
         Ok(token)
+    }
+
+    /// Existence check: a write to a path with no value is a `create` for ACL purposes.
+    async fn exists(&self, active: &Active, req: &Request) -> Result<bool, LogicalError> {
+        if req.path.starts_with("sys/") || req.path.starts_with("auth/") {
+            return Ok(true);
+        }
+        let mounts = self.mounts(active)?;
+        let Some(m) = find_mount(&mounts, &req.path) else {
+            return Ok(true);
+        };
+        let rel = req.path.strip_prefix(m.entry.path.as_str()).unwrap_or("");
+        Ok(m.backend.exists(rel, &m.view).await?.unwrap_or(true))
+    }
+
+    /// The ACL check every authenticated request passes before any handler runs.
+    async fn authorize(
+        &self,
+        active: &Active,
+        token: &Token,
+        req: &Request,
+    ) -> Result<(), LogicalError> {
+        if token.entry.is_root() || self.sys_paths().is_unauthenticated(&req.path) {
+            return Ok(());
+        }
+        let acl = active.policies.acl(&token.entry.policies).await?;
+        let decision = acl.allow(&AclRequest {
+            operation: req.operation,
+            path: &req.path,
+            data: &req.data,
+            root_protected: is_root_protected(&req.path),
+            wrap_ttl: None,
+        });
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(LogicalError::PermissionDenied)
+        }
     }
 
     async fn route(
@@ -587,13 +652,38 @@ fn check_path(path: &str) -> Result<(), LogicalError> {
     Ok(())
 }
 
-/// ACL check. Until policies exist only root tokens are issued, and they may do anything.
-fn authorize(token: Option<&TokenEntry>, _req: &Request) -> Result<(), LogicalError> {
-    match token {
-        None => Ok(()), // unauthenticated path, already vetted
-        Some(t) if t.is_root() => Ok(()),
-        Some(_) => Err(LogicalError::PermissionDenied),
+/// Paths that need `sudo` besides the operation's capability (Vault's root paths).
+fn is_root_protected(path: &str) -> bool {
+    if let Some(rest) = path.strip_prefix("auth/token/") {
+        return is_root_protected_token_path(rest);
     }
+    let Some(rest) = path.strip_prefix("sys/") else {
+        return false;
+    };
+    const EXACT: &[&str] = &[
+        "rotate",
+        "rotate/keyring",
+        "seal",
+        "remount",
+        "audit",
+        "raw",
+        "leases",
+        "config/cors",
+    ];
+    const PREFIX: &[&str] = &[
+        "auth/",
+        "audit/",
+        "raw/",
+        "revoke-prefix/",
+        "revoke-force/",
+        "leases/revoke-prefix/",
+        "leases/revoke-force/",
+        "leases/lookup/",
+        "plugins/catalog/",
+        "config/auditing/",
+        "internal/inspect/",
+    ];
+    EXACT.contains(&rest.trim_end_matches('/')) || PREFIX.iter().any(|p| rest.starts_with(p))
 }
 
 /// Vault's rules for empty answers: a read of nothing and an empty list are 404.

@@ -1,14 +1,17 @@
 //! The `sys/` backend: mounts, keys, tools and UI helpers.
 
 mod mounts;
+mod policy;
 mod tools;
+
+use policy::PolicyApi;
 
 use serde_json::{Map, Value, json};
 
 use crate::core::{Active, Core};
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::paths::{PathSpec, PathTable};
-use crate::token::TokenEntry;
+use crate::token::Token;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SysRoute {
@@ -21,6 +24,13 @@ pub(crate) enum SysRoute {
     UiMounts,
     UiMount,
     Seal,
+    PolicyList,
+    Policy,
+    AclPolicyList,
+    AclPolicy,
+    Capabilities,
+    CapabilitiesSelf,
+    CapabilitiesAccessor,
 }
 
 use Operation::*;
@@ -104,6 +114,60 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         route: SysRoute::Seal,
         help: "Seal the server.",
     },
+    PathSpec {
+        pattern: "policy",
+        operations: &[Read, List],
+        route: SysRoute::PolicyList,
+        help: "List policies (legacy API).",
+    },
+    PathSpec {
+        pattern: "policy/",
+        operations: &[List],
+        route: SysRoute::PolicyList,
+        help: "List policies (legacy API).",
+    },
+    PathSpec {
+        pattern: "policy/{name}",
+        operations: &[Read, Update, Delete],
+        route: SysRoute::Policy,
+        help: "Read, write or delete a policy (legacy API).",
+    },
+    PathSpec {
+        pattern: "policies/acl",
+        operations: &[List],
+        route: SysRoute::AclPolicyList,
+        help: "List ACL policies.",
+    },
+    PathSpec {
+        pattern: "policies/acl/",
+        operations: &[List],
+        route: SysRoute::AclPolicyList,
+        help: "List ACL policies.",
+    },
+    PathSpec {
+        pattern: "policies/acl/{name}",
+        operations: &[Read, Update, Delete],
+        route: SysRoute::AclPolicy,
+        help: "Read, write or delete an ACL policy.",
+    },
+    PathSpec {
+        pattern: "capabilities",
+        operations: &[Update],
+        route: SysRoute::Capabilities,
+        help: "A token's capabilities on paths.",
+    },
+    PathSpec {
+        pattern: "capabilities-self",
+        operations: &[Update],
+        route: SysRoute::CapabilitiesSelf,
+        help: "The caller's capabilities on paths.",
+    },
+    PathSpec {
+        pattern: "capabilities-accessor",
+        operations: &[Update],
+        route: SysRoute::CapabilitiesAccessor,
+        help: "Capabilities of the token behind an accessor.",
+    },
 ];
 
 /// The compiled `sys/` path table.
@@ -142,7 +206,7 @@ impl Core {
         active: &Active,
         req: &Request,
         rest: &str,
-        token: Option<&TokenEntry>,
+        token: Option<&Token>,
     ) -> Result<Option<Response>, LogicalError> {
         let m = self.sys_paths().table.route(req.operation, rest)?;
         match m.route {
@@ -171,20 +235,41 @@ impl Core {
             SysRoute::Random => tools::random(&req.data, m.param("a"), m.param("b")).map(Some),
             SysRoute::Hash => tools::hash(&req.data, m.param("alg")).map(Some),
             SysRoute::UiMounts => self.ui_mounts(active, token).map(Some),
-            SysRoute::UiMount => self.ui_mount(active, m.param("path"), token).map(Some),
+            SysRoute::UiMount => self
+                .ui_mount(active, m.param("path"), token)
+                .await
+                .map(Some),
             SysRoute::Seal => {
                 self.seal().await;
                 Ok(None)
             }
+            SysRoute::PolicyList => self.policy_list(active, PolicyApi::Legacy).await.map(Some),
+            SysRoute::Policy => {
+                self.policy_op(active, req, m.param("name"), PolicyApi::Legacy)
+                    .await
+            }
+            SysRoute::AclPolicyList => self.policy_list(active, PolicyApi::Acl).await.map(Some),
+            SysRoute::AclPolicy => {
+                self.policy_op(active, req, m.param("name"), PolicyApi::Acl)
+                    .await
+            }
+            SysRoute::Capabilities => self
+                .capabilities(active, req, token, "token")
+                .await
+                .map(Some),
+            SysRoute::CapabilitiesSelf => self
+                .capabilities(active, req, token, "self")
+                .await
+                .map(Some),
+            SysRoute::CapabilitiesAccessor => self
+                .capabilities(active, req, token, "accessor")
+                .await
+                .map(Some),
         }
     }
 
     /// Without a token nothing is listed (no mount opts into `listing_visibility` yet).
-    fn ui_mounts(
-        &self,
-        active: &Active,
-        token: Option<&TokenEntry>,
-    ) -> Result<Response, LogicalError> {
+    fn ui_mounts(&self, active: &Active, token: Option<&Token>) -> Result<Response, LogicalError> {
         let mut secret = Map::new();
         if token.is_some() {
             for m in self.mounts(active)?.iter() {
@@ -196,11 +281,11 @@ impl Core {
         Ok(Response::data(obj(json!({"auth": {}, "secret": secret}))))
     }
 
-    fn ui_mount(
+    async fn ui_mount(
         &self,
         active: &Active,
         path: &str,
-        token: Option<&TokenEntry>,
+        token: Option<&Token>,
     ) -> Result<Response, LogicalError> {
         let denied = || {
             LogicalError::Forbidden(
@@ -214,6 +299,19 @@ impl Core {
         }
         let mounts = self.mounts(active)?;
         let m = crate::core::find_mount(&mounts, path).ok_or_else(denied)?;
+        if let Some(t) = token.filter(|t| !t.entry.is_root()) {
+            let acl = active.policies.acl(&t.entry.policies).await?;
+            let target = if path.ends_with('/') || path.len() + 1 == m.entry.path.len() {
+                format!("{}", m.entry.path)
+            } else {
+                path.to_owned()
+            };
+            if acl.capabilities(&target) == ["deny"]
+                && acl.capabilities(&format!("{}*", m.entry.path)) == ["deny"]
+            {
+                return Err(denied());
+            }
+        }
         let mut data = m.entry.to_api();
         data.insert("path".into(), Value::String(m.entry.path.clone()));
         Ok(Response::data(data))

@@ -1,7 +1,7 @@
 //! KV version 1: the value at a path is the JSON object last written there.
 
 use async_trait::async_trait;
-use coffer_core::backend::{Backend, EngineRequest};
+use coffer_core::backend::{Backend, EngineRequest, StorageView};
 use coffer_core::fields::parse_duration;
 use coffer_core::logical::Operation::*;
 use coffer_core::paths::{PathSpec, PathTable};
@@ -105,5 +105,13 @@ impl Backend for KvV1 {
             }
             Patch => Err(LogicalError::UnsupportedOperation),
         }
+    }
+
+    async fn exists(
+        &self,
+        path: &str,
+        storage: &StorageView,
+    ) -> Result<Option<bool>, LogicalError> {
+        Ok(Some(storage.get(path).await?.is_some()))
     }
 }
