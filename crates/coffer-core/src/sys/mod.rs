@@ -300,15 +300,10 @@ impl Core {
         let mounts = self.mounts(active)?;
         let m = crate::core::find_mount(&mounts, path).ok_or_else(denied)?;
         if let Some(t) = token.filter(|t| !t.entry.is_root()) {
+            // Vault's preflight: some capability on the path asked about or on the mount itself.
             let acl = active.policies.acl(&t.entry.policies).await?;
-            let target = if path.ends_with('/') || path.len() + 1 == m.entry.path.len() {
-                format!("{}", m.entry.path)
-            } else {
-                path.to_owned()
-            };
-            if acl.capabilities(&target) == ["deny"]
-                && acl.capabilities(&format!("{}*", m.entry.path)) == ["deny"]
-            {
+            let denied_here = |p: &str| acl.capabilities(p) == ["deny"];
+            if denied_here(path) && denied_here(&m.entry.path) {
                 return Err(denied());
             }
         }
