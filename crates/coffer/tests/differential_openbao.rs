@@ -73,6 +73,12 @@ const BAO_ONLY: &[&str] = &[
     "hcp_link_resource_ID",
     "ha_connection_healthy",
     "last_request_forwarding_heartbeat_ms",
+    // OpenBao's policy extras (check-and-set, versions), not in Vault.
+    "allow_slashes_in_identity_templates",
+    "allow_wildcards_in_identity_templates",
+    "cas_required",
+    "modified",
+    "version",
 ];
 
 /// Every key OpenBao returns, with the same JSON type, is in coffer's answer.
@@ -186,6 +192,63 @@ async fn same_requests_same_answers_as_openbao() {
         ("GET", "sys/internal/ui/mounts/kv1/x", None, false),
         ("DELETE", "kv1/a", None, true),
         ("GET", "kv1/a", None, true),
+        (
+            "POST",
+            "auth/token/create",
+            Some(r#"{"policies":["default"],"ttl":"1h","display_name":"x","meta":{"a":"b"}}"#),
+            false,
+        ),
+        (
+            "POST",
+            "auth/token/create",
+            Some(r#"{"num_uses":-1}"#),
+            false,
+        ),
+        ("GET", "auth/token/lookup-self", None, false),
+        (
+            "POST",
+            "auth/token/lookup",
+            Some(r#"{"token":"nope"}"#),
+            true,
+        ),
+        ("LIST", "auth/token/roles", None, true),
+        (
+            "POST",
+            "auth/token/roles/r1",
+            Some(r#"{"allowed_policies":"a,b","token_period":"1h"}"#),
+            true,
+        ),
+        ("GET", "auth/token/roles/r1", None, false),
+        (
+            "PUT",
+            "sys/policies/acl/reader",
+            Some(r#"{"policy":"path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n"}"#),
+            true,
+        ),
+        ("GET", "sys/policies/acl/reader", None, false),
+        ("GET", "sys/policy/reader", None, false),
+        ("GET", "sys/policy", None, false),
+        ("LIST", "sys/policies/acl", None, false),
+        (
+            "PUT",
+            "sys/policies/acl/root",
+            Some(r#"{"policy":"path \"a\" { capabilities = [\"read\"] }"}"#),
+            false,
+        ),
+        ("DELETE", "sys/policies/acl/default", None, false),
+        (
+            "PUT",
+            "sys/policies/acl/broken",
+            Some(r#"{"policy":"path \"a\" { capabilities = [\"fly\"] }"}"#),
+            false,
+        ),
+        (
+            "POST",
+            "sys/capabilities-self",
+            Some(r#"{"paths":["secret/x"]}"#),
+            true,
+        ),
+        ("POST", "auth/token/renew-self", Some("{}"), false),
     ];
     let mut problems = Vec::new();
     for (method, path, body, exact) in cases {

@@ -165,7 +165,7 @@ impl TokenRole {
             "token_period": self.token_period,
             "period": self.token_period,
             "token_type": self.token_type,
-            "allowed_entity_aliases": self.allowed_entity_aliases,
+            "allowed_entity_aliases": if self.allowed_entity_aliases.is_empty() { Value::Null } else { json!(self.allowed_entity_aliases) },
             "token_bound_cidrs": self.token_bound_cidrs,
             "bound_cidrs": self.token_bound_cidrs,
         });

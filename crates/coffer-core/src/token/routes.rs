@@ -553,12 +553,9 @@ impl Core {
         t: &Token,
         increment: Option<u64>,
     ) -> Result<(Arc<TokenEntry>, Vec<String>), LogicalError> {
-        if t.entry.expire_time == 0 {
-            // Tokens without a TTL have nothing to renew.
-            return Ok((t.entry.clone(), vec![]));
-        }
-        if !t.entry.renewable {
-            return Err(bad("token is not renewable"));
+        // Tokens without a TTL (root) have no lease to renew, as in Vault.
+        if t.entry.expire_time == 0 || !t.entry.renewable {
+            return Err(bad("lease is not renewable"));
         }
         let now = now_unix();
         let wanted = if t.entry.period > 0 {
