@@ -89,6 +89,8 @@ pub struct EngineRequest<'a> {
     pub mount: &'a MountEntry,
     /// Mount default TTL after system defaults are applied.
     pub default_lease_ttl: u64,
+    /// The client's address, for CIDR-bound credentials.
+    pub remote_addr: Option<&'a str>,
 }
 
 /// A secret engine mounted at some path.
@@ -96,6 +98,11 @@ pub struct EngineRequest<'a> {
 pub trait Backend: Send + Sync {
     /// Answers a request; `Ok(None)` means "nothing" (404 on read, 204 otherwise).
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError>;
+
+    /// Paths (relative to the mount) served without a token, such as `login`.
+    fn is_unauthenticated(&self, _path: &str) -> bool {
+        false
+    }
 
     /// Whether `path` holds a value, so a write can be told apart as create or update.
     /// `None` means the engine has no existence check (writes count as update).

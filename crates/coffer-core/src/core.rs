@@ -11,13 +11,15 @@ use crate::aead;
 use crate::backend::{Backend, EngineRegistry, EngineRequest, StorageView};
 use crate::barrier::Barrier;
 use crate::keyring::Keyring;
+use crate::logical::LoginAuth;
 use crate::logical::{LogicalError, Operation, Request, Response};
-use crate::mounts::{MOUNT_TABLE_PATH, MountEntry};
+use crate::mounts::{MOUNT_TABLE_PATH, MountEntry, MountKind};
 use crate::policy::{AclRequest, PolicyStore};
 use crate::seal::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, SealMode};
 use crate::secret::{Key32, SecretBytes, SecretString};
 use crate::sys::SysPaths;
 use crate::token::{Token, TokenPaths, TokenStore, is_root_protected_token_path};
+use crate::token::{TokenEntry, now_unix};
 
 /// Version reported by `sys/seal-status` and `sys/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -99,6 +101,7 @@ pub(crate) struct Mounted {
 /// State that exists only while unsealed.
 pub(crate) struct Active {
     pub mounts: RwLock<Arc<Vec<Mounted>>>,
+    pub auth_mounts: RwLock<Arc<Vec<Mounted>>>,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub token_paths: TokenPaths,
@@ -116,6 +119,7 @@ pub struct Core {
     pub(crate) barrier: Arc<Barrier>,
     seal: SealMode,
     pub(crate) engines: EngineRegistry,
+    pub(crate) auth_methods: EngineRegistry,
     pub(crate) config: CoreConfig,
     initialized: AtomicBool,
     unseal: Mutex<UnsealProgress>,
@@ -135,12 +139,14 @@ impl Core {
         storage: DynStorage,
         seal: SealMode,
         engines: EngineRegistry,
+        auth_methods: EngineRegistry,
         config: CoreConfig,
     ) -> Result<Self, LogicalError> {
         Ok(Self {
             barrier: Arc::new(Barrier::new(storage)),
             seal,
             engines,
+            auth_methods,
             config,
             initialized: AtomicBool::new(false),
             unseal: Mutex::new(UnsealProgress::default()),
@@ -278,6 +284,9 @@ impl Core {
         let (root_token, _) = tokens.create(&TokenStore::root_entry()?).await?;
         self.barrier.put(MOUNT_TABLE_PATH, b"[]").await?;
         self.barrier
+            .put(MountKind::Auth.table_path(), b"[]")
+            .await?;
+        self.barrier
             .put(
                 "core/cluster-id",
                 uuid::Uuid::new_v4().to_string().as_bytes(),
@@ -403,17 +412,11 @@ impl Core {
             Some(b) => String::from_utf8_lossy(b.expose()).into_owned(),
             None => String::new(),
         };
-        let entries: Vec<MountEntry> = match self.barrier.get(MOUNT_TABLE_PATH).await? {
-            Some(b) => serde_json::from_slice(b.expose())
-                .map_err(|e| internal(format!("mount table is corrupt: {e}")))?,
-            None => Vec::new(),
-        };
-        let mut mounted = Vec::with_capacity(entries.len());
-        for entry in entries {
-            mounted.push(self.instantiate(entry)?);
-        }
+        let mounted = self.load_table(MountKind::Secret).await?;
+        let auth_mounted = self.load_table(MountKind::Auth).await?;
         let active = Active {
             mounts: RwLock::new(Arc::new(mounted)),
+            auth_mounts: RwLock::new(Arc::new(auth_mounted)),
             tokens,
             policies: PolicyStore::load(self.barrier.clone()).await?,
             token_paths: TokenPaths::new().map_err(LogicalError::Internal)?,
@@ -426,12 +429,38 @@ impl Core {
         Ok(())
     }
 
-    pub(crate) fn instantiate(&self, entry: MountEntry) -> Result<Mounted, LogicalError> {
-        let factory = self.engines.get(&entry.kind).ok_or_else(|| {
-            LogicalError::BadRequest(format!("unknown backend type: {:?}", entry.kind))
+    async fn load_table(&self, kind: MountKind) -> Result<Vec<Mounted>, LogicalError> {
+        let entries: Vec<MountEntry> = match self.barrier.get(kind.table_path()).await? {
+            Some(b) => serde_json::from_slice(b.expose()).map_err(|e| {
+                internal(format!("mount table {} is corrupt: {e}", kind.table_path()))
+            })?,
+            None => Vec::new(),
+        };
+        entries
+            .into_iter()
+            .map(|e| self.instantiate(e, kind))
+            .collect()
+    }
+
+    pub(crate) fn instantiate(
+        &self,
+        entry: MountEntry,
+        kind: MountKind,
+    ) -> Result<Mounted, LogicalError> {
+        let registry = match kind {
+            MountKind::Secret => &self.engines,
+            MountKind::Auth => &self.auth_methods,
+        };
+        let factory = registry.get(&entry.kind).ok_or_else(|| match kind {
+            MountKind::Secret => {
+                LogicalError::BadRequest(format!("unknown backend type: {:?}", entry.kind))
+            }
+            MountKind::Auth => {
+                LogicalError::BadRequest(format!("unknown auth method type: {:?}", entry.kind))
+            }
         })?;
         let backend = factory(&entry)?;
-        let view = StorageView::new(self.barrier.clone(), entry.view_prefix());
+        let view = StorageView::new(self.barrier.clone(), entry.view_prefix(kind));
         Ok(Mounted {
             entry,
             backend,
@@ -529,23 +558,38 @@ impl Core {
             Some(t) => active.tokens.lookup(t.expose()).await?,
             None => None,
         };
-        if token.is_none() && !self.sys_paths().is_unauthenticated(&req.path) {
+        if token.is_none() && !self.is_unauthenticated(active, &req.path)? {
             return Err(LogicalError::PermissionDenied);
         }
         Ok(token)
     }
 
-    /// Existence check: a write to a path with no value is a `create` for ACL purposes.
-    async fn exists(&self, active: &Active, req: &Request) -> Result<bool, LogicalError> {
-        if req.path.starts_with("sys/") || req.path.starts_with("auth/") {
+    /// Unauthenticated `sys/` helpers and auth methods' login paths.
+    fn is_unauthenticated(&self, active: &Active, path: &str) -> Result<bool, LogicalError> {
+        if self.sys_paths().is_unauthenticated(path) {
             return Ok(true);
         }
-        let mounts = self.mounts(active)?;
-        let Some(m) = find_mount(&mounts, &req.path) else {
+        if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+            return Ok(false);
+        }
+        Ok(self
+            .locate(active, path)?
+            .is_some_and(|(mounts, idx, rel)| mounts[idx].backend.is_unauthenticated(&rel)))
+    }
+
+    /// Existence check: a write to a path with no value is a `create` for ACL purposes.
+    async fn exists(&self, active: &Active, req: &Request) -> Result<bool, LogicalError> {
+        if req.path.starts_with("sys/") || req.path.starts_with("auth/token/") {
+            return Ok(true);
+        }
+        let Some((mounts, idx, rel)) = self.locate(active, &req.path)? else {
             return Ok(true);
         };
-        let rel = req.path.strip_prefix(m.entry.path.as_str()).unwrap_or("");
-        Ok(m.backend.exists(rel, &m.view).await?.unwrap_or(true))
+        Ok(mounts[idx]
+            .backend
+            .exists(&rel, &mounts[idx].view)
+            .await?
+            .unwrap_or(true))
     }
 
     /// The ACL check every authenticated request passes before any handler runs.
@@ -555,7 +599,7 @@ impl Core {
         token: &Token,
         req: &Request,
     ) -> Result<(), LogicalError> {
-        if token.entry.is_root() || self.sys_paths().is_unauthenticated(&req.path) {
+        if token.entry.is_root() || self.is_unauthenticated(active, &req.path)? {
             return Ok(());
         }
         let acl = active.policies.acl(&token.entry.policies).await?;
@@ -573,38 +617,144 @@ impl Core {
         }
     }
 
+    /// The mount serving `path` and the path relative to it (auth methods live under `auth/`).
+    fn locate(
+        &self,
+        active: &Active,
+        path: &str,
+    ) -> Result<Option<(Arc<Vec<Mounted>>, usize, String)>, LogicalError> {
+        let (kind, inner) = match path.strip_prefix("auth/") {
+            Some(rest) => (MountKind::Auth, rest),
+            None => (MountKind::Secret, path),
+        };
+        let mounts = self.mounts(active, kind)?;
+        let Some(idx) = find_mount_index(&mounts, inner) else {
+            return Ok(None);
+        };
+        let rel = inner
+            .strip_prefix(mounts[idx].entry.path.as_str())
+            .unwrap_or("")
+            .to_owned();
+        Ok(Some((mounts, idx, rel)))
+    }
+
     async fn route(
         &self,
         active: &Active,
         req: &Request,
     ) -> Result<Option<Response>, LogicalError> {
-        let mounts = active
-            .mounts
-            .read()
-            .map_err(|_| internal("mount table lock poisoned"))?
-            .clone();
-        let m = find_mount(&mounts, &req.path).ok_or(LogicalError::UnsupportedPath)?;
-        let rel = req.path.strip_prefix(m.entry.path.as_str()).unwrap_or("");
+        let (mounts, idx, rel) = self
+            .locate(active, &req.path)?
+            .ok_or(LogicalError::UnsupportedPath)?;
+        let m = &mounts[idx];
         let default_ttl = match m.entry.config.default_lease_ttl {
             0 => self.config.default_lease_ttl,
             t => t,
         };
-        m.backend
+        let resp = m
+            .backend
             .handle(EngineRequest {
                 operation: req.operation,
-                path: rel,
+                path: &rel,
                 data: &req.data,
                 storage: &m.view,
                 mount: &m.entry,
                 default_lease_ttl: default_ttl,
+                remote_addr: req.remote_addr.as_deref(),
             })
-            .await
+            .await?;
+        match resp {
+            Some(mut r) if r.login.is_some() => {
+                let login = r.login.take().unwrap_or_default();
+                let (id, entry) = self.issue_login_token(active, req, &m.entry, login).await?;
+                r.auth = Some(entry.auth_block(&id, now_unix()));
+                Ok(Some(r))
+            }
+            other => Ok(other),
+        }
     }
 
-    /// The mounts currently active (for `sys/mounts`).
-    pub(crate) fn mounts(&self, active: &Active) -> Result<Arc<Vec<Mounted>>, LogicalError> {
-        Ok(active
-            .mounts
+    /// Turns a successful login into an orphan token shaped by the method's settings.
+    async fn issue_login_token(
+        &self,
+        active: &Active,
+        req: &Request,
+        mount: &MountEntry,
+        login: LoginAuth,
+    ) -> Result<(String, TokenEntry), LogicalError> {
+        let now = now_unix();
+        let mount_max = match mount.config.max_lease_ttl {
+            0 => self.config.max_lease_ttl,
+            m => m,
+        };
+        let max = match login.max_ttl {
+            0 => mount_max,
+            m => m.min(mount_max),
+        };
+        let mut ttl = if login.period > 0 {
+            login.period
+        } else {
+            match (login.ttl, mount.config.default_lease_ttl) {
+                (0, 0) => self.config.default_lease_ttl,
+                (0, d) => d,
+                (t, _) => t,
+            }
+        };
+        if login.explicit_max_ttl > 0 {
+            ttl = ttl.min(login.explicit_max_ttl);
+        }
+        if login.period == 0 {
+            ttl = ttl.min(max);
+        }
+        let mut policies = crate::policy::normalize_policy_names(&login.policies);
+        policies.retain(|p| p != "root");
+        if !login.no_default_policy && !policies.iter().any(|p| p == "default") {
+            policies.push("default".into());
+            policies.sort();
+        }
+        let hard_cap = match (login.explicit_max_ttl, login.period) {
+            (e, _) if e > 0 => now + e as i64,
+            (_, p) if p > 0 => 0,
+            _ => now + max as i64,
+        };
+        let entry = TokenEntry {
+            accessor: crate::token::random_base62(24)?,
+            policies,
+            path: req.path.clone(),
+            display_name: if login.display_name.is_empty() {
+                mount.kind.clone()
+            } else {
+                format!("{}-{}", mount.kind, login.display_name)
+            },
+            creation_time: now,
+            creation_ttl: ttl,
+            expire_time: now + ttl as i64,
+            explicit_max_ttl: login.explicit_max_ttl,
+            max_expire_time: hard_cap,
+            period: login.period,
+            num_uses: login.num_uses,
+            meta: (!login.metadata.is_empty()).then_some(login.metadata),
+            orphan: true,
+            parent: None,
+            renewable: true,
+            role: None,
+            last_renewal_time: 0,
+        };
+        let (id, _) = active.tokens.create(&entry).await?;
+        Ok((id.expose().to_owned(), entry))
+    }
+
+    /// One of the two mount tables.
+    pub(crate) fn mounts(
+        &self,
+        active: &Active,
+        kind: MountKind,
+    ) -> Result<Arc<Vec<Mounted>>, LogicalError> {
+        let table = match kind {
+            MountKind::Secret => &active.mounts,
+            MountKind::Auth => &active.auth_mounts,
+        };
+        Ok(table
             .read()
             .map_err(|_| internal("mount table lock poisoned"))?
             .clone())
@@ -617,13 +767,20 @@ impl Core {
 
 /// Longest mount whose path prefixes `path` (`secret` also matches `secret/`).
 pub(crate) fn find_mount<'a>(mounts: &'a [Mounted], path: &str) -> Option<&'a Mounted> {
+    find_mount_index(mounts, path).map(|i| &mounts[i])
+}
+
+/// Index of the longest mount whose path prefixes `path`.
+pub(crate) fn find_mount_index(mounts: &[Mounted], path: &str) -> Option<usize> {
     mounts
         .iter()
-        .filter(|m| {
+        .enumerate()
+        .filter(|(_, m)| {
             let mp = m.entry.path.as_str();
             path.starts_with(mp) || mp.strip_suffix('/') == Some(path)
         })
-        .max_by_key(|m| m.entry.path.len())
+        .max_by_key(|(_, m)| m.entry.path.len())
+        .map(|(i, _)| i)
 }
 
 fn decode_share(key: &str) -> Result<SecretBytes, LogicalError> {

@@ -90,6 +90,31 @@ pub struct Response {
     pub inject_top_level: bool,
     /// A status other than 200, with the envelope as body (e.g. KV v2 404-with-body).
     pub status: Option<u16>,
+    /// A successful login: core issues a token with these settings and fills `auth`.
+    pub login: Option<LoginAuth>,
+}
+
+/// What an auth method asks core to issue after a successful login.
+#[derive(Debug, Clone, Default)]
+pub struct LoginAuth {
+    /// Policy names (normalised by core; `default` added unless `no_default_policy`).
+    pub policies: Vec<String>,
+    /// Token TTL, seconds (0: mount/system default).
+    pub ttl: u64,
+    /// Cap on renewals, seconds (0: mount/system max).
+    pub max_ttl: u64,
+    /// Hard cap, seconds.
+    pub explicit_max_ttl: u64,
+    /// Periodic token, seconds.
+    pub period: u64,
+    /// Use limit (0: unlimited).
+    pub num_uses: i64,
+    /// Do not add `default`.
+    pub no_default_policy: bool,
+    /// Metadata shown in the `auth` block and lookups.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// Appended to the method name for the token's display name.
+    pub display_name: String,
 }
 
 impl Response {

@@ -7,6 +7,35 @@ use serde_json::{Map, Value, json};
 
 /// Where the mount table is stored, behind the barrier.
 pub const MOUNT_TABLE_PATH: &str = "core/mounts";
+/// Where the auth method table is stored, behind the barrier.
+pub const AUTH_TABLE_PATH: &str = "core/auth";
+
+/// Which of the two mount tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    /// Secret engines, routed at `<path>`.
+    Secret,
+    /// Auth methods, routed at `auth/<path>`.
+    Auth,
+}
+
+impl MountKind {
+    /// Storage key of the table.
+    pub fn table_path(self) -> &'static str {
+        match self {
+            MountKind::Secret => MOUNT_TABLE_PATH,
+            MountKind::Auth => AUTH_TABLE_PATH,
+        }
+    }
+
+    /// Prefix of a mount's storage view.
+    pub fn view_root(self) -> &'static str {
+        match self {
+            MountKind::Secret => "logical/",
+            MountKind::Auth => "auth/",
+        }
+    }
+}
 
 /// Prefixes no secret engine may be mounted at or under.
 pub const PROTECTED_PREFIXES: &[&str] = &["sys/", "auth/", "audit/", "cubbyhole/", "identity/"];
@@ -53,6 +82,20 @@ impl MountEntry {
     pub fn new(path: &str, kind: &str) -> Self {
         let uuid = uuid::Uuid::new_v4().to_string();
         let accessor = format!("{kind}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Self::with_ids(path, kind, uuid, accessor)
+    }
+
+    /// A new auth method entry (accessor `auth_<type>_<8 hex>`).
+    pub fn new_auth(path: &str, kind: &str) -> Self {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let accessor = format!(
+            "auth_{kind}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self::with_ids(path, kind, uuid, accessor)
+    }
+
+    fn with_ids(path: &str, kind: &str, uuid: String, accessor: String) -> Self {
         Self {
             path: path.to_owned(),
             kind: kind.to_owned(),
@@ -68,8 +111,8 @@ impl MountEntry {
     }
 
     /// Storage prefix of this mount's view.
-    pub fn view_prefix(&self) -> String {
-        format!("logical/{}/", self.uuid)
+    pub fn view_prefix(&self, kind: MountKind) -> String {
+        format!("{}{}/", kind.view_root(), self.uuid)
     }
 
     /// The entry as `sys/mounts` shows it.
@@ -103,6 +146,15 @@ impl MountEntry {
 pub fn normalize_mount_path(p: &str) -> String {
     let trimmed = p.trim_matches('/');
     format!("{trimmed}/")
+}
+
+/// The built-in `token/` auth method as listed by `sys/auth`.
+pub fn token_auth_mount() -> MountEntry {
+    let mut m = MountEntry::new("token/", "token");
+    m.description = "token based credentials".into();
+    m.uuid = "00000000-0000-0000-0000-000000000001".into();
+    m.accessor = "auth_token_00000000".into();
+    m
 }
 
 /// The built-in `sys/` mount as listed by `sys/mounts`.

@@ -108,6 +108,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         storage,
         seal_mode(&cfg.seal)?,
         coffer_engines::registry(),
+        coffer_auth::registry(),
         CoreConfig {
             default_lease_ttl: cfg.default_lease_ttl,
             max_lease_ttl: cfg.max_lease_ttl,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::core::{Active, Core};
 use crate::logical::{LogicalError, Operation, Request, Response};
+use crate::mounts::MountKind;
 use crate::paths::{PathSpec, PathTable};
 use crate::token::Token;
 
@@ -17,6 +18,8 @@ use crate::token::Token;
 pub(crate) enum SysRoute {
     MountsList,
     Mount,
+    AuthList,
+    Auth,
     KeyStatus,
     Rotate,
     Random,
@@ -47,6 +50,18 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         operations: &[Read, Update, Delete],
         route: SysRoute::Mount,
         help: "Read, enable, disable or tune (with /tune) a secret engine.",
+    },
+    PathSpec {
+        pattern: "auth",
+        operations: &[Read],
+        route: SysRoute::AuthList,
+        help: "List enabled auth methods.",
+    },
+    PathSpec {
+        pattern: "auth/{*path}",
+        operations: &[Read, Update, Delete],
+        route: SysRoute::Auth,
+        help: "Read, enable, disable or tune (with /tune) an auth method.",
     },
     PathSpec {
         pattern: "key-status",
@@ -210,8 +225,16 @@ impl Core {
     ) -> Result<Option<Response>, LogicalError> {
         let m = self.sys_paths().table.route(req.operation, rest)?;
         match m.route {
-            SysRoute::MountsList => self.list_mounts(active).map(Some),
-            SysRoute::Mount => self.mount_op(active, req, m.param("path")).await,
+            SysRoute::MountsList => self.list_mounts(active, MountKind::Secret).map(Some),
+            SysRoute::Mount => {
+                self.mount_op(active, req, m.param("path"), MountKind::Secret)
+                    .await
+            }
+            SysRoute::AuthList => self.list_mounts(active, MountKind::Auth).map(Some),
+            SysRoute::Auth => {
+                self.mount_op(active, req, m.param("path"), MountKind::Auth)
+                    .await
+            }
             SysRoute::KeyStatus => {
                 let (term, nanos, encryptions) = self.barrier.key_status()?;
                 let when = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
@@ -272,7 +295,7 @@ impl Core {
     fn ui_mounts(&self, active: &Active, token: Option<&Token>) -> Result<Response, LogicalError> {
         let mut secret = Map::new();
         if token.is_some() {
-            for m in self.mounts(active)?.iter() {
+            for m in self.mounts(active, MountKind::Secret)?.iter() {
                 secret.insert(m.entry.path.clone(), Value::Object(m.entry.to_api()));
             }
             let sys = crate::mounts::system_mount();
@@ -297,7 +320,7 @@ impl Core {
         if token.is_none() {
             return Err(denied());
         }
-        let mounts = self.mounts(active)?;
+        let mounts = self.mounts(active, MountKind::Secret)?;
         let m = crate::core::find_mount(&mounts, path).ok_or_else(denied)?;
         if let Some(t) = token.filter(|t| !t.entry.is_root()) {
             // Vault's preflight: some capability on the path asked about or on the mount itself.

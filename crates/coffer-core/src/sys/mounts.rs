@@ -1,4 +1,5 @@
-//! `sys/mounts`: list, enable, read, disable and tune secret engines.
+//! `sys/mounts` and `sys/auth`: list, enable, read, disable and tune secret
+//! engines and auth methods. Both tables work the same way.
 
 use std::sync::Arc;
 
@@ -9,18 +10,39 @@ use crate::core::{Active, Core, Mounted};
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::mounts::{
-    MOUNT_TABLE_PATH, MountEntry, PROTECTED_PREFIXES, normalize_mount_path, system_mount,
+    MountEntry, MountKind, PROTECTED_PREFIXES, normalize_mount_path, system_mount, token_auth_mount,
 };
 
+/// The entry as listed; auth methods also show their token type.
+fn listed(entry: &MountEntry, kind: MountKind) -> Value {
+    let mut v = entry.to_api();
+    if kind == MountKind::Auth
+        && let Some(Value::Object(c)) = v.get_mut("config")
+    {
+        c.insert("token_type".into(), json!("default-service"));
+    }
+    Value::Object(v)
+}
+
+fn builtin(kind: MountKind) -> MountEntry {
+    match kind {
+        MountKind::Secret => system_mount(),
+        MountKind::Auth => token_auth_mount(),
+    }
+}
+
 impl Core {
-    pub(crate) fn list_mounts(&self, active: &Active) -> Result<Response, LogicalError> {
-        let mounts = self.mounts(active)?;
+    pub(crate) fn list_mounts(
+        &self,
+        active: &Active,
+        kind: MountKind,
+    ) -> Result<Response, LogicalError> {
         let mut data = Map::new();
-        for m in mounts.iter() {
-            data.insert(m.entry.path.clone(), Value::Object(m.entry.to_api()));
+        for m in self.mounts(active, kind)?.iter() {
+            data.insert(m.entry.path.clone(), listed(&m.entry, kind));
         }
-        let sys = system_mount();
-        data.insert(sys.path.clone(), Value::Object(sys.to_api()));
+        let b = builtin(kind);
+        data.insert(b.path.clone(), listed(&b, kind));
         Ok(top_level(Response::data(data)))
     }
 
@@ -29,46 +51,57 @@ impl Core {
         active: &Active,
         req: &Request,
         raw_path: &str,
+        kind: MountKind,
     ) -> Result<Option<Response>, LogicalError> {
         let (path, tune) = match raw_path.trim_end_matches('/').strip_suffix("/tune") {
             Some(p) => (normalize_mount_path(p), true),
             None => (normalize_mount_path(raw_path), false),
         };
         match (req.operation, tune) {
-            (Operation::Read, false) => self.read_mount(active, &path).map(Some),
-            (Operation::Read, true) => self.read_tune(active, &path).map(Some),
+            (Operation::Read, false) => {
+                let e = self.mount_entry(active, &path, kind)?;
+                Ok(Some(top_level(Response::data(obj(listed(&e, kind))))))
+            }
+            (Operation::Read, true) => self.read_tune(active, &path, kind).map(Some),
             (op, false) if op.is_write() => self
-                .enable_mount(active, &path, &req.data)
+                .enable_mount(active, &path, &req.data, kind)
                 .await
                 .map(|_| None),
             (op, true) if op.is_write() => self
-                .tune_mount(active, &path, &req.data)
+                .tune_mount(active, &path, &req.data, kind)
                 .await
                 .map(|_| None),
-            (Operation::Delete, false) => self.disable_mount(active, &path).await.map(|_| None),
+            (Operation::Delete, false) => {
+                self.disable_mount(active, &path, kind).await.map(|_| None)
+            }
             _ => Err(LogicalError::UnsupportedOperation),
         }
     }
 
-    fn mount_entry(&self, active: &Active, path: &str) -> Result<MountEntry, LogicalError> {
-        if path == "sys/" {
-            return Ok(system_mount());
+    fn mount_entry(
+        &self,
+        active: &Active,
+        path: &str,
+        kind: MountKind,
+    ) -> Result<MountEntry, LogicalError> {
+        let b = builtin(kind);
+        if path == b.path {
+            return Ok(b);
         }
-        self.mounts(active)?
+        self.mounts(active, kind)?
             .iter()
             .find(|m| m.entry.path == path)
             .map(|m| m.entry.clone())
             .ok_or_else(|| LogicalError::BadRequest(format!("no mount at {path:?}")))
     }
 
-    fn read_mount(&self, active: &Active, path: &str) -> Result<Response, LogicalError> {
-        Ok(top_level(Response::data(
-            self.mount_entry(active, path)?.to_api(),
-        )))
-    }
-
-    fn read_tune(&self, active: &Active, path: &str) -> Result<Response, LogicalError> {
-        let e = self.mount_entry(active, path)?;
+    fn read_tune(
+        &self,
+        active: &Active,
+        path: &str,
+        kind: MountKind,
+    ) -> Result<Response, LogicalError> {
+        let e = self.mount_entry(active, path, kind)?;
         let eff = |v: u64, sys: u64| if v == 0 { sys } else { v };
         let mut data = obj(json!({
             "default_lease_ttl": eff(e.config.default_lease_ttl, self.config.default_lease_ttl),
@@ -76,6 +109,9 @@ impl Core {
             "force_no_cache": e.config.force_no_cache,
             "description": e.description,
         }));
+        if kind == MountKind::Auth {
+            data.insert("token_type".into(), json!("default-service"));
+        }
         if let Some(o) = &e.options {
             data.insert("options".into(), json!(o));
         }
@@ -87,33 +123,36 @@ impl Core {
         active: &Active,
         path: &str,
         data: &Map<String, Value>,
+        kind: MountKind,
     ) -> Result<(), LogicalError> {
         let f = Fields::new(data);
-        let kind = f.str("type")?.filter(|t| !t.is_empty()).ok_or_else(|| {
+        let kind_name = f.str("type")?.filter(|t| !t.is_empty()).ok_or_else(|| {
             LogicalError::BadRequest(
                 "field \"type\" is required: the engine type to mount, e.g. kv".into(),
             )
         })?;
-        let kind = match kind.as_str() {
-            "generic" => "kv".to_string(),
-            _ => kind,
+        let type_name = match (kind, kind_name.as_str()) {
+            (MountKind::Secret, "generic") => "kv".to_string(),
+            _ => kind_name,
         };
         if path == "/" {
             return Err(LogicalError::BadRequest(
                 "mount path must not be empty".into(),
             ));
         }
-        if let Some(p) = PROTECTED_PREFIXES.iter().find(|p| path.starts_with(**p)) {
+        let reserved: &[&str] = match kind {
+            MountKind::Secret => PROTECTED_PREFIXES,
+            MountKind::Auth => &["token/"],
+        };
+        if let Some(p) = reserved.iter().find(|p| path.starts_with(**p)) {
             return Err(LogicalError::BadRequest(format!(
                 "cannot mount {path:?}: the {p:?} prefix is reserved"
             )));
         }
-        if self.engines.get(&kind).is_none() {
-            return Err(LogicalError::BadRequest(format!(
-                "unknown backend type: {kind:?}"
-            )));
-        }
-        let mut entry = MountEntry::new(path, &kind);
+        let mut entry = match kind {
+            MountKind::Secret => MountEntry::new(path, &type_name),
+            MountKind::Auth => MountEntry::new_auth(path, &type_name),
+        };
         entry.description = f.str("description")?.unwrap_or_default();
         entry.local = f.bool("local")?.unwrap_or(false);
         entry.seal_wrap = f.bool("seal_wrap")?.unwrap_or(false);
@@ -123,7 +162,7 @@ impl Core {
         }
         entry.options = f.str_map("options")?.filter(|o| !o.is_empty());
         let _guard = self.mount_lock.lock().await;
-        let current = self.mounts(active)?;
+        let current = self.mounts(active, kind)?;
         if let Some(clash) = current
             .iter()
             .find(|m| m.entry.path.starts_with(path) || path.starts_with(m.entry.path.as_str()))
@@ -133,33 +172,50 @@ impl Core {
                 clash.entry.path
             )));
         }
-        let mounted = self.instantiate(entry)?;
+        let mounted = self.instantiate(entry, kind)?;
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
         next.push(mounted);
-        self.commit_mounts(active, next).await?;
-        tracing::info!(path, kind, "mounted secret engine");
+        self.commit_mounts(active, next, kind).await?;
+        tracing::info!(path, r#type = type_name, ?kind, "mounted");
         Ok(())
     }
 
-    async fn disable_mount(&self, active: &Active, path: &str) -> Result<(), LogicalError> {
-        if PROTECTED_PREFIXES.iter().any(|p| path.starts_with(*p)) {
+    async fn disable_mount(
+        &self,
+        active: &Active,
+        path: &str,
+        kind: MountKind,
+    ) -> Result<(), LogicalError> {
+        let reserved = match kind {
+            MountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| path.starts_with(*p)),
+            MountKind::Auth => path == "token/",
+        };
+        if reserved {
             return Err(LogicalError::BadRequest(format!("cannot unmount {path:?}")));
         }
         let _guard = self.mount_lock.lock().await;
-        let current = self.mounts(active)?;
+        let current = self.mounts(active, kind)?;
         let Some(gone) = current.iter().find(|m| m.entry.path == path) else {
             // Vault answers 204 for a path with nothing mounted.
             return Ok(());
         };
-        let prefix = gone.entry.view_prefix();
+        let prefix = gone.entry.view_prefix(kind);
         let next: Vec<Mounted> = current
             .iter()
             .filter(|m| m.entry.path != path)
             .map(clone_mounted)
             .collect();
-        self.commit_mounts(active, next).await?;
+        self.commit_mounts(active, next, kind).await?;
         self.clear_prefix(&prefix).await?;
-        tracing::info!(path, "unmounted secret engine");
+        if kind == MountKind::Auth {
+            // Tokens issued through the method die with it.
+            let n = active
+                .tokens
+                .revoke_created_under(&format!("auth/{path}"))
+                .await?;
+            tracing::info!(path, revoked = n, "auth method disabled");
+        }
+        tracing::info!(path, ?kind, "unmounted");
         Ok(())
     }
 
@@ -168,9 +224,10 @@ impl Core {
         active: &Active,
         path: &str,
         data: &Map<String, Value>,
+        kind: MountKind,
     ) -> Result<(), LogicalError> {
         let _guard = self.mount_lock.lock().await;
-        let current = self.mounts(active)?;
+        let current = self.mounts(active, kind)?;
         let Some(idx) = current.iter().position(|m| m.entry.path == path) else {
             return Err(LogicalError::BadRequest(format!("no mount at {path:?}")));
         };
@@ -186,17 +243,25 @@ impl Core {
             entry.options = Some(merged);
         }
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
-        next[idx] = self.instantiate(entry)?;
-        self.commit_mounts(active, next).await
+        next[idx] = self.instantiate(entry, kind)?;
+        self.commit_mounts(active, next, kind).await
     }
 
-    async fn commit_mounts(&self, active: &Active, next: Vec<Mounted>) -> Result<(), LogicalError> {
+    async fn commit_mounts(
+        &self,
+        active: &Active,
+        next: Vec<Mounted>,
+        kind: MountKind,
+    ) -> Result<(), LogicalError> {
         let entries: Vec<&MountEntry> = next.iter().map(|m| &m.entry).collect();
         let bytes =
             serde_json::to_vec(&entries).map_err(|e| LogicalError::Internal(e.to_string()))?;
-        self.barrier.put(MOUNT_TABLE_PATH, &bytes).await?;
-        let mut slot = active
-            .mounts
+        self.barrier.put(kind.table_path(), &bytes).await?;
+        let table = match kind {
+            MountKind::Secret => &active.mounts,
+            MountKind::Auth => &active.auth_mounts,
+        };
+        let mut slot = table
             .write()
             .map_err(|_| LogicalError::Internal("mount table lock poisoned".into()))?;
         *slot = Arc::new(next);

@@ -374,6 +374,20 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Revokes every token created through a path under `prefix` (a disabled auth method).
+    pub async fn revoke_created_under(&self, prefix: &str) -> Result<usize, LogicalError> {
+        let mut n = 0;
+        for hash in self.barrier.list(ID_PREFIX).await? {
+            if let Some(e) = self.read_entry(&hash).await?
+                && e.path.starts_with(prefix)
+            {
+                self.revoke_tree(&hash).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes expired and spent tokens and dangling index entries; returns how many tokens went.
     pub async fn tidy(&self) -> Result<usize, LogicalError> {
         let now = now_unix();

@@ -1,0 +1,20 @@
+//! Auth methods for coffer. Each is a backend mounted under `auth/`; a
+//! successful login answers with token settings and core issues the token.
+
+pub mod approle;
+mod cidr;
+mod salt;
+mod token_fields;
+pub mod userpass;
+
+use coffer_core::backend::EngineRegistry;
+
+pub use token_fields::TokenFields;
+
+/// A registry holding every auth method type this crate provides.
+pub fn registry() -> EngineRegistry {
+    let mut r = EngineRegistry::new();
+    r.register("userpass", userpass::factory);
+    r.register("approle", approle::factory);
+    r
+}
