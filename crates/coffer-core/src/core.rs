@@ -98,6 +98,20 @@ pub(crate) struct Mounted {
     pub view: StorageView,
 }
 
+/// A request path resolved to its mount.
+pub(crate) struct Located {
+    mounts: Arc<Vec<Mounted>>,
+    idx: usize,
+    /// The path relative to the mount.
+    pub rel: String,
+}
+
+impl Located {
+    pub(crate) fn mount(&self) -> &Mounted {
+        &self.mounts[self.idx]
+    }
+}
+
 /// State that exists only while unsealed.
 pub(crate) struct Active {
     pub mounts: RwLock<Arc<Vec<Mounted>>>,
@@ -574,7 +588,7 @@ impl Core {
         }
         Ok(self
             .locate(active, path)?
-            .is_some_and(|(mounts, idx, rel)| mounts[idx].backend.is_unauthenticated(&rel)))
+            .is_some_and(|found| found.mount().backend.is_unauthenticated(&found.rel)))
     }
 
     /// Existence check: a write to a path with no value is a `create` for ACL purposes.
@@ -582,14 +596,11 @@ impl Core {
         if req.path.starts_with("sys/") || req.path.starts_with("auth/token/") {
             return Ok(true);
         }
-        let Some((mounts, idx, rel)) = self.locate(active, &req.path)? else {
+        let Some(found) = self.locate(active, &req.path)? else {
             return Ok(true);
         };
-        Ok(mounts[idx]
-            .backend
-            .exists(&rel, &mounts[idx].view)
-            .await?
-            .unwrap_or(true))
+        let m = found.mount();
+        Ok(m.backend.exists(&found.rel, &m.view).await?.unwrap_or(true))
     }
 
     /// The ACL check every authenticated request passes before any handler runs.
@@ -618,11 +629,7 @@ impl Core {
     }
 
     /// The mount serving `path` and the path relative to it (auth methods live under `auth/`).
-    fn locate(
-        &self,
-        active: &Active,
-        path: &str,
-    ) -> Result<Option<(Arc<Vec<Mounted>>, usize, String)>, LogicalError> {
+    fn locate(&self, active: &Active, path: &str) -> Result<Option<Located>, LogicalError> {
         let (kind, inner) = match path.strip_prefix("auth/") {
             Some(rest) => (MountKind::Auth, rest),
             None => (MountKind::Secret, path),
@@ -635,7 +642,7 @@ impl Core {
             .strip_prefix(mounts[idx].entry.path.as_str())
             .unwrap_or("")
             .to_owned();
-        Ok(Some((mounts, idx, rel)))
+        Ok(Some(Located { mounts, idx, rel }))
     }
 
     async fn route(
@@ -643,10 +650,10 @@ impl Core {
         active: &Active,
         req: &Request,
     ) -> Result<Option<Response>, LogicalError> {
-        let (mounts, idx, rel) = self
+        let found = self
             .locate(active, &req.path)?
             .ok_or(LogicalError::UnsupportedPath)?;
-        let m = &mounts[idx];
+        let m = found.mount();
         let default_ttl = match m.entry.config.default_lease_ttl {
             0 => self.config.default_lease_ttl,
             t => t,
@@ -655,7 +662,7 @@ impl Core {
             .backend
             .handle(EngineRequest {
                 operation: req.operation,
-                path: &rel,
+                path: &found.rel,
                 data: &req.data,
                 storage: &m.view,
                 mount: &m.entry,
