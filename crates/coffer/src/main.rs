@@ -33,6 +33,17 @@ enum Command {
     List(cli::generic::PathArgs),
     /// Delete a path.
     Delete(cli::generic::PathArgs),
+    /// Log in (token, userpass, approle) and store the token in ~/.coffer-token.
+    Login(cli::auth_cmds::LoginArgs),
+    /// Create, look up, renew and revoke tokens.
+    #[command(subcommand)]
+    Token(cli::auth_cmds::TokenCommand),
+    /// Write, read, list and delete ACL policies.
+    #[command(subcommand)]
+    Policy(cli::auth_cmds::PolicyCommand),
+    /// Enable, disable and list auth methods.
+    #[command(subcommand)]
+    Auth(cli::auth_cmds::AuthCommand),
 }
 
 /// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
@@ -84,6 +95,10 @@ fn main() -> ExitCode {
             Command::Write(a) => cli::generic::write(a).await,
             Command::List(a) => cli::generic::list(a).await,
             Command::Delete(a) => cli::generic::delete(a).await,
+            Command::Login(a) => cli::auth_cmds::login(a).await,
+            Command::Token(c) => cli::auth_cmds::token(c).await,
+            Command::Policy(c) => cli::auth_cmds::policy(c).await,
+            Command::Auth(c) => cli::auth_cmds::auth(c).await,
         }
     });
     match result {

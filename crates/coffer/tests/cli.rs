@@ -173,3 +173,114 @@ async fn operator_init_unseal_rotate_seal_and_status_codes() {
         Some(2)
     );
 }
+
+fn coffer_home(
+    addr: &str,
+    home: &std::path::Path,
+    token: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.args(args)
+        .env_remove("COFFER_ADDR")
+        .env_remove("COFFER_TOKEN")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("COFFER_TOKEN_FILE")
+        .env("HOME", home)
+        .env("VAULT_ADDR", addr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = token {
+        cmd.env("VAULT_TOKEN", t);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn login_token_policy_and_auth_commands() {
+    let s = Server::dev();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let root = |args: &[&str]| coffer_home(&s.addr, h, Some("root"), args, None);
+    let pol = h.join("reader.hcl");
+    std::fs::write(
+        &pol,
+        "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n",
+    )
+    .unwrap();
+    let w = root(&["policy", "write", "reader", pol.to_str().unwrap()]);
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert_eq!(
+        stdout(&root(&["policy", "list"])),
+        "default\nreader\nroot\n"
+    );
+    assert!(stdout(&root(&["policy", "read", "reader"])).contains("capabilities = [\"read\"]"));
+    assert!(root(&["auth", "enable", "userpass"]).status.success());
+    assert!(stdout(&root(&["auth", "list"])).contains("userpass/"));
+    assert!(
+        root(&[
+            "write",
+            "auth/userpass/users/eve",
+            "password=pw-eve",
+            "token_policies=reader"
+        ])
+        .status
+        .success()
+    );
+    assert!(root(&["write", "secret/x", "v=1"]).status.success());
+
+    // Login stores the token 0600 and later commands use it.
+    let l = coffer_home(
+        &s.addr,
+        h,
+        None,
+        &["login", "-method=userpass", "username=eve", "password=-"],
+        Some("pw-eve\n"),
+    );
+    assert!(l.status.success(), "{}", String::from_utf8_lossy(&l.stderr));
+    let file = h.join(".coffer-token");
+    let meta = std::fs::metadata(&file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let r = coffer_home(&s.addr, h, None, &["read", "-field=v", "secret/x"], None);
+    assert_eq!(stdout(&r), "1\n");
+    let denied = coffer_home(&s.addr, h, None, &["write", "secret/x", "v=2"], None);
+    assert_eq!(denied.status.code(), Some(2));
+
+    let t = root(&[
+        "token",
+        "create",
+        "-policy=reader",
+        "-ttl=1h",
+        "-format=json",
+    ]);
+    let v: Value = serde_json::from_str(&stdout(&t)).unwrap();
+    let child = v["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(v["auth"]["lease_duration"], 3600);
+    let look = coffer_home(
+        &s.addr,
+        h,
+        Some(&child),
+        &["token", "lookup", "-format=json"],
+        None,
+    );
+    let lv: Value = serde_json::from_str(&stdout(&look)).unwrap();
+    assert_eq!(
+        lv["data"]["policies"],
+        serde_json::json!(["default", "reader"])
+    );
+    assert!(root(&["token", "revoke", &child]).status.success());
+    let gone = coffer_home(&s.addr, h, Some(&child), &["token", "lookup"], None);
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(root(&["auth", "disable", "userpass"]).status.success());
+    assert!(root(&["policy", "delete", "reader"]).status.success());
+}

@@ -1,8 +1,10 @@
 //! Client-side commands: they talk to a running server over HTTP.
 
+pub mod auth_cmds;
 pub mod generic;
 pub mod operator;
 mod output;
+mod token_file;
 
 use anyhow::Context;
 use coffer_client::{Client, ClientConfig};
@@ -40,8 +42,16 @@ fn env_first(names: &[&str]) -> Option<String> {
 }
 
 impl ClientArgs {
-    /// A client from flags and environment.
+    /// A client from flags and environment; the token comes from
+    /// `$COFFER_TOKEN`, `$VAULT_TOKEN`, then `~/.coffer-token`.
     pub fn client(&self) -> anyhow::Result<Client> {
+        self.client_with_token(
+            env_first(&["COFFER_TOKEN", "VAULT_TOKEN"]).or_else(token_file::read),
+        )
+    }
+
+    /// A client with an explicit token (or none, for logins).
+    pub fn client_with_token(&self, token: Option<String>) -> anyhow::Result<Client> {
         let address = self
             .address
             .clone()
@@ -57,7 +67,7 @@ impl ClientArgs {
             .is_some_and(|v| coffer_core::fields::parse_bool(&v) == Some(true));
         Ok(Client::new(ClientConfig {
             address,
-            token: env_first(&["COFFER_TOKEN", "VAULT_TOKEN"]),
+            token,
             ca_cert_pem,
             skip_verify,
         })?)

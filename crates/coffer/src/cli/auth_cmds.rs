@@ -1,0 +1,535 @@
+//! `coffer login`, `coffer token ...`, `coffer policy ...`, `coffer auth ...`.
+
+use std::io::Read as _;
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use super::output::{cell, go_duration, json as print_json, table};
+use super::{ClientArgs, Format, UsageError, token_file};
+
+/// `coffer login`.
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// token, userpass or approle.
+    #[arg(long, default_value = "token")]
+    method: String,
+    /// Where the method is mounted (default: the method's name).
+    #[arg(long)]
+    path: Option<String>,
+    /// Do not store the token in ~/.coffer-token.
+    #[arg(long)]
+    no_store: bool,
+    /// The token (method=token), or `key=value` login parameters; `-` reads from stdin.
+    args: Vec<String>,
+}
+
+fn read_stdin_line() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    Ok(s.trim().to_owned())
+}
+
+fn kv_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for a in args {
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("argument {a:?} must be key=value")))?;
+        let v = if v == "-" {
+            read_stdin_line()?
+        } else {
+            v.to_owned()
+        };
+        m.insert(k.to_owned(), Value::String(v));
+    }
+    Ok(m)
+}
+
+fn print_auth(body: &Value, format: Format, note: &str) {
+    if format == Format::Json {
+        return print_json(body);
+    }
+    let a = &body["auth"];
+    if !note.is_empty() {
+        println!("{note}\n");
+    }
+    let ttl = a["lease_duration"].as_u64().unwrap_or(0);
+    table(&[
+        ("token".into(), cell(&a["client_token"])),
+        ("token_accessor".into(), cell(&a["accessor"])),
+        (
+            "token_duration".into(),
+            if ttl == 0 {
+                "∞".into()
+            } else {
+                go_duration(ttl)
+            },
+        ),
+        ("token_renewable".into(), cell(&a["renewable"])),
+        ("token_policies".into(), cell(&a["token_policies"])),
+        ("policies".into(), cell(&a["policies"])),
+        ("token_meta".into(), cell(&a["metadata"])),
+    ]);
+}
+
+/// Runs `coffer login`.
+pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
+    let c = &a.client;
+    let (token, body) = match a.method.as_str() {
+        "token" => {
+            let t = match a.args.first().map(String::as_str) {
+                None | Some("-") => read_stdin_line()?,
+                Some(t) => t.to_owned(),
+            };
+            let client = c.client_with_token(Some(t.clone()))?;
+            let body = client
+                .read("auth/token/lookup-self")
+                .await?
+                .context("token lookup returned nothing")?;
+            let auth = json!({"auth": {
+                "client_token": t, "accessor": body["data"]["accessor"], "lease_duration": body["data"]["ttl"],
+                "renewable": body["data"]["renewable"], "token_policies": body["data"]["policies"],
+                "policies": body["data"]["policies"], "metadata": body["data"]["meta"]}});
+            (t, auth)
+        }
+        "userpass" => {
+            let mut params = kv_args(&a.args)?;
+            let user = params
+                .remove("username")
+                .and_then(|v| v.as_str().map(String::from))
+                .ok_or_else(|| {
+                    UsageError(
+                        "userpass login needs username=NAME (and password=- to type it on stdin)"
+                            .into(),
+                    )
+                })?;
+            if !params.contains_key("password") {
+                eprint!("Password (will be read from stdin): ");
+                params.insert("password".into(), Value::String(read_stdin_line()?));
+            }
+            let mount = a.path.clone().unwrap_or_else(|| "userpass".into());
+            let body = c
+                .client_with_token(None)?
+                .write(
+                    &format!("auth/{mount}/login/{user}"),
+                    &Value::Object(params),
+                )
+                .await?
+                .context("login returned nothing")?;
+            (
+                body["auth"]["client_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                body,
+            )
+        }
+        "approle" => {
+            let params = kv_args(&a.args)?;
+            if !params.contains_key("role_id") {
+                return Err(
+                    UsageError("approle login needs role_id=... secret_id=...".into()).into(),
+                );
+            }
+            let mount = a.path.clone().unwrap_or_else(|| "approle".into());
+            let body = c
+                .client_with_token(None)?
+                .write(&format!("auth/{mount}/login"), &Value::Object(params))
+                .await?
+                .context("login returned nothing")?;
+            (
+                body["auth"]["client_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                body,
+            )
+        }
+        m => {
+            return Err(UsageError(format!(
+                "unknown login method {m:?}: use token, userpass or approle"
+            ))
+            .into());
+        }
+    };
+    if token.is_empty() {
+        anyhow::bail!("the server returned no token");
+    }
+    let note = if a.no_store {
+        "Success! You are now authenticated (token not stored).".to_string()
+    } else {
+        let p = token_file::write(&token)?;
+        format!(
+            "Success! You are now authenticated. The token is stored in {} and used by later commands.",
+            p.display()
+        )
+    };
+    print_auth(&body, a.client.format, &note);
+    Ok(0)
+}
+
+/// `coffer token ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a child token.
+    Create {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Policies (repeat or comma-separate).
+        #[arg(long = "policy", value_delimiter = ',')]
+        policies: Vec<String>,
+        /// TTL, e.g. 1h.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Hard cap on the lifetime.
+        #[arg(long)]
+        explicit_max_ttl: Option<String>,
+        /// Periodic token renewing to this period.
+        #[arg(long)]
+        period: Option<String>,
+        /// Uses before it expires (0 = unlimited).
+        #[arg(long)]
+        use_limit: Option<i64>,
+        /// Create an orphan (needs sudo).
+        #[arg(long)]
+        orphan: bool,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Token role.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Look up a token (default: your own); `-accessor` treats the argument as an accessor.
+    Lookup {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The argument is an accessor.
+        #[arg(long)]
+        accessor: bool,
+        /// Token or accessor.
+        token: Option<String>,
+    },
+    /// Renew a token (default: your own).
+    Renew {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Requested TTL.
+        #[arg(long)]
+        increment: Option<String>,
+        /// Token to renew.
+        token: Option<String>,
+    },
+    /// Revoke a token and its children (`-self` for your own).
+    Revoke {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Revoke the calling token.
+        #[arg(long = "self")]
+        own: bool,
+        /// The argument is an accessor.
+        #[arg(long)]
+        accessor: bool,
+        /// Token or accessor.
+        token: Option<String>,
+    },
+}
+
+fn print_data(body: &Value, format: Format) {
+    if format == Format::Json {
+        return print_json(body);
+    }
+    let rows: Vec<(String, String)> = body["data"]
+        .as_object()
+        .map(|d| d.iter().map(|(k, v)| (k.clone(), cell(v))).collect())
+        .unwrap_or_default();
+    table(&rows);
+}
+
+/// Runs `coffer token ...`.
+pub async fn token(cmd: TokenCommand) -> anyhow::Result<u8> {
+    match cmd {
+        TokenCommand::Create {
+            client,
+            policies,
+            ttl,
+            explicit_max_ttl,
+            period,
+            use_limit,
+            orphan,
+            display_name,
+            role,
+        } => {
+            let mut body = Map::new();
+            if !policies.is_empty() {
+                body.insert("policies".into(), json!(policies));
+            }
+            for (k, v) in [
+                ("ttl", ttl),
+                ("explicit_max_ttl", explicit_max_ttl),
+                ("period", period),
+                ("display_name", display_name),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), json!(v));
+                }
+            }
+            if let Some(n) = use_limit {
+                body.insert("num_uses".into(), json!(n));
+            }
+            if orphan {
+                body.insert("no_parent".into(), json!(true));
+            }
+            let path = match role {
+                Some(r) => format!("auth/token/create/{r}"),
+                None => "auth/token/create".into(),
+            };
+            let resp = client
+                .client()?
+                .write(&path, &Value::Object(body))
+                .await?
+                .context("no token returned")?;
+            print_auth(&resp, client.format, "");
+        }
+        TokenCommand::Lookup {
+            client,
+            accessor,
+            token,
+        } => {
+            let c = client.client()?;
+            let resp = match (token, accessor) {
+                (None, _) => c.read("auth/token/lookup-self").await?,
+                (Some(a), true) => {
+                    c.write("auth/token/lookup-accessor", &json!({"accessor": a}))
+                        .await?
+                }
+                (Some(t), false) => c.write("auth/token/lookup", &json!({"token": t})).await?,
+            }
+            .context("lookup returned nothing")?;
+            print_data(&resp, client.format);
+        }
+        TokenCommand::Renew {
+            client,
+            increment,
+            token,
+        } => {
+            let c = client.client()?;
+            let mut body = json!({});
+            if let Some(i) = increment {
+                body["increment"] = json!(i);
+            }
+            let resp = match token {
+                None => c.write("auth/token/renew-self", &body).await?,
+                Some(t) => {
+                    body["token"] = json!(t);
+                    c.write("auth/token/renew", &body).await?
+                }
+            }
+            .context("renew returned nothing")?;
+            print_auth(&resp, client.format, "");
+        }
+        TokenCommand::Revoke {
+            client,
+            own,
+            accessor,
+            token,
+        } => {
+            let c = client.client()?;
+            match (own, token, accessor) {
+                (true, _, _) => c.write("auth/token/revoke-self", &json!({})).await?,
+                (false, Some(a), true) => {
+                    c.write("auth/token/revoke-accessor", &json!({"accessor": a}))
+                        .await?
+                }
+                (false, Some(t), false) => {
+                    c.write("auth/token/revoke", &json!({"token": t})).await?
+                }
+                (false, None, _) => {
+                    return Err(UsageError(
+                        "give a token (or -accessor ACCESSOR, or -self)".into(),
+                    )
+                    .into());
+                }
+            };
+            println!("Success! Revoked token (if it existed)");
+        }
+    }
+    Ok(0)
+}
+
+/// `coffer policy ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Upload a policy from a file (`-` for stdin).
+    Write {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Policy name.
+        name: String,
+        /// HCL or JSON file.
+        file: String,
+    },
+    /// Print a policy's text.
+    Read {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Policy name.
+        name: String,
+    },
+    /// List policy names.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a policy.
+    Delete {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Policy name.
+        name: String,
+    },
+}
+
+/// Runs `coffer policy ...`.
+pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<u8> {
+    match cmd {
+        PolicyCommand::Write { client, name, file } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
+            client
+                .client()?
+                .write(
+                    &format!("sys/policies/acl/{name}"),
+                    &json!({"policy": text}),
+                )
+                .await?;
+            println!("Success! Uploaded policy: {name}");
+        }
+        PolicyCommand::Read { client, name } => {
+            let Some(body) = client
+                .client()?
+                .read(&format!("sys/policies/acl/{name}"))
+                .await?
+            else {
+                eprintln!("No policy named: {name}");
+                return Ok(2);
+            };
+            if client.format == Format::Json {
+                print_json(&body);
+            } else {
+                print!("{}", body["data"]["policy"].as_str().unwrap_or_default());
+            }
+        }
+        PolicyCommand::List { client } => {
+            let keys = client.client()?.list("sys/policies/acl").await?;
+            if client.format == Format::Json {
+                print_json(&json!(keys));
+            } else {
+                keys.iter().for_each(|k| println!("{k}"));
+            }
+        }
+        PolicyCommand::Delete { client, name } => {
+            client
+                .client()?
+                .delete(&format!("sys/policies/acl/{name}"))
+                .await?;
+            println!("Success! Deleted policy: {name}");
+        }
+    }
+    Ok(0)
+}
+
+/// `coffer auth ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Enable an auth method.
+    Enable {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Mount path (default: the type).
+        #[arg(long)]
+        path: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Method type: userpass, approle.
+        method: String,
+    },
+    /// Disable an auth method (revokes its tokens).
+    Disable {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Mount path.
+        path: String,
+    },
+    /// List enabled auth methods.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Runs `coffer auth ...`.
+pub async fn auth(cmd: AuthCommand) -> anyhow::Result<u8> {
+    match cmd {
+        AuthCommand::Enable {
+            client,
+            path,
+            description,
+            method,
+        } => {
+            let path = path.unwrap_or_else(|| method.clone());
+            let p = path.trim_matches('/');
+            client
+                .client()?
+                .write(
+                    &format!("sys/auth/{p}"),
+                    &json!({"type": method, "description": description.unwrap_or_default()}),
+                )
+                .await?;
+            println!("Success! Enabled {method} auth method at: {p}/");
+        }
+        AuthCommand::Disable { client, path } => {
+            let p = path.trim_matches('/');
+            client.client()?.delete(&format!("sys/auth/{p}")).await?;
+            println!("Success! Disabled the auth method (if it existed) at: {p}/");
+        }
+        AuthCommand::List { client } => {
+            let body = client
+                .client()?
+                .read("sys/auth")
+                .await?
+                .context("sys/auth returned nothing")?;
+            if client.format == Format::Json {
+                print_json(&body);
+            } else {
+                let rows: Vec<(String, String)> = body["data"]
+                    .as_object()
+                    .map(|d| {
+                        d.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    format!("{}    {}", cell(&v["type"]), cell(&v["accessor"])),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!("Path    Type    Accessor");
+                for (k, v) in rows {
+                    println!("{k}    {v}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
