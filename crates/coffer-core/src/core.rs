@@ -560,7 +560,13 @@ impl Core {
             // The last use is over: the token dies now, as in Vault.
             active.tokens.revoke_tree(&t.hash).await?;
         }
-        finish(op, resp?)
+        let resp = finish(op, resp?)?;
+        match req.wrap_ttl.filter(|t| *t > 0) {
+            Some(ttl) if !is_empty_response(&resp) && resp.wrap_info.is_none() => {
+                self.wrap_response(&active, &req.path, ttl, resp).await
+            }
+            _ => Ok(resp),
+        }
     }
 
     async fn authenticate(
@@ -572,6 +578,12 @@ impl Core {
             Some(t) => active.tokens.lookup(t.expose()).await?,
             None => None,
         };
+        if token.is_none() && req.token.is_some() && req.path == "sys/wrapping/unwrap" {
+            // A spent or unknown wrapping token is a bad request, as in Vault.
+            return Err(LogicalError::BadRequest(
+                "wrapping token is not valid or does not exist".into(),
+            ));
+        }
         if token.is_none() && !self.is_unauthenticated(active, &req.path)? {
             return Err(LogicalError::PermissionDenied);
         }
@@ -619,7 +631,7 @@ impl Core {
             path: &req.path,
             data: &req.data,
             root_protected: is_root_protected(&req.path),
-            wrap_ttl: None,
+            wrap_ttl: req.wrap_ttl,
         });
         if decision.allowed {
             Ok(())
@@ -874,7 +886,11 @@ fn finish(op: Operation, resp: Option<Response>) -> Result<Response, LogicalErro
 
 /// Whether a response has nothing to say (HTTP 204).
 pub fn is_empty_response(r: &Response) -> bool {
-    r.data.is_none() && r.warnings.is_empty() && r.auth.is_none() && r.status.is_none()
+    r.data.is_none()
+        && r.warnings.is_empty()
+        && r.auth.is_none()
+        && r.status.is_none()
+        && r.wrap_info.is_none()
 }
 
 #[cfg(test)]

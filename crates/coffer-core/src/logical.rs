@@ -55,6 +55,8 @@ pub struct Request {
     pub token: Option<SecretString>,
     /// The peer address, for audit and CIDR checks.
     pub remote_addr: Option<String>,
+    /// `X-Vault-Wrap-TTL`: answer with a single-use wrapping token instead.
+    pub wrap_ttl: Option<u64>,
 }
 
 impl Request {
@@ -67,6 +69,7 @@ impl Request {
             data: Map::new(),
             token: None,
             remote_addr: None,
+            wrap_ttl: None,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Response {
     pub status: Option<u16>,
     /// A successful login: core issues a token with these settings and fills `auth`.
     pub login: Option<LoginAuth>,
+    /// Set when the real response was wrapped: the `wrap_info` block.
+    pub wrap_info: Option<Value>,
 }
 
 /// What an auth method asks core to issue after a successful login.

@@ -51,6 +51,18 @@ fn token(headers: &HeaderMap) -> Option<SecretString> {
         .then(|| SecretString::new(rest.trim().to_owned()))
 }
 
+/// `X-Vault-Wrap-TTL`: seconds or a duration such as `5m`.
+fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, LogicalError> {
+    let Some(v) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let bad = || LogicalError::BadRequest("error parsing X-Vault-Wrap-TTL header".into());
+    let s = v.to_str().map_err(|_| bad())?;
+    coffer_core::fields::parse_duration(s)
+        .map(Some)
+        .map_err(|_| bad())
+}
+
 /// Query parameters as request data (a repeated key becomes a list).
 pub(crate) fn query_map(query: Option<&str>) -> Result<Map<String, Value>, LogicalError> {
     let mut out = Map::new();
@@ -159,6 +171,7 @@ pub(crate) async fn logical_request(
         path.push('/');
     }
     let mut r = Request::new(op, path);
+    r.wrap_ttl = wrap_ttl(&headers)?;
     r.data = data;
     r.token = token(&headers);
     r.remote_addr = remote;

@@ -58,7 +58,7 @@ pub(crate) fn envelope(request_id: &str, r: CoreResponse) -> Response {
     body.insert("renewable".into(), json!(r.renewable));
     body.insert("lease_duration".into(), json!(r.lease_duration));
     body.insert("data".into(), r.data.map_or(Value::Null, Value::Object));
-    body.insert("wrap_info".into(), Value::Null);
+    body.insert("wrap_info".into(), r.wrap_info.unwrap_or(Value::Null));
     body.insert(
         "warnings".into(),
         if r.warnings.is_empty() {

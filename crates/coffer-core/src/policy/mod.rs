@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 pub use acl::{Acl, AclDecision, AclRequest};
 pub use parse::parse_policy;
-pub use store::{DEFAULT_POLICY, PolicyStore, normalize_policy_names};
+pub use store::{DEFAULT_POLICY, PolicyStore, RESPONSE_WRAPPING, normalize_policy_names};
 
 /// A set of capabilities as bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -60,6 +60,12 @@ path "sys/tools/hash/*" {
 }
 "#;
 
+/// The built-in policy of wrapping tokens: they can only unwrap.
+pub const RESPONSE_WRAPPING: &str = "response-wrapping";
+const RESPONSE_WRAPPING_POLICY: &str = r#"path "sys/wrapping/unwrap" { capabilities = ["update"] }
+path "sys/wrapping/lookup" { capabilities = ["update"] }
+"#;
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     name: String,
@@ -131,6 +137,11 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(Arc::new(Self::root())));
         }
+        if name == RESPONSE_WRAPPING {
+            let p = parse_policy(RESPONSE_WRAPPING, RESPONSE_WRAPPING_POLICY)
+                .map_err(|e| LogicalError::Internal(e.to_string()))?;
+            return Ok(Some(Arc::new(p)));
+        }
         if let Some(p) = self.policies.read().map_err(|_| poisoned())?.get(&name) {
             return Ok(Some(p.clone()));
         }
@@ -153,10 +164,10 @@ impl PolicyStore {
     /// Parses and stores a policy (text may be base64-encoded, as Vault allows).
     pub async fn put(&self, name: &str, text: &str) -> Result<(), LogicalError> {
         let name = Self::check_name(name)?;
-        if name == "root" {
-            return Err(LogicalError::BadRequest(
-                "cannot update the \"root\" policy".into(),
-            ));
+        if name == "root" || name == RESPONSE_WRAPPING {
+            return Err(LogicalError::BadRequest(format!(
+                "cannot update the {name:?} policy"
+            )));
         }
         let raw = decode_maybe_base64(text);
         let policy =

@@ -3,6 +3,7 @@
 mod mounts;
 mod policy;
 mod tools;
+mod wrapping;
 
 use policy::PolicyApi;
 
@@ -34,6 +35,7 @@ pub(crate) enum SysRoute {
     Capabilities,
     CapabilitiesSelf,
     CapabilitiesAccessor,
+    Wrapping,
 }
 
 use Operation::*;
@@ -130,6 +132,12 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         help: "Seal the server.",
     },
     PathSpec {
+        pattern: "wrapping/{op}",
+        operations: &[Update],
+        route: SysRoute::Wrapping,
+        help: "Wrap, unwrap, look up or rewrap a response-wrapping token.",
+    },
+    PathSpec {
         pattern: "policy",
         operations: &[Read, List],
         route: SysRoute::PolicyList,
@@ -199,7 +207,9 @@ impl SysPaths {
 
     /// Paths that work without a token (a token is still used when sent).
     pub(crate) fn is_unauthenticated(&self, path: &str) -> bool {
-        path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/")
+        path == "sys/internal/ui/mounts"
+            || path.starts_with("sys/internal/ui/mounts/")
+            || path == "sys/wrapping/lookup"
     }
 }
 
@@ -284,6 +294,12 @@ impl Core {
                 .capabilities(active, req, token, "self")
                 .await
                 .map(Some),
+            SysRoute::Wrapping => match m.param("op") {
+                op @ ("wrap" | "unwrap" | "lookup" | "rewrap") => {
+                    self.wrapping_op(active, req, token, op).await.map(Some)
+                }
+                _ => Err(LogicalError::UnsupportedPath),
+            },
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

@@ -374,6 +374,11 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Whether a token with this hash is stored (expired or not).
+    pub async fn exists_hash(&self, hash: &str) -> Result<bool, LogicalError> {
+        Ok(self.read_entry(hash).await?.is_some())
+    }
+
     /// Revokes every token created through a path under `prefix` (a disabled auth method).
     pub async fn revoke_created_under(&self, prefix: &str) -> Result<usize, LogicalError> {
         let mut n = 0;

@@ -299,6 +299,14 @@ impl Core {
             TokenRoute::Role => self.role_op(req, m.param("name")).await,
             TokenRoute::Tidy => {
                 let n = tokens.tidy().await?;
+                // Wrapped responses whose wrapping token is gone can never be unwrapped.
+                for hash in self.barrier.list("sys/wrapping/resp/").await? {
+                    if !tokens.exists_hash(&hash).await? {
+                        self.barrier
+                            .delete(&format!("sys/wrapping/resp/{hash}"))
+                            .await?;
+                    }
+                }
                 Ok(Some(Response {
                     warnings: vec![format!(
                         "Tidy operation finished: {n} expired or spent tokens removed"
