@@ -1,8 +1,9 @@
-//! Auth methods for coffer. Each is a backend mounted under `auth/`; a
+//! Auth methods for coffer (userpass, AppRole, JWT). Each is a backend mounted under `auth/`; a
 //! successful login answers with token settings and core issues the token.
 
 pub mod approle;
 mod cidr;
+pub mod jwt;
 mod salt;
 mod token_fields;
 pub mod userpass;
@@ -16,5 +17,7 @@ pub fn registry() -> EngineRegistry {
     let mut r = EngineRegistry::new();
     r.register("userpass", userpass::factory);
     r.register("approle", approle::factory);
+    r.register("jwt", jwt::factory);
+    r.register("oidc", jwt::factory);
     r
 }
