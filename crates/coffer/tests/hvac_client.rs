@@ -1,0 +1,78 @@
+//! Python's `hvac` client (unmodified, installed from PyPI into a venv under
+//! `target/`) drives KV, mounts, policies, tokens, userpass, AppRole and
+//! wrapping against a real server.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::Server;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A venv with hvac 2.4.0, made once and reused.
+fn venv_python() -> Option<PathBuf> {
+    let venv = repo_root().join("target/hvac-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".hvac-2.4.0");
+    if ready.exists() {
+        return Some(python);
+    }
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        assert!(!ci, "python3 -m venv must work in CI");
+        eprintln!("skipping: cannot create a Python venv; CI=true makes this a failure");
+        return None;
+    }
+    let pip = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "hvac==2.4.0",
+        ])
+        .status();
+    if !pip.is_ok_and(|s| s.success()) {
+        assert!(!ci, "pip install hvac==2.4.0 must work in CI");
+        eprintln!("skipping: cannot install hvac from PyPI; CI=true makes this a failure");
+        return None;
+    }
+    std::fs::write(&ready, b"").ok()?;
+    Some(python)
+}
+
+#[tokio::test]
+async fn hvac_drives_the_same_flows() {
+    let Some(python) = venv_python() else { return };
+    let s = Server::dev();
+    let out = tokio::task::spawn_blocking({
+        let addr = s.addr.clone();
+        move || {
+            Command::new(python)
+                .arg(repo_root().join("tests/hvac/flows.py"))
+                .args([&addr, "root"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "hvac flows failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
