@@ -12,71 +12,14 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import ROOT, build_release, call, free_port, rss_mib, start_printing_addr, wait_health, wrk
 SECRET = {"user": "bench", "password": "bench-secret-value"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(method, url, token=None, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if token:
-        req.add_header("X-Vault-Token", token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            text = r.read()
-            return r.status, (json.loads(text) if text.strip() else None)
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        return e.code, (json.loads(text) if text.strip() else None)
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_printing_addr(cmd, env=None):
-    """Starts a process that prints 'Listening on URL'; returns (proc, url)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    for line in p.stdout:
-        if line.startswith("Listening on "):
-            url = line.split()[2]
-            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
-            return p, url
-    raise SystemExit(f"{cmd[0]} exited without printing its address")
-
-
-def wait_health(url, want=(200,), timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            code, _ = call("GET", url + "/v1/sys/health")
-            if code in want:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} never became healthy")
 
 
 def prepare_vault_like(url, token_holder):
@@ -94,24 +37,6 @@ def prepare_vault_like(url, token_holder):
     assert code == 200 and body["data"] == SECRET, body
     token_holder.append(token)
     return token
-
-
-def wrk(url, token, duration):
-    cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", url + "/v1/secret/bench"]
-    if token:
-        cmd[1:1] = ["-H", f"X-Vault-Token: {token}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx:
-        raise SystemExit(f"{url}: {non2xx.group(1)} error responses under load")
-
-    def pct(p):
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-
-    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99)}
 
 
 def write_entries(url, token, n, threads=16):
@@ -153,8 +78,7 @@ def main():
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: {hint}")
 
-    for target in (["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"]):
-        subprocess.run(["cargo", "build", "--release", "-q", *target], cwd=ROOT, check=True)
+    build_release(["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"])
     work = tempfile.mkdtemp(prefix="coffer-bench-")
     procs = []
     try:

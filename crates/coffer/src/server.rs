@@ -135,6 +135,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else if core.auto_unseal().await? {
         tracing::info!("unsealed automatically by the configured seal");
     }
+    spawn_token_tidy(core.clone());
     println!("Listening on {api_addr} (storage: {:?})", cfg.storage);
     let app = coffer_http::router(
         core,
@@ -181,6 +182,25 @@ async fn start_dev(core: &Core, api_addr: &str, root_id: Option<&str>) -> anyhow
     println!("Root Token: {token}");
     println!();
     Ok(())
+}
+
+/// Every ten minutes, remove expired tokens (lookups already refuse them).
+fn spawn_token_tidy(core: Arc<Core>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if core.is_sealed() {
+                continue;
+            }
+            match core.tidy_tokens().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired tokens tidied"),
+                Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, BarrierOp};
 use crate::logical::LogicalError;
 use crate::secret::{Key32, SecretString};
 
@@ -151,27 +151,37 @@ impl TokenStore {
                 "cannot create a token with a duplicate ID".into(),
             ));
         }
-        self.write_entry(&hash, entry).await?;
+        // Entry, accessor index and parent link land together or not at all.
+        let stored = StoredToken {
+            hash: hash.clone(),
+            entry: entry.clone(),
+        };
         let index = AccessorIndex {
             hash: hash.clone(),
             accessor: entry.accessor.clone(),
         };
-        let bytes =
-            serde_json::to_vec(&index).map_err(|e| LogicalError::Internal(e.to_string()))?;
-        self.barrier
-            .put(
-                &format!(
+        let internal = |e: serde_json::Error| LogicalError::Internal(e.to_string());
+        let mut ops = vec![
+            BarrierOp::Put(
+                format!("{ID_PREFIX}{hash}"),
+                serde_json::to_vec(&stored).map_err(internal)?,
+            ),
+            BarrierOp::Put(
+                format!(
                     "{ACCESSOR_PREFIX}{}",
                     self.hmac("accessor:", &entry.accessor)
                 ),
-                &bytes,
-            )
-            .await?;
+                serde_json::to_vec(&index).map_err(internal)?,
+            ),
+        ];
         if let Some(parent) = &entry.parent {
-            self.barrier
-                .put(&format!("{PARENT_PREFIX}{parent}/{hash}"), b"")
-                .await?;
+            ops.push(BarrierOp::Put(
+                format!("{PARENT_PREFIX}{parent}/{hash}"),
+                Vec::new(),
+            ));
         }
+        self.barrier.batch(ops).await?;
+        self.cache.insert(hash.clone(), Arc::new(stored.entry));
         Ok(Token {
             hash,
             entry: Arc::new(entry.clone()),

@@ -298,15 +298,7 @@ impl Core {
             }
             TokenRoute::Role => self.role_op(req, m.param("name")).await,
             TokenRoute::Tidy => {
-                let n = tokens.tidy().await?;
-                // Wrapped responses whose wrapping token is gone can never be unwrapped.
-                for hash in self.barrier.list("sys/wrapping/resp/").await? {
-                    if !tokens.exists_hash(&hash).await? {
-                        self.barrier
-                            .delete(&format!("sys/wrapping/resp/{hash}"))
-                            .await?;
-                    }
-                }
+                let n = self.tidy_tokens().await?;
                 Ok(Some(Response {
                     warnings: vec![format!(
                         "Tidy operation finished: {n} expired or spent tokens removed"
@@ -315,6 +307,21 @@ impl Core {
                 }))
             }
         }
+    }
+
+    /// Removes expired or spent tokens, dangling indexes, and wrapped responses
+    /// whose wrapping token is gone. Returns how many tokens were removed.
+    pub async fn tidy_tokens(&self) -> Result<usize, LogicalError> {
+        let active = self.active()?;
+        let n = active.tokens.tidy().await?;
+        for hash in self.barrier.list("sys/wrapping/resp/").await? {
+            if !active.tokens.exists_hash(&hash).await? {
+                self.barrier
+                    .delete(&format!("sys/wrapping/resp/{hash}"))
+                    .await?;
+            }
+        }
+        Ok(n)
     }
 
     fn caller_id(&self, req: &Request) -> String {
