@@ -220,7 +220,7 @@ impl Role {
             self.bind_secret_id = b;
         }
         if let Some(c) = f.str_list("secret_id_bound_cidrs")? {
-            crate::cidr::parse_all(&c)?;
+            coffer_core::cidr::parse_all(&c)?;
             self.secret_id_bound_cidrs = c;
         }
         if let Some(n) = f.int("secret_id_num_uses")? {
@@ -306,9 +306,9 @@ impl AppRole {
             Some(_) => return Err(bad("metadata must be a JSON object encoded as a string")),
         };
         let cidr_list = f.str_list("cidr_list")?.unwrap_or_default();
-        crate::cidr::parse_all(&cidr_list)?;
+        coffer_core::cidr::parse_all(&cidr_list)?;
         let token_bound_cidrs = f.str_list("token_bound_cidrs")?.unwrap_or_default();
-        crate::cidr::parse_all(&token_bound_cidrs)?;
+        coffer_core::cidr::parse_all(&token_bound_cidrs)?;
         let ttl = f.duration("ttl")?.unwrap_or(role.secret_id_ttl);
         let num_uses = f.int("num_uses")?.unwrap_or(role.secret_id_num_uses);
         if num_uses < 0 {
@@ -455,8 +455,8 @@ impl AppRole {
             .await?
             .ok_or_else(invalid)?;
         let role = self.role(st, &name).await?.ok_or_else(invalid)?;
-        if !crate::cidr::allows(&role.secret_id_bound_cidrs, req.remote_addr)?
-            || !crate::cidr::allows(&role.token.token_bound_cidrs, req.remote_addr)?
+        if !coffer_core::cidr::allows(&role.secret_id_bound_cidrs, req.remote_addr)?
+            || !coffer_core::cidr::allows(&role.token.token_bound_cidrs, req.remote_addr)?
         {
             return Err(invalid());
         }
@@ -474,7 +474,7 @@ impl AppRole {
                 self.destroy(st, &name, &key).await?;
                 return Err(invalid());
             }
-            if !crate::cidr::allows(&entry.cidr_list, req.remote_addr)? {
+            if !coffer_core::cidr::allows(&entry.cidr_list, req.remote_addr)? {
                 return Err(invalid());
             }
             match entry.num_uses {

@@ -530,7 +530,7 @@ impl Jwt {
             .str("jwt")?
             .filter(|j| !j.is_empty())
             .ok_or_else(|| bad("missing token"))?;
-        if !crate::cidr::allows(&role.token.token_bound_cidrs, req.remote_addr)? {
+        if !coffer_core::cidr::allows(&role.token.token_bound_cidrs, req.remote_addr)? {
             return Err(bad("source address is not allowed for this role"));
         }
         let claims = self.verify(&cfg, &jwt).await?;

@@ -2,7 +2,6 @@
 //! successful login answers with token settings and core issues the token.
 
 pub mod approle;
-mod cidr;
 pub mod jwt;
 mod salt;
 mod token_fields;

@@ -63,7 +63,7 @@ impl TokenFields {
             .str_list("token_bound_cidrs")?
             .or(f.str_list("bound_cidrs")?)
         {
-            crate::cidr::parse_all(&c)?;
+            coffer_core::cidr::parse_all(&c)?;
             self.token_bound_cidrs = c;
         }
         match f.str("token_type")?.as_deref() {
@@ -126,6 +126,7 @@ impl TokenFields {
             no_default_policy: self.token_no_default_policy,
             metadata,
             display_name: display_name.to_owned(),
+            bound_cidrs: self.token_bound_cidrs.clone(),
         }
     }
 }

@@ -222,7 +222,7 @@ impl Backend for Userpass {
                     Some(u) if ok => u,
                     _ => return Err(invalid()),
                 };
-                if !crate::cidr::allows(&user.token.token_bound_cidrs, req.remote_addr)? {
+                if !coffer_core::cidr::allows(&user.token.token_bound_cidrs, req.remote_addr)? {
                     return Err(invalid());
                 }
                 let meta = BTreeMap::from([("username".to_string(), name.clone())]);

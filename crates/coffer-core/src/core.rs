@@ -578,6 +578,11 @@ impl Core {
             Some(t) => active.tokens.lookup(t.expose()).await?,
             None => None,
         };
+        if let Some(t) = &token
+            && !crate::cidr::allows(&t.entry.bound_cidrs, req.remote_addr.as_deref())?
+        {
+            return Err(LogicalError::PermissionDenied);
+        }
         if token.is_none() && req.token.is_some() && req.path == "sys/wrapping/unwrap" {
             // A spent or unknown wrapping token is a bad request, as in Vault.
             return Err(LogicalError::BadRequest(
@@ -758,6 +763,7 @@ impl Core {
             renewable: true,
             role: None,
             last_renewal_time: 0,
+            bound_cidrs: login.bound_cidrs,
         };
         let (id, _) = active.tokens.create(&entry).await?;
         Ok((id.expose().to_owned(), entry))

@@ -7,6 +7,7 @@
 pub mod aead;
 pub mod backend;
 pub mod barrier;
+pub mod cidr;
 mod core;
 pub mod fields;
 pub mod keyring;

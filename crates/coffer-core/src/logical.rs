@@ -120,6 +120,8 @@ pub struct LoginAuth {
     pub metadata: std::collections::BTreeMap<String, String>,
     /// Appended to the method name for the token's display name.
     pub display_name: String,
+    /// Addresses the token may be used from (empty: anywhere).
+    pub bound_cidrs: Vec<String>,
 }
 
 impl Response {

@@ -472,3 +472,43 @@ async fn token_roles_shape_tokens() {
     );
     assert_eq!(root.delete("auth/token/roles/app").await.status, 204);
 }
+
+#[tokio::test]
+async fn bound_cidrs_apply_to_every_use() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    root.post(
+        "auth/token/roles/far",
+        json!({"token_bound_cidrs": "10.0.0.0/8"}),
+    )
+    .await;
+    root.post(
+        "auth/token/roles/near",
+        json!({"token_bound_cidrs": ["127.0.0.0/8"]}),
+    )
+    .await;
+    let far = tok(&root.post("auth/token/create/far", json!({})).await.json());
+    let near = tok(&root.post("auth/token/create/near", json!({})).await.json());
+    assert_eq!(
+        s.http(Some(&far))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        403,
+        "used from outside its CIDR"
+    );
+    assert_eq!(
+        s.http(Some(&near))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        200
+    );
+    let r = root
+        .post(
+            "auth/token/roles/bad",
+            json!({"token_bound_cidrs": "not-a-cidr"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}

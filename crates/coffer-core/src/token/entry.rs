@@ -56,6 +56,9 @@ pub struct TokenEntry {
     pub role: Option<String>,
     /// Unix seconds of the last renewal (0: never).
     pub last_renewal_time: i64,
+    /// Addresses the token may be used from (empty: anywhere).
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {

@@ -38,7 +38,7 @@ pub struct TokenRole {
     pub token_type: String,
     /// Accepted for compatibility; no identity store yet.
     pub allowed_entity_aliases: Vec<String>,
-    /// Accepted for compatibility; not enforced yet.
+    /// Addresses tokens of this role may be used from.
     pub token_bound_cidrs: Vec<String>,
 }
 
@@ -142,6 +142,7 @@ impl TokenRole {
             .str_list("token_bound_cidrs")?
             .or(f.str_list("bound_cidrs")?)
         {
+            crate::cidr::parse_all(&v)?;
             r.token_bound_cidrs = v;
         }
         Ok(r)

@@ -550,6 +550,10 @@ impl Core {
                 && role.as_ref().is_none_or(|r| r.renewable),
             role: role.as_ref().map(|r| r.name.clone()),
             last_renewal_time: 0,
+            bound_cidrs: role
+                .as_ref()
+                .map(|r| r.token_bound_cidrs.clone())
+                .unwrap_or_default(),
         };
         let client_token = match id {
             Some(id) => {

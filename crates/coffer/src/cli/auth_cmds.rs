@@ -13,7 +13,7 @@ use super::{ClientArgs, Format, UsageError, token_file};
 pub struct LoginArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// token, userpass or approle.
+    /// token, userpass, approle or jwt.
     #[arg(long, default_value = "token")]
     method: String,
     /// Where the method is mounted (default: the method's name).
@@ -40,6 +40,11 @@ fn kv_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
             .ok_or_else(|| UsageError(format!("argument {a:?} must be key=value")))?;
         let v = if v == "-" {
             read_stdin_line()?
+        } else if let Some(file) = v.strip_prefix('@') {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading {file} for {k}"))?
+                .trim()
+                .to_owned()
         } else {
             v.to_owned()
         };
@@ -127,6 +132,28 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
                 body,
             )
         }
+        "jwt" => {
+            let params = kv_args(&a.args)?;
+            if !params.contains_key("jwt") {
+                return Err(UsageError(
+                    "jwt login needs jwt=@FILE (or jwt=-) and usually role=NAME".into(),
+                )
+                .into());
+            }
+            let mount = a.path.clone().unwrap_or_else(|| "jwt".into());
+            let body = c
+                .client_with_token(None)?
+                .write(&format!("auth/{mount}/login"), &Value::Object(params))
+                .await?
+                .context("login returned nothing")?;
+            (
+                body["auth"]["client_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                body,
+            )
+        }
         "approle" => {
             let params = kv_args(&a.args)?;
             if !params.contains_key("role_id") {
@@ -150,7 +177,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
         }
         m => {
             return Err(UsageError(format!(
-                "unknown login method {m:?}: use token, userpass or approle"
+                "unknown login method {m:?}: use token, userpass, approle or jwt"
             ))
             .into());
         }

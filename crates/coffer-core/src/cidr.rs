@@ -1,10 +1,10 @@
 //! CIDR bounds on credentials.
 
-use coffer_core::LogicalError;
+use crate::logical::LogicalError;
 use ipnet::IpNet;
 
 /// Parses CIDR blocks (a bare address counts as /32 or /128).
-pub(crate) fn parse_all(list: &[String]) -> Result<Vec<IpNet>, LogicalError> {
+pub fn parse_all(list: &[String]) -> Result<Vec<IpNet>, LogicalError> {
     list.iter()
         .map(|c| {
             let c = c.trim();
@@ -16,7 +16,7 @@ pub(crate) fn parse_all(list: &[String]) -> Result<Vec<IpNet>, LogicalError> {
 }
 
 /// Whether `remote` (an `ip:port` or bare ip) falls in one of `blocks`; empty blocks allow all.
-pub(crate) fn allows(blocks: &[String], remote: Option<&str>) -> Result<bool, LogicalError> {
+pub fn allows(blocks: &[String], remote: Option<&str>) -> Result<bool, LogicalError> {
     if blocks.is_empty() {
         return Ok(true);
     }
