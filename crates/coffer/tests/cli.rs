@@ -284,3 +284,40 @@ async fn login_token_policy_and_auth_commands() {
     assert!(root(&["auth", "disable", "userpass"]).status.success());
     assert!(root(&["policy", "delete", "reader"]).status.success());
 }
+
+#[test]
+fn policy_fmt_rewrites_in_place_and_refuses_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.hcl");
+    std::fs::write(
+        &file,
+        "# keep me\npath \"a/*\"{\ncapabilities=[\"read\"]\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["policy", "fmt", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# keep me\npath \"a/*\" {\n  capabilities = [\"read\"]\n}\n"
+    );
+    let bad = dir.path().join("bad.hcl");
+    std::fs::write(&bad, "path \"a\" { capabilities = [\"fly\"] }\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["policy", "fmt", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability"));
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        "path \"a\" { capabilities = [\"fly\"] }\n",
+        "left unchanged"
+    );
+}

@@ -1,6 +1,7 @@
 //! Vault's ACL policy language: parsing (HCL or JSON), evaluation, storage.
 
 mod acl;
+mod format;
 mod parse;
 mod store;
 mod trie;
@@ -8,6 +9,7 @@ mod trie;
 use std::collections::BTreeMap;
 
 pub use acl::{Acl, AclDecision, AclRequest};
+pub use format::{FormatError, format_policy};
 pub use parse::parse_policy;
 pub use store::{DEFAULT_POLICY, PolicyStore, RESPONSE_WRAPPING, normalize_policy_names};
 

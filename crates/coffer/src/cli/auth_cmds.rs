@@ -411,6 +411,11 @@ pub enum PolicyCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Lay out an HCL policy file canonically, in place (comments are kept).
+    Fmt {
+        /// HCL policy file.
+        file: String,
+    },
     /// Delete a policy.
     Delete {
         #[command(flatten)]
@@ -463,6 +468,15 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<u8> {
                 keys.iter().for_each(|k| println!("{k}"));
             }
         }
+        PolicyCommand::Fmt { file } => {
+            let src = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+            let out = coffer_core::policy::format_policy(&src)
+                .map_err(|e| UsageError(format!("{file}: {e}")))?;
+            if out != src {
+                replace_file(std::path::Path::new(&file), out.as_bytes())?;
+            }
+            println!("Success! Formatted policy: {file}");
+        }
         PolicyCommand::Delete { client, name } => {
             client
                 .client()?
@@ -472,6 +486,28 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Writes `bytes` to a temporary file beside `path` with the same permissions, then renames it over.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".{}.coffer-fmt.tmp", std::process::id()));
+    let perms = std::fs::metadata(path)?.permissions();
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::set_permissions(&tmp, perms)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("rewriting {}", path.display()))
 }
 
 /// `coffer auth ...`.
