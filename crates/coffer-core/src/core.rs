@@ -119,6 +119,8 @@ pub(crate) struct Active {
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub token_paths: TokenPaths,
+    /// Lease settings of the built-in `auth/token` mount (`sys/auth/token/tune`).
+    pub token_mount: RwLock<crate::mounts::MountConfig>,
     pub cluster_id: String,
 }
 
@@ -434,6 +436,11 @@ impl Core {
             tokens,
             policies: PolicyStore::load(self.barrier.clone()).await?,
             token_paths: TokenPaths::new().map_err(LogicalError::Internal)?,
+            token_mount: RwLock::new(match self.barrier.get("core/token-mount").await? {
+                Some(b) => serde_json::from_slice(b.expose())
+                    .map_err(|e| internal(format!("token mount settings are corrupt: {e}")))?,
+                None => crate::mounts::MountConfig::default(),
+            }),
             cluster_id,
         };
         if let Ok(mut a) = self.active.write() {

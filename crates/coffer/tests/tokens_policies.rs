@@ -512,3 +512,46 @@ async fn bound_cidrs_apply_to_every_use() {
         .await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn token_mount_tuning_sets_default_and_max_ttl() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let r = root
+        .post(
+            "sys/auth/token/tune",
+            json!({"default_lease_ttl": "1h", "max_lease_ttl": "2h"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let t = root.get("sys/auth/token/tune").await.json();
+    assert_eq!(
+        (
+            t["data"]["default_lease_ttl"].clone(),
+            t["data"]["max_lease_ttl"].clone()
+        ),
+        (json!(3600), json!(7200))
+    );
+    assert_eq!(
+        root.get("sys/auth").await.json()["token/"]["config"]["default_lease_ttl"],
+        3600
+    );
+    // Children of root without policies would inherit root, which never expires.
+    assert_eq!(
+        create(&root, json!({"policies": ["default"]})).await["auth"]["lease_duration"],
+        3600,
+        "mount default"
+    );
+    assert_eq!(
+        create(&root, json!({"policies": ["default"], "ttl": "5h"})).await["auth"]["lease_duration"],
+        7200,
+        "mount max"
+    );
+    assert_eq!(
+        root.post("sys/auth/token/tune", json!({"default_lease_ttl": "3h"}))
+            .await
+            .status,
+        400,
+        "default above max"
+    );
+}

@@ -24,12 +24,21 @@ fn listed(entry: &MountEntry, kind: MountKind) -> Value {
     Value::Object(v)
 }
 
-fn builtin(kind: MountKind) -> MountEntry {
+/// The built-in mount of a table; the token store's carries its tuned TTLs.
+fn builtin(active: &Active, kind: MountKind) -> MountEntry {
     match kind {
         MountKind::Secret => system_mount(),
-        MountKind::Auth => token_auth_mount(),
+        MountKind::Auth => {
+            let mut m = token_auth_mount();
+            if let Ok(c) = active.token_mount.read() {
+                m.config = c.clone();
+            }
+            m
+        }
     }
 }
+
+const TOKEN_MOUNT_PATH: &str = "core/token-mount";
 
 impl Core {
     pub(crate) fn list_mounts(
@@ -41,7 +50,7 @@ impl Core {
         for m in self.mounts(active, kind)?.iter() {
             data.insert(m.entry.path.clone(), listed(&m.entry, kind));
         }
-        let b = builtin(kind);
+        let b = builtin(active, kind);
         data.insert(b.path.clone(), listed(&b, kind));
         Ok(top_level(Response::data(data)))
     }
@@ -84,7 +93,7 @@ impl Core {
         path: &str,
         kind: MountKind,
     ) -> Result<MountEntry, LogicalError> {
-        let b = builtin(kind);
+        let b = builtin(active, kind);
         if path == b.path {
             return Ok(b);
         }
@@ -227,6 +236,20 @@ impl Core {
         kind: MountKind,
     ) -> Result<(), LogicalError> {
         let _guard = self.mount_lock.lock().await;
+        if kind == MountKind::Auth && path == "token/" {
+            // The token store is built in: only its lease settings can be tuned.
+            let mut entry = builtin(active, kind);
+            apply_config(&mut entry, data)?;
+            let bytes = serde_json::to_vec(&entry.config)
+                .map_err(|e| LogicalError::Internal(e.to_string()))?;
+            self.barrier.put(TOKEN_MOUNT_PATH, &bytes).await?;
+            *active
+                .token_mount
+                .write()
+                .map_err(|_| LogicalError::Internal("token mount lock poisoned".into()))? =
+                entry.config;
+            return Ok(());
+        }
         let current = self.mounts(active, kind)?;
         let Some(idx) = current.iter().position(|m| m.entry.path == path) else {
             return Err(LogicalError::BadRequest(format!("no mount at {path:?}")));

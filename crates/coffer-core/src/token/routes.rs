@@ -483,7 +483,22 @@ impl Core {
         }
 
         // Lifetimes.
-        let sys_max = self.config.max_lease_ttl;
+        // The auth/token mount's tuned values, else the system's.
+        let (mount_default, mount_max) = active
+            .token_mount
+            .read()
+            .map(|c| (c.default_lease_ttl, c.max_lease_ttl))
+            .unwrap_or((0, 0));
+        let sys_max = if mount_max > 0 {
+            mount_max
+        } else {
+            self.config.max_lease_ttl
+        };
+        let sys_default = if mount_default > 0 {
+            mount_default
+        } else {
+            self.config.default_lease_ttl
+        };
         let explicit_max = f
             .duration("explicit_max_ttl")?
             .or(role.as_ref().map(|r| r.token_explicit_max_ttl))
@@ -499,7 +514,7 @@ impl Core {
             match ttl_param {
                 Some(t) if t > 0 => t,
                 _ if is_root_token => 0,
-                _ => self.config.default_lease_ttl,
+                _ => sys_default,
             }
         };
         if explicit_max > 0 && (ttl == 0 || ttl > explicit_max) {
