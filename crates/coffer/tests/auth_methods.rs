@@ -5,7 +5,6 @@ mod common;
 
 use common::{Http, Server};
 use serde_json::{Value, json};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 const READER: &str = "path \"secret/*\" { capabilities = [\"read\", \"list\"] }";
 
@@ -25,16 +24,7 @@ async fn setup(root: &Http) {
     root.post("secret/app", json!({"password": "s3cret"})).await;
 }
 
-fn client(addr: &str, token: &str) -> VaultClient {
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(addr)
-            .token(token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
+use common::vaultrs_client as client;
 
 #[tokio::test]
 async fn auth_methods_mount_list_tune_and_disable() {

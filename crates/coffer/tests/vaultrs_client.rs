@@ -5,19 +5,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::{Server, Setup};
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::sys::ServerStatus;
 
-fn client(addr: &str, token: &str) -> VaultClient {
-    VaultClient::new(
-        VaultClientSettingsBuilder::default()
-            .address(addr)
-            .token(token)
-            .build()
-            .unwrap(),
-    )
-    .unwrap()
-}
+use common::vaultrs_client as client;
 
 #[tokio::test]
 async fn vaultrs_initialises_unseals_and_uses_kv_v1() {

@@ -25,13 +25,10 @@ enum Line {
     },
 }
 
-/// Bracket depth change of a line, ignoring brackets inside strings and comments.
-fn depth_change(line: &str) -> (i32, bool) {
-    let (mut delta, mut in_str, mut escaped) = (0i32, false, false);
-    let mut starts_with_close = false;
-    let mut first = true;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
+/// The characters of `line` outside string literals, with their byte offsets.
+fn outside_strings(line: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let (mut in_str, mut escaped) = (false, false);
+    line.char_indices().filter(move |&(_, c)| {
         if in_str {
             match (escaped, c) {
                 (true, _) => escaped = false,
@@ -39,44 +36,37 @@ fn depth_change(line: &str) -> (i32, bool) {
                 (false, '"') => in_str = false,
                 _ => {}
             }
-            continue;
+            return false;
         }
+        if c == '"' {
+            in_str = true;
+            return false;
+        }
+        true
+    })
+}
+
+/// Bracket depth change of a line (comments ignored), and whether it opens with a closer.
+fn depth_change(line: &str) -> (i32, bool) {
+    let mut delta = 0i32;
+    let mut prev = ' ';
+    for (_, c) in outside_strings(line) {
         match c {
-            '"' => in_str = true,
             '#' => break,
-            '/' if chars.peek() == Some(&'/') => break,
+            '/' if prev == '/' => break,
             '{' | '[' => delta += 1,
-            '}' | ']' => {
-                if first {
-                    starts_with_close = true;
-                }
-                delta -= 1
-            }
+            '}' | ']' => delta -= 1,
             _ => {}
         }
-        if !c.is_whitespace() {
-            first = false;
-        }
+        prev = c;
     }
-    (delta, starts_with_close)
+    (delta, line.starts_with(['}', ']']))
 }
 
 /// Splits `key = value` at the first `=` outside quotes.
 fn split_attr(line: &str) -> Option<(&str, &str)> {
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        if in_str {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    for (i, c) in outside_strings(line) {
         match c {
-            '"' => in_str = true,
             '=' => {
                 let (k, v) = (line[..i].trim(), line[i + 1..].trim());
                 let plain_key = !k.is_empty()

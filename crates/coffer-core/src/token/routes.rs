@@ -169,6 +169,13 @@ pub(crate) fn is_root_protected_token_path(rel: &str) -> bool {
     matches!(rel, "accessors" | "accessors/" | "revoke-orphan")
 }
 
+/// The `token` parameter, which these endpoints need.
+fn required_token(f: &Fields<'_>) -> Result<String, LogicalError> {
+    f.str("token")?
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("missing token"))
+}
+
 fn bad(msg: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(msg.into())
 }
@@ -233,10 +240,7 @@ impl Core {
                 Ok(Some(Response::data(t.entry.lookup_data("", now_unix()))))
             }
             TokenRoute::Renew => {
-                let id = f
-                    .str("token")?
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| bad("missing token"))?;
+                let id = required_token(&f)?;
                 let t = tokens
                     .lookup(&id)
                     .await?
@@ -260,10 +264,7 @@ impl Core {
                 Ok(Some(auth_response(&e.0, "", e.1)))
             }
             TokenRoute::Revoke => {
-                let id = f
-                    .str("token")?
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| bad("missing token"))?;
+                let id = required_token(&f)?;
                 if let Some(t) = tokens.lookup(&id).await? {
                     tokens.revoke_tree(&t.hash).await?;
                 }
@@ -279,10 +280,7 @@ impl Core {
                 Ok(None)
             }
             TokenRoute::RevokeOrphan => {
-                let id = f
-                    .str("token")?
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| bad("missing token"))?;
+                let id = required_token(&f)?;
                 let t = tokens
                     .lookup(&id)
                     .await?

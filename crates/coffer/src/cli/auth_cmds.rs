@@ -80,6 +80,24 @@ fn print_auth(body: &Value, format: Format, note: &str) {
     ]);
 }
 
+/// Posts login parameters; returns the new token and the whole answer.
+async fn login_post(
+    c: &ClientArgs,
+    path: &str,
+    params: Map<String, Value>,
+) -> anyhow::Result<(String, Value)> {
+    let body = c
+        .client_with_token(None)?
+        .write(path, &Value::Object(params))
+        .await?
+        .context("login returned nothing")?;
+    let token = body["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((token, body))
+}
+
 /// Runs `coffer login`.
 pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
     let c = &a.client;
@@ -116,21 +134,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
                 params.insert("password".into(), Value::String(read_stdin_line()?));
             }
             let mount = a.path.clone().unwrap_or_else(|| "userpass".into());
-            let body = c
-                .client_with_token(None)?
-                .write(
-                    &format!("auth/{mount}/login/{user}"),
-                    &Value::Object(params),
-                )
-                .await?
-                .context("login returned nothing")?;
-            (
-                body["auth"]["client_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                body,
-            )
+            login_post(c, &format!("auth/{mount}/login/{user}"), params).await?
         }
         "jwt" => {
             let params = kv_args(&a.args)?;
@@ -141,18 +145,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let mount = a.path.clone().unwrap_or_else(|| "jwt".into());
-            let body = c
-                .client_with_token(None)?
-                .write(&format!("auth/{mount}/login"), &Value::Object(params))
-                .await?
-                .context("login returned nothing")?;
-            (
-                body["auth"]["client_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                body,
-            )
+            login_post(c, &format!("auth/{mount}/login"), params).await?
         }
         "approle" => {
             let params = kv_args(&a.args)?;
@@ -162,18 +155,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
                 );
             }
             let mount = a.path.clone().unwrap_or_else(|| "approle".into());
-            let body = c
-                .client_with_token(None)?
-                .write(&format!("auth/{mount}/login"), &Value::Object(params))
-                .await?
-                .context("login returned nothing")?;
-            (
-                body["auth"]["client_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                body,
-            )
+            login_post(c, &format!("auth/{mount}/login"), params).await?
         }
         m => {
             return Err(UsageError(format!(

@@ -339,3 +339,15 @@ pub async fn ready(setup: &Setup) -> (Server, Vec<String>, String) {
     assert_eq!(r.status, 204, "{}", r.text);
     (s, keys, root)
 }
+
+/// An unmodified `vaultrs` client for `addr` with `token`.
+pub fn vaultrs_client(addr: &str, token: &str) -> vaultrs::client::VaultClient {
+    vaultrs::client::VaultClient::new(
+        vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(addr)
+            .token(token)
+            .build()
+            .expect("vaultrs settings"),
+    )
+    .expect("vaultrs client")
+}
