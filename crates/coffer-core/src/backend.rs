@@ -47,6 +47,19 @@ impl StorageView {
         self.barrier.list(&self.full(prefix)).await
     }
 
+    /// Applies several writes (keys relative to the view) atomically.
+    pub async fn batch(&self, ops: Vec<crate::barrier::BarrierOp>) -> Result<(), BarrierError> {
+        use crate::barrier::BarrierOp;
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                BarrierOp::Put(k, v) => BarrierOp::Put(self.full(&k), v),
+                BarrierOp::Delete(k) => BarrierOp::Delete(self.full(&k)),
+            })
+            .collect();
+        self.barrier.batch(ops).await
+    }
+
     /// Reads and parses a JSON value.
     pub async fn get_json<T: serde::de::DeserializeOwned>(
         &self,

@@ -140,9 +140,11 @@ impl Core {
                 "field \"type\" is required: the engine type to mount, e.g. kv".into(),
             )
         })?;
-        let type_name = match (kind, kind_name.as_str()) {
-            (MountKind::Secret, "generic") => "kv".to_string(),
-            _ => kind_name,
+        // Vault's aliases: `generic` is KV, `kv-v2` is KV with options.version=2.
+        let (type_name, forced_version) = match (kind, kind_name.as_str()) {
+            (MountKind::Secret, "generic") => ("kv".to_string(), None),
+            (MountKind::Secret, "kv-v2") => ("kv".to_string(), Some("2")),
+            _ => (kind_name, None),
         };
         if path == "/" {
             return Err(LogicalError::BadRequest(
@@ -170,6 +172,12 @@ impl Core {
             apply_config(&mut entry, cfg)?;
         }
         entry.options = f.str_map("options")?.filter(|o| !o.is_empty());
+        if let Some(v) = forced_version {
+            entry
+                .options
+                .get_or_insert_with(Default::default)
+                .insert("version".into(), v.into());
+        }
         let _guard = self.mount_lock.lock().await;
         let current = self.mounts(active, kind)?;
         if let Some(clash) = current

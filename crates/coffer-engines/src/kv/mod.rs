@@ -1,6 +1,7 @@
 //! The key/value engine. Version 1 stores one JSON object per path.
 
 mod v1;
+mod v2;
 
 use std::sync::Arc;
 
@@ -18,9 +19,7 @@ pub fn factory(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
         .unwrap_or("1");
     match version {
         "" | "1" => Ok(Arc::new(v1::KvV1::new()?)),
-        "2" => Err(LogicalError::BadRequest(
-            "kv version 2 is not available in this build yet; mount with options.version=1".into(),
-        )),
+        "2" => Ok(Arc::new(v2::KvV2::new()?)),
         v => Err(LogicalError::BadRequest(format!(
             "kv: unknown version {v:?}; use \"1\" or \"2\""
         ))),

@@ -1,0 +1,704 @@
+//! KV version 2: versioned secrets with check-and-set, soft delete, undelete,
+//! destroy and per-key metadata, in Vault's wire shapes.
+//!
+//! Layout in the mount's view: `config`, `metadata/<path>` (one JSON entry per
+//! key) and `versions/<sha256(path)>/<n>` (one entry per version). A version
+//! and its metadata are written in one batch; writes to one key are serialised.
+
+use std::collections::{BTreeMap, hash_map::DefaultHasher};
+use std::hash::{Hash, Hasher};
+
+use async_trait::async_trait;
+use coffer_core::backend::{Backend, EngineRequest, StorageView};
+use coffer_core::barrier::BarrierOp;
+use coffer_core::fields::Fields;
+use coffer_core::logical::Operation::*;
+use coffer_core::paths::{PathSpec, PathTable};
+use coffer_core::{LogicalError, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Mutex;
+
+#[derive(Clone, Copy)]
+enum Route {
+    Config,
+    Data,
+    Delete,
+    Undelete,
+    Destroy,
+    MetadataRoot,
+    Metadata,
+    Subkeys,
+}
+
+static PATHS: &[PathSpec<Route>] = &[
+    PathSpec {
+        pattern: "config",
+        operations: &[Read, Update],
+        route: Route::Config,
+        help: "Mount-wide max_versions, cas_required, delete_version_after.",
+    },
+    PathSpec {
+        pattern: "data/{*path}",
+        operations: &[Read, Update, Patch, Delete],
+        route: Route::Data,
+        help: "Read, write, patch or soft-delete the latest version.",
+    },
+    PathSpec {
+        pattern: "delete/{*path}",
+        operations: &[Update],
+        route: Route::Delete,
+        help: "Soft-delete versions.",
+    },
+    PathSpec {
+        pattern: "undelete/{*path}",
+        operations: &[Update],
+        route: Route::Undelete,
+        help: "Restore soft-deleted versions.",
+    },
+    PathSpec {
+        pattern: "destroy/{*path}",
+        operations: &[Update],
+        route: Route::Destroy,
+        help: "Destroy versions for good.",
+    },
+    PathSpec {
+        pattern: "metadata/",
+        operations: &[List],
+        route: Route::MetadataRoot,
+        help: "List keys.",
+    },
+    PathSpec {
+        pattern: "metadata/{*path}",
+        operations: &[Read, Update, Patch, Delete, List],
+        route: Route::Metadata,
+        help: "Key metadata and versions.",
+    },
+    PathSpec {
+        pattern: "subkeys/{*path}",
+        operations: &[Read],
+        route: Route::Subkeys,
+        help: "The structure of a version without its values.",
+    },
+];
+
+const STRIPES: usize = 64;
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+struct Config {
+    max_versions: u64,
+    cas_required: bool,
+    delete_version_after: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+struct VersionMeta {
+    created_time: String,
+    /// RFC 3339, or empty; a time in the future is a scheduled deletion.
+    deletion_time: String,
+    destroyed: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Default)]
+struct KeyMeta {
+    created_time: String,
+    updated_time: String,
+    current_version: u64,
+    oldest_version: u64,
+    max_versions: u64,
+    cas_required: bool,
+    delete_version_after: u64,
+    custom_metadata: Option<BTreeMap<String, String>>,
+    versions: BTreeMap<u64, VersionMeta>,
+}
+
+/// The KV version 2 engine.
+pub struct KvV2 {
+    paths: PathTable<Route>,
+    locks: Vec<Mutex<()>>,
+}
+
+impl KvV2 {
+    /// A new engine instance.
+    pub fn new() -> Result<Self, LogicalError> {
+        Ok(Self {
+            paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
+            locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        })
+    }
+
+    fn lock(&self, key: &str) -> &Mutex<()> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.locks[(h.finish() as usize) % STRIPES]
+    }
+}
+
+fn bad(m: impl Into<String>) -> LogicalError {
+    LogicalError::BadRequest(m.into())
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Seconds as Go prints a `time.Duration`: `0s`, `45s`, `30m0s`, `1h0m0s`.
+pub(crate) fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+fn meta_key(path: &str) -> String {
+    format!("metadata/{path}")
+}
+
+fn version_key(path: &str, v: u64) -> String {
+    format!("versions/{}/{v}", hex_sha(path))
+}
+
+fn hex_sha(path: &str) -> String {
+    Sha256::digest(path.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl VersionMeta {
+    fn is_deleted(&self, at: OffsetDateTime) -> bool {
+        OffsetDateTime::parse(&self.deletion_time, &Rfc3339).is_ok_and(|t| t <= at)
+    }
+
+    fn api(&self, version: u64, custom: &Option<BTreeMap<String, String>>) -> Value {
+        json!({
+            "created_time": self.created_time,
+            "custom_metadata": custom,
+            "deletion_time": self.deletion_time,
+            "destroyed": self.destroyed,
+            "version": version,
+        })
+    }
+}
+
+impl KeyMeta {
+    fn api(&self) -> Map<String, Value> {
+        let versions: Map<String, Value> = self
+            .versions
+            .iter()
+            .map(|(n, v)| {
+                (n.to_string(), json!({"created_time": v.created_time, "deletion_time": v.deletion_time, "destroyed": v.destroyed}))
+            })
+            .collect();
+        obj(json!({
+            "cas_required": self.cas_required,
+            "created_time": self.created_time,
+            "current_version": self.current_version,
+            "custom_metadata": self.custom_metadata,
+            "delete_version_after": go_duration(self.delete_version_after),
+            "max_versions": self.max_versions,
+            "oldest_version": self.oldest_version,
+            "updated_time": self.updated_time,
+            "versions": versions,
+        }))
+    }
+}
+
+fn versions_param(data: &Map<String, Value>) -> Result<Vec<u64>, LogicalError> {
+    let list = Fields::new(data).str_list("versions")?.unwrap_or_default();
+    if list.is_empty() {
+        return Err(bad("no version number provided"));
+    }
+    list.iter()
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| bad(format!("invalid version {v:?}")))
+        })
+        .collect()
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Keys with `null` leaves, down to `depth` levels (0: all).
+fn subkeys(v: &Value, depth: u64, level: u64) -> Value {
+    match v {
+        Value::Object(m) if depth == 0 || level < depth => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), subkeys(v, depth, level + 1)))
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+impl KvV2 {
+    async fn config(st: &StorageView) -> Result<Config, LogicalError> {
+        Ok(st.get_json("config").await?.unwrap_or_default())
+    }
+
+    async fn meta(st: &StorageView, path: &str) -> Result<Option<KeyMeta>, LogicalError> {
+        st.get_json(&meta_key(path)).await
+    }
+
+    /// The deleted-or-destroyed answer: 404 with the envelope and metadata.
+    fn gone(meta: &KeyMeta, n: u64, v: &VersionMeta) -> Response {
+        Response {
+            status: Some(404),
+            ..Response::data(obj(
+                json!({"data": null, "metadata": v.api(n, &meta.custom_metadata)}),
+            ))
+        }
+    }
+
+    async fn read(
+        &self,
+        st: &StorageView,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Response>, LogicalError> {
+        let Some(meta) = Self::meta(st, path).await? else {
+            return Ok(None);
+        };
+        let n = match Fields::new(data).int("version")? {
+            Some(v) if v > 0 => v as u64,
+            _ => meta.current_version,
+        };
+        let Some(v) = meta.versions.get(&n) else {
+            return Ok(None);
+        };
+        if v.destroyed || v.is_deleted(now()) {
+            return Ok(Some(Self::gone(&meta, n, v)));
+        }
+        let Some(value) = st.get_json::<Value>(&version_key(path, n)).await? else {
+            return Ok(Some(Self::gone(&meta, n, v)));
+        };
+        Ok(Some(Response::data(obj(
+            json!({"data": value, "metadata": v.api(n, &meta.custom_metadata)}),
+        ))))
+    }
+
+    /// Writes a new version (write or patch), honouring CAS and trimming old versions.
+    async fn put_version(
+        &self,
+        st: &StorageView,
+        path: &str,
+        value: Value,
+        cas: Option<i64>,
+        meta: Option<KeyMeta>,
+    ) -> Result<Response, LogicalError> {
+        let cfg = Self::config(st).await?;
+        let mut meta = meta.unwrap_or_default();
+        if (meta.cas_required || cfg.cas_required) && cas.is_none() {
+            return Err(bad("check-and-set parameter required for this call"));
+        }
+        if let Some(c) = cas
+            && c as u64 != meta.current_version
+        {
+            return Err(bad(
+                "check-and-set parameter did not match the current version",
+            ));
+        }
+        let t = now();
+        let n = meta.current_version + 1;
+        let dva = if meta.delete_version_after > 0 {
+            meta.delete_version_after
+        } else {
+            cfg.delete_version_after
+        };
+        let deletion_time = if dva > 0 {
+            rfc3339(t + time::Duration::seconds(dva as i64))
+        } else {
+            String::new()
+        };
+        meta.versions.insert(
+            n,
+            VersionMeta {
+                created_time: rfc3339(t),
+                deletion_time,
+                destroyed: false,
+            },
+        );
+        meta.current_version = n;
+        if meta.created_time.is_empty() {
+            meta.created_time = rfc3339(t);
+        }
+        meta.updated_time = rfc3339(t);
+        let max = match (meta.max_versions, cfg.max_versions) {
+            (0, 0) => DEFAULT_MAX_VERSIONS,
+            (0, m) | (m, _) => m,
+        };
+        let bytes =
+            serde_json::to_vec(&value).map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let mut ops = vec![BarrierOp::Put(version_key(path, n), bytes)];
+        while meta.versions.len() as u64 > max {
+            if let Some((&old, _)) = meta.versions.iter().next() {
+                meta.versions.remove(&old);
+                ops.push(BarrierOp::Delete(version_key(path, old)));
+            }
+        }
+        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+        let version_meta = meta.versions.get(&n).cloned().unwrap_or_default();
+        ops.push(BarrierOp::Put(
+            meta_key(path),
+            serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
+        ));
+        st.batch(ops).await?;
+        Ok(Response::data(obj(
+            version_meta.api(n, &meta.custom_metadata)
+        )))
+    }
+
+    async fn write(
+        &self,
+        st: &StorageView,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> Result<Response, LogicalError> {
+        let value = match data.get("data") {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            Some(Value::Null) | None => return Err(bad("no data provided")),
+            Some(_) => return Err(bad("data must be a JSON object")),
+        };
+        let cas = Self::cas(data)?;
+        let _g = self.lock(path).lock().await;
+        let meta = Self::meta(st, path).await?;
+        self.put_version(st, path, value, cas, meta).await
+    }
+
+    fn cas(data: &Map<String, Value>) -> Result<Option<i64>, LogicalError> {
+        match Fields::new(data).object("options")? {
+            Some(o) => Fields::new(o).int("cas"),
+            None => Ok(None),
+        }
+    }
+
+    async fn patch(
+        &self,
+        st: &StorageView,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Response>, LogicalError> {
+        let patch = match data.get("data") {
+            Some(p @ Value::Object(_)) => p.clone(),
+            _ => return Err(bad("no data provided")),
+        };
+        let cas = Self::cas(data)?;
+        let _g = self.lock(path).lock().await;
+        let Some(meta) = Self::meta(st, path).await? else {
+            return Err(LogicalError::NotFound);
+        };
+        let n = meta.current_version;
+        let live = meta
+            .versions
+            .get(&n)
+            .is_some_and(|v| !v.destroyed && !v.is_deleted(now()));
+        if !live {
+            return Err(LogicalError::NotFound);
+        }
+        let Some(mut value) = st.get_json::<Value>(&version_key(path, n)).await? else {
+            return Err(LogicalError::NotFound);
+        };
+        merge_patch(&mut value, &patch);
+        self.put_version(st, path, value, cas, Some(meta))
+            .await
+            .map(Some)
+    }
+
+    /// Applies `f` to the listed versions' metadata (delete, undelete, destroy).
+    async fn mark(
+        &self,
+        st: &StorageView,
+        path: &str,
+        versions: &[u64],
+        destroy: bool,
+        f: impl Fn(&mut VersionMeta),
+    ) -> Result<(), LogicalError> {
+        let _g = self.lock(path).lock().await;
+        let Some(mut meta) = Self::meta(st, path).await? else {
+            return Ok(());
+        };
+        let mut ops = Vec::new();
+        for n in versions {
+            if let Some(v) = meta.versions.get_mut(n) {
+                f(v);
+                if destroy {
+                    ops.push(BarrierOp::Delete(version_key(path, *n)));
+                }
+            }
+        }
+        meta.updated_time = rfc3339(now());
+        ops.push(BarrierOp::Put(
+            meta_key(path),
+            serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
+        ));
+        st.batch(ops).await?;
+        Ok(())
+    }
+
+    async fn metadata_write(
+        &self,
+        st: &StorageView,
+        path: &str,
+        data: &Map<String, Value>,
+        merge: bool,
+    ) -> Result<(), LogicalError> {
+        let f = Fields::new(data);
+        let _g = self.lock(path).lock().await;
+        let mut meta = Self::meta(st, path).await?.unwrap_or_default();
+        if let Some(m) = f.int("max_versions")? {
+            meta.max_versions =
+                u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
+        }
+        if let Some(c) = f.bool("cas_required")? {
+            meta.cas_required = c;
+        }
+        if let Some(d) = f.duration("delete_version_after")? {
+            meta.delete_version_after = d;
+        }
+        match (data.get("custom_metadata"), merge) {
+            (None, _) => {}
+            (Some(Value::Object(patch)), true) => {
+                let mut cur = meta.custom_metadata.take().unwrap_or_default();
+                for (k, v) in patch {
+                    match v {
+                        Value::Null => {
+                            cur.remove(k);
+                        }
+                        Value::String(s) => {
+                            cur.insert(k.clone(), s.clone());
+                        }
+                        other => {
+                            cur.insert(k.clone(), other.to_string());
+                        }
+                    }
+                }
+                meta.custom_metadata = (!cur.is_empty()).then_some(cur);
+            }
+            (Some(_), _) => {
+                meta.custom_metadata = f.str_map("custom_metadata")?.filter(|m| !m.is_empty())
+            }
+        }
+        if meta.created_time.is_empty() {
+            meta.created_time = rfc3339(now());
+        }
+        meta.updated_time = rfc3339(now());
+        st.put_json(&meta_key(path), &meta).await
+    }
+
+    async fn metadata_delete(&self, st: &StorageView, path: &str) -> Result<(), LogicalError> {
+        let _g = self.lock(path).lock().await;
+        let Some(meta) = Self::meta(st, path).await? else {
+            return Ok(());
+        };
+        let mut ops: Vec<BarrierOp> = meta
+            .versions
+            .keys()
+            .map(|n| BarrierOp::Delete(version_key(path, *n)))
+            .collect();
+        ops.push(BarrierOp::Delete(meta_key(path)));
+        st.batch(ops).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for KvV2 {
+    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
+        let m = match self.paths.route(req.operation, req.path) {
+            Ok(m) => m,
+            Err(LogicalError::UnsupportedPath) => {
+                return Ok(Some(Response {
+                    status: Some(404),
+                    warnings: vec![format!(
+                        "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' for this operation."
+                    )],
+                    ..Response::default()
+                }));
+            }
+            Err(e) => return Err(e),
+        };
+        let st = req.storage;
+        let path = m.param("path").to_owned();
+        match m.route {
+            Route::Config => match req.operation {
+                Read => {
+                    let c = Self::config(st).await?;
+                    Ok(Some(Response::data(obj(json!({
+                        "cas_required": c.cas_required,
+                        "delete_version_after": go_duration(c.delete_version_after),
+                        "max_versions": c.max_versions,
+                    })))))
+                }
+                _ => {
+                    let f = Fields::new(req.data);
+                    let mut c = Self::config(st).await?;
+                    if let Some(m) = f.int("max_versions")? {
+                        c.max_versions =
+                            u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
+                    }
+                    if let Some(b) = f.bool("cas_required")? {
+                        c.cas_required = b;
+                    }
+                    if let Some(d) = f.duration("delete_version_after")? {
+                        c.delete_version_after = d;
+                    }
+                    st.put_json("config", &c).await?;
+                    Ok(None)
+                }
+            },
+            Route::Data => match req.operation {
+                Read => self.read(st, &path, req.data).await,
+                Patch => self.patch(st, &path, req.data).await,
+                Delete => {
+                    let current = Self::meta(st, &path)
+                        .await?
+                        .map(|m| m.current_version)
+                        .unwrap_or(0);
+                    let t = rfc3339(now());
+                    self.mark(st, &path, &[current], false, |v| {
+                        if !v.destroyed {
+                            v.deletion_time = t.clone();
+                        }
+                    })
+                    .await?;
+                    Ok(None)
+                }
+                _ => self.write(st, &path, req.data).await.map(Some),
+            },
+            Route::Delete => {
+                let t = rfc3339(now());
+                self.mark(st, &path, &versions_param(req.data)?, false, |v| {
+                    if !v.destroyed {
+                        v.deletion_time = t.clone();
+                    }
+                })
+                .await?;
+                Ok(None)
+            }
+            Route::Undelete => {
+                self.mark(st, &path, &versions_param(req.data)?, false, |v| {
+                    if !v.destroyed {
+                        v.deletion_time.clear();
+                    }
+                })
+                .await?;
+                Ok(None)
+            }
+            Route::Destroy => {
+                self.mark(st, &path, &versions_param(req.data)?, true, |v| {
+                    v.destroyed = true
+                })
+                .await?;
+                Ok(None)
+            }
+            Route::MetadataRoot => Ok(Some(Response::list(st.list("metadata/").await?))),
+            Route::Metadata => match req.operation {
+                List => {
+                    let prefix = if path.ends_with('/') {
+                        path.clone()
+                    } else {
+                        format!("{path}/")
+                    };
+                    Ok(Some(Response::list(st.list(&meta_key(&prefix)).await?)))
+                }
+                Read => Ok(Self::meta(st, &path)
+                    .await?
+                    .map(|m| Response::data(m.api()))),
+                Delete => self.metadata_delete(st, &path).await.map(|_| None),
+                Patch => self
+                    .metadata_write(st, &path, req.data, true)
+                    .await
+                    .map(|_| None),
+                _ => self
+                    .metadata_write(st, &path, req.data, false)
+                    .await
+                    .map(|_| None),
+            },
+            Route::Subkeys => {
+                let depth = Fields::new(req.data).int("depth")?.unwrap_or(0).max(0) as u64;
+                let Some(r) = self.read(st, &path, req.data).await? else {
+                    return Ok(None);
+                };
+                if r.status.is_some() {
+                    return Ok(Some(r));
+                }
+                let d = r.data.unwrap_or_default();
+                Ok(Some(Response::data(obj(json!({
+                    "subkeys": subkeys(d.get("data").unwrap_or(&Value::Null), depth, 0),
+                    "metadata": d.get("metadata").cloned().unwrap_or(Value::Null),
+                })))))
+            }
+        }
+    }
+
+    async fn exists(
+        &self,
+        path: &str,
+        storage: &StorageView,
+    ) -> Result<Option<bool>, LogicalError> {
+        // Vault's existence check for KV v2: does the key have metadata?
+        let key = path
+            .strip_prefix("data/")
+            .or_else(|| path.strip_prefix("metadata/"))
+            .unwrap_or(path);
+        Ok(Some(storage.get(&meta_key(key)).await?.is_some()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_and_merge_patch() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(1800), "30m0s");
+        assert_eq!(go_duration(12319), "3h25m19s");
+        assert_eq!(go_duration(3600), "1h0m0s");
+        let mut v = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut v, &json!({"a": null, "b": {"c": 9}, "e": [1]}));
+        assert_eq!(v, json!({"b": {"c": 9, "d": 3}, "e": [1]}));
+        assert_eq!(
+            subkeys(&json!({"a": 1, "b": {"c": 2}}), 0, 0),
+            json!({"a": null, "b": {"c": null}})
+        );
+        assert_eq!(
+            subkeys(&json!({"a": 1, "b": {"c": 2}}), 1, 0),
+            json!({"a": null, "b": null})
+        );
+    }
+}
