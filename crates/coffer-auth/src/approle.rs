@@ -599,29 +599,26 @@ impl Backend for AppRole {
                     .await
                     .map(Some)
             }
-            Route::SecretIdLookup | Route::SecretIdDestroy => {
+            Route::SecretIdLookup
+            | Route::SecretIdDestroy
+            | Route::AccessorLookup
+            | Route::AccessorDestroy => {
                 self.must_role(st, &name).await?;
-                let id = Fields::new(req.data)
-                    .str("secret_id")?
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| bad("missing secret_id"))?;
-                let key = self.secret_key(st, &name, &id).await?;
-                if matches!(m.route, Route::SecretIdDestroy) {
-                    self.destroy(st, &name, &key).await?;
-                    return Ok(None);
-                }
-                Ok(st
-                    .get_json::<SecretIdEntry>(&key)
-                    .await?
-                    .map(|e| Response::data(Self::secret_id_api(&e))))
-            }
-            Route::AccessorLookup | Route::AccessorDestroy => {
-                self.must_role(st, &name).await?;
-                let key = self.by_accessor(st, &name, req.data).await?;
-                let Some(key) = key else {
-                    return Err(bad("failed to find accessor entry for secret_id_accessor"));
+                // Found by the secret ID itself, or by its accessor.
+                let key = if matches!(m.route, Route::SecretIdLookup | Route::SecretIdDestroy) {
+                    let id = Fields::new(req.data)
+                        .str("secret_id")?
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| bad("missing secret_id"))?;
+                    self.secret_key(st, &name, &id).await?
+                } else {
+                    self.by_accessor(st, &name, req.data)
+                        .await?
+                        .ok_or_else(|| {
+                            bad("failed to find accessor entry for secret_id_accessor")
+                        })?
                 };
-                if matches!(m.route, Route::AccessorDestroy) {
+                if matches!(m.route, Route::SecretIdDestroy | Route::AccessorDestroy) {
                     self.destroy(st, &name, &key).await?;
                     return Ok(None);
                 }
