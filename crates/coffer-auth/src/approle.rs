@@ -200,6 +200,20 @@ fn new_id() -> String {
 }
 
 impl Role {
+    /// A role with Vault's defaults: secret IDs required, no limits.
+    fn new(name: String, role_id: String) -> Self {
+        Self {
+            name,
+            role_id,
+            bind_secret_id: true,
+            secret_id_bound_cidrs: vec![],
+            secret_id_num_uses: 0,
+            secret_id_ttl: 0,
+            local_secret_ids: false,
+            token: TokenFields::default(),
+        }
+    }
+
     fn to_api(&self) -> Map<String, Value> {
         let mut d = Map::new();
         self.token.write_to(&mut d);
@@ -413,17 +427,7 @@ impl AppRole {
                 .collect(),
             ))),
             Delete => {
-                let mut defaults = Role {
-                    name: role.name.clone(),
-                    role_id: role.role_id.clone(),
-                    bind_secret_id: true,
-                    secret_id_bound_cidrs: vec![],
-                    secret_id_num_uses: 0,
-                    secret_id_ttl: 0,
-                    local_secret_ids: false,
-                    token: TokenFields::default(),
-                }
-                .to_api();
+                let mut defaults = Role::new(role.name.clone(), role.role_id.clone()).to_api();
                 let value = defaults.remove(*stored).unwrap_or(Value::Null);
                 role.apply(&[((*stored).to_string(), value)].into_iter().collect())?;
                 self.save_role(st, &role, None).await?;
@@ -538,16 +542,7 @@ impl Backend for AppRole {
                     }
                     let prev = self.role(st, &name).await?;
                     let old_id = prev.as_ref().map(|r| r.role_id.clone());
-                    let mut role = prev.unwrap_or(Role {
-                        name: name.clone(),
-                        role_id: new_id(),
-                        bind_secret_id: true,
-                        secret_id_bound_cidrs: vec![],
-                        secret_id_num_uses: 0,
-                        secret_id_ttl: 0,
-                        local_secret_ids: false,
-                        token: TokenFields::default(),
-                    });
+                    let mut role = prev.unwrap_or(Role::new(name.clone(), new_id()));
                     if let Some(id) = Fields::new(req.data)
                         .str("role_id")?
                         .filter(|s| !s.is_empty())

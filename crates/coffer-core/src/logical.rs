@@ -41,7 +41,7 @@ impl Operation {
 }
 
 /// A decoded request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Request {
     /// UUID echoed as `request_id`.
     pub id: String,
@@ -57,6 +57,20 @@ pub struct Request {
     pub remote_addr: Option<String>,
     /// `X-Vault-Wrap-TTL`: answer with a single-use wrapping token instead.
     pub wrap_ttl: Option<u64>,
+}
+
+impl std::fmt::Debug for Request {
+    // Request data holds secret values and passwords: only its keys are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("remote_addr", &self.remote_addr)
+            .field("wrap_ttl", &self.wrap_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
