@@ -126,6 +126,32 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<bool>, LogicalError> {
         Ok(None)
     }
+
+    /// Called on the running engine when a tune changes the mount's `options`
+    /// to those of `next`. An engine whose stored layout depends on its options
+    /// moves its data from `current` into `fresh` (an empty view) and answers
+    /// [`Retune::Migrated`]; the mount then uses `fresh` and the old view is
+    /// cleared. An error refuses the tune and changes nothing.
+    async fn retune(
+        &self,
+        _next: &MountEntry,
+        _current: &StorageView,
+        _fresh: &StorageView,
+    ) -> Result<Retune, LogicalError> {
+        Ok(Retune::InPlace)
+    }
+}
+
+/// How an engine took a change of its mount options.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retune {
+    /// Storage is unchanged; the new options apply to it as it is.
+    InPlace,
+    /// The data now lives in the fresh view; `warning` tells the operator what happened.
+    Migrated {
+        /// Reported in the tune response's `warnings`.
+        warning: String,
+    },
 }
 
 /// Builds an engine for a mount, or refuses its options.

@@ -446,6 +446,10 @@ impl Core {
         if let Ok(mut a) = self.active.write() {
             *a = Some(Arc::new(active));
         }
+        if let Err(e) = self.clear_all_retired().await {
+            // Leftover ciphertext of a removed mount is waste, not a reason to stay sealed.
+            tracing::warn!(error = %e, "clearing retired mount views failed; will retry at next unseal");
+        }
         tracing::info!("unsealed");
         Ok(())
     }

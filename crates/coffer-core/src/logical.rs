@@ -191,6 +191,9 @@ pub enum LogicalError {
     /// 503.
     #[error("Vault is sealed")]
     Sealed,
+    /// 503 for a part of the server that is briefly out of service; retry.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl LogicalError {
@@ -204,7 +207,7 @@ impl LogicalError {
             LogicalError::PayloadTooLarge(_) => 413,
             LogicalError::UnsupportedMediaType => 415,
             LogicalError::Internal(_) => 500,
-            LogicalError::Sealed => 503,
+            LogicalError::Sealed | LogicalError::Unavailable(_) => 503,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// Dev mode root token id (default: random).
     #[arg(long, env = "COFFER_DEV_ROOT_TOKEN_ID")]
     dev_root_token_id: Option<String>,
+    /// Dev mode mounts `secret/` as KV version 1 instead of version 2.
+    #[arg(long)]
+    dev_kv_v1: bool,
 }
 
 fn init_logging(level: &str) {
@@ -131,7 +134,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api_addr = format!("{scheme}://{local}");
 
     if args.dev {
-        start_dev(&core, &api_addr, args.dev_root_token_id.as_deref()).await?;
+        start_dev(
+            &core,
+            &api_addr,
+            args.dev_root_token_id.as_deref(),
+            args.dev_kv_v1,
+        )
+        .await?;
     } else if core.auto_unseal().await? {
         tracing::info!("unsealed automatically by the configured seal");
     }
@@ -148,7 +157,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_dev(core: &Core, api_addr: &str, root_id: Option<&str>) -> anyhow::Result<()> {
+async fn start_dev(
+    core: &Core,
+    api_addr: &str,
+    root_id: Option<&str>,
+    kv_v1: bool,
+) -> anyhow::Result<()> {
     let init = core
         .initialize(InitParams {
             secret_shares: 1,
@@ -168,10 +182,14 @@ async fn start_dev(core: &Core, api_addr: &str, root_id: Option<&str>) -> anyhow
     }
     let mut mount = Request::new(Operation::Update, "sys/mounts/secret");
     mount.token = Some(coffer_core::secret::SecretString::new(token.clone()));
-    mount.data = json!({"type": "kv", "description": "key/value secret storage"})
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    mount.data = json!({
+        "type": "kv",
+        "options": {"version": if kv_v1 { "1" } else { "2" }},
+        "description": "key/value secret storage",
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
     core.handle(mount).await?;
     // Dev mode prints its keys on purpose, as Vault's does: it is for local use only.
     println!("==> coffer server started in DEV MODE: in memory, unsealed, nothing survives exit.");

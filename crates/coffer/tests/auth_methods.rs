@@ -28,7 +28,7 @@ use common::vaultrs_client as client;
 
 #[tokio::test]
 async fn auth_methods_mount_list_tune_and_disable() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     setup(&root).await;
     let list = root.get("sys/auth").await.json();
@@ -101,7 +101,7 @@ async fn auth_methods_mount_list_tune_and_disable() {
 
 #[tokio::test]
 async fn userpass_login_and_failures() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     setup(&root).await;
     let r = root
@@ -204,7 +204,7 @@ async fn userpass_login_and_failures() {
 
 #[tokio::test]
 async fn approle_secret_ids_limits_and_failures() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     setup(&root).await;
     assert_eq!(
@@ -357,7 +357,7 @@ async fn approle_secret_ids_limits_and_failures() {
 
 #[tokio::test]
 async fn vaultrs_logs_in_with_approle_and_userpass() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root_h = s.http(Some("root"));
     setup(&root_h).await;
     let root = client(&s.addr, "root");

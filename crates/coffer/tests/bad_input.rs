@@ -16,7 +16,7 @@ type Case = (
 
 #[tokio::test]
 async fn malformed_and_hostile_requests_are_refused_cleanly() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     let cases: [Case; 7] = [
         (
@@ -77,7 +77,7 @@ async fn malformed_and_hostile_requests_are_refused_cleanly() {
 
 #[tokio::test]
 async fn traversal_is_refused_even_when_encoded() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     for path in [
         "/v1/secret/../sys/seal",
         "/v1/secret/%2e%2e/sys/seal",
@@ -97,7 +97,7 @@ async fn traversal_is_refused_even_when_encoded() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     // Declared too large: refused before the body is read.
     let req = format!(
@@ -130,7 +130,7 @@ async fn bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn keys_with_colons_and_slashes_work() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     // hvac's own tests store `secret/http://test.com`; Vault cleans `//` to `/`.
     assert_eq!(

@@ -297,6 +297,29 @@ async fn same_requests_same_answers_as_openbao() {
         ("GET", "kv2/app", None, false),
         ("DELETE", "kv2/metadata/app", None, true),
         ("GET", "kv2/metadata/app", None, true),
+        // Dev mode's secret/ is KV v2 on both.
+        ("GET", "sys/internal/ui/mounts/secret", None, false),
+        ("GET", "sys/mounts/secret", None, false),
+        // Upgrading the v1 mount in place; downgrades and unknown versions refused.
+        (
+            "POST",
+            "sys/mounts/kv1/tune",
+            Some(r#"{"options":{"version":"2"}}"#),
+            false,
+        ),
+        ("GET", "sys/mounts/kv1", None, false),
+        (
+            "POST",
+            "sys/mounts/kv1/tune",
+            Some(r#"{"options":{"version":"1"}}"#),
+            true,
+        ),
+        (
+            "POST",
+            "sys/mounts/kv2/tune",
+            Some(r#"{"options":{"version":"3"}}"#),
+            false,
+        ),
     ];
     let mut problems = Vec::new();
     for (method, path, body, exact) in cases {

@@ -1,5 +1,5 @@
 //! Python's `hvac` client (unmodified, installed from PyPI into a venv under
-//! `target/`) drives KV, mounts, policies, tokens, userpass, AppRole and
+//! `target/`) drives KV v1 and v2, mounts, policies, tokens, userpass, AppRole and
 //! wrapping against a real server.
 
 mod common;
@@ -50,15 +50,16 @@ fn venv_python() -> Option<PathBuf> {
     Some(python)
 }
 
-#[tokio::test]
-async fn hvac_drives_the_same_flows() {
+/// Runs one hvac script against a fresh dev server; it prints "all checks passed".
+async fn run_script(script: &str) {
     let Some(python) = venv_python() else { return };
     let s = Server::dev();
     let out = tokio::task::spawn_blocking({
         let addr = s.addr.clone();
+        let script = repo_root().join("tests/hvac").join(script);
         move || {
             Command::new(python)
-                .arg(repo_root().join("tests/hvac/flows.py"))
+                .arg(script)
                 .args([&addr, "root"])
                 .output()
                 .unwrap()
@@ -72,7 +73,14 @@ async fn hvac_drives_the_same_flows() {
     );
     assert!(
         out.status.success(),
-        "hvac flows failed:\n{stdout}\n{stderr}"
+        "hvac {script} failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+// One test, so two processes never build the venv at the same time.
+#[tokio::test]
+async fn hvac_drives_the_same_flows_and_kv_v2() {
+    run_script("flows.py").await;
+    run_script("kv_v2.py").await;
 }

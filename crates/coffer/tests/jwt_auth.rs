@@ -142,7 +142,7 @@ async fn login(s: &Server, mount: &str, jwt: &str) -> (u16, Value) {
 async fn service_account_tokens_log_in_with_static_keys() {
     let dir = tempfile::tempdir().unwrap();
     let k = keys(dir.path());
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     root.put(
         "sys/policies/acl/reader",
@@ -265,7 +265,7 @@ async fn service_account_tokens_log_in_with_static_keys() {
 
 #[tokio::test]
 async fn config_and_role_errors_are_clear() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     root.post("sys/auth/jwt", json!({"type": "jwt"})).await;
     for (body, needle) in [
@@ -342,7 +342,7 @@ async fn jwks_url_keys_are_found_by_kid() {
     .unwrap();
     jwk.common.key_id = Some("key-1".into());
     let url = serve_json(serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap()).await;
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     root.post("sys/auth/jwt", json!({"type": "jwt"})).await;
     let c = root

@@ -317,6 +317,12 @@ async fn config_ui_mounts_acl_and_kv_v2_alias() {
         403
     );
     assert_eq!(h.get("kv/metadata/team/app").await.status, 403);
+    // The kv CLI's preflight sees the mount: the token may do something in it,
+    // though not on the exact path asked about.
+    let ui = h.get("sys/internal/ui/mounts/kv/team/app").await;
+    assert_eq!(ui.status, 200, "{}", ui.text);
+    assert_eq!(ui.json()["data"]["options"]["version"], "2");
+    assert_eq!(h.get("sys/internal/ui/mounts/v2alias/x").await.status, 403);
 }
 
 #[tokio::test]
@@ -356,5 +362,109 @@ async fn eight_cas_writers_leave_dense_versions() {
     assert_eq!(
         cur["data"]["metadata"]["version"], 81,
         "versions dense: one per successful write"
+    );
+}
+
+#[tokio::test]
+async fn dev_mode_secret_is_kv_v2() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let ui = root.get("sys/internal/ui/mounts/secret").await.json();
+    assert_eq!(ui["data"]["options"]["version"], "2");
+    put(&root, "secret/data/app", json!({"data": {"k": "v"}})).await;
+    assert_eq!(
+        root.get("secret/data/app").await.json()["data"]["data"]["k"],
+        "v"
+    );
+    let v1 = Server::dev_kv_v1();
+    let ui = v1
+        .http(Some("root"))
+        .get("sys/internal/ui/mounts/secret")
+        .await
+        .json();
+    assert_eq!(ui["data"]["options"]["version"], "1");
+}
+
+/// Tuning `options.version=2` on a v1 mount keeps every value as version 1,
+/// even keys named like the v2 layout, survives a restart, and leaves no
+/// copy of the old layout in storage.
+#[tokio::test]
+async fn upgrade_from_v1_keeps_data_and_clears_the_old_view() {
+    use coffer_storage::{FileStorage, Storage};
+    let setup = common::Setup::embedded();
+    let (s, keys, root_token) = common::ready(&setup).await;
+    let root = s.http(Some(&root_token));
+    let values = [
+        ("plain", json!({"a": "1"})),
+        ("config", json!({"max_versions": "not a config"})),
+        ("metadata/plain", json!({"shadow": true})),
+        ("versions/x/1", json!({"deep": "v"})),
+        ("dir/sub/leaf", json!({"n": 3})),
+    ];
+    for (k, v) in &values {
+        assert_eq!(root.post(&format!("kv/{k}"), v.clone()).await.status, 204);
+    }
+    let old_uuid = root.get("sys/mounts/kv").await.json()["uuid"].clone();
+
+    let tuned = root
+        .post("sys/mounts/kv/tune", json!({"options": {"version": "2"}}))
+        .await;
+    assert_eq!(tuned.status, 200, "{}", tuned.text);
+    let warning = tuned.json()["warnings"][0].as_str().unwrap().to_owned();
+    assert!(warning.contains("(5 secrets"), "{warning}");
+
+    let check = |h: Http| {
+        let values = values.clone();
+        async move {
+            for (k, v) in &values {
+                let r = h.get(&format!("kv/data/{k}")).await;
+                assert_eq!(r.status, 200, "{k}: {}", r.text);
+                let body = r.json();
+                assert_eq!(&body["data"]["data"], v, "{k}");
+                assert_eq!(body["data"]["metadata"]["version"], 1, "{k}");
+            }
+            let top = h.list("kv/metadata/").await.json();
+            assert_eq!(
+                top["data"]["keys"],
+                json!(["config", "dir/", "metadata/", "plain", "versions/"])
+            );
+            // The v1 key named `config` did not become the engine's config.
+            assert_eq!(h.get("kv/config").await.json()["data"]["max_versions"], 0);
+        }
+    };
+    check(root.clone()).await;
+    let put = root
+        .post(
+            "kv/data/plain",
+            json!({"data": {"a": "2"}, "options": {"cas": 1}}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    let downgrade = root
+        .post("sys/mounts/kv/tune", json!({"options": {"version": "1"}}))
+        .await;
+    assert_eq!(downgrade.status, 400);
+    assert!(downgrade.text.contains("cannot downgrade"));
+    let new_uuid = root.get("sys/mounts/kv").await.json()["uuid"].clone();
+    assert_ne!(old_uuid, new_uuid);
+
+    s.stop();
+    {
+        let store = FileStorage::open(&setup.data_file()).unwrap();
+        let views = store.list("logical/").await.unwrap();
+        let old = format!("{}/", old_uuid.as_str().unwrap());
+        assert!(!views.contains(&old), "old view left behind: {views:?}");
+        assert!(views.contains(&format!("{}/", new_uuid.as_str().unwrap())));
+    }
+    let s = Server::with_config(&setup.config, &[]);
+    common::unseal(&s.http(None), &keys).await;
+    let root = s.http(Some(&root_token));
+    assert_eq!(
+        root.get("kv/data/plain").await.json()["data"]["data"]["a"],
+        "2"
+    );
+    assert_eq!(
+        root.get("kv/data/dir/sub/leaf?version=1").await.json()["data"]["data"]["n"],
+        3
     );
 }

@@ -35,7 +35,7 @@ path "secret/*" {
 
 #[tokio::test]
 async fn token_create_and_lookup_have_vaults_shapes() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     policy(&root, "reader", READER).await;
     let v = create(&root, json!({"policies": "Reader, reader", "display_name": "my app", "ttl": "1h", "meta": {"team": "a"}})).await;
@@ -83,7 +83,7 @@ async fn token_create_and_lookup_have_vaults_shapes() {
 
 #[tokio::test]
 async fn policies_are_stored_verbatim_and_guarded() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     policy(&root, "reader", READER).await;
     let r = root.get("sys/policies/acl/reader").await.json();
@@ -135,7 +135,7 @@ async fn policies_are_stored_verbatim_and_guarded() {
 
 #[tokio::test]
 async fn acl_decides_and_denial_reveals_nothing() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     policy(&root, "reader", READER).await;
     policy(
@@ -217,7 +217,7 @@ async fn acl_decides_and_denial_reveals_nothing() {
 
 #[tokio::test]
 async fn escalation_attempts_fail() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     policy(&root, "reader", READER).await;
     policy(
@@ -306,7 +306,7 @@ async fn escalation_attempts_fail() {
 
 #[tokio::test]
 async fn use_limits_and_expiry_end_tokens() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     policy(&root, "reader", READER).await;
     root.post("secret/a", json!({"k": 1})).await;
@@ -361,7 +361,7 @@ async fn use_limits_and_expiry_end_tokens() {
 
 #[tokio::test]
 async fn revocation_reaches_children_unless_orphaned() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     let parent = create(&root, json!({})).await;
     let ph = s.http(Some(&tok(&parent)));
@@ -421,7 +421,7 @@ async fn revocation_reaches_children_unless_orphaned() {
 
 #[tokio::test]
 async fn token_roles_shape_tokens() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     assert_eq!(
         root.list("auth/token/roles").await.status,
@@ -475,7 +475,7 @@ async fn token_roles_shape_tokens() {
 
 #[tokio::test]
 async fn bound_cidrs_apply_to_every_use() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     root.post(
         "auth/token/roles/far",
@@ -515,7 +515,7 @@ async fn bound_cidrs_apply_to_every_use() {
 
 #[tokio::test]
 async fn token_mount_tuning_sets_default_and_max_ttl() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     let r = root
         .post(

@@ -1,4 +1,4 @@
-//! The unmodified `vaultrs` crate drives init, unseal, seal status and KV v1.
+//! The unmodified `vaultrs` crate drives init, unseal, seal status, KV v1 and KV v2.
 
 mod common;
 
@@ -80,4 +80,183 @@ async fn vaultrs_initialises_unseals_and_uses_kv_v1() {
         vaultrs::sys::status(&anon).await.unwrap(),
         ServerStatus::SEALED
     ));
+}
+
+/// vaultrs' KV v2 API on dev mode's `secret/`, with a non-root token whose
+/// policy names `secret/data/*` and `secret/metadata/*` the Vault way.
+#[tokio::test]
+async fn vaultrs_uses_kv_v2_with_a_policy_token() {
+    use vaultrs::api::kv2::requests::SetSecretRequestOptions;
+    use vaultrs::api::kv2::requests::{SetConfigurationRequest, SetSecretMetadataRequest};
+    use vaultrs::error::ClientError;
+
+    let s = Server::dev();
+    let root = client(&s.addr, "root");
+    vaultrs::sys::policy::set(
+        &root,
+        "apps",
+        r#"
+path "secret/data/apps/*" { capabilities = ["create", "read", "update", "patch", "delete"] }
+path "secret/metadata/apps/*" { capabilities = ["create", "read", "list", "update", "delete"] }
+path "secret/metadata/apps" { capabilities = ["list"] }
+path "secret/delete/apps/*" { capabilities = ["update"] }
+path "secret/undelete/apps/*" { capabilities = ["update"] }
+path "secret/destroy/apps/*" { capabilities = ["update"] }
+"#,
+    )
+    .await
+    .unwrap();
+    let auth = vaultrs::token::new(
+        &root,
+        Some(
+            vaultrs::api::token::requests::CreateTokenRequest::builder()
+                .policies(vec!["apps".to_string()]),
+        ),
+    )
+    .await
+    .unwrap();
+    let app = client(&s.addr, &auth.client_token);
+
+    vaultrs::kv2::config::set(
+        &root,
+        "secret",
+        Some(SetConfigurationRequest::builder().max_versions(3u64)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        vaultrs::kv2::config::read(&root, "secret")
+            .await
+            .unwrap()
+            .max_versions,
+        3
+    );
+
+    vaultrs::kv2::set_metadata(
+        &app,
+        "secret",
+        "apps/web",
+        Some(
+            SetSecretMetadataRequest::builder().custom_metadata(HashMap::from([(
+                "owner".to_string(),
+                "web-team".to_string(),
+            )])),
+        ),
+    )
+    .await
+    .unwrap();
+    let v1 = vaultrs::kv2::set(
+        &app,
+        "secret",
+        "apps/web",
+        &HashMap::from([("password", "one")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(
+        v1.custom_metadata.as_ref().map(|m| m["owner"].as_str()),
+        Some("web-team")
+    );
+    let stale = vaultrs::kv2::set_with_options(
+        &app,
+        "secret",
+        "apps/web",
+        &HashMap::from([("password", "x")]),
+        SetSecretRequestOptions { cas: 0 },
+    )
+    .await;
+    assert!(
+        matches!(stale, Err(ClientError::APIError { code: 400, .. })),
+        "{stale:?}"
+    );
+    for (cas, pw) in [(1, "two"), (2, "three"), (3, "four")] {
+        vaultrs::kv2::set_with_options(
+            &app,
+            "secret",
+            "apps/web",
+            &HashMap::from([("password", pw)]),
+            SetSecretRequestOptions { cas },
+        )
+        .await
+        .unwrap();
+    }
+    let latest: HashMap<String, String> = vaultrs::kv2::read(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert_eq!(latest["password"], "four");
+    let v2: HashMap<String, String> = vaultrs::kv2::read_version(&app, "secret", "apps/web", 2)
+        .await
+        .unwrap();
+    assert_eq!(v2["password"], "two");
+
+    // max_versions=3 from the mount config trimmed version 1.
+    let meta = vaultrs::kv2::read_metadata(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert_eq!((meta.current_version, meta.oldest_version), (4, 2));
+    let mut kept: Vec<&String> = meta.versions.keys().collect();
+    kept.sort();
+    assert_eq!(kept, ["2", "3", "4"]);
+
+    vaultrs::kv2::delete_latest(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert!(
+        vaultrs::kv2::read::<HashMap<String, String>>(&app, "secret", "apps/web")
+            .await
+            .is_err()
+    );
+    vaultrs::kv2::undelete_versions(&app, "secret", "apps/web", vec![4])
+        .await
+        .unwrap();
+    let back: HashMap<String, String> = vaultrs::kv2::read(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert_eq!(back["password"], "four");
+    vaultrs::kv2::destroy_versions(&app, "secret", "apps/web", vec![2])
+        .await
+        .unwrap();
+    assert!(
+        vaultrs::kv2::read_version::<HashMap<String, String>>(&app, "secret", "apps/web", 2)
+            .await
+            .is_err()
+    );
+    vaultrs::kv2::delete_versions(&app, "secret", "apps/web", vec![3])
+        .await
+        .unwrap();
+    let meta = vaultrs::kv2::read_metadata(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert!(meta.versions["2"].destroyed);
+    assert!(!meta.versions["3"].deletion_time.is_empty());
+
+    vaultrs::kv2::set(
+        &app,
+        "secret",
+        "apps/db/primary",
+        &HashMap::from([("dsn", "pg")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        vaultrs::kv2::list(&app, "secret", "apps").await.unwrap(),
+        vec!["db/".to_string(), "web".to_string()]
+    );
+
+    // Outside its policy the token is refused.
+    let denied = vaultrs::kv2::set(&app, "secret", "other", &HashMap::from([("a", "b")])).await;
+    assert!(
+        matches!(denied, Err(ClientError::APIError { code: 403, .. })),
+        "{denied:?}"
+    );
+
+    vaultrs::kv2::delete_metadata(&app, "secret", "apps/web")
+        .await
+        .unwrap();
+    assert!(
+        vaultrs::kv2::read_metadata(&app, "secret", "apps/web")
+            .await
+            .is_err()
+    );
 }

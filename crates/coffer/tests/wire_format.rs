@@ -7,7 +7,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn writes_answer_204_with_an_empty_body() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let r = s
         .http(Some("root"))
         .post("secret/a", json!({"k": "v"}))
@@ -19,7 +19,7 @@ async fn writes_answer_204_with_an_empty_body() {
 
 #[tokio::test]
 async fn envelope_has_all_fields_and_exact_content_type() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     h.post("secret/a", json!({"k": "v"})).await;
     let r = h.get("secret/a").await;
@@ -47,7 +47,7 @@ async fn envelope_has_all_fields_and_exact_content_type() {
 
 #[tokio::test]
 async fn kv_v1_ttl_hint_sets_lease_duration() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     for (ttl, secs) in [(json!("1h"), 3600), (json!(90), 90), (json!("30m0s"), 1800)] {
         h.post("secret/t", json!({"ttl": ttl, "x": 1})).await;
@@ -64,7 +64,7 @@ async fn kv_v1_ttl_hint_sets_lease_duration() {
 
 #[tokio::test]
 async fn sys_routes_copy_data_to_the_top_level() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     let v = h.get("sys/mounts").await.json();
     assert!(v.get("secret/").is_some() && v["data"].get("secret/").is_some());
@@ -79,7 +79,7 @@ async fn sys_routes_copy_data_to_the_top_level() {
 
 #[tokio::test]
 async fn put_equals_post() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     assert_eq!(h.put("secret/p", json!({"k": "v"})).await.status, 204);
     assert_eq!(h.get("secret/p").await.json()["data"]["k"], "v");
@@ -87,7 +87,7 @@ async fn put_equals_post() {
 
 #[tokio::test]
 async fn list_takes_any_go_bool_and_the_list_verb() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     h.post("secret/dir/a", json!({"k": 1})).await;
     h.post("secret/dir/sub/b", json!({"k": 1})).await;
@@ -115,7 +115,7 @@ async fn list_takes_any_go_bool_and_the_list_verb() {
 
 #[tokio::test]
 async fn loose_input_typing_is_accepted() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     let r = h
         .post(
@@ -154,7 +154,7 @@ async fn loose_input_typing_is_accepted() {
 
 #[tokio::test]
 async fn tune_reports_effective_ttls_and_checks_bounds() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     let t = h.get("sys/mounts/secret/tune").await.json();
     assert_eq!(t["data"]["default_lease_ttl"], 2_764_800);
@@ -183,7 +183,7 @@ async fn tune_reports_effective_ttls_and_checks_bounds() {
 
 #[tokio::test]
 async fn generic_is_an_alias_of_kv_and_mount_errors_are_clear() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     assert_eq!(
         h.post("sys/mounts/old", json!({"type": "generic"}))
@@ -223,7 +223,7 @@ async fn generic_is_an_alias_of_kv_and_mount_errors_are_clear() {
 
 #[tokio::test]
 async fn unmount_removes_the_engines_data() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     h.post("sys/mounts/tmp", json!({"type": "kv"})).await;
     h.post("tmp/a/b", json!({"k": 1})).await;
@@ -234,7 +234,7 @@ async fn unmount_removes_the_engines_data() {
 
 #[tokio::test]
 async fn internal_ui_mounts_reports_version_as_string() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     h.post(
         "sys/mounts/v1",
@@ -256,7 +256,7 @@ async fn internal_ui_mounts_reports_version_as_string() {
 
 #[tokio::test]
 async fn tokens_from_either_header_and_refusals() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let anon = s.http(None);
     assert_eq!(anon.get("secret/a").await.status, 403);
     let r = anon
@@ -277,7 +277,7 @@ async fn tokens_from_either_header_and_refusals() {
 
 #[tokio::test]
 async fn tools_random_and_hash() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     let r = h.post("sys/tools/random", json!({})).await.json();
     assert_eq!(b64len(r["data"]["random_bytes"].as_str().unwrap()), 32);
@@ -325,7 +325,7 @@ async fn tools_random_and_hash() {
 
 #[tokio::test]
 async fn rotate_adds_a_term_and_old_data_still_reads() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let h = s.http(Some("root"));
     h.post("secret/before", json!({"k": "old"})).await;
     assert_eq!(h.put("sys/rotate", json!({})).await.status, 204);

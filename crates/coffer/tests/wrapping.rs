@@ -29,7 +29,7 @@ fn tok(info: &Value) -> String {
 
 #[tokio::test]
 async fn wrap_lookup_unwrap_once() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     let r = root.post("sys/wrapping/wrap", json!({"a": 1})).await;
     assert_eq!(r.status, 400);
@@ -76,7 +76,7 @@ async fn wrap_lookup_unwrap_once() {
 
 #[tokio::test]
 async fn any_response_can_be_wrapped_and_unwrapped_by_parameter() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     root.post("secret/db", json!({"password": "pw"})).await;
     let info = wrapped(&root, "GET", "secret/db", None, "60").await;
@@ -148,7 +148,7 @@ async fn any_response_can_be_wrapped_and_unwrapped_by_parameter() {
 
 #[tokio::test]
 async fn rewrap_expiry_bad_headers_and_policy_bounds() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let root = s.http(Some("root"));
     let info = wrapped(
         &root,

@@ -201,6 +201,28 @@ impl Acl {
         best.map(|r| &r.perms)
     }
 
+    /// Whether some rule grants anything on `mount` or a path below it: Vault's
+    /// test for showing a mount to a token (`sys/internal/ui/mounts/:path`).
+    pub fn any_access_below(&self, mount: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |p: &Permissions| !p.caps.is_empty() && !p.caps.contains(Caps::DENY);
+        // A pattern reaches below the mount if one is a prefix of the other.
+        let overlaps = |literal: &str| literal.starts_with(mount) || mount.starts_with(literal);
+        self.exact
+            .iter()
+            .any(|(path, p)| path.starts_with(mount) && grants(p))
+            || self
+                .prefix
+                .values()
+                .any(|r| overlaps(r.pattern.trim_end_matches('*')) && grants(&r.perms))
+            || self.segment.values().flatten().any(|r| {
+                let literal = &r.rule.pattern[..r.rule.pattern.find('+').unwrap_or(0)];
+                overlaps(literal) && grants(&r.rule.perms)
+            })
+    }
+
     /// Sorted capability names on `path`, as `sys/capabilities` reports them.
     pub fn capabilities(&self, path: &str) -> Vec<String> {
         if self.root {

@@ -389,3 +389,31 @@ fn large_policy_sets_are_evaluated_through_the_tries() {
     assert!(!ask("svc17/any/cfg/x", Update));
     assert!(!ask("app5000/x", Read));
 }
+
+#[test]
+fn mount_visibility_follows_any_grant_below_it() {
+    let p = parse_policy(
+        "p",
+        r#"
+path "secret/data/apps/*" { capabilities = ["read"] }
+path "kv/+/x"             { capabilities = ["read"] }
+path "other/"             { capabilities = ["list"] }
+path "hidden/*"           { capabilities = ["deny"] }
+path "every*"             { capabilities = ["read"] }
+"#,
+    )
+    .unwrap();
+    let acl = Acl::new(&[&p]);
+    assert!(
+        acl.any_access_below("secret/"),
+        "prefix rule below the mount"
+    );
+    assert!(acl.any_access_below("kv/"), "segment rule below the mount");
+    assert!(acl.any_access_below("other/"), "exact rule on the mount");
+    assert!(
+        acl.any_access_below("everything/"),
+        "glob covering the mount"
+    );
+    assert!(!acl.any_access_below("hidden/"), "deny grants nothing");
+    assert!(!acl.any_access_below("transit/"), "no rule at all");
+}

@@ -73,6 +73,11 @@ impl<V> Trie<V> {
         out
     }
 
+    /// Every stored value, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.nodes.iter().filter_map(|n| n.value.as_ref())
+    }
+
     /// The longest stored key that is a prefix of `s`.
     pub(crate) fn longest_prefix(&self, s: &str) -> Option<&V> {
         self.prefixes_of(s).pop()

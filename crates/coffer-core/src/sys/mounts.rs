@@ -6,6 +6,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::{obj, top_level};
+use crate::backend::{Retune, StorageView};
+use crate::barrier::BarrierOp;
 use crate::core::{Active, Core, Mounted};
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation, Request, Response};
@@ -39,6 +41,8 @@ fn builtin(active: &Active, kind: MountKind) -> MountEntry {
 }
 
 const TOKEN_MOUNT_PATH: &str = "core/token-mount";
+/// Storage views of removed or migrated mounts whose data is still being cleared.
+const RETIRED_VIEWS: &str = "core/retired-views";
 
 impl Core {
     pub(crate) fn list_mounts(
@@ -76,10 +80,16 @@ impl Core {
                 .enable_mount(active, &path, &req.data, kind)
                 .await
                 .map(|_| None),
-            (op, true) if op.is_write() => self
-                .tune_mount(active, &path, &req.data, kind)
-                .await
-                .map(|_| None),
+            (op, true) if op.is_write() => {
+                let warnings = self.tune_mount(active, &path, &req.data, kind).await?;
+                if warnings.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(Response {
+                    warnings,
+                    ..Response::default()
+                }))
+            }
             (Operation::Delete, false) => {
                 self.disable_mount(active, &path, kind).await.map(|_| None)
             }
@@ -192,7 +202,7 @@ impl Core {
         let mounted = self.instantiate(entry, kind)?;
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
         next.push(mounted);
-        self.commit_mounts(active, next, kind).await?;
+        self.commit_mounts(active, next, kind, None).await?;
         tracing::info!(path, r#type = type_name, ?kind, "mounted");
         Ok(())
     }
@@ -222,8 +232,9 @@ impl Core {
             .filter(|m| m.entry.path != path)
             .map(clone_mounted)
             .collect();
-        self.commit_mounts(active, next, kind).await?;
-        self.clear_prefix(&prefix).await?;
+        self.commit_mounts(active, next, kind, Some(&prefix))
+            .await?;
+        self.clear_retired(&prefix).await?;
         if kind == MountKind::Auth {
             // Tokens issued through the method die with it.
             let n = active
@@ -236,13 +247,14 @@ impl Core {
         Ok(())
     }
 
+    /// Applies a tune; answers the warnings to report (from a storage migration).
     async fn tune_mount(
         &self,
         active: &Active,
         path: &str,
         data: &Map<String, Value>,
         kind: MountKind,
-    ) -> Result<(), LogicalError> {
+    ) -> Result<Vec<String>, LogicalError> {
         let _guard = self.mount_lock.lock().await;
         if kind == MountKind::Auth && path == "token/" {
             // The token store is built in: only its lease settings can be tuned.
@@ -256,13 +268,14 @@ impl Core {
                 .write()
                 .map_err(|_| LogicalError::Internal("token mount lock poisoned".into()))? =
                 entry.config;
-            return Ok(());
+            return Ok(Vec::new());
         }
         let current = self.mounts(active, kind)?;
         let Some(idx) = current.iter().position(|m| m.entry.path == path) else {
             return Err(LogicalError::BadRequest(format!("no mount at {path:?}")));
         };
-        let mut entry = current[idx].entry.clone();
+        let running = &current[idx];
+        let mut entry = running.entry.clone();
         apply_config(&mut entry, data)?;
         let f = Fields::new(data);
         if let Some(d) = f.str("description")? {
@@ -273,21 +286,83 @@ impl Core {
             merged.extend(opts);
             entry.options = Some(merged);
         }
+        let mut warnings = Vec::new();
+        let mut retired = None;
+        if entry.options != running.entry.options {
+            // Validate the new options before any data moves.
+            self.instantiate(entry.clone(), kind)?;
+            let mut moved = entry.clone();
+            moved.uuid = uuid::Uuid::new_v4().to_string();
+            let fresh = StorageView::new(self.barrier.clone(), moved.view_prefix(kind));
+            match running.backend.retune(&entry, &running.view, &fresh).await {
+                Ok(Retune::InPlace) => {}
+                Ok(Retune::Migrated { warning }) => {
+                    tracing::info!(path, "mount storage migrated for new options");
+                    warnings.push(warning);
+                    retired = Some(running.entry.view_prefix(kind));
+                    entry = moved;
+                }
+                Err(e) => {
+                    // Anything half-copied into the fresh view is dropped.
+                    self.clear_prefix(&moved.view_prefix(kind)).await?;
+                    return Err(e);
+                }
+            }
+        }
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
-        next[idx] = self.instantiate(entry, kind)?;
-        self.commit_mounts(active, next, kind).await
+        next[idx] = self.instantiate(entry.clone(), kind)?;
+        if let Err(e) = self
+            .commit_mounts(active, next, kind, retired.as_deref())
+            .await
+        {
+            if retired.is_some() {
+                // The old engine instance retired itself: serve the old view
+                // through a new one, and drop the copy.
+                let mut back: Vec<Mounted> = current.iter().map(clone_mounted).collect();
+                back[idx] = self.instantiate(running.entry.clone(), kind)?;
+                self.install_table(active, back, kind)?;
+                self.clear_prefix(&entry.view_prefix(kind)).await?;
+            }
+            return Err(e);
+        }
+        if let Some(prefix) = retired {
+            self.clear_retired(&prefix).await?;
+        }
+        Ok(warnings)
     }
 
+    /// Persists and installs a mount table. A `retired` view prefix is recorded
+    /// in the same write, so its data is cleared even if we stop before
+    /// [`Core::clear_retired`] finishes.
     async fn commit_mounts(
         &self,
         active: &Active,
         next: Vec<Mounted>,
         kind: MountKind,
+        retired: Option<&str>,
     ) -> Result<(), LogicalError> {
         let entries: Vec<&MountEntry> = next.iter().map(|m| &m.entry).collect();
         let bytes =
             serde_json::to_vec(&entries).map_err(|e| LogicalError::Internal(e.to_string()))?;
-        self.barrier.put(kind.table_path(), &bytes).await?;
+        let mut ops = vec![BarrierOp::Put(kind.table_path().to_owned(), bytes)];
+        if let Some(prefix) = retired {
+            let mut list = self.retired_views().await?;
+            list.push(prefix.to_owned());
+            let bytes =
+                serde_json::to_vec(&list).map_err(|e| LogicalError::Internal(e.to_string()))?;
+            ops.push(BarrierOp::Put(RETIRED_VIEWS.to_owned(), bytes));
+        }
+        self.barrier.batch(ops).await?;
+        self.install_table(active, next, kind)
+    }
+
+    /// Swaps the in-memory mount table.
+    fn install_table(
+        &self,
+        active: &Active,
+        next: Vec<Mounted>,
+        kind: MountKind,
+    ) -> Result<(), LogicalError> {
         let table = match kind {
             MountKind::Secret => &active.mounts,
             MountKind::Auth => &active.auth_mounts,
@@ -296,6 +371,38 @@ impl Core {
             .write()
             .map_err(|_| LogicalError::Internal("mount table lock poisoned".into()))?;
         *slot = Arc::new(next);
+        Ok(())
+    }
+
+    async fn retired_views(&self) -> Result<Vec<String>, LogicalError> {
+        match self.barrier.get(RETIRED_VIEWS).await? {
+            None => Ok(Vec::new()),
+            Some(b) => serde_json::from_slice(b.expose())
+                .map_err(|e| LogicalError::Internal(format!("{RETIRED_VIEWS} is corrupt: {e}"))),
+        }
+    }
+
+    /// Clears a retired view and takes it off the record.
+    pub(crate) async fn clear_retired(&self, prefix: &str) -> Result<(), LogicalError> {
+        self.clear_prefix(prefix).await?;
+        let mut list = self.retired_views().await?;
+        list.retain(|p| p != prefix);
+        if list.is_empty() {
+            self.barrier.delete(RETIRED_VIEWS).await?;
+        } else {
+            let bytes =
+                serde_json::to_vec(&list).map_err(|e| LogicalError::Internal(e.to_string()))?;
+            self.barrier.put(RETIRED_VIEWS, &bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes clearing views retired before a restart.
+    pub(crate) async fn clear_all_retired(&self) -> Result<(), LogicalError> {
+        for prefix in self.retired_views().await? {
+            self.clear_retired(&prefix).await?;
+            tracing::info!(prefix, "cleared a retired mount view");
+        }
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The key/value engine. Version 1 stores one JSON object per path.
 
+mod upgrade;
 mod v1;
 mod v2;
 
@@ -11,17 +12,20 @@ use coffer_core::mounts::MountEntry;
 
 /// Builds the KV engine for a mount, choosing the version from `options.version`.
 pub fn factory(entry: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
-    let version = entry
-        .options
-        .as_ref()
-        .and_then(|o| o.get("version"))
-        .map(String::as_str)
-        .unwrap_or("1");
-    match version {
-        "" | "1" => Ok(Arc::new(v1::KvV1::new()?)),
+    match version_of(entry) {
+        "1" => Ok(Arc::new(v1::KvV1::new()?)),
         "2" => Ok(Arc::new(v2::KvV2::new()?)),
         v => Err(LogicalError::BadRequest(format!(
-            "kv: unknown version {v:?}; use \"1\" or \"2\""
+            "invalid version provided: {v:?}; kv mounts take version \"1\" or \"2\""
         ))),
+    }
+}
+
+/// The KV version a mount entry asks for; no option (or an empty one) means 1.
+fn version_of(entry: &MountEntry) -> &str {
+    match entry.options.as_ref().and_then(|o| o.get("version")) {
+        None => "1",
+        Some(v) if v.is_empty() => "1",
+        Some(v) => v,
     }
 }

@@ -1,12 +1,14 @@
 //! KV version 1: the value at a path is the JSON object last written there.
 
 use async_trait::async_trait;
-use coffer_core::backend::{Backend, EngineRequest, StorageView};
+use coffer_core::backend::{Backend, EngineRequest, Retune, StorageView};
 use coffer_core::fields::parse_duration;
 use coffer_core::logical::Operation::*;
+use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
 use coffer_core::{LogicalError, Response};
 use serde_json::{Map, Value};
+use tokio::sync::RwLock;
 
 #[derive(Clone, Copy)]
 enum Route {
@@ -32,6 +34,9 @@ static PATHS: &[PathSpec<Route>] = &[
 /// The KV version 1 engine.
 pub struct KvV1 {
     paths: PathTable<Route>,
+    /// Requests hold it shared; an upgrade to version 2 holds it exclusively
+    /// while copying, then marks this instance retired (`true`).
+    retired: RwLock<bool>,
 }
 
 impl KvV1 {
@@ -39,6 +44,7 @@ impl KvV1 {
     pub fn new() -> Result<Self, LogicalError> {
         Ok(Self {
             paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
+            retired: RwLock::new(false),
         })
     }
 }
@@ -57,6 +63,12 @@ fn secret_ttl(data: &Map<String, Value>) -> Option<u64> {
 impl Backend for KvV1 {
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
+        let retired = self.retired.read().await;
+        if *retired {
+            return Err(LogicalError::Unavailable(
+                "this mount was just upgraded to KV version 2; retry the request".into(),
+            ));
+        }
         let key = match m.route {
             Route::Root => "",
             Route::Entry => m.param("path"),
@@ -113,5 +125,26 @@ impl Backend for KvV1 {
         storage: &StorageView,
     ) -> Result<Option<bool>, LogicalError> {
         Ok(Some(storage.get(path).await?.is_some()))
+    }
+
+    async fn retune(
+        &self,
+        next: &MountEntry,
+        current: &StorageView,
+        fresh: &StorageView,
+    ) -> Result<Retune, LogicalError> {
+        if super::version_of(next) != "2" {
+            return Ok(Retune::InPlace);
+        }
+        // Wait for requests in flight, and keep new ones out while copying.
+        let mut retired = self.retired.write().await;
+        let copied = super::upgrade::v1_to_v2(current, fresh).await?;
+        *retired = true;
+        Ok(Retune::Migrated {
+            warning: format!(
+                "Upgraded mount from version 1 to version 2 ({copied} secrets, each now at \
+                 version 1); read and write them under data/, list them under metadata/."
+            ),
+        })
     }
 }

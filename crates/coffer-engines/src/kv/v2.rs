@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, hash_map::DefaultHasher};
 use std::hash::{Hash, Hasher};
 
 use async_trait::async_trait;
-use coffer_core::backend::{Backend, EngineRequest, StorageView};
+use coffer_core::backend::{Backend, EngineRequest, Retune, StorageView};
 use coffer_core::barrier::BarrierOp;
 use coffer_core::fields::Fields;
 use coffer_core::logical::Operation::*;
+use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
 use coffer_core::{LogicalError, Response};
 use serde::{Deserialize, Serialize};
@@ -263,6 +264,34 @@ fn subkeys(v: &Value, depth: u64, level: u64) -> Value {
         ),
         _ => Value::Null,
     }
+}
+
+/// Storage writes that make a KV v1 value version 1 of the same key.
+pub(crate) fn import_v1(
+    path: &str,
+    value: Vec<u8>,
+    at: OffsetDateTime,
+) -> Result<[BarrierOp; 2], LogicalError> {
+    let t = rfc3339(at);
+    let meta = KeyMeta {
+        created_time: t.clone(),
+        updated_time: t.clone(),
+        current_version: 1,
+        oldest_version: 1,
+        versions: BTreeMap::from([(
+            1,
+            VersionMeta {
+                created_time: t,
+                ..Default::default()
+            },
+        )]),
+        ..Default::default()
+    };
+    let meta = serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?;
+    Ok([
+        BarrierOp::Put(version_key(path, 1), value),
+        BarrierOp::Put(meta_key(path), meta),
+    ])
 }
 
 impl KvV2 {
@@ -670,12 +699,27 @@ impl Backend for KvV2 {
         path: &str,
         storage: &StorageView,
     ) -> Result<Option<bool>, LogicalError> {
-        // Vault's existence check for KV v2: does the key have metadata?
-        let key = path
+        // As Vault: only data/ and metadata/ tell create from update (by the
+        // key's metadata); writes elsewhere (delete/, undelete/, config) are updates.
+        let Some(key) = path
             .strip_prefix("data/")
             .or_else(|| path.strip_prefix("metadata/"))
-            .unwrap_or(path);
+        else {
+            return Ok(None);
+        };
         Ok(Some(storage.get(&meta_key(key)).await?.is_some()))
+    }
+
+    async fn retune(
+        &self,
+        next: &MountEntry,
+        _current: &StorageView,
+        _fresh: &StorageView,
+    ) -> Result<Retune, LogicalError> {
+        match super::version_of(next) {
+            "2" => Ok(Retune::InPlace),
+            _ => Err(bad("cannot downgrade mount from version 2")),
+        }
     }
 }
 

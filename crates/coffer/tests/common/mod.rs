@@ -76,6 +76,21 @@ impl Server {
         )
     }
 
+    /// A dev-mode server whose `secret/` is KV version 1 (`-dev-kv-v1`), root token `root`.
+    pub fn dev_kv_v1() -> Server {
+        Server::spawn(
+            &[
+                "--dev",
+                "--dev-kv-v1",
+                "--dev-listen-address",
+                "127.0.0.1:0",
+                "--dev-root-token-id",
+                "root",
+            ],
+            &[],
+        )
+    }
+
     /// A server from a config file.
     pub fn with_config(config: &Path, env: &[(&str, &str)]) -> Server {
         Server::spawn(&["--config", config.to_str().expect("utf-8 path")], env)
