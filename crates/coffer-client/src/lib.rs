@@ -111,6 +111,16 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<RawResponse, ClientError> {
+        self.send(method, path, body, "application/json").await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> Result<RawResponse, ClientError> {
         let m = Method::from_bytes(method.as_bytes())
             .map_err(|_| ClientError::Setup(format!("bad HTTP method {method:?}")))?;
         let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
@@ -119,7 +129,10 @@ impl Client {
             rb = rb.header("X-Vault-Token", t);
         }
         if let Some(b) = body {
-            rb = rb.json(b);
+            let bytes = serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?;
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes);
         }
         let resp = rb.send().await.map_err(|e| ClientError::Transport {
             addr: self.address.clone(),
@@ -149,6 +162,19 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Option<Value>, ClientError> {
         let r = self.raw(method, path, body).await?;
+        Self::judge(method, path, r)
+    }
+
+    /// Sends a JSON merge patch (RFC 7386) with the media type PATCH requires.
+    pub async fn patch(&self, path: &str, patch: &Value) -> Result<Option<Value>, ClientError> {
+        let r = self
+            .send("PATCH", path, Some(patch), "application/merge-patch+json")
+            .await?;
+        Self::judge("PATCH", path, r)
+    }
+
+    /// A success's body, or the error status with the server's `errors`.
+    fn judge(method: &str, path: &str, r: RawResponse) -> Result<Option<Value>, ClientError> {
         if StatusCode::from_u16(r.status).is_ok_and(|s| s.is_success()) {
             return Ok(r.body);
         }

@@ -33,6 +33,9 @@ enum Command {
     List(cli::generic::PathArgs),
     /// Delete a path.
     Delete(cli::generic::PathArgs),
+    /// Versioned key/value secrets: put, get, patch, delete, undelete, destroy, list, metadata, rollback.
+    #[command(subcommand)]
+    Kv(cli::kv::KvCommand),
     /// Log in (token, userpass, approle) and store the token in ~/.coffer-token.
     Login(cli::auth_cmds::LoginArgs),
     /// Create, look up, renew and revoke tokens.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Write(a) => cli::generic::write(a).await,
             Command::List(a) => cli::generic::list(a).await,
             Command::Delete(a) => cli::generic::delete(a).await,
+            Command::Kv(c) => cli::kv::run(c).await,
             Command::Login(a) => cli::auth_cmds::login(a).await,
             Command::Token(c) => cli::auth_cmds::token(c).await,
             Command::Policy(c) => cli::auth_cmds::policy(c).await,

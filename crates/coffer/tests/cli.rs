@@ -34,7 +34,7 @@ fn stdout(o: &Output) -> String {
 
 #[tokio::test]
 async fn read_write_list_delete_with_files_and_stdin() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw.txt");
     std::fs::write(&pw, "from-a-file").unwrap();
@@ -204,7 +204,7 @@ fn coffer_home(
 
 #[tokio::test]
 async fn login_token_policy_and_auth_commands() {
-    let s = Server::dev();
+    let s = Server::dev_kv_v1();
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let root = |args: &[&str]| coffer_home(&s.addr, h, Some("root"), args, None);
@@ -320,4 +320,174 @@ fn policy_fmt_rewrites_in_place_and_refuses_bad_files() {
         "path \"a\" { capabilities = [\"fly\"] }\n",
         "left unchanged"
     );
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(o)
+}
+
+/// `coffer kv` against dev mode's KV v2 `secret/`, then a v1 mount upgraded
+/// with `kv enable-versioning`.
+#[tokio::test]
+async fn kv_commands_cover_versions_metadata_and_upgrade() {
+    let s = Server::dev();
+    let kv = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["kv"];
+        all.extend_from_slice(args);
+        coffer(&s.addr, Some("root"), &all, stdin)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "file-secret").unwrap();
+    let at_file = format!("password=@{}", pw.display());
+
+    let put = ok(&kv(
+        &["put", "secret/app", &at_file, "pin=-"],
+        Some("1234\n"),
+    ));
+    assert!(put.contains("secret/data/app"), "{put}");
+    assert!(put.contains("version            1"), "{put}");
+    // Stale check-and-set fails with Vault's exit code 2.
+    let stale = kv(&["put", "-cas=0", "secret/app", "x=y"], None);
+    assert_eq!(stale.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("check-and-set"));
+    ok(&kv(
+        &["put", "-mount=secret", "-cas=1", "app", "password=two"],
+        None,
+    ));
+    ok(&kv(&["patch", "secret/app", "pin=9999"], None));
+    ok(&kv(
+        &[
+            "patch",
+            "-method=rw",
+            "-remove-data=pin",
+            "secret/app",
+            "note=rw",
+        ],
+        None,
+    ));
+
+    assert_eq!(
+        ok(&kv(&["get", "-field=password", "secret/app"], None)),
+        "two\n"
+    );
+    assert_eq!(
+        ok(&kv(
+            &["get", "-version=1", "-field=password", "secret/app"],
+            None
+        )),
+        "file-secret\n"
+    );
+    assert_eq!(
+        ok(&kv(
+            &["get", "-version=1", "-field=pin", "secret/app"],
+            None
+        )),
+        "1234\n"
+    );
+    let latest: Value =
+        serde_json::from_str(&ok(&kv(&["get", "-format=json", "secret/app"], None))).unwrap();
+    assert_eq!(
+        latest["data"]["data"],
+        serde_json::json!({"password": "two", "note": "rw"})
+    );
+    assert_eq!(latest["data"]["metadata"]["version"], 4);
+    let yaml = ok(&kv(&["get", "-format=yaml", "secret/app"], None));
+    assert!(yaml.contains("password: two"), "{yaml}");
+    let table = ok(&kv(&["get", "secret/app"], None));
+    assert!(
+        table.contains("Data") && table.contains("note        rw"),
+        "{table}"
+    );
+
+    ok(&kv(&["delete", "secret/app"], None));
+    let deleted = kv(&["get", "secret/app"], None);
+    assert_eq!(deleted.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&deleted.stderr).contains("is deleted"));
+    ok(&kv(&["undelete", "-versions=4", "secret/app"], None));
+    assert_eq!(ok(&kv(&["get", "-field=note", "secret/app"], None)), "rw\n");
+    ok(&kv(&["destroy", "-versions=1", "secret/app"], None));
+    ok(&kv(&["delete", "-versions=2", "secret/app"], None));
+    let no_versions = kv(&["undelete", "secret/app"], None);
+    assert_eq!(no_versions.status.code(), Some(1));
+
+    ok(&kv(
+        &[
+            "metadata",
+            "put",
+            "-max-versions=3",
+            "-custom-metadata=owner=web",
+            "secret/app",
+        ],
+        None,
+    ));
+    ok(&kv(
+        &["metadata", "patch", "-cas-required", "secret/app"],
+        None,
+    ));
+    let meta: Value = serde_json::from_str(&ok(&kv(
+        &["metadata", "get", "-format=json", "secret/app"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(meta["data"]["max_versions"], 3);
+    assert_eq!(meta["data"]["cas_required"], true);
+    assert_eq!(meta["data"]["custom_metadata"]["owner"], "web");
+    assert_eq!(meta["data"]["versions"]["1"]["destroyed"], true);
+    let meta_table = ok(&kv(&["metadata", "get", "secret/app"], None));
+    assert!(meta_table.contains("Version 4"), "{meta_table}");
+
+    // Rollback writes version 3's data as version 5 (check-and-set on 4).
+    ok(&kv(&["rollback", "-version=3", "secret/app"], None));
+    let back: Value =
+        serde_json::from_str(&ok(&kv(&["get", "-format=json", "secret/app"], None))).unwrap();
+    assert_eq!(back["data"]["metadata"]["version"], 5);
+    assert_eq!(back["data"]["data"]["pin"], "9999");
+    let gone = kv(&["rollback", "-version=1", "secret/app"], None);
+    assert_eq!(
+        gone.status.code(),
+        Some(1),
+        "version 1 trimmed by max_versions=3"
+    );
+
+    ok(&kv(&["put", "secret/dir/a", "-"], Some(r#"{"k":"v"}"#)));
+    let listed = ok(&kv(&["list", "secret/"], None));
+    assert!(
+        listed.contains("app") && listed.contains("dir/"),
+        "{listed}"
+    );
+    assert_eq!(
+        ok(&kv(&["list", "-mount=secret", "-format=json", "dir"], None)).trim(),
+        "[\n  \"a\"\n]"
+    );
+    ok(&kv(&["metadata", "delete", "secret/dir/a"], None));
+    assert_eq!(kv(&["get", "secret/dir/a"], None).status.code(), Some(2));
+
+    // A v1 mount: put/get/list work; v2-only commands say so; then upgrade it.
+    let h = s.http(Some("root"));
+    assert_eq!(
+        h.post("sys/mounts/old", serde_json::json!({"type": "kv"}))
+            .await
+            .status,
+        204
+    );
+    assert!(ok(&kv(&["put", "old/a", "k=v"], None)).contains("Success! Data written to: old/a"));
+    assert_eq!(ok(&kv(&["get", "-field=k", "old/a"], None)), "v\n");
+    let patch_v1 = kv(&["patch", "old/a", "k=w"], None);
+    assert_eq!(patch_v1.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&patch_v1.stderr).contains("enable-versioning"));
+    let up = kv(&["enable-versioning", "old"], None);
+    ok(&up);
+    assert!(String::from_utf8_lossy(&up.stderr).contains("Upgraded mount"));
+    let after: Value =
+        serde_json::from_str(&ok(&kv(&["get", "-format=json", "old/a"], None))).unwrap();
+    assert_eq!(after["data"]["data"]["k"], "v");
+    assert_eq!(after["data"]["metadata"]["version"], 1);
 }

@@ -5,7 +5,7 @@ use std::io::Read as _;
 use anyhow::Context;
 use serde_json::{Map, Value, json};
 
-use super::output::{cell, go_duration, json as print_json, table};
+use super::output::{cell, go_duration, structured, table};
 use super::{ClientArgs, Format, UsageError, token_file};
 
 /// `coffer login`.
@@ -54,8 +54,8 @@ fn kv_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
 }
 
 fn print_auth(body: &Value, format: Format, note: &str) {
-    if format == Format::Json {
-        return print_json(body);
+    if format != Format::Table {
+        return structured(body, format);
     }
     let a = &body["auth"];
     if !note.is_empty() {
@@ -248,8 +248,8 @@ pub enum TokenCommand {
 }
 
 fn print_data(body: &Value, format: Format) {
-    if format == Format::Json {
-        return print_json(body);
+    if format != Format::Table {
+        return structured(body, format);
     }
     let rows: Vec<(String, String)> = body["data"]
         .as_object()
@@ -436,16 +436,16 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<u8> {
                 eprintln!("No policy named: {name}");
                 return Ok(2);
             };
-            if client.format == Format::Json {
-                print_json(&body);
+            if client.format != Format::Table {
+                structured(&body, client.format);
             } else {
                 print!("{}", body["data"]["policy"].as_str().unwrap_or_default());
             }
         }
         PolicyCommand::List { client } => {
             let keys = client.client()?.list("sys/policies/acl").await?;
-            if client.format == Format::Json {
-                print_json(&json!(keys));
+            if client.format != Format::Table {
+                structured(&json!(keys), client.format);
             } else {
                 keys.iter().for_each(|k| println!("{k}"));
             }
@@ -553,8 +553,8 @@ pub async fn auth(cmd: AuthCommand) -> anyhow::Result<u8> {
                 .read("sys/auth")
                 .await?
                 .context("sys/auth returned nothing")?;
-            if client.format == Format::Json {
-                print_json(&body);
+            if client.format != Format::Table {
+                structured(&body, client.format);
             } else {
                 let rows: Vec<(String, String)> = body["data"]
                     .as_object()

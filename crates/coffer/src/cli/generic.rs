@@ -5,7 +5,7 @@ use std::io::Read as _;
 use anyhow::Context;
 use serde_json::{Map, Value};
 
-use super::output::{cell, go_duration, json, table};
+use super::output::{cell, go_duration, structured, table};
 use super::{ClientArgs, Format, UsageError};
 
 /// Flags of commands that take just a path.
@@ -45,13 +45,23 @@ fn trim(path: &str) -> &str {
 }
 
 /// Parses `k=v` arguments; `@file` and `-` keep secrets out of shell history.
-fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
-    if pairs.len() == 1 && pairs[0] == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        return match serde_json::from_str(&s).context("stdin is not JSON")? {
+/// A lone `-` or `@file` argument is a whole JSON object.
+pub(super) fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    if let [only] = pairs
+        && (only == "-" || (only.starts_with('@') && !only.contains('=')))
+    {
+        let (what, text) = if only == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            ("stdin".to_owned(), s)
+        } else {
+            let file = &only[1..];
+            let s = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            (file.to_owned(), s)
+        };
+        return match serde_json::from_str(&text).with_context(|| format!("{what} is not JSON"))? {
             Value::Object(m) => Ok(m),
-            _ => Err(UsageError("stdin must hold a JSON object".into()).into()),
+            _ => Err(UsageError(format!("{what} must hold a JSON object")).into()),
         };
     }
     let mut out = Map::new();
@@ -78,9 +88,9 @@ fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     Ok(out)
 }
 
-fn print_secret(body: &Value, format: Format) {
-    if format == Format::Json {
-        return json(body);
+pub(super) fn print_secret(body: &Value, format: Format) {
+    if format != Format::Table {
+        return structured(body, format);
     }
     let mut rows = Vec::new();
     if let Some(ttl) = body
@@ -131,19 +141,24 @@ pub async fn write(a: WriteArgs) -> anyhow::Result<u8> {
 pub async fn list(a: PathArgs) -> anyhow::Result<u8> {
     let c = a.client.client()?;
     let keys = c.list(trim(&a.path)).await?;
+    Ok(print_keys(keys, a.client.format, &a.path))
+}
+
+/// Prints listed keys; none is "No value found" and exit code 2, as Vault's CLI.
+pub(super) fn print_keys(keys: Vec<String>, format: Format, path: &str) -> u8 {
     if keys.is_empty() {
-        eprintln!("No value found at {}", a.path);
-        return Ok(2);
+        eprintln!("No value found at {path}");
+        return 2;
     }
-    if a.client.format == Format::Json {
-        json(&Value::from(keys));
+    if format != Format::Table {
+        structured(&Value::from(keys), format);
     } else {
         println!("Keys\n----");
         for k in keys {
             println!("{k}");
         }
     }
-    Ok(0)
+    0
 }
 
 /// `coffer delete`.

@@ -2,6 +2,7 @@
 
 pub mod auth_cmds;
 pub mod generic;
+pub mod kv;
 pub mod operator;
 mod output;
 mod token_file;
@@ -22,6 +23,8 @@ pub enum Format {
     Table,
     /// The server's JSON.
     Json,
+    /// The server's answer as YAML.
+    Yaml,
 }
 
 /// Flags shared by every client command.

@@ -5,7 +5,7 @@ use std::io::BufRead as _;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::output::{cell, json as print_json, table};
+use super::output::{cell, structured, table};
 use super::{ClientArgs, Format, UsageError};
 
 /// Operator subcommands.
@@ -65,8 +65,8 @@ pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
                 )
                 .await?
                 .context("sys/init returned no body")?;
-            if client.format == Format::Json {
-                print_json(&body);
+            if client.format != Format::Table {
+                structured(&body, client.format);
                 return Ok(0);
             }
             let keys = body["keys_base64"].as_array().cloned().unwrap_or_default();
@@ -130,8 +130,8 @@ async fn print_key_status(c: &coffer_client::Client, format: Format) -> anyhow::
         .read("sys/key-status")
         .await?
         .context("sys/key-status returned nothing")?;
-    if format == Format::Json {
-        print_json(&body);
+    if format != Format::Table {
+        structured(&body, format);
         return Ok(0);
     }
     let d = &body["data"];
@@ -144,8 +144,8 @@ async fn print_key_status(c: &coffer_client::Client, format: Format) -> anyhow::
 }
 
 fn print_status(s: &Value, format: Format) {
-    if format == Format::Json {
-        return print_json(s);
+    if format != Format::Table {
+        return structured(s, format);
     }
     let mut rows = vec![
         ("Seal Type".to_string(), cell(&s["type"])),

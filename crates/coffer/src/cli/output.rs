@@ -1,6 +1,8 @@
-//! Printing responses as Vault's CLI does: aligned tables or raw JSON.
+//! Printing responses as Vault's CLI does: aligned tables, JSON or YAML.
 
 use serde_json::Value;
+
+use super::Format;
 
 /// Formats seconds the way Go prints durations (`768h`, `1h30m`, `45s`).
 pub fn go_duration(secs: u64) -> String {
@@ -42,12 +44,20 @@ pub fn table(rows: &[(String, String)]) {
     }
 }
 
-/// Prints JSON, pretty.
-pub fn json(v: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-    );
+/// Prints a response as JSON (pretty) or YAML, as `-format` asks; a table
+/// format prints nothing, the caller draws its own.
+pub fn structured(v: &Value, format: Format) {
+    match format {
+        Format::Table => {}
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        ),
+        Format::Yaml => match serde_norway::to_string(v) {
+            Ok(y) => print!("{y}"),
+            Err(e) => eprintln!("Error: cannot print as YAML: {e}"),
+        },
+    }
 }
 
 #[cfg(test)]
