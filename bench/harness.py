@@ -65,19 +65,23 @@ def wait_health(url, want=(200,), timeout=60):
     raise SystemExit(f"{url} never became healthy")
 
 
-def wrk(url, token, duration, method="GET", body=None, path="/v1/secret/bench", conns=32):
-    """Runs wrk against url+path; returns req/s and p50/p99 latency in ms."""
+def wrk(url, token, duration, method="GET", body=None, path="/v1/secret/bench", conns=32, lua=None):
+    """Runs wrk against url+path; returns req/s and p50/p99 latency in ms.
+    `lua` is extra wrk script text (e.g. a `request` function that varies the path)."""
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
     script = None
-    if method != "GET" or body is not None:
+    if method != "GET" or body is not None or lua:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write(f"wrk.method = {json.dumps(method)}\n")
         if body is not None:
             script.write(f"wrk.body = {json.dumps(json.dumps(body))}\n")
         script.write('wrk.headers["Content-Type"] = "application/json"\n')
+        if token:
+            script.write(f'wrk.headers["X-Vault-Token"] = {json.dumps(token)}\n')
+        script.write(lua or "")
         script.close()
         cmd += ["-s", script.name]
-    if token:
+    if token and not script:
         cmd += ["-H", f"X-Vault-Token: {token}"]
     cmd.append(url + path)
     try:

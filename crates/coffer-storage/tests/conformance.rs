@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use coffer_storage::{
-    CachedStorage, DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage,
+    CachedStorage, DynStorage, FileStorage, MemoryStorage, Op, PostgresConfig, PostgresStorage,
     Storage, conformance,
 };
 
@@ -72,6 +72,49 @@ async fn file_backend_conforms_and_persists() {
     }
     let reopened = FileStorage::open(&path).unwrap();
     assert_eq!(reopened.get("l/x").await.unwrap(), Some(vec![1]));
+}
+
+/// Many writers at once share commits; every batch lands whole and survives
+/// a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_backend_group_commit_keeps_every_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.redb");
+    {
+        let s = Arc::new(FileStorage::open(&path).unwrap());
+        let mut tasks = Vec::new();
+        for w in 0..64u32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20u32 {
+                    s.batch(vec![
+                        Op::Put(format!("g/{w}/{i}/a"), w.to_be_bytes().to_vec()),
+                        Op::Put(format!("g/{w}/{i}/b"), i.to_be_bytes().to_vec()),
+                    ])
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let s = FileStorage::open(&path).unwrap();
+    assert_eq!(s.list("g/").await.unwrap().len(), 64);
+    for w in 0..64u32 {
+        assert_eq!(s.list(&format!("g/{w}/")).await.unwrap().len(), 20);
+        for i in 0..20u32 {
+            assert_eq!(
+                s.get(&format!("g/{w}/{i}/a")).await.unwrap(),
+                Some(w.to_be_bytes().to_vec())
+            );
+            assert_eq!(
+                s.get(&format!("g/{w}/{i}/b")).await.unwrap(),
+                Some(i.to_be_bytes().to_vec())
+            );
+        }
+    }
 }
 
 fn postgres_url() -> String {

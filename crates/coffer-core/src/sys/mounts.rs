@@ -232,7 +232,9 @@ impl Core {
             .filter(|m| m.entry.path != path)
             .map(clone_mounted)
             .collect();
-        self.commit_mounts(active, next, kind, Some(&prefix))
+        let mut retired = self.retired_views().await?;
+        retired.push(prefix.clone());
+        self.commit_mounts(active, next, kind, Some(retired))
             .await?;
         self.clear_retired(&prefix).await?;
         if kind == MountKind::Auth {
@@ -293,61 +295,70 @@ impl Core {
             self.instantiate(entry.clone(), kind)?;
             let mut moved = entry.clone();
             moved.uuid = uuid::Uuid::new_v4().to_string();
-            let fresh = StorageView::new(self.barrier.clone(), moved.view_prefix(kind));
+            let fresh_prefix = moved.view_prefix(kind);
+            // Recorded first: if we stop mid-copy, the next unseal clears the copy.
+            let mut views = self.retired_views().await?;
+            views.push(fresh_prefix.clone());
+            self.put_retired_views(&views).await?;
+            let fresh = StorageView::new(self.barrier.clone(), fresh_prefix.clone());
             match running.backend.retune(&entry, &running.view, &fresh).await {
-                Ok(Retune::InPlace) => {}
+                Ok(Retune::InPlace) => self.clear_retired(&fresh_prefix).await?,
                 Ok(Retune::Migrated { warning }) => {
                     tracing::info!(path, "mount storage migrated for new options");
                     warnings.push(warning);
-                    retired = Some(running.entry.view_prefix(kind));
+                    let old = running.entry.view_prefix(kind);
+                    views.retain(|p| *p != fresh_prefix);
+                    views.push(old.clone());
+                    retired = Some((old, views));
                     entry = moved;
                 }
                 Err(e) => {
                     // Anything half-copied into the fresh view is dropped.
-                    self.clear_prefix(&moved.view_prefix(kind)).await?;
+                    if let Err(clear) = self.clear_retired(&fresh_prefix).await {
+                        tracing::warn!(error = %clear, "clearing a failed migration's copy; retried at unseal");
+                    }
                     return Err(e);
                 }
             }
         }
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
         next[idx] = self.instantiate(entry.clone(), kind)?;
-        if let Err(e) = self
-            .commit_mounts(active, next, kind, retired.as_deref())
-            .await
-        {
-            if retired.is_some() {
+        let (old_view, views) = match retired {
+            Some((old, views)) => (Some(old), Some(views)),
+            None => (None, None),
+        };
+        if let Err(e) = self.commit_mounts(active, next, kind, views).await {
+            if old_view.is_some() {
                 // The old engine instance retired itself: serve the old view
                 // through a new one, and drop the copy.
                 let mut back: Vec<Mounted> = current.iter().map(clone_mounted).collect();
                 back[idx] = self.instantiate(running.entry.clone(), kind)?;
                 self.install_table(active, back, kind)?;
-                self.clear_prefix(&entry.view_prefix(kind)).await?;
+                self.clear_retired(&entry.view_prefix(kind)).await?;
             }
             return Err(e);
         }
-        if let Some(prefix) = retired {
+        if let Some(prefix) = old_view {
             self.clear_retired(&prefix).await?;
         }
         Ok(warnings)
     }
 
-    /// Persists and installs a mount table. A `retired` view prefix is recorded
-    /// in the same write, so its data is cleared even if we stop before
-    /// [`Core::clear_retired`] finishes.
+    /// Persists and installs a mount table. A new list of `retired` views is
+    /// written in the same batch, so a view taken out of use is cleared even
+    /// if we stop before [`Core::clear_retired`] finishes.
     async fn commit_mounts(
         &self,
         active: &Active,
         next: Vec<Mounted>,
         kind: MountKind,
-        retired: Option<&str>,
+        retired: Option<Vec<String>>,
     ) -> Result<(), LogicalError> {
         let entries: Vec<&MountEntry> = next.iter().map(|m| &m.entry).collect();
         let bytes =
             serde_json::to_vec(&entries).map_err(|e| LogicalError::Internal(e.to_string()))?;
         let mut ops = vec![BarrierOp::Put(kind.table_path().to_owned(), bytes)];
-        if let Some(prefix) = retired {
-            let mut list = self.retired_views().await?;
-            list.push(prefix.to_owned());
+        if let Some(list) = retired {
             let bytes =
                 serde_json::to_vec(&list).map_err(|e| LogicalError::Internal(e.to_string()))?;
             ops.push(BarrierOp::Put(RETIRED_VIEWS.to_owned(), bytes));
@@ -382,19 +393,23 @@ impl Core {
         }
     }
 
+    async fn put_retired_views(&self, list: &[String]) -> Result<(), LogicalError> {
+        if list.is_empty() {
+            self.barrier.delete(RETIRED_VIEWS).await?;
+        } else {
+            let bytes =
+                serde_json::to_vec(list).map_err(|e| LogicalError::Internal(e.to_string()))?;
+            self.barrier.put(RETIRED_VIEWS, &bytes).await?;
+        }
+        Ok(())
+    }
+
     /// Clears a retired view and takes it off the record.
     pub(crate) async fn clear_retired(&self, prefix: &str) -> Result<(), LogicalError> {
         self.clear_prefix(prefix).await?;
         let mut list = self.retired_views().await?;
         list.retain(|p| p != prefix);
-        if list.is_empty() {
-            self.barrier.delete(RETIRED_VIEWS).await?;
-        } else {
-            let bytes =
-                serde_json::to_vec(&list).map_err(|e| LogicalError::Internal(e.to_string()))?;
-            self.barrier.put(RETIRED_VIEWS, &bytes).await?;
-        }
-        Ok(())
+        self.put_retired_views(&list).await
     }
 
     /// Finishes clearing views retired before a restart.

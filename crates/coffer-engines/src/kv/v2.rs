@@ -174,10 +174,7 @@ fn version_key(path: &str, v: u64) -> String {
 }
 
 fn hex_sha(path: &str) -> String {
-    Sha256::digest(path.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(path.as_bytes()))
 }
 
 impl VersionMeta {
