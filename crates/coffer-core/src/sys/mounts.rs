@@ -322,7 +322,17 @@ impl Core {
             }
         }
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
-        next[idx] = self.instantiate(entry.clone(), kind)?;
+        next[idx] = if entry.options == running.entry.options {
+            // Same engine instance: its per-key locks and caches must stay
+            // the only ones in front of this storage while requests run.
+            Mounted {
+                entry: entry.clone(),
+                backend: running.backend.clone(),
+                view: running.view.clone(),
+            }
+        } else {
+            self.instantiate(entry.clone(), kind)?
+        };
         let (old_view, views) = match retired {
             Some((old, views)) => (Some(old), Some(views)),
             None => (None, None),

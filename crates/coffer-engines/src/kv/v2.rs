@@ -5,8 +5,9 @@
 //! key) and `versions/<sha256(path)>/<n>` (one entry per version). A version
 //! and its metadata are written in one batch; writes to one key are serialised.
 
-use std::collections::{BTreeMap, hash_map::DefaultHasher};
+use std::collections::{BTreeMap, HashMap, hash_map::DefaultHasher};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::backend::{Backend, EngineRequest, Retune, StorageView};
@@ -121,7 +122,15 @@ struct KeyMeta {
 pub struct KvV2 {
     paths: PathTable<Route>,
     locks: Vec<Mutex<()>>,
+    /// Parsed key metadata by stripe, so a read decrypts and parses only the
+    /// version. Filled and changed only under the key's stripe lock (by
+    /// writers after a write, by readers on a miss), so it never holds
+    /// metadata older than a finished write. No secret values live here.
+    metas: Vec<std::sync::Mutex<HashMap<String, Arc<KeyMeta>>>>,
 }
+
+/// Cached metadata entries per stripe (64 stripes: 131,072 keys in all).
+const METAS_PER_STRIPE: usize = 2048;
 
 impl KvV2 {
     /// A new engine instance.
@@ -129,13 +138,93 @@ impl KvV2 {
         Ok(Self {
             paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            metas: (0..STRIPES).map(|_| Default::default()).collect(),
         })
     }
 
-    fn lock(&self, key: &str) -> &Mutex<()> {
+    fn stripe(key: &str) -> usize {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        &self.locks[(h.finish() as usize) % STRIPES]
+        (h.finish() as usize) % STRIPES
+    }
+
+    fn lock(&self, key: &str) -> &Mutex<()> {
+        &self.locks[Self::stripe(key)]
+    }
+
+    fn cached(&self, path: &str) -> Option<Arc<KeyMeta>> {
+        let map = self.metas[Self::stripe(path)].lock().ok()?;
+        map.get(path).cloned()
+    }
+
+    /// Records (or forgets) a key's metadata; the caller holds the key's lock.
+    fn remember(&self, path: &str, meta: Option<Arc<KeyMeta>>) {
+        let Ok(mut map) = self.metas[Self::stripe(path)].lock() else {
+            return;
+        };
+        match meta {
+            Some(m) => {
+                if map.len() >= METAS_PER_STRIPE && !map.contains_key(path) {
+                    // Crude but bounded: start the stripe over.
+                    map.clear();
+                }
+                map.insert(path.to_owned(), m);
+            }
+            None => {
+                map.remove(path);
+            }
+        }
+    }
+
+    /// Metadata for a reader that does not hold the key's lock.
+    async fn read_meta(
+        &self,
+        st: &StorageView,
+        path: &str,
+    ) -> Result<Option<Arc<KeyMeta>>, LogicalError> {
+        if let Some(m) = self.cached(path) {
+            return Ok(Some(m));
+        }
+        let _g = self.lock(path).lock().await;
+        self.locked_meta(st, path).await
+    }
+
+    /// Metadata while holding the key's lock: cached, or read and cached.
+    async fn locked_meta(
+        &self,
+        st: &StorageView,
+        path: &str,
+    ) -> Result<Option<Arc<KeyMeta>>, LogicalError> {
+        if let Some(m) = self.cached(path) {
+            return Ok(Some(m));
+        }
+        let meta = Self::meta(st, path).await?.map(Arc::new);
+        if let Some(m) = &meta {
+            self.remember(path, Some(m.clone()));
+        }
+        Ok(meta)
+    }
+
+    /// Writes a batch that changes a key's metadata (to `meta`, or removes it)
+    /// and keeps the cache in step; the caller holds the key's lock.
+    async fn commit_meta(
+        &self,
+        st: &StorageView,
+        path: &str,
+        ops: Vec<BarrierOp>,
+        meta: Option<KeyMeta>,
+    ) -> Result<(), LogicalError> {
+        match st.batch(ops).await {
+            Ok(()) => {
+                self.remember(path, meta.map(Arc::new));
+                Ok(())
+            }
+            Err(e) => {
+                // The write may or may not have landed: read it afresh next time.
+                self.remember(path, None);
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -316,7 +405,7 @@ impl KvV2 {
         path: &str,
         data: &Map<String, Value>,
     ) -> Result<Option<Response>, LogicalError> {
-        let Some(meta) = Self::meta(st, path).await? else {
+        let Some(meta) = self.read_meta(st, path).await? else {
             return Ok(None);
         };
         let n = match Fields::new(data).int("version")? {
@@ -402,10 +491,9 @@ impl KvV2 {
             meta_key(path),
             serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
         ));
-        st.batch(ops).await?;
-        Ok(Response::data(obj(
-            version_meta.api(n, &meta.custom_metadata)
-        )))
+        let answer = Response::data(obj(version_meta.api(n, &meta.custom_metadata)));
+        self.commit_meta(st, path, ops, Some(meta)).await?;
+        Ok(answer)
     }
 
     async fn write(
@@ -421,7 +509,7 @@ impl KvV2 {
         };
         let cas = Self::cas(data)?;
         let _g = self.lock(path).lock().await;
-        let meta = Self::meta(st, path).await?;
+        let meta = self.locked_meta(st, path).await?.map(|m| (*m).clone());
         self.put_version(st, path, value, cas, meta).await
     }
 
@@ -444,9 +532,10 @@ impl KvV2 {
         };
         let cas = Self::cas(data)?;
         let _g = self.lock(path).lock().await;
-        let Some(meta) = Self::meta(st, path).await? else {
+        let Some(meta) = self.locked_meta(st, path).await? else {
             return Err(LogicalError::NotFound);
         };
+        let meta = (*meta).clone();
         let n = meta.current_version;
         let live = meta
             .versions
@@ -474,9 +563,10 @@ impl KvV2 {
         f: impl Fn(&mut VersionMeta),
     ) -> Result<(), LogicalError> {
         let _g = self.lock(path).lock().await;
-        let Some(mut meta) = Self::meta(st, path).await? else {
+        let Some(meta) = self.locked_meta(st, path).await? else {
             return Ok(());
         };
+        let mut meta = (*meta).clone();
         let mut ops = Vec::new();
         for n in versions {
             if let Some(v) = meta.versions.get_mut(n) {
@@ -491,8 +581,7 @@ impl KvV2 {
             meta_key(path),
             serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
         ));
-        st.batch(ops).await?;
-        Ok(())
+        self.commit_meta(st, path, ops, Some(meta)).await
     }
 
     async fn metadata_write(
@@ -504,7 +593,11 @@ impl KvV2 {
     ) -> Result<(), LogicalError> {
         let f = Fields::new(data);
         let _g = self.lock(path).lock().await;
-        let mut meta = Self::meta(st, path).await?.unwrap_or_default();
+        let mut meta = self
+            .locked_meta(st, path)
+            .await?
+            .map(|m| (*m).clone())
+            .unwrap_or_default();
         if let Some(m) = f.int("max_versions")? {
             meta.max_versions =
                 u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
@@ -542,12 +635,14 @@ impl KvV2 {
             meta.created_time = rfc3339(now());
         }
         meta.updated_time = rfc3339(now());
-        st.put_json(&meta_key(path), &meta).await
+        let bytes = serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let ops = vec![BarrierOp::Put(meta_key(path), bytes)];
+        self.commit_meta(st, path, ops, Some(meta)).await
     }
 
     async fn metadata_delete(&self, st: &StorageView, path: &str) -> Result<(), LogicalError> {
         let _g = self.lock(path).lock().await;
-        let Some(meta) = Self::meta(st, path).await? else {
+        let Some(meta) = self.locked_meta(st, path).await? else {
             return Ok(());
         };
         let mut ops: Vec<BarrierOp> = meta
@@ -556,8 +651,7 @@ impl KvV2 {
             .map(|n| BarrierOp::Delete(version_key(path, *n)))
             .collect();
         ops.push(BarrierOp::Delete(meta_key(path)));
-        st.batch(ops).await?;
-        Ok(())
+        self.commit_meta(st, path, ops, None).await
     }
 }
 
@@ -610,7 +704,8 @@ impl Backend for KvV2 {
                 Read => self.read(st, &path, req.data).await,
                 Patch => self.patch(st, &path, req.data).await,
                 Delete => {
-                    let current = Self::meta(st, &path)
+                    let current = self
+                        .read_meta(st, &path)
                         .await?
                         .map(|m| m.current_version)
                         .unwrap_or(0);
@@ -661,7 +756,8 @@ impl Backend for KvV2 {
                     };
                     Ok(Some(Response::list(st.list(&meta_key(&prefix)).await?)))
                 }
-                Read => Ok(Self::meta(st, &path)
+                Read => Ok(self
+                    .read_meta(st, &path)
                     .await?
                     .map(|m| Response::data(m.api()))),
                 Delete => self.metadata_delete(st, &path).await.map(|_| None),
