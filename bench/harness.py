@@ -115,9 +115,29 @@ def start_coffer(work, log_level="warn"):
         f.write(f'storage "file" {{ path = "{work}/coffer" }}\n'
                 f'listener "tcp" {{\n address = "127.0.0.1:0"\n tls_disable = true\n}}\nlog_level = "{log_level}"\n')
     proc, url = start_printing_addr([os.path.join(ROOT, "target/release/coffer"), "server", "--config", cfg])
+    return proc, url, init_unseal(url)
+
+
+def init_unseal(url):
+    """Initialises a Vault-API server with one key share, unseals it; returns the root token."""
     code, body = call("PUT", url + "/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1})
     assert code == 200, body
     code, _ = call("PUT", url + "/v1/sys/unseal", body={"key": body["keys_base64"][0]})
     assert code == 200
     wait_health(url)
-    return proc, url, body["root_token"]
+    return body["root_token"]
+
+
+def start_bao(work):
+    """OpenBao with persistent raft storage under `work`, not yet initialised: (proc, url)."""
+    port, cport = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    os.makedirs(f"{work}/raft")
+    cfg = os.path.join(work, "bao.hcl")
+    with open(cfg, "w") as f:
+        f.write(f'storage "raft" {{\n path = "{work}/raft"\n node_id = "bench"\n}}\n'
+                f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n cluster_address = "127.0.0.1:{cport}"\n tls_disable = true\n}}\n'
+                f'api_addr = "{url}"\ncluster_addr = "http://127.0.0.1:{cport}"\ndisable_mlock = true\nlog_level = "warn"\n')
+    proc = subprocess.Popen(["bao", "server", "-config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_health(url, want=(501,))
+    return proc, url

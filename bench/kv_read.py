@@ -13,22 +13,16 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 
-from harness import ROOT, build_release, call, free_port, rss_mib, start_printing_addr, wait_health, wrk
+from harness import ROOT, build_release, call, init_unseal, rss_mib, start_bao, start_printing_addr, wrk
 SECRET = {"user": "bench", "password": "bench-secret-value"}
 
 
 def prepare_vault_like(url, token_holder):
-    code, body = call("PUT", url + "/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1})
-    assert code == 200, body
-    key, token = body["keys_base64"][0], body["root_token"]
-    code, body = call("PUT", url + "/v1/sys/unseal", body={"key": key})
-    assert code == 200, body
-    wait_health(url)
+    token = init_unseal(url)
     code, body = call("POST", url + "/v1/sys/mounts/secret", token, {"type": "kv", "options": {"version": "1"}})
     assert code == 204, (code, body)
     code, body = call("POST", url + "/v1/secret/bench", token, SECRET)
@@ -94,17 +88,8 @@ def main():
         coffer_idle = rss_mib(coffer.pid)
 
         # OpenBao with persistent raft storage.
-        port, cport = free_port(), free_port()
-        bao_url = f"http://127.0.0.1:{port}"
-        os.makedirs(f"{work}/raft")
-        bcfg = os.path.join(work, "bao.hcl")
-        with open(bcfg, "w") as f:
-            f.write(f'storage "raft" {{\n path = "{work}/raft"\n node_id = "bench"\n}}\n'
-                    f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n cluster_address = "127.0.0.1:{cport}"\n tls_disable = true\n}}\n'
-                    f'api_addr = "{bao_url}"\ncluster_addr = "http://127.0.0.1:{cport}"\ndisable_mlock = true\nlog_level = "warn"\n')
-        bao = subprocess.Popen(["bao", "server", "-config", bcfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bao, bao_url = start_bao(work)
         procs.append(bao)
-        wait_health(bao_url, want=(501,))
         bao_token = prepare_vault_like(bao_url, tokens)
 
         bare, bare_url = start_printing_addr([os.path.join(ROOT, "target/release/examples/bare_axum"), "127.0.0.1:0"])

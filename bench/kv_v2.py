@@ -19,12 +19,11 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 
-from harness import ROOT, build_release, call, free_port, rss_mib, start_coffer, start_printing_addr, wait_health, wrk
+from harness import ROOT, build_release, call, init_unseal, rss_mib, start_bao, start_coffer, start_printing_addr, wrk
 
 SECRET = {"user": "web", "password": "bench-secret-value", "url": "postgres://db:5432/app"}
 
@@ -81,29 +80,6 @@ def prepare(url, root):
     code, body = call("GET", url + "/v1/secret/data/apps/web/config", token)
     assert code == 200 and body["data"]["data"] == SECRET, body
     return token
-
-
-def init_unseal(url):
-    code, body = call("PUT", url + "/v1/sys/init", body={"secret_shares": 1, "secret_threshold": 1})
-    assert code == 200, body
-    code, _ = call("PUT", url + "/v1/sys/unseal", body={"key": body["keys_base64"][0]})
-    assert code == 200
-    wait_health(url)
-    return body["root_token"]
-
-
-def start_bao(work):
-    port, cport = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.makedirs(f"{work}/raft")
-    cfg = os.path.join(work, "bao.hcl")
-    with open(cfg, "w") as f:
-        f.write(f'storage "raft" {{\n path = "{work}/raft"\n node_id = "bench"\n}}\n'
-                f'listener "tcp" {{\n address = "127.0.0.1:{port}"\n cluster_address = "127.0.0.1:{cport}"\n tls_disable = true\n}}\n'
-                f'api_addr = "{url}"\ncluster_addr = "http://127.0.0.1:{cport}"\ndisable_mlock = true\nlog_level = "warn"\n')
-    proc = subprocess.Popen(["bao", "server", "-config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_health(url, want=(501,))
-    return proc, url, init_unseal(url)
 
 
 def fill(url, token, first_key, keys, versions, threads=32):
@@ -189,7 +165,8 @@ def main():
         coffer, coffer_url, coffer_root = start_coffer(os.path.join(work, "c"))
         procs.append(coffer)
         coffer_token = prepare(coffer_url, coffer_root)
-        bao, bao_url, bao_root = start_bao(work)
+        bao, bao_url = start_bao(work)
+        bao_root = init_unseal(bao_url)
         procs.append(bao)
         bao_token = prepare(bao_url, bao_root)
         bare, bare_url = start_printing_addr([os.path.join(ROOT, "target/release/examples/bare_axum"), "127.0.0.1:0"])

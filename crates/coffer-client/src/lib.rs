@@ -174,7 +174,7 @@ impl Client {
     }
 
     /// A success's body, or the error status with the server's `errors`.
-    fn judge(method: &str, path: &str, r: RawResponse) -> Result<Option<Value>, ClientError> {
+    pub fn judge(method: &str, path: &str, r: RawResponse) -> Result<Option<Value>, ClientError> {
         if StatusCode::from_u16(r.status).is_ok_and(|s| s.is_success()) {
             return Ok(r.body);
         }

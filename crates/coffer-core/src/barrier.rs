@@ -245,6 +245,8 @@ impl Barrier {
         for op in ops {
             lower.push(match op {
                 BarrierOp::Put(p, v) => {
+                    // Engines hand over plaintext; wipe it once sealed.
+                    let v = zeroize::Zeroizing::new(v);
                     Self::check_path(&p)?;
                     let e = self.encrypt(&p, &v)?;
                     Op::Put(p, e)

@@ -319,6 +319,25 @@ fn versions_param(data: &Map<String, Value>) -> Result<Vec<u64>, LogicalError> {
         .collect()
 }
 
+/// The settings the mount `config` and a key's metadata share, as given.
+fn apply_settings(
+    f: &Fields,
+    max_versions: &mut u64,
+    cas_required: &mut bool,
+    delete_version_after: &mut u64,
+) -> Result<(), LogicalError> {
+    if let Some(m) = f.int("max_versions")? {
+        *max_versions = u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
+    }
+    if let Some(c) = f.bool("cas_required")? {
+        *cas_required = c;
+    }
+    if let Some(d) = f.duration("delete_version_after")? {
+        *delete_version_after = d;
+    }
+    Ok(())
+}
+
 /// RFC 7386 JSON merge patch.
 fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -598,16 +617,12 @@ impl KvV2 {
             .await?
             .map(|m| (*m).clone())
             .unwrap_or_default();
-        if let Some(m) = f.int("max_versions")? {
-            meta.max_versions =
-                u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
-        }
-        if let Some(c) = f.bool("cas_required")? {
-            meta.cas_required = c;
-        }
-        if let Some(d) = f.duration("delete_version_after")? {
-            meta.delete_version_after = d;
-        }
+        apply_settings(
+            &f,
+            &mut meta.max_versions,
+            &mut meta.cas_required,
+            &mut meta.delete_version_after,
+        )?;
         match (data.get("custom_metadata"), merge) {
             (None, _) => {}
             (Some(Value::Object(patch)), true) => {
@@ -663,9 +678,10 @@ impl Backend for KvV2 {
             Err(LogicalError::UnsupportedPath) => {
                 return Ok(Some(Response {
                     status: Some(404),
-                    warnings: vec![format!(
+                    warnings: vec![
                         "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' for this operation."
-                    )],
+                            .into(),
+                    ],
                     ..Response::default()
                 }));
             }
@@ -684,18 +700,13 @@ impl Backend for KvV2 {
                     })))))
                 }
                 _ => {
-                    let f = Fields::new(req.data);
                     let mut c = Self::config(st).await?;
-                    if let Some(m) = f.int("max_versions")? {
-                        c.max_versions =
-                            u64::try_from(m).map_err(|_| bad("max_versions cannot be negative"))?;
-                    }
-                    if let Some(b) = f.bool("cas_required")? {
-                        c.cas_required = b;
-                    }
-                    if let Some(d) = f.duration("delete_version_after")? {
-                        c.delete_version_after = d;
-                    }
+                    apply_settings(
+                        &Fields::new(req.data),
+                        &mut c.max_versions,
+                        &mut c.cas_required,
+                        &mut c.delete_version_after,
+                    )?;
                     st.put_json("config", &c).await?;
                     Ok(None)
                 }

@@ -359,11 +359,10 @@ async fn get(a: GetArgs) -> anyhow::Result<u8> {
     }
     // A deleted or destroyed version answers 404 with its metadata.
     let r = c.raw("GET", &path, None).await?;
-    let body = match (r.status, r.body) {
-        (200, Some(b)) => b,
+    let body = match (r.status, &r.body) {
         (404, Some(b)) if b["data"]["metadata"].is_object() => {
             if format != Format::Table {
-                structured(&b, format);
+                structured(b, format);
             } else {
                 print_version(&kp.api("data"), &object(&b["data"]["metadata"]), None);
             }
@@ -383,10 +382,8 @@ async fn get(a: GetArgs) -> anyhow::Result<u8> {
             eprintln!("No value found at {}", kp.api("data"));
             return Ok(2);
         }
-        (status, b) => {
-            let errors = b.map(|b| b["errors"].to_string()).unwrap_or_default();
-            anyhow::bail!("GET {path}: HTTP {status}: {errors}");
-        }
+        _ => Client::judge("GET", &path, r)?
+            .with_context(|| format!("GET {path} answered with no body"))?,
     };
     print_field_or(&body["data"]["data"], a.field.as_deref(), || {
         if format != Format::Table {
