@@ -176,7 +176,7 @@ def main():
         results = {"read": {}, "write": {}}
         for name, proc, url, tok in [("bare axum", bare, bare_url, None), ("coffer", coffer, coffer_url, coffer_token),
                                      ("openbao", bao, bao_url, bao_token)]:
-            path = "/v1/secret/bench" if name == "bare axum" else read_path
+            path = "/v1/secret/data/bench" if name == "bare axum" else read_path
             wrk(url, tok, 2, path=path)
             r = wrk(url, tok, args.duration, path=path)
             r["rss_mib"] = rss_mib(proc.pid)

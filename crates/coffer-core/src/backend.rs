@@ -103,7 +103,7 @@ pub struct EngineRequest<'a> {
     /// Mount default TTL after system defaults are applied.
     pub default_lease_ttl: u64,
     /// The client's address, for CIDR-bound credentials.
-    pub remote_addr: Option<&'a str>,
+    pub remote_addr: Option<std::net::SocketAddr>,
 }
 
 /// A secret engine mounted at some path.

@@ -590,7 +590,7 @@ impl Core {
             None => None,
         };
         if let Some(t) = &token
-            && !crate::cidr::allows(&t.entry.bound_cidrs, req.remote_addr.as_deref())?
+            && !crate::cidr::allows(&t.entry.bound_cidrs, req.remote_addr)?
         {
             return Err(LogicalError::PermissionDenied);
         }
@@ -695,7 +695,7 @@ impl Core {
                 storage: &m.view,
                 mount: &m.entry,
                 default_lease_ttl: default_ttl,
-                remote_addr: req.remote_addr.as_deref(),
+                remote_addr: req.remote_addr,
             })
             .await?;
         match resp {

@@ -54,7 +54,7 @@ pub struct Request {
     /// The client token, if one was sent.
     pub token: Option<SecretString>,
     /// The peer address, for audit and CIDR checks.
-    pub remote_addr: Option<String>,
+    pub remote_addr: Option<std::net::SocketAddr>,
     /// `X-Vault-Wrap-TTL`: answer with a single-use wrapping token instead.
     pub wrap_ttl: Option<u64>,
 }

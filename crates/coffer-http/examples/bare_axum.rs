@@ -1,5 +1,6 @@
-//! The ceiling for benchmarks: a bare axum endpoint answering the same JSON a
-//! KV read returns, with no barrier, token or routing work at all.
+//! The ceiling for benchmarks: bare axum endpoints answering the same JSON a
+//! KV v1 read (`/v1/secret/bench`) and a KV v2 read (`/v1/secret/data/bench`)
+//! return, with no barrier, token or routing work at all.
 //!
 //! `cargo run --release -p coffer-http --example bare_axum -- 127.0.0.1:0`
 
@@ -9,15 +10,22 @@ use axum::routing::get;
 
 const BODY: &str = "{\"auth\":null,\"data\":{\"password\":\"bench-secret-value\",\"user\":\"bench\"},\"lease_duration\":2764800,\"lease_id\":\"\",\"renewable\":false,\"request_id\":\"00000000-0000-0000-0000-000000000000\",\"warnings\":null,\"wrap_info\":null}\n";
 
+const BODY_V2: &str = "{\"auth\":null,\"data\":{\"data\":{\"password\":\"bench-secret-value\",\"url\":\"postgres://db:5432/app\",\"user\":\"web\"},\"metadata\":{\"created_time\":\"2026-11-28T03:00:00.123456789Z\",\"custom_metadata\":null,\"deletion_time\":\"\",\"destroyed\":false,\"version\":1}},\"lease_duration\":0,\"lease_id\":\"\",\"renewable\":false,\"request_id\":\"00000000-0000-0000-0000-000000000000\",\"warnings\":null,\"wrap_info\":null}\n";
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".into());
-    let app = Router::new().route(
-        "/v1/secret/bench",
-        get(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY) }),
-    );
+    let app = Router::new()
+        .route(
+            "/v1/secret/bench",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY) }),
+        )
+        .route(
+            "/v1/secret/data/bench",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], BODY_V2) }),
+        );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("Listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await

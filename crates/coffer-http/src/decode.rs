@@ -117,7 +117,7 @@ pub(crate) fn parse_body(
 pub(crate) async fn logical_request(
     req: HttpRequest<Body>,
     mut path: String,
-    remote: Option<String>,
+    remote: Option<std::net::SocketAddr>,
     limit: usize,
 ) -> Result<Request, LogicalError> {
     let method = req.method().clone();

@@ -4,11 +4,16 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use coffer_core::{LogicalError, Response as CoreResponse, is_empty_response};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// A JSON response with Vault's headers; the body ends in a newline like Go's encoder.
 pub(crate) fn json(status: u16, body: &Value) -> Response {
-    let mut bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes(status, serde_json::to_vec(body))
+}
+
+fn json_bytes(status: u16, encoded: serde_json::Result<Vec<u8>>) -> Response {
+    let mut bytes = encoded.unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -40,35 +45,45 @@ pub(crate) fn logical_error(e: &LogicalError) -> Response {
     error(e.status(), &e.messages())
 }
 
+/// Vault's envelope, fields in the order Go's encoder sorts a map's keys.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    auth: &'a Option<Value>,
+    data: &'a Option<Map<String, Value>>,
+    lease_duration: u64,
+    lease_id: &'a str,
+    renewable: bool,
+    request_id: &'a str,
+    warnings: Option<&'a [String]>,
+    wrap_info: &'a Option<Value>,
+}
+
 /// The standard envelope, or 204 when there is nothing to say.
 pub(crate) fn envelope(request_id: &str, r: CoreResponse) -> Response {
     if is_empty_response(&r) {
         return no_content();
     }
-    let mut body = Map::new();
-    if r.inject_top_level
-        && let Some(d) = &r.data
-    {
-        for (k, v) in d {
-            body.insert(k.clone(), v.clone());
-        }
+    let status = r.status.unwrap_or(200);
+    let env = Envelope {
+        auth: &r.auth,
+        data: &r.data,
+        lease_duration: r.lease_duration,
+        lease_id: &r.lease_id,
+        renewable: r.renewable,
+        request_id,
+        warnings: (!r.warnings.is_empty()).then_some(r.warnings.as_slice()),
+        wrap_info: &r.wrap_info,
+    };
+    if !r.inject_top_level {
+        // Serialized straight from the response: no intermediate JSON tree.
+        return json_bytes(status, serde_json::to_vec(&env));
     }
-    body.insert("request_id".into(), json!(request_id));
-    body.insert("lease_id".into(), json!(r.lease_id));
-    body.insert("renewable".into(), json!(r.renewable));
-    body.insert("lease_duration".into(), json!(r.lease_duration));
-    body.insert("data".into(), r.data.map_or(Value::Null, Value::Object));
-    body.insert("wrap_info".into(), r.wrap_info.unwrap_or(Value::Null));
-    body.insert(
-        "warnings".into(),
-        if r.warnings.is_empty() {
-            Value::Null
-        } else {
-            json!(r.warnings)
-        },
-    );
-    body.insert("auth".into(), r.auth.unwrap_or(Value::Null));
-    json(r.status.unwrap_or(200), &Value::Object(body))
+    // Legacy routes: data's keys also at the top level, the envelope's winning.
+    let mut body = r.data.clone().unwrap_or_default();
+    if let Ok(Value::Object(fields)) = serde_json::to_value(&env) {
+        body.extend(fields);
+    }
+    json(status, &Value::Object(body))
 }
 
 /// The same response without a body (HEAD).

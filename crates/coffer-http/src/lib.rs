@@ -79,7 +79,7 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
     let remote = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.to_string());
+        .map(|c| c.0);
     if raw::is_raw(&path) {
         let (method, query, headers) = (
             req.method().clone(),

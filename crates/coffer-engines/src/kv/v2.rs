@@ -228,12 +228,23 @@ impl KvV2 {
     }
 }
 
+/// `{"data": ..., "metadata": ...}` of a data read.
+fn data_answer(data: Value, metadata: Map<String, Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("data".into(), data);
+    m.insert("metadata".into(), Value::Object(metadata));
+    m
+}
+
 fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
 }
 
 fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap_or_default()
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 fn now() -> OffsetDateTime {
@@ -259,11 +270,11 @@ fn meta_key(path: &str) -> String {
 }
 
 fn version_key(path: &str, v: u64) -> String {
-    format!("versions/{}/{v}", hex_sha(path))
-}
-
-fn hex_sha(path: &str) -> String {
-    hex::encode(Sha256::digest(path.as_bytes()))
+    let mut hex = [0u8; 64];
+    // A 64-byte buffer always fits a SHA-256 digest's hex.
+    let _ = hex::encode_to_slice(Sha256::digest(path.as_bytes()), &mut hex);
+    let hex = std::str::from_utf8(&hex).unwrap_or_default();
+    format!("versions/{hex}/{v}")
 }
 
 impl VersionMeta {
@@ -271,14 +282,23 @@ impl VersionMeta {
         OffsetDateTime::parse(&self.deletion_time, &Rfc3339).is_ok_and(|t| t <= at)
     }
 
-    fn api(&self, version: u64, custom: &Option<BTreeMap<String, String>>) -> Value {
-        json!({
-            "created_time": self.created_time,
-            "custom_metadata": custom,
-            "deletion_time": self.deletion_time,
-            "destroyed": self.destroyed,
-            "version": version,
-        })
+    /// The `metadata` object of a data read or write, built without a detour through serde.
+    fn api(&self, version: u64, custom: &Option<BTreeMap<String, String>>) -> Map<String, Value> {
+        let custom = match custom {
+            Some(c) => Value::Object(
+                c.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+            None => Value::Null,
+        };
+        let mut m = Map::new();
+        m.insert("created_time".into(), self.created_time.clone().into());
+        m.insert("custom_metadata".into(), custom);
+        m.insert("deletion_time".into(), self.deletion_time.clone().into());
+        m.insert("destroyed".into(), self.destroyed.into());
+        m.insert("version".into(), version.into());
+        m
     }
 }
 
@@ -412,9 +432,7 @@ impl KvV2 {
     fn gone(meta: &KeyMeta, n: u64, v: &VersionMeta) -> Response {
         Response {
             status: Some(404),
-            ..Response::data(obj(
-                json!({"data": null, "metadata": v.api(n, &meta.custom_metadata)}),
-            ))
+            ..Response::data(data_answer(Value::Null, v.api(n, &meta.custom_metadata)))
         }
     }
 
@@ -440,8 +458,9 @@ impl KvV2 {
         let Some(value) = st.get_json::<Value>(&version_key(path, n)).await? else {
             return Ok(Some(Self::gone(&meta, n, v)));
         };
-        Ok(Some(Response::data(obj(
-            json!({"data": value, "metadata": v.api(n, &meta.custom_metadata)}),
+        Ok(Some(Response::data(data_answer(
+            value,
+            v.api(n, &meta.custom_metadata),
         ))))
     }
 
@@ -510,7 +529,7 @@ impl KvV2 {
             meta_key(path),
             serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
         ));
-        let answer = Response::data(obj(version_meta.api(n, &meta.custom_metadata)));
+        let answer = Response::data(version_meta.api(n, &meta.custom_metadata));
         self.commit_meta(st, path, ops, Some(meta)).await?;
         Ok(answer)
     }
