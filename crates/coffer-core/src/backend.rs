@@ -140,6 +140,12 @@ pub trait Backend: Send + Sync {
     ) -> Result<Retune, LogicalError> {
         Ok(Retune::InPlace)
     }
+
+    /// Scheduled work (such as rotating keys whose period has passed), called
+    /// about once a minute while unsealed.
+    async fn periodic(&self, _storage: &StorageView) -> Result<(), LogicalError> {
+        Ok(())
+    }
 }
 
 /// How an engine took a change of its mount options.

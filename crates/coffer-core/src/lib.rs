@@ -20,6 +20,7 @@ pub mod secret;
 pub mod shamir;
 mod sys;
 pub mod token;
+pub mod tools;
 
 pub use crate::core::{
     BUILD_DATE, Core, CoreConfig, InitParams, InitResult, SealStatus, VERSION, is_empty_response,

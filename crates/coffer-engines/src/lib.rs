@@ -1,6 +1,7 @@
 //! Secret engines for coffer. Each engine only sees its own mount's storage view.
 
 pub mod kv;
+pub mod transit;
 
 use coffer_core::backend::EngineRegistry;
 
@@ -8,5 +9,6 @@ use coffer_core::backend::EngineRegistry;
 pub fn registry() -> EngineRegistry {
     let mut r = EngineRegistry::new();
     r.register("kv", kv::factory);
+    r.register("transit", transit::factory);
     r
 }

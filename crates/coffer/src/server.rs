@@ -145,6 +145,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         tracing::info!("unsealed automatically by the configured seal");
     }
     spawn_token_tidy(core.clone());
+    spawn_periodic(core.clone());
     println!("Listening on {api_addr} (storage: {:?})", cfg.storage);
     let app = coffer_http::router(
         core,
@@ -216,6 +217,23 @@ fn spawn_token_tidy(core: Arc<Core>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired tokens tidied"),
                 Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+            }
+        }
+    });
+}
+
+/// Every minute, let secret engines do their scheduled work (transit key rotation).
+fn spawn_periodic(core: Arc<Core>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if core.is_sealed() {
+                continue;
+            }
+            if let Err(e) = core.run_periodic().await {
+                tracing::warn!(error = %e, "scheduled engine work failed");
             }
         }
     });

@@ -2,7 +2,6 @@
 
 mod mounts;
 mod policy;
-mod tools;
 mod wrapping;
 
 use policy::PolicyApi;
@@ -265,8 +264,10 @@ impl Core {
                 tracing::info!(term, "barrier keyring rotated");
                 Ok(None)
             }
-            SysRoute::Random => tools::random(&req.data, m.param("a"), m.param("b")).map(Some),
-            SysRoute::Hash => tools::hash(&req.data, m.param("alg")).map(Some),
+            SysRoute::Random => {
+                crate::tools::random(&req.data, m.param("a"), m.param("b")).map(Some)
+            }
+            SysRoute::Hash => crate::tools::hash(&req.data, m.param("alg")).map(Some),
             SysRoute::UiMounts => self.ui_mounts(active, token).map(Some),
             SysRoute::UiMount => self
                 .ui_mount(active, m.param("path"), token)
