@@ -80,7 +80,8 @@ async fn run_script(script: &str) {
 
 // One test, so two processes never build the venv at the same time.
 #[tokio::test]
-async fn hvac_drives_the_same_flows_and_kv_v2() {
+async fn hvac_drives_the_same_flows_kv_v2_and_transit() {
     run_script("flows.py").await;
     run_script("kv_v2.py").await;
+    run_script("transit.py").await;
 }
