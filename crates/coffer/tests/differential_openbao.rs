@@ -128,6 +128,10 @@ async fn same_requests_same_answers_as_openbao() {
             let r = h.post(&format!("sys/mounts/{path}"), body).await;
             assert_eq!(r.status, 204, "{}", r.text);
         }
+        let r = h
+            .post("sys/mounts/transit", json!({"type": "transit"}))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
     }
     // (method, path, body, compare values exactly)
     let cases: &[(&str, &str, Option<&str>, bool)] = &[
@@ -192,6 +196,98 @@ async fn same_requests_same_answers_as_openbao() {
         ),
         ("POST", "sys/tools/hash", Some(r#"{"input":"@@"}"#), false),
         ("GET", "sys/internal/ui/mounts/kv1/x", None, false),
+        // Transit: key shapes, single and batch answers, Vault's error messages.
+        ("POST", "transit/keys/k1", Some("{}"), false),
+        (
+            "POST",
+            "transit/keys/e1",
+            Some(r#"{"type":"ed25519"}"#),
+            false,
+        ),
+        (
+            "POST",
+            "transit/keys/p1",
+            Some(r#"{"type":"ecdsa-p256"}"#),
+            false,
+        ),
+        ("POST", "transit/keys/x", Some(r#"{"type":"nope"}"#), false),
+        ("GET", "transit/keys/k1", None, false),
+        ("GET", "transit/keys/p1", None, false),
+        ("GET", "transit/keys/none", None, true),
+        ("LIST", "transit/keys", None, false),
+        (
+            "POST",
+            "transit/encrypt/k1",
+            Some(r#"{"plaintext":"aGVsbG8="}"#),
+            false,
+        ),
+        (
+            "POST",
+            "transit/encrypt/k1",
+            Some(
+                r#"{"batch_input":[{"plaintext":"aGVsbG8=","reference":"a"},{"plaintext":"!!"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "POST",
+            "transit/decrypt/k1",
+            Some(r#"{"ciphertext":"nope"}"#),
+            true,
+        ),
+        (
+            "POST",
+            "transit/decrypt/nokey",
+            Some(r#"{"ciphertext":"vault:v1:AAAA"}"#),
+            true,
+        ),
+        (
+            "POST",
+            "transit/encrypt/e1",
+            Some(r#"{"plaintext":"aGVsbG8="}"#),
+            true,
+        ),
+        (
+            "POST",
+            "transit/sign/k1",
+            Some(r#"{"input":"aGVsbG8="}"#),
+            true,
+        ),
+        (
+            "POST",
+            "transit/sign/p1",
+            Some(r#"{"input":"aGVsbG8="}"#),
+            false,
+        ),
+        (
+            "POST",
+            "transit/hmac/k1",
+            Some(r#"{"input":"aGVsbG8="}"#),
+            false,
+        ),
+        ("POST", "transit/keys/k1/rotate", Some("{}"), false),
+        (
+            "POST",
+            "transit/keys/k1/config",
+            Some(r#"{"min_decryption_version":2,"min_encryption_version":1}"#),
+            true,
+        ),
+        ("DELETE", "transit/keys/k1", None, true),
+        ("GET", "transit/export/encryption-key/k1", None, true),
+        (
+            "POST",
+            "transit/datakey/plaintext/k1",
+            Some(r#"{"bits":100}"#),
+            false,
+        ),
+        ("POST", "transit/datakey/wrapped/k1", Some("{}"), false),
+        ("GET", "transit/config/keys", None, false),
+        (
+            "POST",
+            "transit/hash/sha2-256",
+            Some(r#"{"input":"aGVsbG8="}"#),
+            false,
+        ),
         ("DELETE", "kv1/a", None, true),
         ("GET", "kv1/a", None, true),
         (
