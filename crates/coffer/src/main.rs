@@ -36,6 +36,9 @@ enum Command {
     /// Versioned key/value secrets: put, get, patch, delete, undelete, destroy, list, metadata, rollback.
     #[command(subcommand)]
     Kv(cli::kv::KvCommand),
+    /// Transit shortcuts: create-key, encrypt, decrypt, rotate, rewrap, datakey, envelope.
+    #[command(subcommand)]
+    Transit(cli::transit::TransitCommand),
     /// Log in (token, userpass, approle) and store the token in ~/.coffer-token.
     Login(cli::auth_cmds::LoginArgs),
     /// Create, look up, renew and revoke tokens.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::List(a) => cli::generic::list(a).await,
             Command::Delete(a) => cli::generic::delete(a).await,
             Command::Kv(c) => cli::kv::run(c).await,
+            Command::Transit(c) => cli::transit::run(c).await,
             Command::Login(a) => cli::auth_cmds::login(a).await,
             Command::Token(c) => cli::auth_cmds::token(c).await,
             Command::Policy(c) => cli::auth_cmds::policy(c).await,

@@ -5,6 +5,8 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::{Server, Setup};
 use serde_json::Value;
 
@@ -490,4 +492,127 @@ async fn kv_commands_cover_versions_metadata_and_upgrade() {
         serde_json::from_str(&ok(&kv(&["get", "-format=json", "old/a"], None))).unwrap();
     assert_eq!(after["data"]["data"]["k"], "v");
     assert_eq!(after["data"]["metadata"]["version"], 1);
+}
+
+#[tokio::test]
+async fn transit_commands_and_envelope_round_trip() {
+    let s = Server::dev();
+    let run = |args: &[&str], stdin: Option<&str>| coffer(&s.addr, Some("root"), args, stdin);
+    ok(&run(&["write", "sys/mounts/transit", "type=transit"], None));
+    let created = ok(&run(&["transit", "create-key", "app"], None));
+    assert!(created.contains("Success"), "{created}");
+    let enc = ok(&run(
+        &["transit", "encrypt", "-format=json", "app", "-"],
+        Some("db password"),
+    ));
+    let ct = serde_json::from_str::<serde_json::Value>(&enc).unwrap()["data"]["ciphertext"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(ct.starts_with("vault:v1:"), "{ct}");
+    assert_eq!(
+        ok(&run(&["transit", "decrypt", "app", &ct], None)),
+        "db password"
+    );
+    ok(&run(&["transit", "rotate", "app"], None));
+    let rw = ok(&run(&["transit", "rewrap", "app", &ct], None));
+    assert!(rw.contains("vault:v2:"), "{rw}");
+    let dk = ok(&run(&["transit", "datakey", "-plaintext", "app"], None));
+    assert!(dk.contains("plaintext") && dk.contains("vault:v2:"), "{dk}");
+    // A derived key needs the context on both sides.
+    ok(&run(
+        &["transit", "create-key", "-derived", "per-user"],
+        None,
+    ));
+    let enc = ok(&run(
+        &[
+            "transit",
+            "encrypt",
+            "-format=json",
+            "-context=alice",
+            "per-user",
+            "x",
+        ],
+        None,
+    ));
+    let ct = serde_json::from_str::<serde_json::Value>(&enc).unwrap()["data"]["ciphertext"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ok(&run(
+            &["transit", "decrypt", "-context=alice", "per-user", &ct],
+            None
+        )),
+        "x"
+    );
+    let wrong = run(
+        &["transit", "decrypt", "-context=bob", "per-user", &ct],
+        None,
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+
+    // Envelope: only the wrapped data key sits beside the local ciphertext.
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, sealed, back) = (
+        dir.path().join("in.bin"),
+        dir.path().join("in.env"),
+        dir.path().join("out.bin"),
+    );
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&plain, &data).unwrap();
+    ok(&run(
+        &[
+            "transit",
+            "envelope",
+            "encrypt",
+            "-key=app",
+            "-o",
+            sealed.to_str().unwrap(),
+            plain.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let env: serde_json::Value = serde_json::from_slice(&std::fs::read(&sealed).unwrap()).unwrap();
+    assert!(
+        env["wrapped_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault:v2:"),
+        "{env}"
+    );
+    assert_eq!(env["key"], "app");
+    ok(&run(
+        &[
+            "transit",
+            "envelope",
+            "decrypt",
+            "-o",
+            back.to_str().unwrap(),
+            sealed.to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    // A changed envelope does not open.
+    let mut bad = env.clone();
+    let mut ctb = B64.decode(env["ciphertext"].as_str().unwrap()).unwrap();
+    ctb[20] ^= 1;
+    bad["ciphertext"] = serde_json::json!(B64.encode(ctb));
+    std::fs::write(&sealed, bad.to_string()).unwrap();
+    let tampered = run(
+        &["transit", "envelope", "decrypt", sealed.to_str().unwrap()],
+        None,
+    );
+    assert_ne!(tampered.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&tampered.stderr).contains("does not decrypt"));
+    let usage = run(
+        &["transit", "envelope", "encrypt", plain.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(
+        usage.status.code(),
+        Some(1),
+        "missing -key is a usage error"
+    );
 }

@@ -6,6 +6,7 @@ pub mod kv;
 pub mod operator;
 mod output;
 mod token_file;
+pub mod transit;
 
 use anyhow::Context;
 use coffer_client::{Client, ClientConfig};
