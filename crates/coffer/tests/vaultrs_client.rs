@@ -260,3 +260,110 @@ path "secret/destroy/apps/*" { capabilities = ["update"] }
             .is_err()
     );
 }
+
+/// vaultrs 0.8's transit API, unmodified, with a token whose policy names
+/// only the transit paths it uses.
+#[tokio::test]
+async fn vaultrs_drives_transit() {
+    use base64::Engine;
+    use vaultrs::api::transit::KeyType;
+    use vaultrs::api::transit::requests::{CreateKeyRequest, DataKeyType, VerifySignedDataRequest};
+    use vaultrs::api::transit::responses::ReadKeyData;
+
+    let s = Server::dev();
+    let root = client(&s.addr, "root");
+    vaultrs::sys::mount::enable(&root, "transit", "transit", None)
+        .await
+        .unwrap();
+    let policy = r#"
+path "transit/keys/*"     { capabilities = ["create", "read", "update", "list"] }
+path "transit/keys"       { capabilities = ["list"] }
+path "transit/encrypt/*"  { capabilities = ["update"] }
+path "transit/decrypt/*"  { capabilities = ["update"] }
+path "transit/rewrap/*"   { capabilities = ["update"] }
+path "transit/datakey/*"  { capabilities = ["update"] }
+path "transit/sign/*"     { capabilities = ["update"] }
+path "transit/verify/*"   { capabilities = ["update"] }
+"#;
+    vaultrs::sys::policy::set(&root, "transit-app", policy)
+        .await
+        .unwrap();
+    let token = vaultrs::token::new(
+        &root,
+        Some(
+            vaultrs::api::token::requests::CreateTokenRequest::builder()
+                .policies(vec!["transit-app".into()]),
+        ),
+    )
+    .await
+    .unwrap()
+    .client_token;
+    let c = client(&s.addr, &token);
+
+    vaultrs::transit::key::create(&c, "transit", "orders", None)
+        .await
+        .unwrap();
+    let key = vaultrs::transit::key::read(&c, "transit", "orders")
+        .await
+        .unwrap();
+    assert!(matches!(key.key_type, KeyType::Aes256Gcm96));
+    assert!(matches!(key.keys, ReadKeyData::Symmetric(ref m) if m.contains_key("1")));
+    let pt = base64::engine::general_purpose::STANDARD.encode(b"order 17");
+    let ct = vaultrs::transit::data::encrypt(&c, "transit", "orders", &pt, None)
+        .await
+        .unwrap()
+        .ciphertext;
+    assert!(ct.starts_with("vault:v1:"), "{ct}");
+    let back = vaultrs::transit::data::decrypt(&c, "transit", "orders", &ct, None)
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext, pt);
+    vaultrs::transit::key::rotate(&c, "transit", "orders")
+        .await
+        .unwrap();
+    let rewrapped = vaultrs::transit::data::rewrap(&c, "transit", "orders", &ct, None)
+        .await
+        .unwrap()
+        .ciphertext;
+    assert!(rewrapped.starts_with("vault:v2:"), "{rewrapped}");
+    let dk =
+        vaultrs::transit::generate::data_key(&c, "transit", "orders", DataKeyType::Plaintext, None)
+            .await
+            .unwrap();
+    let unwrapped = vaultrs::transit::data::decrypt(&c, "transit", "orders", &dk.ciphertext, None)
+        .await
+        .unwrap();
+    assert_eq!(Some(unwrapped.plaintext), dk.plaintext);
+    let keys = vaultrs::transit::key::list(&c, "transit").await.unwrap();
+    assert_eq!(keys.keys, vec!["orders".to_string()]);
+
+    vaultrs::transit::key::create(
+        &c,
+        "transit",
+        "signer",
+        Some(CreateKeyRequest::builder().key_type(KeyType::Ed25519)),
+    )
+    .await
+    .unwrap();
+    let signer = vaultrs::transit::key::read(&c, "transit", "signer")
+        .await
+        .unwrap();
+    assert!(matches!(signer.keys, ReadKeyData::Asymmetric(ref m) if !m["1"].public_key.is_empty()));
+    let sig = vaultrs::transit::data::sign(&c, "transit", "signer", &pt, None)
+        .await
+        .unwrap()
+        .signature;
+    let ok = vaultrs::transit::data::verify(
+        &c,
+        "transit",
+        "signer",
+        &pt,
+        Some(VerifySignedDataRequest::builder().signature(sig.clone())),
+    )
+    .await
+    .unwrap();
+    assert!(ok.valid);
+    // Outside the policy: deleting keys is not granted.
+    let denied = vaultrs::transit::key::delete(&c, "transit", "orders").await;
+    assert!(denied.is_err());
+}
