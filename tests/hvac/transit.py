@@ -10,18 +10,7 @@ import sys
 import hvac
 import hvac.exceptions
 
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def raises(exc, fn, what):
-    try:
-        fn()
-    except exc:
-        return
-    raise AssertionError(f"{what}: expected {exc.__name__}")
+from checks import check, raises
 
 
 def b64(data: bytes) -> str:

@@ -796,6 +796,19 @@ impl Core {
             .clone())
     }
 
+    /// Runs every secret engine's scheduled work once. A failing engine is
+    /// logged and does not stop the others.
+    pub async fn run_periodic(&self) -> Result<(), LogicalError> {
+        let active = self.active()?;
+        let mounts = self.mounts(&active, MountKind::Secret)?;
+        for m in mounts.iter() {
+            if let Err(e) = m.backend.periodic(&m.view).await {
+                tracing::warn!(mount = %m.entry.path, error = %e, "scheduled work of a mount failed");
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn sys_paths(&self) -> &SysPaths {
         &self.sys
     }

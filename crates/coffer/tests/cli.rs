@@ -594,6 +594,15 @@ async fn transit_commands_and_envelope_round_trip() {
         None,
     ));
     assert_eq!(std::fs::read(&back).unwrap(), data);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&back).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "decrypted output is readable by its owner only"
+        );
+    }
     // A changed envelope does not open.
     let mut bad = env.clone();
     let mut ctb = B64.decode(env["ciphertext"].as_str().unwrap()).unwrap();

@@ -307,19 +307,6 @@ impl Core {
         }
     }
 
-    /// Runs every secret engine's scheduled work once. A failing engine is
-    /// logged and does not stop the others.
-    pub async fn run_periodic(&self) -> Result<(), LogicalError> {
-        let active = self.active()?;
-        let mounts = self.mounts(&active, crate::mounts::MountKind::Secret)?;
-        for m in mounts.iter() {
-            if let Err(e) = m.backend.periodic(&m.view).await {
-                tracing::warn!(mount = %m.entry.path, error = %e, "scheduled work of a mount failed");
-            }
-        }
-        Ok(())
-    }
-
     /// Removes expired or spent tokens, dangling indexes, and wrapped responses
     /// whose wrapping token is gone. Returns how many tokens were removed.
     pub async fn tidy_tokens(&self) -> Result<usize, LogicalError> {

@@ -8,11 +8,25 @@ use super::bad;
 
 /// `vault:v<version>:<base64 of bytes>`.
 pub(crate) fn encode(version: u64, bytes: &[u8]) -> String {
-    format!("vault:v{version}:{}", STANDARD.encode(bytes))
+    encode_with(version, bytes, &STANDARD)
 }
 
 /// Splits an envelope into its version (0 reads as 1) and bytes.
 pub(crate) fn decode(s: &str, what: &str) -> Result<(u64, Vec<u8>), LogicalError> {
+    decode_with(s, what, &STANDARD)
+}
+
+/// [`encode`] with another base64 alphabet (JWS signatures use URL-safe, unpadded).
+pub(crate) fn encode_with(version: u64, bytes: &[u8], engine: &impl Engine) -> String {
+    format!("vault:v{version}:{}", engine.encode(bytes))
+}
+
+/// [`decode`] with another base64 alphabet.
+pub(crate) fn decode_with(
+    s: &str,
+    what: &str,
+    engine: &impl Engine,
+) -> Result<(u64, Vec<u8>), LogicalError> {
     let rest = s
         .trim()
         .strip_prefix("vault:")
@@ -26,7 +40,7 @@ pub(crate) fn decode(s: &str, what: &str) -> Result<(u64, Vec<u8>), LogicalError
             "invalid {what}: version number could not be decoded"
         ))
     })?;
-    let bytes = STANDARD
+    let bytes = engine
         .decode(body)
         .map_err(|_| bad(format!("invalid {what}: could not decode base64")))?;
     Ok((version.max(1), bytes))

@@ -63,8 +63,9 @@ pub(crate) struct StoredKey {
     pub versions: BTreeMap<u64, StoredVersion>,
 }
 
+/// The stored form borrowed from a key in memory (no copy of the material).
 #[derive(Serialize)]
-struct StoredRef<'a> {
+pub(crate) struct StoredRef<'a> {
     settings: &'a Settings,
     versions: BTreeMap<u64, &'a StoredVersion>,
 }
@@ -240,13 +241,17 @@ impl Key {
         })
     }
 
-    /// The stored JSON (holds key material: it only ever goes to the barrier or a backup).
-    pub(crate) fn to_json(&self) -> Result<Zeroizing<Vec<u8>>, LogicalError> {
-        let r = StoredRef {
+    /// The stored form, borrowed.
+    pub(crate) fn stored(&self) -> StoredRef<'_> {
+        StoredRef {
             settings: &self.s,
             versions: self.versions.iter().map(|(n, v)| (*n, &v.stored)).collect(),
-        };
-        serde_json::to_vec(&r)
+        }
+    }
+
+    /// The stored JSON (holds key material: it only ever goes to the barrier or a backup).
+    pub(crate) fn to_json(&self) -> Result<Zeroizing<Vec<u8>>, LogicalError> {
+        serde_json::to_vec(&self.stored())
             .map(Zeroizing::new)
             .map_err(|e| LogicalError::Internal(e.to_string()))
     }

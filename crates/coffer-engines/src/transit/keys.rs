@@ -14,10 +14,11 @@ use super::key::{BackupInfo, Key, NewKey, StoredKey, check_rotate_period, rfc333
 use super::material::{self, KeyType};
 use super::{Transit, bad, storage_key};
 
-/// A backup: the stored key as it is, with when it was taken.
+/// A backup: the stored key as it is (`StoredRef` when written, `StoredKey`
+/// when read back), with when it was taken.
 #[derive(Serialize, Deserialize)]
-struct Backup {
-    key: StoredKey,
+struct Backup<K> {
+    key: K,
     time: String,
 }
 
@@ -100,14 +101,13 @@ impl Transit {
         f: F,
     ) -> Result<Option<Response>, LogicalError>
     where
-        F: FnOnce(&mut Key) -> Result<(), LogicalError>,
+        F: FnOnce(&mut Key) -> Result<(), LogicalError> + Send + 'static,
     {
         let _g = self.lock(name).lock().await;
         let Some(key) = self.load_locked(st, name).await? else {
             return Err(bad(format!("no existing key named {name} could be found")));
         };
-        let mut next = (*key).clone();
-        f(&mut next)?;
+        let next = super::changed(&key, f).await?;
         let saved = self.save(st, next).await?;
         key_info(&saved)
     }
@@ -128,7 +128,7 @@ impl Transit {
         if let Some(p) = period {
             check_rotate_period(p)?;
         }
-        self.change(st, name, |k| {
+        self.change(st, name, move |k| {
             let s = &mut k.s;
             let dec = min_dec.map_or(s.min_decryption_version, |v| v.max(1) as u64);
             let enc = min_enc.map_or(s.min_encryption_version, |v| v.max(0) as u64);
@@ -180,18 +180,8 @@ impl Transit {
         st: &StorageView,
         name: &str,
     ) -> Result<Option<Response>, LogicalError> {
-        let _g = self.lock(name).lock().await;
-        let Some(key) = self.load_locked(st, name).await? else {
-            return Err(bad(format!("no existing key named {name} could be found")));
-        };
-        let mut next = (*key).clone();
-        let next = tokio::task::spawn_blocking(move || {
-            next.rotate(OffsetDateTime::now_utc()).map(|_| next)
-        })
-        .await
-        .map_err(|e| LogicalError::Internal(format!("key generation failed: {e}")))??;
-        let saved = self.save(st, next).await?;
-        key_info(&saved)
+        self.change(st, name, |k| k.rotate(OffsetDateTime::now_utc()))
+            .await
     }
 
     pub(super) async fn trim(
@@ -203,7 +193,8 @@ impl Transit {
         let min = Fields::new(data)
             .int("min_available_version")?
             .ok_or_else(|| bad("missing min_available_version"))?;
-        self.change(st, name, |k| k.trim(min.max(0) as u64)).await
+        self.change(st, name, move |k| k.trim(min.max(0) as u64))
+            .await
     }
 
     pub(super) async fn export(
@@ -283,11 +274,9 @@ impl Transit {
             time: now.clone(),
             version: next.s.latest_version,
         });
-        let stored: StoredKey = serde_json::from_slice(&next.to_json()?)
-            .map_err(|e| LogicalError::Internal(e.to_string()))?;
         let blob = Zeroizing::new(
             serde_json::to_vec(&Backup {
-                key: stored,
+                key: next.stored(),
                 time: now,
             })
             .map_err(|e| LogicalError::Internal(e.to_string()))?,
@@ -314,7 +303,7 @@ impl Transit {
                 .decode(blob.trim())
                 .map_err(|_| bad("the backup is not valid base64"))?,
         );
-        let mut backup: Backup = serde_json::from_slice(&raw).map_err(|e| {
+        let mut backup: Backup<StoredKey> = serde_json::from_slice(&raw).map_err(|e| {
             bad(format!(
                 "the backup is not a coffer transit key backup: {e}"
             ))

@@ -140,9 +140,9 @@ fn internal(e: impl std::fmt::Display) -> LogicalError {
 
 /// Fresh random bytes from the operating system's CSPRNG.
 pub(crate) fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, LogicalError> {
-    let mut v = Zeroizing::new(vec![0u8; n]);
-    getrandom::fill(&mut v).map_err(internal)?;
-    Ok(v)
+    coffer_core::secret::random_bytes(n)
+        .map(Zeroizing::new)
+        .map_err(internal)
 }
 
 /// New material for a key version: the raw secret for symmetric types and
@@ -337,17 +337,35 @@ pub(crate) fn aead_open(
 }
 
 /// The key an AEAD operation uses: the version's own, or one derived for `context`.
-pub(crate) fn aead_key(
+pub(crate) fn aead_key<'a>(
     kt: KeyType,
-    loaded: &Loaded,
+    loaded: &'a Loaded,
     derived: bool,
     context: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, LogicalError> {
+) -> Result<AeadKey<'a>, LogicalError> {
     let base = loaded.bytes()?;
-    if derived {
-        derive(base, context, kt.secret_len())
+    Ok(if derived {
+        AeadKey::Derived(derive(base, context, kt.secret_len())?)
     } else {
-        Ok(Zeroizing::new(base.to_vec()))
+        AeadKey::Version(base)
+    })
+}
+
+/// The key of one AEAD operation: the version's own, borrowed (no copy of
+/// the secret per request), or one derived for the request's context.
+pub(crate) enum AeadKey<'a> {
+    Version(&'a [u8]),
+    Derived(Zeroizing<Vec<u8>>),
+}
+
+impl std::ops::Deref for AeadKey<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Version(k) => k,
+            Self::Derived(k) => k,
+        }
     }
 }
 

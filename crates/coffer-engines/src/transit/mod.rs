@@ -225,6 +225,18 @@ pub(crate) fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
 }
 
+/// Applies `f` to a copy of `key` on a blocking thread: a change may generate
+/// key material, and RSA generation takes long enough to stall async workers.
+async fn changed<F>(key: &Key, f: F) -> Result<Key, LogicalError>
+where
+    F: FnOnce(&mut Key) -> Result<(), LogicalError> + Send + 'static,
+{
+    let mut next = key.clone();
+    tokio::task::spawn_blocking(move || f(&mut next).map(|()| next))
+        .await
+        .map_err(|e| LogicalError::Internal(format!("transit key change failed: {e}")))?
+}
+
 fn storage_key(name: &str) -> String {
     format!("policy/{name}")
 }
@@ -363,8 +375,7 @@ impl Transit {
             if !key.rotation_due(now.unix_timestamp()) {
                 continue;
             }
-            let mut next = (*key).clone();
-            next.rotate(now)?;
+            let next = changed(&key, move |k| k.rotate(now)).await?;
             self.save(st, next).await?;
             tracing::info!(key = %name, version = key.s.latest_version + 1, "transit key rotated on schedule");
             rotated += 1;

@@ -1,6 +1,5 @@
 //! `hmac/`, `sign/` and `verify/`.
 
-use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_core::backend::StorageView;
 use coffer_core::fields::Fields;
@@ -125,8 +124,9 @@ impl Transit {
             let derived = signer(&key, &v.loaded, &f)?;
             let loaded = derived.as_ref().unwrap_or(&v.loaded);
             let sig = material::sign(loaded, &o, &input(&f)?)?;
+            // JWS signatures are URL-safe base64 without padding, as Vault's.
             let encoded = if o.jws {
-                format!("vault:v{n}:{}", URL_SAFE_NO_PAD.encode(&sig))
+                ciphertext::encode_with(n, &sig, &URL_SAFE_NO_PAD)
             } else {
                 ciphertext::encode(n, &sig)
             };
@@ -198,20 +198,7 @@ fn verify_signature(
     }
     let o = sign_options(key, f, path_alg)?;
     let (n, sig) = if o.jws {
-        // JWS signatures are URL-safe base64 without padding.
-        let rest = given
-            .trim()
-            .strip_prefix("vault:v")
-            .and_then(|r| r.split_once(':'))
-            .ok_or_else(|| bad("invalid signature: no prefix"))?;
-        let n: u64 = rest
-            .0
-            .parse()
-            .map_err(|_| bad("invalid signature: version number could not be decoded"))?;
-        let sig = URL_SAFE_NO_PAD
-            .decode(rest.1)
-            .map_err(|_| bad("invalid signature: could not decode base64"))?;
-        (n.max(1), sig)
+        ciphertext::decode_with(given, "signature", &URL_SAFE_NO_PAD)?
     } else {
         ciphertext::decode(given, "signature")?
     };

@@ -5,6 +5,7 @@ pub mod generic;
 pub mod kv;
 pub mod operator;
 mod output;
+mod private_file;
 mod token_file;
 pub mod transit;
 

@@ -125,7 +125,7 @@ pub struct EnvelopeArgs {
     /// Transit key that wraps the data key (encrypt only; decrypt uses the envelope's).
     #[arg(long)]
     key: Option<String>,
-    /// Output file (default: stdout).
+    /// Output file, created 0600 (default: stdout).
     #[arg(long, short = 'o')]
     out: Option<std::path::PathBuf>,
     /// Input file, or `-` for stdin.
@@ -159,9 +159,19 @@ fn read_input(spec: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     Ok(buf)
 }
 
+/// The envelope's FILE argument: a path, or `-` for stdin.
+fn read_file_arg(file: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    if file == "-" {
+        read_input("-")
+    } else {
+        read_input(&format!("@{file}"))
+    }
+}
+
+/// Writes to `-o` (0600, atomically: it may be the plaintext) or stdout.
 fn write_output(out: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
     match out {
-        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
+        Some(p) => super::private_file::write(p, bytes),
         None => Ok(std::io::stdout().write_all(bytes)?),
     }
 }
@@ -285,11 +295,7 @@ async fn envelope_encrypt(a: EnvelopeArgs) -> anyhow::Result<()> {
             "envelope encrypt needs -key=NAME (the transit key that wraps the data key)".into()
         ));
     };
-    let input = read_input(&if a.file == "-" {
-        "-".to_owned()
-    } else {
-        format!("@{}", a.file)
-    })?;
+    let input = read_file_arg(&a.file)?;
     let c = a.client.client()?;
     let resp = call(
         &c,
@@ -319,11 +325,7 @@ async fn envelope_encrypt(a: EnvelopeArgs) -> anyhow::Result<()> {
 }
 
 async fn envelope_decrypt(a: EnvelopeArgs) -> anyhow::Result<()> {
-    let text = read_input(&if a.file == "-" {
-        "-".to_owned()
-    } else {
-        format!("@{}", a.file)
-    })?;
+    let text = read_file_arg(&a.file)?;
     let env: Envelope = serde_json::from_slice(&text)
         .context("not a coffer envelope (JSON with coffer_envelope)")?;
     if env.coffer_envelope != 1 {
