@@ -57,6 +57,12 @@ pub struct ClientConfig {
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Skip TLS verification (tests only).
     pub skip_verify: bool,
+    /// PEM client certificate followed by its private key, for servers that
+    /// ask for one.
+    pub client_identity_pem: Option<Vec<u8>>,
+    /// Name to send in SNI and check the server certificate against, when it
+    /// differs from the address's host (e.g. an address given as an IP).
+    pub tls_server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -85,6 +91,49 @@ pub struct RawResponse {
     pub body: Option<Value>,
 }
 
+/// reqwest's message and the causes below it ("connection refused", a
+/// certificate problem), which its own message leaves out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    message
+}
+
+/// `address` with its host replaced by `name`, and the socket addresses the
+/// original host resolves to: the connection goes where the address says
+/// while TLS speaks and checks `name`.
+fn rename_host(
+    address: &str,
+    name: &str,
+) -> Result<(String, Vec<std::net::SocketAddr>), ClientError> {
+    use std::net::ToSocketAddrs as _;
+    let setup = |m: String| ClientError::Setup(m);
+    let mut url = reqwest::Url::parse(address)
+        .map_err(|e| setup(format!("address {address:?} is not a URL: {e}")))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| setup(format!("address {address:?} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<_> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| setup(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    url.set_host(Some(name))
+        .map_err(|e| setup(format!("TLS server name {name:?} is not a host name: {e}")))?;
+    Ok((url.as_str().trim_end_matches('/').to_owned(), addrs))
+}
+
 impl Client {
     /// Builds a client.
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
@@ -96,10 +145,22 @@ impl Client {
                 .map_err(|e| ClientError::Setup(format!("CA certificate is not valid PEM: {e}")))?;
             b = b.add_root_certificate(cert);
         }
+        if let Some(pem) = &cfg.client_identity_pem {
+            let id = reqwest::Identity::from_pem(pem).map_err(|e| {
+                ClientError::Setup(format!("client certificate and key are not valid PEM: {e}"))
+            })?;
+            b = b.identity(id);
+        }
+        let mut address = cfg.address.trim_end_matches('/').to_owned();
+        if let Some(name) = &cfg.tls_server_name {
+            let (renamed, addrs) = rename_host(&address, name)?;
+            b = b.resolve_to_addrs(name, &addrs);
+            address = renamed;
+        }
         let http = b.build().map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self {
             http,
-            address: cfg.address.trim_end_matches('/').to_owned(),
+            address,
             token: cfg.token,
         })
     }
@@ -136,7 +197,7 @@ impl Client {
         }
         let resp = rb.send().await.map_err(|e| ClientError::Transport {
             addr: self.address.clone(),
-            message: e.to_string(),
+            message: with_causes(&e),
         })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {

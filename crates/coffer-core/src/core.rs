@@ -15,7 +15,8 @@ use crate::logical::LoginAuth;
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::mounts::{MOUNT_TABLE_PATH, MountEntry, MountKind};
 use crate::policy::{AclRequest, PolicyStore};
-use crate::seal::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, SealMode};
+use crate::seal::shares;
+use crate::seal::{ROOT_KEY_PATH, SEAL_CONFIG_PATH, SealConfig, SealError, SealMode};
 use crate::secret::{Key32, SecretBytes, SecretString};
 use crate::sys::SysPaths;
 use crate::token::{Token, TokenPaths, TokenStore, is_root_protected_token_path};
@@ -52,6 +53,8 @@ impl Default for CoreConfig {
 pub struct InitResult {
     /// Unseal key shares (Shamir); empty for auto seals.
     pub keys: Vec<SecretBytes>,
+    /// Recovery key shares (auto seals); empty for Shamir.
+    pub recovery_keys: Vec<SecretBytes>,
     /// The initial root token.
     pub root_token: SecretString,
 }
@@ -63,6 +66,10 @@ pub struct InitParams {
     pub secret_shares: u8,
     /// Shares needed to unseal.
     pub secret_threshold: u8,
+    /// Recovery shares to hand out (auto seals; 0 = none).
+    pub recovery_shares: u8,
+    /// Recovery shares needed to authorise an unseal.
+    pub recovery_threshold: u8,
 }
 
 /// The `sys/seal-status` facts.
@@ -90,6 +97,8 @@ pub struct SealStatus {
     pub cluster_name: Option<String>,
     /// True for auto seals.
     pub recovery_seal: bool,
+    /// Why the last automatic unseal failed, while it is being retried.
+    pub auto_unseal_error: Option<String>,
 }
 
 pub(crate) struct Mounted {
@@ -139,6 +148,8 @@ pub struct Core {
     pub(crate) config: CoreConfig,
     initialized: AtomicBool,
     unseal: Mutex<UnsealProgress>,
+    /// The last automatic-unseal failure, cleared by a successful unseal.
+    auto_unseal_error: std::sync::Mutex<Option<String>>,
     active: RwLock<Option<Arc<Active>>>,
     /// Serialises changes to the mount table.
     pub(crate) mount_lock: Mutex<()>,
@@ -147,6 +158,43 @@ pub struct Core {
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
     LogicalError::Internal(e.to_string())
+}
+
+/// A seal failure as an API error: the KMS being away is a 503-class
+/// condition for the caller, everything else an internal error.
+fn seal_failure(e: SealError) -> LogicalError {
+    if e.retryable() {
+        LogicalError::Unavailable(e.to_string())
+    } else {
+        LogicalError::Internal(e.to_string())
+    }
+}
+
+/// Why an automatic unseal did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AutoUnsealError {
+    /// The seal could not unwrap the root key.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Storage or the barrier failed.
+    #[error(transparent)]
+    Core(#[from] LogicalError),
+}
+
+impl AutoUnsealError {
+    /// Whether a later attempt may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, AutoUnsealError::Seal(e) if e.retryable())
+    }
+}
+
+impl From<AutoUnsealError> for LogicalError {
+    fn from(e: AutoUnsealError) -> Self {
+        match e {
+            AutoUnsealError::Seal(e) => seal_failure(e),
+            AutoUnsealError::Core(e) => e,
+        }
+    }
 }
 
 impl Core {
@@ -166,6 +214,7 @@ impl Core {
             config,
             initialized: AtomicBool::new(false),
             unseal: Mutex::new(UnsealProgress::default()),
+            auto_unseal_error: std::sync::Mutex::new(None),
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
@@ -231,54 +280,52 @@ impl Core {
         }
         let auto = matches!(self.seal, SealMode::Auto(_));
         if !auto {
-            if p.secret_shares < 1 {
-                return Err(LogicalError::BadRequest(
-                    "secret_shares must be at least 1".into(),
-                ));
-            }
-            if p.secret_threshold < 1 || p.secret_threshold > p.secret_shares {
-                return Err(LogicalError::BadRequest(format!(
-                    "secret_threshold must be between 1 and secret_shares ({})",
-                    p.secret_shares
-                )));
-            }
-            if p.secret_shares > 1 && p.secret_threshold == 1 {
-                return Err(LogicalError::BadRequest(
-                    "threshold must be greater than one for multiple shares".into(),
-                ));
-            }
+            shares::validate("secret", p.secret_shares, p.secret_threshold)?;
+        } else if p.recovery_shares > 0 || p.recovery_threshold > 0 {
+            shares::validate("recovery", p.recovery_shares, p.recovery_threshold)?;
         }
         let root = Key32::random().map_err(internal)?;
         let data_key = Key32::random().map_err(internal)?;
-        let (wrapped_root, keys, config) = match &self.seal {
+        let (wrapped_root, keys, recovery_keys, config) = match &self.seal {
             SealMode::Shamir => {
                 let kek = Key32::random().map_err(internal)?;
                 let wrapped =
                     aead::seal(&kek, ROOT_KEY_PATH.as_bytes(), root.expose()).map_err(internal)?;
-                let keys = if p.secret_shares == 1 {
-                    vec![SecretBytes::new(kek.expose().to_vec())]
-                } else {
-                    crate::shamir::split(kek.expose(), p.secret_shares, p.secret_threshold)
-                        .map_err(|e| LogicalError::BadRequest(e.to_string()))?
-                };
+                let keys = shares::deal(kek.expose(), p.secret_shares, p.secret_threshold)?;
                 let config = SealConfig {
                     seal_type: "shamir".into(),
                     secret_shares: p.secret_shares,
                     secret_threshold: p.secret_threshold,
+                    recovery_shares: 0,
+                    recovery_threshold: 0,
+                    recovery_check: None,
                 };
-                (wrapped, keys, config)
+                (wrapped, keys, Vec::new(), config)
             }
             SealMode::Auto(s) => {
+                // Asking the seal first: if its KMS is unreachable nothing is written.
                 let wrapped = s
                     .wrap(root.expose(), ROOT_KEY_PATH.as_bytes())
                     .await
-                    .map_err(internal)?;
+                    .map_err(seal_failure)?;
+                let (recovery, check) = if p.recovery_shares == 0 {
+                    (Vec::new(), None)
+                } else {
+                    let rk = Key32::random().map_err(internal)?;
+                    (
+                        shares::deal(rk.expose(), p.recovery_shares, p.recovery_threshold)?,
+                        Some(shares::recovery_check(rk.expose())),
+                    )
+                };
                 let config = SealConfig {
                     seal_type: s.seal_type().into(),
                     secret_shares: 0,
                     secret_threshold: 0,
+                    recovery_shares: p.recovery_shares,
+                    recovery_threshold: p.recovery_threshold,
+                    recovery_check: check,
                 };
-                (wrapped, Vec::new(), config)
+                (wrapped, Vec::new(), recovery, config)
             }
         };
         // The keyring first, then the records that mark the store initialised.
@@ -315,11 +362,16 @@ impl Core {
             // Shamir: operators unseal with their shares, as with Vault.
             self.barrier.seal();
         }
-        Ok(InitResult { keys, root_token })
+        Ok(InitResult {
+            keys,
+            recovery_keys,
+            root_token,
+        })
     }
 
-    /// Unseals with a static/KMS seal; a no-op for Shamir.
-    pub async fn auto_unseal(&self) -> Result<bool, LogicalError> {
+    /// Unseals with a static/KMS seal; a no-op for Shamir. A failure is
+    /// remembered for `sys/seal-status` until an unseal succeeds.
+    pub async fn auto_unseal(&self) -> Result<bool, AutoUnsealError> {
         let SealMode::Auto(seal) = &self.seal else {
             return Ok(false);
         };
@@ -327,12 +379,35 @@ impl Core {
             return Ok(false);
         }
         let wrapped = self.wrapped_root_key().await?;
-        let root = seal
-            .unwrap(&wrapped, ROOT_KEY_PATH.as_bytes())
-            .await
-            .map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let root = match seal.unwrap(&wrapped, ROOT_KEY_PATH.as_bytes()).await {
+            Ok(root) => root,
+            Err(e) => {
+                self.set_auto_unseal_error(Some(e.to_string()));
+                return Err(AutoUnsealError::Seal(e));
+            }
+        };
         self.unseal_with_root(&root).await?;
+        self.set_auto_unseal_error(None);
+        match seal
+            .refresh(&wrapped, root.expose(), ROOT_KEY_PATH.as_bytes())
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(rewrapped)) => match self.storage().put(ROOT_KEY_PATH, rewrapped).await {
+                Ok(()) => tracing::info!("root key rewrapped under the seal's current key version"),
+                Err(e) => tracing::warn!(error = %e, "storing the rewrapped root key failed"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "rewrapping the root key failed; the old wrapping stays")
+            }
+        }
         Ok(true)
+    }
+
+    fn set_auto_unseal_error(&self, e: Option<String>) {
+        if let Ok(mut slot) = self.auto_unseal_error.lock() {
+            *slot = e;
+        }
     }
 
     /// Adds one unseal key share (hex or base64); unseals at the threshold.
@@ -353,18 +428,25 @@ impl Core {
         if !self.is_sealed() {
             return self.seal_status().await;
         }
-        if !matches!(self.seal, SealMode::Shamir) {
-            return Err(LogicalError::BadRequest(
-                "this server uses an auto seal and unseals itself; unseal keys are not used".into(),
-            ));
-        }
+        let auto = matches!(self.seal, SealMode::Auto(_));
+        let (threshold, check) = if auto {
+            let Some(check) = config.recovery_check.clone() else {
+                return Err(LogicalError::BadRequest(
+                    "this server was initialised without recovery keys; restart it to unseal through its seal"
+                        .into(),
+                ));
+            };
+            (config.recovery_threshold, Some(check))
+        } else {
+            (config.secret_threshold, None)
+        };
         let key = key.ok_or_else(|| {
             LogicalError::BadRequest(
                 "'key' must be specified in request body as JSON, or 'reset' set to true".into(),
             )
         })?;
         let share = decode_share(key)?;
-        let expected = if config.secret_threshold > 1 { 33 } else { 32 };
+        let expected = shares::share_len(threshold);
         if share.expose().len() != expected {
             return Err(LogicalError::BadRequest(format!(
                 "unseal key has {} bytes, expected {expected}",
@@ -380,20 +462,26 @@ impl Core {
             return self.seal_status().await;
         }
         progress.shares.push(share);
-        if progress.shares.len() < usize::from(config.secret_threshold) {
+        if progress.shares.len() < usize::from(threshold) {
             drop(progress);
             return self.seal_status().await;
         }
-        let shares = std::mem::take(&mut progress.shares);
+        let entered = std::mem::take(&mut progress.shares);
         progress.nonce.clear();
         drop(progress);
 
-        let kek = if config.secret_threshold > 1 {
-            crate::shamir::combine(&shares)
-                .map_err(|e| LogicalError::BadRequest(format!("unseal failed: {e}")))?
-        } else {
-            shares.into_iter().next().unwrap_or_default()
-        };
+        let kek = shares::rebuild(entered, threshold)?;
+        if let Some(check) = check {
+            // Recovery keys only authorise; the auto seal still unwraps the root key.
+            if !shares::recovery_matches(kek.expose(), &check) {
+                return Err(LogicalError::BadRequest(
+                    "unseal failed, invalid recovery key: the shares do not rebuild this server's recovery key"
+                        .into(),
+                ));
+            }
+            self.auto_unseal().await.map_err(LogicalError::from)?;
+            return self.seal_status().await;
+        }
         let kek = Key32::from_slice(kek.expose())
             .ok_or_else(|| internal("combined key has the wrong length"))?;
         let wrapped = self.wrapped_root_key().await?;
@@ -508,18 +596,29 @@ impl Core {
         let config = self.seal_config().await?;
         let progress = self.unseal.lock().await;
         let active = self.active().ok();
+        let auto = matches!(self.seal, SealMode::Auto(_));
+        // Auto seals report their recovery shares, as Vault does.
+        let (t, n) = match &config {
+            None => (0, 0),
+            Some(c) if auto => (c.recovery_threshold, c.recovery_shares),
+            Some(c) => (c.secret_threshold, c.secret_shares),
+        };
         Ok(SealStatus {
             seal_type: self.seal.type_name(),
             initialized: config.is_some(),
             sealed: active.is_none(),
-            t: config.as_ref().map_or(0, |c| c.secret_threshold),
-            n: config.as_ref().map_or(0, |c| c.secret_shares),
+            t,
+            n,
             progress: u8::try_from(progress.shares.len()).unwrap_or(u8::MAX),
             nonce: progress.nonce.clone(),
             storage_type: self.storage().kind(),
             cluster_id: active.as_ref().map(|a| a.cluster_id.clone()),
             cluster_name: active.as_ref().map(|_| self.config.cluster_name.clone()),
-            recovery_seal: matches!(self.seal, SealMode::Auto(_)),
+            recovery_seal: auto,
+            auto_unseal_error: match &active {
+                Some(_) => None,
+                None => self.auto_unseal_error.lock().ok().and_then(|e| e.clone()),
+            },
         })
     }
 

@@ -23,6 +23,7 @@ pub mod token;
 pub mod tools;
 
 pub use crate::core::{
-    BUILD_DATE, Core, CoreConfig, InitParams, InitResult, SealStatus, VERSION, is_empty_response,
+    AutoUnsealError, BUILD_DATE, Core, CoreConfig, InitParams, InitResult, SealStatus, VERSION,
+    is_empty_response,
 };
 pub use logical::{LogicalError, Operation, Request, Response};

@@ -98,26 +98,50 @@ async fn init(
             )));
         }
     }
-    let recovery: Vec<&str> = ["recovery_shares", "recovery_threshold", "recovery_pgp_keys"]
-        .into_iter()
-        .filter(|k| f.raw(k).is_some_and(|v| v != &json!(0) && v != &json!([])))
-        .collect();
-    if !recovery.is_empty() {
-        return Err(LogicalError::BadRequest(format!(
-            "parameters {} not applicable to seal type {}",
-            recovery.join(","),
-            core.seal_status().await?.seal_type
-        )));
-    }
+    let auto = core.seal_status().await?.recovery_seal;
     let small = |k: &str, dflt: i64| -> Result<u8, LogicalError> {
         let v = f.int(k)?.unwrap_or(dflt);
         u8::try_from(v).map_err(|_| {
             LogicalError::BadRequest(format!("{k} must be between 1 and 255, got {v}"))
         })
     };
-    let params = InitParams {
-        secret_shares: small("secret_shares", 0)?,
-        secret_threshold: small("secret_threshold", 0)?,
+    let params = if auto {
+        if f.raw("recovery_pgp_keys")
+            .is_some_and(|v| v != &json!([]) && v != &json!(""))
+        {
+            return Err(LogicalError::BadRequest(
+                "recovery_pgp_keys is not supported: recovery shares are returned in clear over TLS"
+                    .into(),
+            ));
+        }
+        // `operator init`'s defaults; recovery_shares = 0 asks for none (as OpenBao allows).
+        let recovery_shares = small("recovery_shares", 5)?;
+        InitParams {
+            secret_shares: 0,
+            secret_threshold: 0,
+            recovery_shares,
+            recovery_threshold: small(
+                "recovery_threshold",
+                if recovery_shares == 0 { 0 } else { 3 },
+            )?,
+        }
+    } else {
+        let recovery: Vec<&str> = ["recovery_shares", "recovery_threshold", "recovery_pgp_keys"]
+            .into_iter()
+            .filter(|k| f.raw(k).is_some_and(|v| v != &json!(0) && v != &json!([])))
+            .collect();
+        if !recovery.is_empty() {
+            return Err(LogicalError::BadRequest(format!(
+                "parameters {} not applicable to seal type shamir",
+                recovery.join(",")
+            )));
+        }
+        InitParams {
+            secret_shares: small("secret_shares", 0)?,
+            secret_threshold: small("secret_threshold", 0)?,
+            recovery_shares: 0,
+            recovery_threshold: 0,
+        }
     };
     let result = core.initialize(params).await?;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -127,19 +151,36 @@ async fn init(
         .map(|k| hex::encode(k.expose()))
         .collect();
     let keys_b64: Vec<String> = result.keys.iter().map(|k| b64.encode(k.expose())).collect();
-    tracing::info!(
-        shares = params.secret_shares,
-        threshold = params.secret_threshold,
-        "initialized"
-    );
-    Ok(json(
-        200,
-        &json!({
-            "keys": keys,
-            "keys_base64": keys_b64,
-            "root_token": result.root_token.expose(),
-        }),
-    ))
+    let mut body = json!({
+        "keys": keys,
+        "keys_base64": keys_b64,
+        "root_token": result.root_token.expose(),
+    });
+    if auto {
+        tracing::info!(
+            recovery_shares = params.recovery_shares,
+            recovery_threshold = params.recovery_threshold,
+            "initialized"
+        );
+        let rk = &result.recovery_keys;
+        body["recovery_keys"] = json!(
+            rk.iter()
+                .map(|k| hex::encode(k.expose()))
+                .collect::<Vec<_>>()
+        );
+        body["recovery_keys_base64"] = json!(
+            rk.iter()
+                .map(|k| b64.encode(k.expose()))
+                .collect::<Vec<_>>()
+        );
+    } else {
+        tracing::info!(
+            shares = params.secret_shares,
+            threshold = params.secret_threshold,
+            "initialized"
+        );
+    }
+    Ok(json(200, &body))
 }
 
 async fn unseal(
@@ -171,6 +212,10 @@ fn status_json(s: &SealStatus) -> Value {
     if let (Some(id), Some(name)) = (&s.cluster_id, &s.cluster_name) {
         v["cluster_id"] = json!(id);
         v["cluster_name"] = json!(name);
+    }
+    // Not in Vault's answer: why an auto seal has not unsealed yet.
+    if let Some(e) = &s.auto_unseal_error {
+        v["auto_unseal_error"] = json!(e);
     }
     v
 }

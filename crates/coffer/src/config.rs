@@ -46,6 +46,8 @@ pub enum SealFileConfig {
         key_file: Option<PathBuf>,
         key_env: Option<String>,
     },
+    /// A transit key on another coffer/Vault server.
+    Transit(crate::transit_seal::TransitSealConfig),
 }
 
 /// The TCP listener.
@@ -481,9 +483,42 @@ fn seal(ctx: &Ctx<'_>, b: &Block) -> Result<SealFileConfig, ConfigError> {
             }
             Ok(SealFileConfig::Static { key_file, key_env })
         }
+        "transit" => {
+            let a = Attrs::read(
+                ctx,
+                b.body.iter(),
+                "seal \"transit\"",
+                &[
+                    "address",
+                    "token",
+                    "key_name",
+                    "mount_path",
+                    "tls_ca_cert",
+                    "tls_client_cert",
+                    "tls_client_key",
+                    "tls_server_name",
+                    "tls_skip_verify",
+                    "disable_renewal",
+                ],
+            )?;
+            Ok(SealFileConfig::Transit(
+                crate::transit_seal::TransitSealConfig {
+                    address: a.str("address"),
+                    token: a.str("token"),
+                    key_name: a.str("key_name"),
+                    mount_path: a.str("mount_path"),
+                    tls_ca_cert: a.str("tls_ca_cert").map(PathBuf::from),
+                    tls_client_cert: a.str("tls_client_cert").map(PathBuf::from),
+                    tls_client_key: a.str("tls_client_key").map(PathBuf::from),
+                    tls_server_name: a.str("tls_server_name"),
+                    tls_skip_verify: a.bool("tls_skip_verify")?,
+                    disable_renewal: a.bool("disable_renewal")?,
+                },
+            ))
+        }
         other => Err(ctx.err(
             b.span(),
-            format!("unknown seal type {other:?}; use \"shamir\" or \"static\""),
+            format!("unknown seal type {other:?}; use \"shamir\", \"static\" or \"transit\""),
         )),
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod server;
+mod transit_seal;
 
 use std::process::ExitCode;
 

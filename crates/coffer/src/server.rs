@@ -13,6 +13,7 @@ use coffer_storage::{
 use serde_json::json;
 
 use crate::config::{self, Config, SealFileConfig, StorageConfig};
+use crate::transit_seal::TransitSeal;
 
 /// Flags of `coffer server`.
 #[derive(clap::Args, Debug)]
@@ -73,9 +74,17 @@ async fn open_storage(cfg: &StorageConfig, cache_size: usize) -> anyhow::Result<
     })
 }
 
-fn seal_mode(cfg: &SealFileConfig) -> anyhow::Result<SealMode> {
+/// Background work a seal needs while the server runs (token renewal).
+type SealTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn seal_mode(cfg: &SealFileConfig) -> anyhow::Result<(SealMode, Option<SealTask>)> {
     Ok(match cfg {
-        SealFileConfig::Shamir => SealMode::Shamir,
+        SealFileConfig::Shamir => (SealMode::Shamir, None),
+        SealFileConfig::Transit(t) => {
+            let seal = TransitSeal::new(t)?;
+            let task = seal.renewal().map(|f| Box::pin(f) as SealTask);
+            (SealMode::Auto(Box::new(seal)), task)
+        }
         SealFileConfig::Static { key_file, key_env } => {
             let text = zeroize::Zeroizing::new(match (key_file, key_env) {
                 (Some(f), _) => std::fs::read_to_string(f).with_context(|| {
@@ -86,7 +95,10 @@ fn seal_mode(cfg: &SealFileConfig) -> anyhow::Result<SealMode> {
                 })?,
                 (None, None) => bail!("seal \"static\" needs key_file or key_env"),
             });
-            SealMode::Auto(Box::new(StaticSeal::from_text(&text)?))
+            (
+                SealMode::Auto(Box::new(StaticSeal::from_text(&text)?)),
+                None,
+            )
         }
     })
 }
@@ -107,9 +119,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     init_logging(&cfg.log_level);
     let storage = open_storage(&cfg.storage, cfg.cache_size).await?;
+    let (seal, seal_task) = seal_mode(&cfg.seal)?;
     let core = Arc::new(Core::new(
         storage,
-        seal_mode(&cfg.seal)?,
+        seal,
         coffer_engines::registry(),
         coffer_auth::registry(),
         CoreConfig {
@@ -141,8 +154,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.dev_kv_v1,
         )
         .await?;
-    } else if core.auto_unseal().await? {
-        tracing::info!("unsealed automatically by the configured seal");
+    } else {
+        match core.auto_unseal().await {
+            Ok(true) => tracing::info!("unsealed automatically by the configured seal"),
+            Ok(false) => {}
+            Err(e) if e.retryable() => {
+                tracing::error!(error = %e, "automatic unseal failed; staying sealed and retrying");
+                spawn_auto_unseal_retry(core.clone());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(task) = seal_task {
+        tokio::spawn(task);
     }
     spawn_token_tidy(core.clone());
     spawn_periodic(core.clone());
@@ -168,6 +192,8 @@ async fn start_dev(
         .initialize(InitParams {
             secret_shares: 1,
             secret_threshold: 1,
+            recovery_shares: 0,
+            recovery_threshold: 0,
         })
         .await?;
     let key = init
@@ -201,6 +227,33 @@ async fn start_dev(
     println!("Root Token: {token}");
     println!();
     Ok(())
+}
+
+/// Retries an automatic unseal whose seal was unavailable at start, waiting
+/// 1 s, 2 s, 4 s ... up to a minute between attempts; `sys/seal-status` shows
+/// the last error meanwhile. Stops once the server is unsealed by any means.
+fn spawn_auto_unseal_retry(core: Arc<Core>) {
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(delay).await;
+            if !core.is_sealed() {
+                return;
+            }
+            match core.auto_unseal().await {
+                Ok(true) => {
+                    tracing::info!("unsealed automatically by the configured seal");
+                    return;
+                }
+                // Nothing left to do: unsealed meanwhile, or not initialised.
+                Ok(false) => return,
+                Err(e) => {
+                    delay = (delay * 2).min(std::time::Duration::from_secs(60));
+                    tracing::error!(error = %e, retry_in_s = delay.as_secs(), "automatic unseal failed");
+                }
+            }
+        }
+    });
 }
 
 /// Every ten minutes, remove expired tokens (lookups already refuse them).

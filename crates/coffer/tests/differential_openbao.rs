@@ -469,4 +469,43 @@ async fn same_requests_same_answers_as_openbao() {
         "differences from OpenBao:\n{}",
         problems.join("\n")
     );
+    coffer_auto_unseals_through_openbao_transit(&bao_url).await;
+}
+
+/// OpenBao's transit engine as coffer's auto-unseal KMS: the seal speaks
+/// the wire format any Vault-compatible transit server answers. Runs inside
+/// the test above, on its OpenBao: two dev servers at once can collide on
+/// the cluster port OpenBao takes next to its API port.
+async fn coffer_auto_unseals_through_openbao_transit(bao_url: &str) {
+    let bao = Http::new(bao_url, Some("root"));
+    let r = bao
+        .post("sys/mounts/seal-kms", json!({"type": "transit"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = bao.post("seal-kms/keys/coffer", json!({})).await;
+    assert!(r.status < 300, "{}", r.text);
+    let setup = common::Setup::embedded_with(&format!(
+        "seal \"transit\" {{\n address = \"{bao_url}\"\n key_name = \"coffer\"\n mount_path = \"seal-kms/\"\n}}"
+    ));
+    // The token comes from the environment, as Vault's seal allows.
+    let env = [("VAULT_TOKEN", "root")];
+    let coffer = Server::with_config(&setup.config, &env);
+    let r = coffer.http(None).put("sys/init", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let root = r.json()["root_token"].as_str().unwrap().to_owned();
+    coffer.stop();
+    let coffer = Server::with_config(&setup.config, &env);
+    let st = coffer.http(None).get("sys/seal-status").await.json();
+    assert_eq!(
+        (&st["type"], &st["sealed"]),
+        (&json!("transit"), &json!(false))
+    );
+    assert_eq!(
+        coffer
+            .http(Some(&root))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        200
+    );
 }

@@ -4,9 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{Http, Server};
+use common::{Http, Server, openssl};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -19,18 +18,6 @@ struct Keys {
     ec: (Vec<u8>, String),
     ed: (Vec<u8>, String),
     other_rsa: (Vec<u8>, String),
-}
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn keypair(dir: &Path, name: &str, params: &[&str]) -> (Vec<u8>, String) {

@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, Setup};
+use common::{Server, Setup, TestTls};
 use serde_json::json;
 
 const KEY_A: &str = "0001020304050607080910111213141516171819202122232425262728293031";
@@ -100,88 +100,22 @@ fn config_errors_name_key_and_line() {
 #[tokio::test]
 async fn tls_listener_serves_https() {
     let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
-    let (ca, ca_key, cert, key) = (p("ca.pem"), p("ca.key"), p("cert.pem"), p("key.pem"));
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "1",
-    ];
-    let steps: [Vec<&str>; 2] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=coffer-test-ca",
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca,
-            ],
-        ]
-        .concat(),
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ],
-            &[
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-keyout",
-                &key,
-                "-out",
-                &cert,
-            ],
-        ]
-        .concat(),
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl must be installed to make a test certificate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let tls = TestTls::make(dir.path(), "IP:127.0.0.1");
     let config = dir.path().join("tls.hcl");
     std::fs::write(
         &config,
         format!(
             "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n address = \"127.0.0.1:0\"\n tls_cert_file = \"{}\"\n tls_key_file = \"{}\"\n}}\n",
-            cert, key
+            tls.cert, tls.key
         ),
     )
     .unwrap();
     let s = Server::with_config(&config, &[]);
     assert!(s.addr.starts_with("https://"), "{}", s.addr);
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .unwrap();
-    let r = client
-        .get(format!("{}/v1/sys/seal-status", s.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        tls.http(&s.addr, None).get("sys/seal-status").await.status,
+        200
+    );
     // Plain HTTP to the TLS port does not get an answer.
     let plain = reqwest::get(format!(
         "{}/v1/sys/seal-status",

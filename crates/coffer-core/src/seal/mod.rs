@@ -2,6 +2,7 @@
 //! shares held by operators; an auto seal (static key, later a KMS) wraps the
 //! root key so the server can unseal itself at start.
 
+pub(crate) mod shares;
 mod static_key;
 
 use async_trait::async_trait;
@@ -26,6 +27,15 @@ pub struct SealConfig {
     pub secret_shares: u8,
     /// Shares needed to unseal (Shamir).
     pub secret_threshold: u8,
+    /// Recovery key shares handed out (auto seals; 0 = none).
+    #[serde(default)]
+    pub recovery_shares: u8,
+    /// Recovery shares needed to authorise an unseal (auto seals).
+    #[serde(default)]
+    pub recovery_threshold: u8,
+    /// Check value of the recovery key (see `shares::recovery_check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_check: Option<String>,
 }
 
 /// Failures of an auto seal.
@@ -40,6 +50,17 @@ pub enum SealError {
     /// Wrapping failed.
     #[error("seal ({0}): encryption failed")]
     Wrap(&'static str),
+    /// The seal's KMS could not be asked or refused for now; worth retrying.
+    #[error("seal ({seal}): {message}")]
+    Unavailable { seal: &'static str, message: String },
+}
+
+impl SealError {
+    /// Whether trying again later may succeed (the KMS is down, sealed, or
+    /// misconfigured in a way its operator can fix without restarting us).
+    pub fn retryable(&self) -> bool {
+        matches!(self, SealError::Unavailable { .. })
+    }
 }
 
 /// A seal that can unwrap the root key without operators (static key, KMS).
@@ -51,6 +72,17 @@ pub trait AutoSeal: Send + Sync {
     async fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealError>;
     /// Decrypts the stored root key.
     async fn unwrap(&self, ciphertext: &[u8], aad: &[u8]) -> Result<SecretBytes, SealError>;
+    /// After a successful unwrap: a new wrapping when `ciphertext` is under an
+    /// older version of the seal's key (the KMS key was rotated), so that
+    /// retiring old key versions there never locks this server out.
+    async fn refresh(
+        &self,
+        _ciphertext: &[u8],
+        _plaintext: &[u8],
+        _aad: &[u8],
+    ) -> Result<Option<Vec<u8>>, SealError> {
+        Ok(None)
+    }
 }
 
 /// How this server's root key is protected.

@@ -75,6 +75,7 @@ impl ClientArgs {
             token,
             ca_cert_pem,
             skip_verify,
+            ..ClientConfig::default()
         })?)
     }
 }

@@ -21,6 +21,12 @@ pub enum OperatorCommand {
         /// Shares needed to unseal.
         #[arg(long, default_value_t = 3)]
         key_threshold: u8,
+        /// Recovery key shares (auto seals only; 0 for none).
+        #[arg(long, default_value_t = 5)]
+        recovery_shares: u8,
+        /// Recovery shares needed to authorise an unseal (auto seals only).
+        #[arg(long, default_value_t = 3)]
+        recovery_threshold: u8,
     },
     /// Enter one unseal key share (read from stdin when not given).
     Unseal {
@@ -56,30 +62,54 @@ pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
             client,
             key_shares,
             key_threshold,
+            recovery_shares,
+            recovery_threshold,
         } => {
             let c = client.client()?;
+            let status = c
+                .read("sys/seal-status")
+                .await?
+                .context("sys/seal-status returned nothing")?;
+            let auto = status["recovery_seal"] == json!(true);
+            let request = if auto {
+                json!({"recovery_shares": recovery_shares, "recovery_threshold": recovery_threshold})
+            } else {
+                json!({"secret_shares": key_shares, "secret_threshold": key_threshold})
+            };
             let body = c
-                .write(
-                    "sys/init",
-                    &json!({"secret_shares": key_shares, "secret_threshold": key_threshold}),
-                )
+                .write("sys/init", &request)
                 .await?
                 .context("sys/init returned no body")?;
             if client.format != Format::Table {
                 structured(&body, client.format);
                 return Ok(0);
             }
-            let keys = body["keys_base64"].as_array().cloned().unwrap_or_default();
+            let (field, label) = if auto {
+                ("recovery_keys_base64", "Recovery Key")
+            } else {
+                ("keys_base64", "Unseal Key")
+            };
+            let keys = body[field].as_array().cloned().unwrap_or_default();
             for (i, k) in keys.iter().enumerate() {
-                println!("Unseal Key {}: {}", i + 1, cell(k));
+                println!("{label} {}: {}", i + 1, cell(k));
             }
             println!();
             println!("Initial Root Token: {}", cell(&body["root_token"]));
             println!();
-            println!(
-                "The server is initialised with {key_shares} key shares and a threshold of {key_threshold}.\n\
-                 Store the keys apart; they are shown only now. Unseal with `coffer operator unseal`."
-            );
+            if auto {
+                println!(
+                    "The server is initialised and unsealed by its {} seal, with {recovery_shares} recovery \
+                     key shares and a threshold of {recovery_threshold}.\n\
+                     Recovery keys cannot decrypt the root key: they authorise `coffer operator unseal` \
+                     after a manual seal. Store them apart; they are shown only now.",
+                    cell(&status["type"])
+                );
+            } else {
+                println!(
+                    "The server is initialised with {key_shares} key shares and a threshold of {key_threshold}.\n\
+                     Store the keys apart; they are shown only now. Unseal with `coffer operator unseal`."
+                );
+            }
             Ok(0)
         }
         OperatorCommand::Unseal { client, reset, key } => {
@@ -147,13 +177,28 @@ fn print_status(s: &Value, format: Format) {
     if format != Format::Table {
         return structured(s, format);
     }
-    let mut rows = vec![
-        ("Seal Type".to_string(), cell(&s["type"])),
+    let recovery = s["recovery_seal"] == json!(true);
+    let mut rows = vec![("Seal Type".to_string(), cell(&s["type"]))];
+    if recovery {
+        rows.push(("Recovery Seal Type".into(), "shamir".into()));
+    }
+    rows.extend([
         ("Initialized".into(), cell(&s["initialized"])),
         ("Sealed".into(), cell(&s["sealed"])),
-        ("Total Shares".into(), cell(&s["n"])),
+        (
+            if recovery {
+                "Total Recovery Shares"
+            } else {
+                "Total Shares"
+            }
+            .into(),
+            cell(&s["n"]),
+        ),
         ("Threshold".into(), cell(&s["t"])),
-    ];
+    ]);
+    if let Some(e) = s.get("auto_unseal_error") {
+        rows.push(("Auto-unseal Error".into(), cell(e)));
+    }
     if s["sealed"] == json!(true) {
         rows.push((
             "Unseal Progress".into(),

@@ -159,6 +159,95 @@ impl Setup {
     }
 }
 
+/// Runs `openssl` with `args`; fails the test with its stderr.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate it signed (paths to PEM files).
+pub struct TestTls {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+impl TestTls {
+    /// Makes them with `openssl` in `dir`; `san` is e.g. `IP:127.0.0.1,DNS:a.test`.
+    pub fn make(dir: &Path, san: &str) -> TestTls {
+        let p = |n: &str| dir.join(n).to_str().expect("utf-8").to_owned();
+        let (ca, ca_key, cert, key) = (p("ca.pem"), p("ca.key"), p("cert.pem"), p("key.pem"));
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ];
+        let san = format!("subjectAltName={san}");
+        let steps: [Vec<&str>; 2] = [
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-subj",
+                    "/CN=coffer-test-ca",
+                    "-keyout",
+                    &ca_key,
+                    "-out",
+                    &ca,
+                ],
+            ]
+            .concat(),
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &["-subj", "/CN=localhost", "-addext", &san],
+                &[
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                    "-CA",
+                    &ca,
+                    "-CAkey",
+                    &ca_key,
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &cert,
+                ],
+            ]
+            .concat(),
+        ];
+        for args in steps {
+            openssl(&args);
+        }
+        TestTls { ca, cert, key }
+    }
+
+    /// An HTTP helper that trusts this CA.
+    pub fn http(&self, base: &str, token: Option<&str>) -> Http {
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(&self.ca).expect("ca")).expect("ca pem");
+        Http {
+            base: base.to_owned(),
+            token: token.map(String::from),
+            client: reqwest::Client::builder()
+                .add_root_certificate(ca)
+                .build()
+                .expect("client"),
+        }
+    }
+}
+
 /// Minimal HTTP access that keeps status codes and headers visible.
 #[derive(Clone)]
 pub struct Http {
