@@ -10,7 +10,7 @@ use coffer_core::fields::Fields;
 use coffer_core::logical::Operation::{self, *};
 use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
-use coffer_core::token::now_unix;
+use coffer_core::token::{now_unix, rfc3339};
 use coffer_core::{LogicalError, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -183,16 +183,6 @@ pub fn factory(_: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
 
 fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
-}
-
-fn rfc3339(unix: i64) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map_or(Value::Null, Value::String)
 }
 
 fn new_id() -> String {

@@ -106,6 +106,20 @@ pub struct EngineRequest<'a> {
     pub remote_addr: Option<std::net::SocketAddr>,
 }
 
+/// What an engine sees when one of its leases is renewed or revoked.
+pub struct LeaseRequest<'a> {
+    /// The lease id (`<mount>/<path>/<random>`).
+    pub lease_id: &'a str,
+    /// The `internal` map the engine gave when it issued the secret.
+    pub internal: &'a Map<String, Value>,
+    /// The mount's storage.
+    pub storage: &'a StorageView,
+    /// The mount's configuration.
+    pub mount: &'a MountEntry,
+    /// When the lease now ends (unix seconds): the new end for a renewal.
+    pub expire_time: i64,
+}
+
 /// A secret engine mounted at some path.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -144,6 +158,20 @@ pub trait Backend: Send + Sync {
     /// Scheduled work (such as rotating keys whose period has passed), called
     /// about once a minute while unsealed.
     async fn periodic(&self, _storage: &StorageView) -> Result<(), LogicalError> {
+        Ok(())
+    }
+
+    /// Undoes a leased secret in the outside world (drops the database user).
+    /// An error keeps the lease and makes the expiration manager retry.
+    async fn revoke_lease(&self, _req: LeaseRequest<'_>) -> Result<(), LogicalError> {
+        Err(LogicalError::Internal(
+            "this engine issues no leases and cannot revoke one".into(),
+        ))
+    }
+
+    /// Extends a leased secret to `expire_time` outside (database `VALID UNTIL`).
+    /// An error refuses the renewal.
+    async fn renew_lease(&self, _req: LeaseRequest<'_>) -> Result<(), LogicalError> {
         Ok(())
     }
 }

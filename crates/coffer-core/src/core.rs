@@ -123,7 +123,8 @@ impl Located {
 
 /// State that exists only while unsealed.
 pub(crate) struct Active {
-    pub mounts: RwLock<Arc<Vec<Mounted>>>,
+    /// Shared with the expiration manager, which revokes through the engines.
+    pub mounts: crate::expiration::SharedMounts,
     pub auth_mounts: RwLock<Arc<Vec<Mounted>>>,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
@@ -131,6 +132,7 @@ pub(crate) struct Active {
     /// Lease settings of the built-in `auth/token` mount (`sys/auth/token/tune`).
     pub token_mount: RwLock<crate::mounts::MountConfig>,
     pub cluster_id: String,
+    pub expiration: Arc<crate::expiration::Expiration>,
 }
 
 #[derive(Default)]
@@ -511,15 +513,19 @@ impl Core {
     }
 
     async fn post_unseal(&self) -> Result<(), LogicalError> {
-        let tokens = TokenStore::load(self.barrier.clone()).await?;
+        let mounted = self.load_table(MountKind::Secret).await?;
+        let mounts: crate::expiration::SharedMounts = Arc::new(RwLock::new(Arc::new(mounted)));
+        let expiration = crate::expiration::Expiration::new(self.barrier.clone(), mounts.clone());
+        let tokens = TokenStore::load(self.barrier.clone())
+            .await?
+            .with_leases(expiration.clone());
         let cluster_id = match self.barrier.get("core/cluster-id").await? {
             Some(b) => String::from_utf8_lossy(b.expose()).into_owned(),
             None => String::new(),
         };
-        let mounted = self.load_table(MountKind::Secret).await?;
         let auth_mounted = self.load_table(MountKind::Auth).await?;
         let active = Active {
-            mounts: RwLock::new(Arc::new(mounted)),
+            mounts,
             auth_mounts: RwLock::new(Arc::new(auth_mounted)),
             tokens,
             policies: PolicyStore::load(self.barrier.clone()).await?,
@@ -530,10 +536,12 @@ impl Core {
                 None => crate::mounts::MountConfig::default(),
             }),
             cluster_id,
+            expiration: expiration.clone(),
         };
         if let Ok(mut a) = self.active.write() {
             *a = Some(Arc::new(active));
         }
+        expiration.start();
         if let Err(e) = self.clear_all_retired().await {
             // Leftover ciphertext of a removed mount is waste, not a reason to stay sealed.
             tracing::warn!(error = %e, "clearing retired mount views failed; will retry at next unseal");
@@ -583,8 +591,10 @@ impl Core {
 
     /// Seals: forgets the keys and all unsealed state.
     pub async fn seal(&self) {
-        if let Ok(mut a) = self.active.write() {
-            *a = None;
+        if let Ok(mut a) = self.active.write()
+            && let Some(old) = a.take()
+        {
+            old.expiration.stop();
         }
         self.barrier.seal();
         *self.unseal.lock().await = UnsealProgress::default();
@@ -664,7 +674,7 @@ impl Core {
         } else if let Some(rest) = req.path.strip_prefix("auth/token/") {
             self.handle_token(&active, &req, rest, token.as_ref()).await
         } else {
-            self.route(&active, &req).await
+            self.route(&active, &req, token.as_ref()).await
         };
         if spent && let Some(t) = &token {
             // The last use is over: the token dies now, as in Vault.
@@ -776,6 +786,7 @@ impl Core {
         &self,
         active: &Active,
         req: &Request,
+        token: Option<&Token>,
     ) -> Result<Option<Response>, LogicalError> {
         let found = self
             .locate(active, &req.path)?
@@ -803,6 +814,43 @@ impl Core {
                 let (id, entry) = self.issue_login_token(active, req, &m.entry, login).await?;
                 r.auth = Some(entry.auth_block(&id, now_unix()));
                 Ok(Some(r))
+            }
+            Some(mut r) if r.secret.is_some() => {
+                let spec = r.secret.take().unwrap_or_default();
+                let ttls = crate::expiration::MountTtls {
+                    default_ttl,
+                    max_ttl: match m.entry.config.max_lease_ttl {
+                        0 => self.config.max_lease_ttl,
+                        t => t,
+                    },
+                };
+                let hash = token.map(|t| t.hash.as_str());
+                match active
+                    .expiration
+                    .register(&req.path, hash, &spec, ttls)
+                    .await
+                {
+                    Ok(lease) => {
+                        r.lease_id = lease.id;
+                        r.lease_duration = lease.ttl;
+                        r.renewable = lease.renewable;
+                        Ok(Some(r))
+                    }
+                    Err(e) => {
+                        // No record, no later revocation: undo the secret now.
+                        let undo = m.backend.revoke_lease(crate::backend::LeaseRequest {
+                            lease_id: "",
+                            internal: &spec.internal,
+                            storage: &m.view,
+                            mount: &m.entry,
+                            expire_time: now_unix(),
+                        });
+                        if let Err(u) = undo.await {
+                            tracing::error!(path = %req.path, error = %u, "a secret whose lease could not be stored could not be revoked either");
+                        }
+                        Err(e)
+                    }
+                }
             }
             other => Ok(other),
         }
@@ -973,6 +1021,7 @@ fn is_root_protected(path: &str) -> bool {
         "audit",
         "raw",
         "leases",
+        "leases/count",
         "config/cors",
     ];
     const PREFIX: &[&str] = &[

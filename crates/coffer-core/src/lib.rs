@@ -9,6 +9,7 @@ pub mod backend;
 pub mod barrier;
 pub mod cidr;
 mod core;
+mod expiration;
 pub mod fields;
 pub mod keyring;
 pub mod logical;
@@ -26,4 +27,5 @@ pub use crate::core::{
     AutoUnsealError, BUILD_DATE, Core, CoreConfig, InitParams, InitResult, SealStatus, VERSION,
     is_empty_response,
 };
-pub use logical::{LogicalError, Operation, Request, Response};
+pub use expiration::{IRREVOCABLE_AFTER, LeaseEntry, LeaseStats};
+pub use logical::{LeaseSpec, LogicalError, Operation, Request, Response};

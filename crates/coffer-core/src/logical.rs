@@ -111,6 +111,34 @@ pub struct Response {
     pub login: Option<LoginAuth>,
     /// Set when the real response was wrapped: the `wrap_info` block.
     pub wrap_info: Option<Value>,
+    /// A secret with a lifetime: core records a lease and fills `lease_id`.
+    pub secret: Option<LeaseSpec>,
+}
+
+/// What an engine says about a secret it created that must be revoked later.
+#[derive(Clone, Default)]
+pub struct LeaseSpec {
+    /// Requested TTL, seconds (0: the mount's default).
+    pub ttl: u64,
+    /// Cap on renewals, seconds from issue (0: the mount's maximum).
+    pub max_ttl: u64,
+    /// Whether `sys/leases/renew` may extend it.
+    pub renewable: bool,
+    /// Kept with the lease behind the barrier and handed back to the engine
+    /// at renewal and revocation (e.g. the database user's name); never sent
+    /// to the client.
+    pub internal: Map<String, Value>,
+}
+
+impl std::fmt::Debug for LeaseSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseSpec")
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("renewable", &self.renewable)
+            .field("internal_keys", &self.internal.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// What an auth method asks core to issue after a successful login.

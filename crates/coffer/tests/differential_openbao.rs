@@ -196,6 +196,23 @@ async fn same_requests_same_answers_as_openbao() {
         ),
         ("POST", "sys/tools/hash", Some(r#"{"input":"@@"}"#), false),
         ("GET", "sys/internal/ui/mounts/kv1/x", None, false),
+        // Leases: the API answers with no leasing engine mounted.
+        ("POST", "sys/leases/tidy", Some("{}"), false),
+        ("GET", "sys/leases/count?type=irrevocable", None, true),
+        ("GET", "sys/leases?type=irrevocable", None, true),
+        (
+            "POST",
+            "sys/leases/lookup",
+            Some(r#"{"lease_id":"x/y"}"#),
+            true,
+        ),
+        (
+            "POST",
+            "sys/leases/renew",
+            Some(r#"{"lease_id":"x/y"}"#),
+            true,
+        ),
+        ("POST", "sys/leases/revoke/nope/x", Some("{}"), true),
         // Transit: key shapes, single and batch answers, Vault's error messages.
         ("POST", "transit/keys/k1", Some("{}"), false),
         (

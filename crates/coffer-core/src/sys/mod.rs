@@ -1,9 +1,11 @@
 //! The `sys/` backend: mounts, keys, tools and UI helpers.
 
+mod leases;
 mod mounts;
 mod policy;
 mod wrapping;
 
+pub(crate) use leases::LeaseOp;
 use policy::PolicyApi;
 
 use serde_json::{Map, Value, json};
@@ -35,6 +37,7 @@ pub(crate) enum SysRoute {
     CapabilitiesSelf,
     CapabilitiesAccessor,
     Wrapping,
+    Lease(LeaseOp),
 }
 
 use Operation::*;
@@ -190,6 +193,114 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         route: SysRoute::CapabilitiesAccessor,
         help: "Capabilities of the token behind an accessor.",
     },
+    PathSpec {
+        pattern: "leases/lookup",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Lookup),
+        help: "Look up a lease.",
+    },
+    PathSpec {
+        pattern: "leases/lookup/",
+        operations: &[List],
+        route: SysRoute::Lease(LeaseOp::List),
+        help: "List lease ids (sudo).",
+    },
+    PathSpec {
+        pattern: "leases/lookup/{*param}",
+        operations: &[List],
+        route: SysRoute::Lease(LeaseOp::List),
+        help: "List lease ids under a prefix (sudo).",
+    },
+    PathSpec {
+        pattern: "leases/renew",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Renew),
+        help: "Renew a lease.",
+    },
+    PathSpec {
+        pattern: "leases/renew/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Renew),
+        help: "Renew a lease.",
+    },
+    PathSpec {
+        pattern: "leases/revoke",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Revoke),
+        help: "Revoke a lease.",
+    },
+    PathSpec {
+        pattern: "leases/revoke/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Revoke),
+        help: "Revoke a lease.",
+    },
+    PathSpec {
+        pattern: "leases/revoke-prefix/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::RevokePrefix),
+        help: "Revoke every lease under a prefix (sudo).",
+    },
+    PathSpec {
+        pattern: "leases/revoke-force/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::RevokeForce),
+        help: "Drop every lease under a prefix even when the engine fails (sudo).",
+    },
+    PathSpec {
+        pattern: "leases/tidy",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Tidy),
+        help: "Remove dangling lease index entries.",
+    },
+    PathSpec {
+        pattern: "leases/count",
+        operations: &[Read],
+        route: SysRoute::Lease(LeaseOp::Count),
+        help: "Count irrevocable (or all) leases (sudo).",
+    },
+    PathSpec {
+        pattern: "leases",
+        operations: &[Read],
+        route: SysRoute::Lease(LeaseOp::Irrevocable),
+        help: "List irrevocable leases (sudo).",
+    },
+    PathSpec {
+        pattern: "renew",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Renew),
+        help: "Renew a lease (Vault's older path).",
+    },
+    PathSpec {
+        pattern: "renew/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Renew),
+        help: "Renew a lease (Vault's older path).",
+    },
+    PathSpec {
+        pattern: "revoke",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Revoke),
+        help: "Revoke a lease (Vault's older path).",
+    },
+    PathSpec {
+        pattern: "revoke/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::Revoke),
+        help: "Revoke a lease (Vault's older path).",
+    },
+    PathSpec {
+        pattern: "revoke-prefix/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::RevokePrefix),
+        help: "Revoke by prefix (Vault's older path, sudo).",
+    },
+    PathSpec {
+        pattern: "revoke-force/{*param}",
+        operations: &[Update],
+        route: SysRoute::Lease(LeaseOp::RevokeForce),
+        help: "Force revoke by prefix (Vault's older path, sudo).",
+    },
 ];
 
 /// The compiled `sys/` path table.
@@ -301,6 +412,7 @@ impl Core {
                 }
                 _ => Err(LogicalError::UnsupportedPath),
             },
+            SysRoute::Lease(op) => self.lease_op(active, req, op, m.param("param")).await,
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

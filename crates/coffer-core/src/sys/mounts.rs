@@ -226,6 +226,18 @@ impl Core {
             // Vault answers 204 for a path with nothing mounted.
             return Ok(());
         };
+        if kind == MountKind::Secret {
+            // Its secrets die with it; one that cannot be revoked keeps the mount.
+            active
+                .expiration
+                .revoke_prefix(path, false)
+                .await
+                .map_err(|e| {
+                    LogicalError::BadRequest(format!(
+                        "failed to revoke the leases of {path}: {e}; the mount stays (revoke-force the prefix to drop them)"
+                    ))
+                })?;
+        }
         let prefix = gone.entry.view_prefix(kind);
         let next: Vec<Mounted> = current
             .iter()

@@ -12,7 +12,8 @@ pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn rfc3339(unix: i64) -> Value {
+/// Unix seconds as Vault writes times in answers (RFC 3339), or null.
+pub fn rfc3339(unix: i64) -> Value {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -17,7 +17,7 @@ use crate::barrier::{Barrier, BarrierOp};
 use crate::logical::LogicalError;
 use crate::secret::{Key32, SecretString};
 
-pub use entry::{TokenEntry, now_unix};
+pub use entry::{TokenEntry, now_unix, rfc3339};
 pub use roles::TokenRole;
 pub(crate) use routes::{TokenPaths, is_root_protected_token_path};
 
@@ -67,6 +67,8 @@ pub struct TokenStore {
     cache: quick_cache::sync::Cache<String, Arc<TokenEntry>>,
     /// Serialises read-modify-write of entries (use counts, renewals).
     update: Mutex<()>,
+    /// Leases to revoke with a token (absent while initialising).
+    leases: Option<Arc<crate::expiration::Expiration>>,
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -111,7 +113,14 @@ impl TokenStore {
             salt,
             cache: quick_cache::sync::Cache::new(ENTRY_CACHE),
             update: Mutex::new(()),
+            leases: None,
         })
+    }
+
+    /// Revoking a token from now on revokes the leases it created.
+    pub(crate) fn with_leases(mut self, leases: Arc<crate::expiration::Expiration>) -> Self {
+        self.leases = Some(leases);
+        self
     }
 
     fn hmac(&self, domain: &str, value: &str) -> String {
@@ -365,6 +374,9 @@ impl TokenStore {
     }
 
     async fn delete_one(&self, hash: &str) -> Result<(), LogicalError> {
+        if let Some(leases) = &self.leases {
+            leases.revoke_for_token(hash).await?;
+        }
         let entry = self.read_entry(hash).await?;
         self.cache.remove(hash);
         self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;

@@ -1,0 +1,557 @@
+//! The expiration manager: every secret an engine hands out with a lifetime
+//! becomes a lease, stored behind the barrier, indexed by the token that
+//! created it, and revoked through its engine when it ends. A revocation that
+//! fails is kept and retried with backoff; nothing is dropped silently.
+
+mod entry;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::backend::LeaseRequest;
+use crate::barrier::{Barrier, BarrierOp};
+use crate::core::{Mounted, find_mount_index};
+use crate::logical::{LeaseSpec, LogicalError};
+use crate::token::now_unix;
+
+pub use entry::LeaseEntry;
+use schedule::Schedule;
+
+const LEASE_PREFIX: &str = "sys/expire/id/";
+const TOKEN_PREFIX: &str = "sys/expire/token/";
+/// Failed revocations after which a lease is reported as irrevocable (it is
+/// still retried, at the longest backoff).
+pub const IRREVOCABLE_AFTER: u32 = 6;
+/// Longest wait between revocation attempts, seconds.
+const MAX_BACKOFF: i64 = 600;
+/// Revocations run at once by the background loop.
+const PARALLEL_REVOCATIONS: usize = 8;
+
+/// The secret mount table, shared with the core so revocation finds engines.
+pub(crate) type SharedMounts = Arc<RwLock<Arc<Vec<Mounted>>>>;
+
+#[derive(Clone, Copy)]
+enum EngineCall {
+    Renew,
+    Revoke,
+}
+
+/// Lease settings of the mount a secret came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MountTtls {
+    pub default_ttl: u64,
+    pub max_ttl: u64,
+}
+
+/// Counters reported by `sys/leases/count` and the health of revocation.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseStats {
+    /// Leases stored (known once the start-up load finished).
+    pub total: u64,
+    /// Leases whose last revocation failed, with the error.
+    pub failing: BTreeMap<String, String>,
+    /// Whether the start-up load has finished.
+    pub loaded: bool,
+    /// How long the start-up load took, milliseconds.
+    pub load_ms: u64,
+}
+
+/// Owns the lease records and the revocation loop of one unsealed period.
+pub(crate) struct Expiration {
+    barrier: Arc<Barrier>,
+    mounts: SharedMounts,
+    schedule: Schedule,
+    stopped: AtomicBool,
+    /// Serialises renew/revoke of one lease (striped by id).
+    locks: Vec<tokio::sync::Mutex<()>>,
+    failing: std::sync::Mutex<BTreeMap<String, (u32, String)>>,
+    total: AtomicU64,
+    loaded: AtomicBool,
+    load_ms: AtomicU64,
+}
+
+fn internal(e: impl std::fmt::Display) -> LogicalError {
+    LogicalError::Internal(e.to_string())
+}
+
+fn token_key(token_hash: &str, lease_id: &str) -> String {
+    let h = Sha256::digest(lease_id.as_bytes());
+    format!("{TOKEN_PREFIX}{token_hash}/{}", hex::encode(&h[..16]))
+}
+
+/// Seconds to wait after the `n`th failed attempt: 1, 2, 4 ... 600.
+fn backoff(n: u32) -> i64 {
+    1i64.checked_shl(n.saturating_sub(1))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF)
+}
+
+impl Expiration {
+    pub(crate) fn new(barrier: Arc<Barrier>, mounts: SharedMounts) -> Arc<Self> {
+        Arc::new(Self {
+            barrier,
+            mounts,
+            schedule: Schedule::default(),
+            stopped: AtomicBool::new(false),
+            locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            failing: std::sync::Mutex::new(BTreeMap::new()),
+            total: AtomicU64::new(0),
+            loaded: AtomicBool::new(false),
+            load_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts loading stored leases and the revocation loop, in the background:
+    /// serving does not wait for either.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match me.load_all().await {
+                Ok(n) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    me.load_ms.store(ms, Ordering::Relaxed);
+                    me.loaded.store(true, Ordering::Release);
+                    tracing::info!(leases = n, ms, "leases loaded");
+                }
+                Err(e) if me.stopped.load(Ordering::Acquire) => {
+                    tracing::debug!(error = %e, "lease load stopped by seal");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "loading leases failed; expiry of stored leases waits for the next unseal")
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move { me.run().await });
+    }
+
+    /// Ends the loop (the server is sealing).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.schedule.wake();
+    }
+
+    fn lock(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        let h = Sha256::digest(id.as_bytes());
+        &self.locks[usize::from(h[0]) % self.locks.len()]
+    }
+
+    /// Walks every stored lease (depth first over the id hierarchy) and
+    /// schedules it; returns the count.
+    async fn load_all(&self) -> Result<u64, LogicalError> {
+        let mut n = 0u64;
+        let mut dirs = vec![String::new()];
+        while let Some(dir) = dirs.pop() {
+            if self.stopped.load(Ordering::Acquire) {
+                return Err(LogicalError::Sealed);
+            }
+            for k in self.barrier.list(&format!("{LEASE_PREFIX}{dir}")).await? {
+                let id = format!("{dir}{k}");
+                if k.ends_with('/') {
+                    dirs.push(id);
+                } else if let Some(e) = self.read(&id).await? {
+                    if e.revoke_attempts > 0 {
+                        self.note_failure(&e);
+                    }
+                    self.schedule.push(e.due(), id);
+                    n += 1;
+                }
+            }
+        }
+        self.total.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
+        match self.barrier.get(&format!("{LEASE_PREFIX}{id}")).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(b.expose())
+                .map(Some)
+                .map_err(|e| internal(format!("lease {id} is corrupt: {e}"))),
+        }
+    }
+
+    async fn write(&self, e: &LeaseEntry) -> Result<(), LogicalError> {
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(e).map_err(internal)?);
+        Ok(self
+            .barrier
+            .put(&format!("{LEASE_PREFIX}{}", e.id), &bytes)
+            .await?)
+    }
+
+    /// Records a lease for a secret just issued at `path`; returns the entry.
+    pub(crate) async fn register(
+        &self,
+        path: &str,
+        token_hash: Option<&str>,
+        spec: &LeaseSpec,
+        ttls: MountTtls,
+    ) -> Result<LeaseEntry, LogicalError> {
+        let now = now_unix();
+        let max = match spec.max_ttl {
+            0 => ttls.max_ttl,
+            m => m.min(ttls.max_ttl),
+        };
+        let ttl = match spec.ttl {
+            0 => ttls.default_ttl,
+            t => t,
+        }
+        .min(max);
+        let id = format!(
+            "{}/{}",
+            path.trim_end_matches('/'),
+            crate::token::random_base62(24)?
+        );
+        let entry = LeaseEntry {
+            id: id.clone(),
+            internal: spec.internal.clone(),
+            token_hash: token_hash.map(str::to_owned),
+            issue_time: now,
+            expire_time: now + ttl as i64,
+            max_expire_time: now + max as i64,
+            last_renewal: None,
+            renewable: spec.renewable,
+            ttl,
+            revoke_attempts: 0,
+            last_error: None,
+            next_attempt: None,
+        };
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
+        let mut ops = vec![BarrierOp::Put(
+            format!("{LEASE_PREFIX}{id}"),
+            bytes.to_vec(),
+        )];
+        if let Some(t) = token_hash {
+            ops.push(BarrierOp::Put(token_key(t, &id), id.clone().into_bytes()));
+        }
+        self.barrier.batch(ops).await?;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.schedule.push(entry.expire_time, id);
+        Ok(entry)
+    }
+
+    /// The stored lease, if any.
+    pub(crate) async fn lookup(&self, id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
+        self.read(id).await
+    }
+
+    /// Extends a lease by `increment` seconds from now (0: its original TTL),
+    /// never past its maximum; the engine is asked first.
+    pub(crate) async fn renew(
+        &self,
+        id: &str,
+        increment: u64,
+    ) -> Result<(LeaseEntry, Option<String>), LogicalError> {
+        let _g = self.lock(id).lock().await;
+        let mut e = self
+            .read(id)
+            .await?
+            .ok_or_else(|| LogicalError::BadRequest("lease not found".into()))?;
+        let now = now_unix();
+        if e.expire_time <= now || e.revoke_attempts > 0 {
+            return Err(LogicalError::BadRequest("lease expired".into()));
+        }
+        if !e.renewable {
+            return Err(LogicalError::BadRequest("lease is not renewable".into()));
+        }
+        let wanted = if increment == 0 { e.ttl } else { increment };
+        let mut until = now + wanted as i64;
+        let mut warning = None;
+        if until > e.max_expire_time {
+            until = e.max_expire_time;
+            warning = Some(format!(
+                "TTL of {wanted}s exceeded the effective max_ttl; TTL value is capped to {}s",
+                until - now
+            ));
+        }
+        self.call_engine(&e, EngineCall::Renew, until).await?;
+        e.expire_time = until;
+        e.last_renewal = Some(now);
+        e.ttl = (until - now).max(0) as u64;
+        self.write(&e).await?;
+        self.schedule.push(e.expire_time, id.to_owned());
+        Ok((e, warning))
+    }
+
+    /// Asks the engine owning lease `e` to renew it to `expire` or revoke it.
+    async fn call_engine(
+        &self,
+        e: &LeaseEntry,
+        call: EngineCall,
+        expire: i64,
+    ) -> Result<(), LogicalError> {
+        let mounts = self
+            .mounts
+            .read()
+            .map_err(|_| internal("mount table lock poisoned"))?
+            .clone();
+        let idx = find_mount_index(&mounts, &e.id).ok_or_else(|| {
+            LogicalError::BadRequest(format!(
+                "no secret engine is mounted where lease {} was issued",
+                e.id
+            ))
+        })?;
+        let m = &mounts[idx];
+        let req = LeaseRequest {
+            lease_id: &e.id,
+            internal: &e.internal,
+            storage: &m.view,
+            mount: &m.entry,
+            expire_time: expire,
+        };
+        match call {
+            EngineCall::Renew => m.backend.renew_lease(req).await,
+            EngineCall::Revoke => m.backend.revoke_lease(req).await,
+        }
+    }
+
+    /// Revokes one lease now. `force` drops the record even when the engine
+    /// fails. Answers false when there was no such lease.
+    pub(crate) async fn revoke(&self, id: &str, force: bool) -> Result<bool, LogicalError> {
+        let _g = self.lock(id).lock().await;
+        let Some(e) = self.read(id).await? else {
+            return Ok(false);
+        };
+        let outcome = self
+            .call_engine(&e, EngineCall::Revoke, e.expire_time)
+            .await;
+        match outcome {
+            Ok(()) => {}
+            Err(err) if force => {
+                tracing::warn!(lease = %id, error = %err, "lease record dropped by revoke-force although the engine failed");
+            }
+            Err(err) => {
+                self.failed(e, &err).await?;
+                return Err(LogicalError::Internal(format!(
+                    "failed to revoke lease {id}: {err}; it stays pending and is retried"
+                )));
+            }
+        }
+        let mut ops = vec![BarrierOp::Delete(format!("{LEASE_PREFIX}{id}"))];
+        if let Some(t) = &e.token_hash {
+            ops.push(BarrierOp::Delete(token_key(t, id)));
+        }
+        self.barrier.batch(ops).await?;
+        let _ = self
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        if let Ok(mut f) = self.failing.lock() {
+            f.remove(id);
+        }
+        tracing::debug!(lease = %id, "lease revoked");
+        Ok(true)
+    }
+
+    /// Records a failed revocation and schedules the next attempt.
+    async fn failed(&self, mut e: LeaseEntry, err: &LogicalError) -> Result<(), LogicalError> {
+        e.revoke_attempts += 1;
+        e.last_error = Some(err.to_string());
+        let next = now_unix() + backoff(e.revoke_attempts);
+        e.next_attempt = Some(next);
+        self.write(&e).await?;
+        self.note_failure(&e);
+        if e.revoke_attempts == IRREVOCABLE_AFTER {
+            tracing::error!(lease = %e.id, attempts = e.revoke_attempts, error = %err, "lease could not be revoked; still retrying");
+        } else {
+            tracing::warn!(lease = %e.id, attempts = e.revoke_attempts, retry_in_s = next - now_unix(), error = %err, "lease revocation failed");
+        }
+        self.schedule.push(next, e.id);
+        Ok(())
+    }
+
+    fn note_failure(&self, e: &LeaseEntry) {
+        if let Ok(mut f) = self.failing.lock() {
+            f.insert(
+                e.id.clone(),
+                (e.revoke_attempts, e.last_error.clone().unwrap_or_default()),
+            );
+        }
+    }
+
+    /// Every lease id below `prefix` (`prefix` may end in `/` or be a lease id).
+    pub(crate) async fn ids_under(&self, prefix: &str) -> Result<Vec<String>, LogicalError> {
+        let mut out = Vec::new();
+        if !prefix.ends_with('/') && self.read(prefix).await?.is_some() {
+            out.push(prefix.to_owned());
+        }
+        let mut dirs = vec![format!("{}/", prefix.trim_end_matches('/'))];
+        if prefix.is_empty() {
+            dirs = vec![String::new()];
+        }
+        while let Some(dir) = dirs.pop() {
+            for k in self.barrier.list(&format!("{LEASE_PREFIX}{dir}")).await? {
+                let id = format!("{dir}{k}");
+                if k.ends_with('/') {
+                    dirs.push(id);
+                } else {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Revokes every lease under `prefix`; with `force` engine failures are ignored.
+    pub(crate) async fn revoke_prefix(
+        &self,
+        prefix: &str,
+        force: bool,
+    ) -> Result<usize, LogicalError> {
+        let ids = self.ids_under(prefix).await?;
+        let mut done = 0;
+        let mut first_error = None;
+        for id in &ids {
+            match self.revoke(id, force).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    /// One level of lease ids below `prefix`, as `sys/leases/lookup/` lists them.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<String>, LogicalError> {
+        Ok(self
+            .barrier
+            .list(&format!("{LEASE_PREFIX}{prefix}"))
+            .await?)
+    }
+
+    /// Revokes the leases a token created (the token is being revoked). A
+    /// failing revocation leaves its lease pending and retried; it does not
+    /// stop the token's revocation.
+    pub(crate) async fn revoke_for_token(&self, token_hash: &str) -> Result<(), LogicalError> {
+        let dir = format!("{TOKEN_PREFIX}{token_hash}/");
+        for k in self.barrier.list(&dir).await? {
+            let key = format!("{dir}{k}");
+            if let Some(id) = self.barrier.get(&key).await? {
+                let id = String::from_utf8_lossy(id.expose()).into_owned();
+                if let Err(e) = self.revoke(&id, false).await {
+                    tracing::warn!(lease = %id, error = %e, "lease of a revoked token stays pending");
+                }
+            }
+            self.barrier.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes token-index entries whose lease is gone and revokes leases
+    /// whose token no longer exists; returns (index entries removed, leases revoked).
+    pub(crate) async fn tidy(
+        &self,
+        tokens: &crate::token::TokenStore,
+    ) -> Result<(usize, usize), LogicalError> {
+        let (mut removed, mut revoked) = (0, 0);
+        for t in self.barrier.list(TOKEN_PREFIX).await? {
+            let hash = t.trim_end_matches('/').to_owned();
+            let alive = tokens.exists_hash(&hash).await?;
+            let dir = format!("{TOKEN_PREFIX}{t}");
+            for k in self.barrier.list(&dir).await? {
+                let key = format!("{dir}{k}");
+                let Some(id) = self.barrier.get(&key).await? else {
+                    continue;
+                };
+                let id = String::from_utf8_lossy(id.expose()).into_owned();
+                if self.read(&id).await?.is_none() {
+                    self.barrier.delete(&key).await?;
+                    removed += 1;
+                } else if !alive && self.revoke(&id, false).await.unwrap_or(false) {
+                    revoked += 1;
+                }
+            }
+        }
+        Ok((removed, revoked))
+    }
+
+    /// Counters for `sys/leases/count`, `sys/leases` and health.
+    pub(crate) fn stats(&self) -> LeaseStats {
+        LeaseStats {
+            total: self.total.load(Ordering::Relaxed),
+            failing: self
+                .failing
+                .lock()
+                .map(|f| f.iter().map(|(k, (_, e))| (k.clone(), e.clone())).collect())
+                .unwrap_or_default(),
+            loaded: self.loaded.load(Ordering::Acquire),
+            load_ms: self.load_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Leases that failed [`IRREVOCABLE_AFTER`] times or more, with their errors.
+    pub(crate) fn irrevocable(&self) -> Vec<(String, u32, String)> {
+        self.failing
+            .lock()
+            .map(|f| {
+                f.iter()
+                    .filter(|(_, (n, _))| *n >= IRREVOCABLE_AFTER)
+                    .map(|(k, (n, e))| (k.clone(), *n, e.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The revocation loop: waits for the earliest due lease, revokes it
+    /// (up to [`PARALLEL_REVOCATIONS`] at once) and goes on until stopped.
+    async fn run(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL_REVOCATIONS));
+        while !self.stopped.load(Ordering::Acquire) {
+            let Some(id) = self.schedule.next_due(&self.stopped).await else {
+                break;
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.expire(&id).await;
+                drop(permit);
+            });
+        }
+    }
+
+    /// Handles a schedule entry that came due: revoke, or reschedule when
+    /// the lease was renewed meanwhile.
+    async fn expire(&self, id: &str) {
+        let entry = match self.read(id).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                if !self.stopped.load(Ordering::Acquire) {
+                    tracing::warn!(lease = %id, error = %e, "reading an expiring lease failed; retrying");
+                    self.schedule.push(now_unix() + 5, id.to_owned());
+                }
+                return;
+            }
+        };
+        let due = entry.due();
+        if due > now_unix() {
+            self.schedule.push(due, id.to_owned());
+            return;
+        }
+        // On failure `revoke` has recorded the error and rescheduled the lease.
+        if self.revoke(id, false).await.is_ok() {
+            tracing::info!(lease = %id, "lease expired and revoked");
+        }
+    }
+}
+
+/// A lease as `sys/leases/lookup` answers it.
+pub(crate) fn lookup_data(e: &LeaseEntry) -> Map<String, Value> {
+    e.to_api(now_unix())
+}
