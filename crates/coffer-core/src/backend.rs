@@ -104,6 +104,9 @@ pub struct EngineRequest<'a> {
     pub default_lease_ttl: u64,
     /// The client's address, for CIDR-bound credentials.
     pub remote_addr: Option<std::net::SocketAddr>,
+    /// The calling token's display name (`root`, `token`, `userpass-alice`),
+    /// used in generated user names.
+    pub display_name: &'a str,
 }
 
 /// What an engine sees when one of its leases is renewed or revoked.

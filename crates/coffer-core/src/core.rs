@@ -806,6 +806,7 @@ impl Core {
                 mount: &m.entry,
                 default_lease_ttl: default_ttl,
                 remote_addr: req.remote_addr,
+                display_name: token.map_or("", |t| t.entry.display_name.as_str()),
             })
             .await?;
         match resp {
@@ -1065,6 +1066,7 @@ fn finish(op: Operation, resp: Option<Response>) -> Result<Response, LogicalErro
 /// Whether a response has nothing to say (HTTP 204).
 pub fn is_empty_response(r: &Response) -> bool {
     r.data.is_none()
+        && r.lease_id.is_empty()
         && r.warnings.is_empty()
         && r.auth.is_none()
         && r.status.is_none()

@@ -44,6 +44,7 @@ fn transit(c: &mut Criterion) {
             mount: &mount,
             default_lease_ttl: 0,
             remote_addr: None,
+            display_name: "bench",
         }))
         .unwrap()
         .unwrap()

@@ -1,5 +1,6 @@
 //! Secret engines for coffer. Each engine only sees its own mount's storage view.
 
+pub mod database;
 pub mod kv;
 pub mod transit;
 
@@ -8,6 +9,7 @@ use coffer_core::backend::EngineRegistry;
 /// A registry holding every engine type this crate provides.
 pub fn registry() -> EngineRegistry {
     let mut r = EngineRegistry::new();
+    r.register("database", database::factory);
     r.register("kv", kv::factory);
     r.register("transit", transit::factory);
     r

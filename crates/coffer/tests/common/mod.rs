@@ -455,3 +455,136 @@ pub fn vaultrs_client(addr: &str, token: &str) -> vaultrs::client::VaultClient {
     )
     .expect("vaultrs client")
 }
+
+/// A private PostgreSQL cluster that checks passwords (scram-sha-256), on a
+/// free port in a temp dir; stopped and removed on drop. The machine's shared
+/// server trusts every local login, which would hide a wrong password.
+pub struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub password: String,
+}
+
+fn pg_tool(name: &str) -> String {
+    let versions = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            let mut v: Vec<_> = d.filter_map(Result::ok).map(|e| e.path()).collect();
+            v.sort();
+            v
+        })
+        .unwrap_or_default();
+    versions
+        .last()
+        .map(|p| p.join("bin").join(name).to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_owned())
+}
+
+fn as_postgres(args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .expect("runuser")
+}
+
+impl PrivatePostgres {
+    /// Starts one; `None` (outside CI) when the PostgreSQL binaries are missing.
+    pub fn start() -> Option<PrivatePostgres> {
+        let initdb = pg_tool("initdb");
+        if !Path::new(&initdb).exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL's initdb is required in CI"
+            );
+            eprintln!("skipping: initdb not found");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().to_str().expect("utf-8").to_owned();
+        let password = "coffer-test-Pw-1".to_owned();
+        std::fs::write(dir.path().join("pw"), &password).expect("pw");
+        let chown = Command::new("chown")
+            .args(["-R", "postgres", &d])
+            .status()
+            .expect("chown");
+        assert!(chown.success());
+        let out = as_postgres(&[
+            &initdb,
+            "-D",
+            &format!("{d}/data"),
+            "--auth=scram-sha-256",
+            &format!("--pwfile={d}/pw"),
+            "-U",
+            "postgres",
+        ]);
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let out = as_postgres(&[
+            &pg_tool("pg_ctl"),
+            "-D",
+            &format!("{d}/data"),
+            "-o",
+            &format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off"),
+            "-l",
+            &format!("{d}/log"),
+            "-w",
+            "start",
+        ]);
+        assert!(
+            out.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(PrivatePostgres {
+            dir,
+            port,
+            password,
+        })
+    }
+
+    /// A key=value connection string for `user`.
+    pub fn dsn(&self, user: &str, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname=postgres connect_timeout=5",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let d = self.dir.path().join("data");
+        let _ = as_postgres(&[
+            &pg_tool("pg_ctl"),
+            "-D",
+            d.to_str().unwrap_or_default(),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
+    }
+}
+
+/// Whether the machine's MariaDB answers; panics in CI when it does not.
+pub async fn mariadb_available() -> bool {
+    match mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306/test").await {
+        Ok(c) => {
+            let _ = c.disconnect().await;
+            true
+        }
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("MariaDB must be reachable in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: MariaDB not reachable ({e}); CI=true makes this a failure");
+            false
+        }
+    }
+}

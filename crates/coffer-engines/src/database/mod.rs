@@ -1,0 +1,357 @@
+//! The `database` engine: connection configs, roles, and dynamic users
+//! created on demand in PostgreSQL or MySQL/MariaDB, each behind a lease that
+//! drops the user when it ends.
+
+mod config;
+mod driver;
+mod mysql;
+mod postgres;
+mod role;
+mod template;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coffer_core::backend::{Backend, EngineRequest, LeaseRequest, StorageView};
+use coffer_core::logical::Operation::{self, *};
+use coffer_core::mounts::MountEntry;
+use coffer_core::paths::{PathSpec, PathTable};
+use coffer_core::token::now_unix;
+use coffer_core::{LeaseSpec, LogicalError, Response};
+use serde_json::{Map, Value, json};
+use tokio::sync::RwLock;
+use zeroize::Zeroizing;
+
+use config::DbConfig;
+use driver::Driver;
+use role::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    ConfigList,
+    Config,
+    Reset,
+    RolesList,
+    Role,
+    Creds,
+}
+
+macro_rules! path {
+    ($p:expr, [$($op:ident),*], $r:ident, $h:expr) => {
+        PathSpec { pattern: $p, operations: &[$($op),*], route: Route::$r, help: $h }
+    };
+}
+
+static PATHS: &[PathSpec<Route>] = &[
+    path!("config", [List], ConfigList, "List connection configs."),
+    path!("config/", [List], ConfigList, "List connection configs."),
+    path!(
+        "config/{name}",
+        [Read, Update, Delete],
+        Config,
+        "A database connection."
+    ),
+    path!(
+        "reset/{name}",
+        [Update],
+        Reset,
+        "Close and reopen a connection's pool."
+    ),
+    path!("roles", [List], RolesList, "List roles."),
+    path!("roles/", [List], RolesList, "List roles."),
+    path!(
+        "roles/{name}",
+        [Read, Update, Delete],
+        Role,
+        "A dynamic role."
+    ),
+    path!("creds/{name}", [Read], Creds, "New credentials for a role."),
+];
+
+/// One mount's engine: its path table and its open pools by config name.
+pub struct Database {
+    paths: PathTable<Route>,
+    pools: RwLock<HashMap<String, Arc<dyn Driver>>>,
+}
+
+/// Builds the engine for a mount.
+pub fn factory(_mount: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
+    Ok(Arc::new(Database {
+        paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
+        pools: RwLock::new(HashMap::new()),
+    }))
+}
+
+fn bad(m: impl Into<String>) -> LogicalError {
+    LogicalError::BadRequest(m.into())
+}
+
+fn check_name(name: &str) -> Result<(), LogicalError> {
+    if name.is_empty() || name.contains('/') {
+        return Err(bad("name must be a single path segment"));
+    }
+    Ok(())
+}
+
+impl Database {
+    async fn config(&self, st: &StorageView, name: &str) -> Result<DbConfig, LogicalError> {
+        st.get_json(&format!("config/{name}"))
+            .await?
+            .ok_or_else(|| bad(format!("no database connection named {name:?}")))
+    }
+
+    async fn role(&self, st: &StorageView, name: &str) -> Result<Option<Role>, LogicalError> {
+        st.get_json(&format!("role/{name}")).await
+    }
+
+    /// The open pool for a config, opened on first use.
+    async fn driver(
+        &self,
+        st: &StorageView,
+        name: &str,
+    ) -> Result<(Arc<dyn Driver>, DbConfig), LogicalError> {
+        let cfg = self.config(st, name).await?;
+        if let Some(d) = self.pools.read().await.get(name) {
+            return Ok((d.clone(), cfg));
+        }
+        let mut pools = self.pools.write().await;
+        if let Some(d) = pools.get(name) {
+            return Ok((d.clone(), cfg));
+        }
+        let d: Arc<dyn Driver> = Arc::from(cfg.connect().map_err(bad)?);
+        pools.insert(name.to_owned(), d.clone());
+        Ok((d, cfg))
+    }
+
+    async fn forget_pool(&self, name: &str) {
+        self.pools.write().await.remove(name);
+    }
+
+    async fn write_config(
+        &self,
+        st: &StorageView,
+        name: &str,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Response>, LogicalError> {
+        let existing: Option<DbConfig> = st.get_json(&format!("config/{name}")).await?;
+        let cfg = DbConfig::from_request(existing, data)?;
+        if cfg.verify_connection {
+            let d = cfg.connect().map_err(bad)?;
+            d.verify().await.map_err(|e| {
+                bad(format!(
+                    "error creating database object: error verifying connection: {e}"
+                ))
+            })?;
+        }
+        st.put_json(&format!("config/{name}"), &cfg).await?;
+        self.forget_pool(name).await;
+        Ok(None)
+    }
+
+    async fn creds(
+        &self,
+        req: &EngineRequest<'_>,
+        name: &str,
+    ) -> Result<Option<Response>, LogicalError> {
+        let st = req.storage;
+        let role = self
+            .role(st, name)
+            .await?
+            .ok_or_else(|| bad(format!("unknown role: {name}")))?;
+        let (driver, cfg) = self.driver(st, &role.db_name).await?;
+        if !cfg.allows(name) {
+            return Err(bad(format!("{name:?} is not an allowed role")));
+        }
+        let plugin = cfg.plugin()?;
+        let now = now_unix();
+        let ttl = match role.default_ttl {
+            0 => req.default_lease_ttl,
+            t => t,
+        };
+        let ttl = match role.max_ttl {
+            0 => ttl,
+            m => ttl.min(m),
+        };
+        let (part, total) = plugin.name_limits(&cfg.plugin_name);
+        let username = template::username(req.display_name, name, part, total, now)?;
+        let password = template::password()?;
+        let expiration = template::expiration(now + ttl as i64);
+        let vars = [
+            ("name", username.as_str()),
+            ("username", username.as_str()),
+            ("password", password.as_str()),
+            ("expiration", expiration.as_str()),
+        ];
+        let create: Vec<_> = role
+            .creation_statements
+            .iter()
+            .map(|s| template::render(s, &vars))
+            .collect();
+        if let Err(e) = driver.execute(&create).await {
+            if !role.rollback_statements.is_empty() {
+                let undo: Vec<_> = role
+                    .rollback_statements
+                    .iter()
+                    .map(|s| template::render(s, &vars))
+                    .collect();
+                if let Err(u) = driver.execute(&undo).await {
+                    tracing::warn!(role = name, error = %u, "rollback statements failed");
+                }
+            }
+            return Err(LogicalError::Internal(format!(
+                "creating the database user failed: {e}"
+            )));
+        }
+        let mut data = Map::new();
+        data.insert("username".into(), json!(username));
+        data.insert("password".into(), json!(password.as_str()));
+        let mut internal = Map::new();
+        internal.insert("username".into(), json!(username));
+        internal.insert("role".into(), json!(name));
+        internal.insert("db_name".into(), json!(role.db_name));
+        Ok(Some(Response {
+            data: Some(data),
+            secret: Some(LeaseSpec {
+                ttl,
+                max_ttl: role.max_ttl,
+                renewable: true,
+                internal,
+            }),
+            ..Response::default()
+        }))
+    }
+
+    /// Runs a role's revocation or renewal statements (or the plugin's
+    /// defaults) for the user a lease names.
+    async fn lease_statements(
+        &self,
+        req: &LeaseRequest<'_>,
+        revoke: bool,
+    ) -> Result<(), LogicalError> {
+        let field = |k: &str| req.internal.get(k).and_then(Value::as_str).unwrap_or("");
+        let (username, role_name, db_name) = (field("username"), field("role"), field("db_name"));
+        if username.is_empty() || db_name.is_empty() {
+            return Err(LogicalError::Internal(
+                "lease has no database user recorded".into(),
+            ));
+        }
+        let (driver, cfg) = self.driver(req.storage, db_name).await?;
+        let plugin = cfg.plugin()?;
+        let role = self.role(req.storage, role_name).await?;
+        let stmts = match (&role, revoke) {
+            (Some(r), true) if !r.revocation_statements.is_empty() => {
+                r.revocation_statements.clone()
+            }
+            (Some(r), false) if !r.renew_statements.is_empty() => r.renew_statements.clone(),
+            (_, true) => plugin.default_revocation(),
+            (_, false) => plugin.default_renewal(),
+        };
+        if stmts.is_empty() {
+            return Ok(());
+        }
+        let expiration = template::expiration(req.expire_time);
+        let vars = [
+            ("name", username),
+            ("username", username),
+            ("expiration", expiration.as_str()),
+        ];
+        let rendered: Vec<Zeroizing<String>> =
+            stmts.iter().map(|s| template::render(s, &vars)).collect();
+        driver.execute(&rendered).await.map_err(|e| {
+            LogicalError::Internal(format!(
+                "{} of database user {username} failed: {e}",
+                if revoke { "revocation" } else { "renewal" }
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for Database {
+    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
+        let m = self.paths.route(req.operation, req.path)?;
+        let st = req.storage;
+        let name = m.param("name");
+        if !name.is_empty() {
+            check_name(name)?;
+        }
+        let op: Operation = req.operation;
+        match m.route {
+            Route::ConfigList => Ok(Some(Response::list(st.list("config/").await?))),
+            Route::Config => match op {
+                Read => Ok(st
+                    .get_json::<DbConfig>(&format!("config/{name}"))
+                    .await?
+                    .map(|c| Response::data(c.api()))),
+                Delete => {
+                    st.delete(&format!("config/{name}")).await?;
+                    self.forget_pool(name).await;
+                    Ok(None)
+                }
+                _ => self.write_config(st, name, req.data).await,
+            },
+            Route::Reset => {
+                self.config(st, name).await?;
+                self.forget_pool(name).await;
+                Ok(None)
+            }
+            Route::RolesList => Ok(Some(Response::list(st.list("role/").await?))),
+            Route::Role => match op {
+                Read => Ok(self.role(st, name).await?.map(|r| Response::data(r.api()))),
+                Delete => {
+                    st.delete(&format!("role/{name}")).await?;
+                    Ok(None)
+                }
+                _ => {
+                    let existing = self.role(st, name).await?;
+                    let role = Role::from_request(existing, req.data)?;
+                    st.put_json(&format!("role/{name}"), &role).await?;
+                    Ok(None)
+                }
+            },
+            Route::Creds => self.creds(&req, name).await,
+        }
+    }
+
+    async fn exists(
+        &self,
+        path: &str,
+        storage: &StorageView,
+    ) -> Result<Option<bool>, LogicalError> {
+        let key = if let Some(n) = path.strip_prefix("config/") {
+            format!("config/{n}")
+        } else if let Some(n) = path.strip_prefix("roles/") {
+            format!("role/{n}")
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(storage.get(&key).await?.is_some()))
+    }
+
+    async fn revoke_lease(&self, req: LeaseRequest<'_>) -> Result<(), LogicalError> {
+        self.lease_statements(&req, true).await
+    }
+
+    async fn renew_lease(&self, req: LeaseRequest<'_>) -> Result<(), LogicalError> {
+        self.lease_statements(&req, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::driver::Plugin;
+
+    #[test]
+    fn plugins_by_name() {
+        assert_eq!(
+            Plugin::from_name("postgresql-database-plugin"),
+            Some(Plugin::Postgres)
+        );
+        assert_eq!(
+            Plugin::from_name("mysql-rds-database-plugin"),
+            Some(Plugin::Mysql)
+        );
+        assert_eq!(Plugin::from_name("oracle-database-plugin"), None);
+    }
+}
