@@ -284,3 +284,54 @@ async fn mariadb_users_log_in_and_are_dropped() {
     let r = h.put("sys/leases/lookup", json!({"lease_id": lease})).await;
     assert_eq!(r.status, 400, "lease gone: {}", r.text);
 }
+
+#[tokio::test]
+async fn revocations_wait_for_a_database_that_went_away() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let s = Server::dev();
+    let h = s.http(Some("root"));
+    configure_pg(&h, &pg, "2s", "1h").await;
+    let (lease, user, _) = user_of(&h.get("database/creds/app").await.json());
+    pg.pause();
+
+    // The lease ends while the database is down: kept, failing, retried.
+    until(
+        "a failed revocation recorded",
+        Duration::from_secs(10),
+        async || {
+            let v = h
+                .put("sys/leases/lookup", json!({"lease_id": lease}))
+                .await
+                .json();
+            v["data"]["revoke_attempts"].as_u64().unwrap_or(0) >= 1
+        },
+    )
+    .await;
+    let v = h
+        .put("sys/leases/lookup", json!({"lease_id": lease}))
+        .await
+        .json();
+    assert!(
+        !v["data"]["last_revoke_error"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{v}"
+    );
+    let count = h.get("sys/leases/count?type=all").await.json();
+    assert_eq!(count["data"]["failing_count"], 1, "{count}");
+
+    pg.resume();
+    until(
+        "revoked once the database is back",
+        Duration::from_secs(20),
+        async || !pg_role_exists(&pg, &user).await,
+    )
+    .await;
+    let r = h.put("sys/leases/lookup", json!({"lease_id": lease})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let count = h.get("sys/leases/count?type=all").await.json();
+    assert_eq!(count["data"]["failing_count"], 0, "{count}");
+}

@@ -1,6 +1,6 @@
 //! Python's `hvac` client (unmodified, installed from PyPI into a venv under
 //! `target/`) drives KV v1 and v2, mounts, policies, tokens, userpass, AppRole and
-//! wrapping against a real server.
+//! wrapping, transit, the database engine and leases against a real server.
 
 mod common;
 
@@ -51,8 +51,12 @@ fn venv_python() -> Option<PathBuf> {
 }
 
 /// Runs one hvac script against a fresh dev server; it prints "all checks passed".
-async fn run_script(script: &str) {
+async fn run_script(script: &str, env: &[(&str, String)]) {
     let Some(python) = venv_python() else { return };
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
     let s = Server::dev();
     let out = tokio::task::spawn_blocking({
         let addr = s.addr.clone();
@@ -61,6 +65,7 @@ async fn run_script(script: &str) {
             Command::new(python)
                 .arg(script)
                 .args([&addr, "root"])
+                .envs(env)
                 .output()
                 .unwrap()
         }
@@ -80,8 +85,15 @@ async fn run_script(script: &str) {
 
 // One test, so two processes never build the venv at the same time.
 #[tokio::test]
-async fn hvac_drives_the_same_flows_kv_v2_and_transit() {
-    run_script("flows.py").await;
-    run_script("kv_v2.py").await;
-    run_script("transit.py").await;
+async fn hvac_drives_the_same_flows_kv_v2_transit_and_database() {
+    run_script("flows.py", &[]).await;
+    run_script("kv_v2.py", &[]).await;
+    run_script("transit.py", &[]).await;
+    if let Some(pg) = common::PrivatePostgres::start() {
+        let env = [
+            ("PG_PORT", pg.port.to_string()),
+            ("PG_PASSWORD", pg.password.clone()),
+        ];
+        run_script("database.py", &env).await;
+    }
 }

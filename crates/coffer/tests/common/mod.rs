@@ -549,6 +549,35 @@ impl PrivatePostgres {
         })
     }
 
+    fn ctl(&self, args: &[&str]) {
+        let d = self.dir.path().to_str().expect("utf-8").to_owned();
+        let data = format!("{d}/data");
+        let opts = format!(
+            "-p {} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port
+        );
+        let log = format!("{d}/log");
+        let pg_ctl = pg_tool("pg_ctl");
+        let mut all = vec![pg_ctl.as_str(), "-D", &data, "-o", &opts, "-l", &log, "-w"];
+        all.extend_from_slice(args);
+        let out = as_postgres(&all);
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (the database "goes away").
+    pub fn pause(&self) {
+        self.ctl(&["-m", "fast", "stop"]);
+    }
+
+    /// Starts it again on the same port.
+    pub fn resume(&self) {
+        self.ctl(&["start"]);
+    }
+
     /// A key=value connection string for `user`.
     pub fn dsn(&self, user: &str, password: &str) -> String {
         format!(
