@@ -123,6 +123,25 @@ pub struct LeaseRequest<'a> {
     pub expire_time: i64,
 }
 
+/// One thing a mount rotates, as `sys/rotation/status` lists it.
+#[derive(Debug, Clone, Default)]
+pub struct RotationStatus {
+    /// Path below the mount (`static-roles/app`, `keys/orders`).
+    pub name: String,
+    /// What it is (`database static role`, `database root credentials`, `transit key`).
+    pub kind: &'static str,
+    /// Seconds between scheduled rotations; 0 when only rotated by hand.
+    pub period: u64,
+    /// Unix seconds of the last success.
+    pub last_success: Option<i64>,
+    /// Unix seconds when the next rotation is due (none if unscheduled).
+    pub next_due: Option<i64>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+}
+
 /// A secret engine mounted at some path.
 #[async_trait]
 pub trait Backend: Send + Sync {
@@ -159,9 +178,17 @@ pub trait Backend: Send + Sync {
     }
 
     /// Scheduled work (such as rotating keys whose period has passed), called
-    /// about once a minute while unsealed.
+    /// every few seconds while unsealed; keep it cheap when nothing is due.
     async fn periodic(&self, _storage: &StorageView) -> Result<(), LogicalError> {
         Ok(())
+    }
+
+    /// What this mount rotates and how that is going.
+    async fn rotation_status(
+        &self,
+        _storage: &StorageView,
+    ) -> Result<Vec<RotationStatus>, LogicalError> {
+        Ok(Vec::new())
     }
 
     /// Undoes a leased secret in the outside world (drops the database user).

@@ -152,6 +152,8 @@ pub struct Core {
     unseal: Mutex<UnsealProgress>,
     /// The last automatic-unseal failure, cleared by a successful unseal.
     auto_unseal_error: std::sync::Mutex<Option<String>>,
+    /// Rotation health as of the last scheduled run (for `sys/health`).
+    rotation_health: std::sync::Mutex<crate::sys::RotationHealth>,
     active: RwLock<Option<Arc<Active>>>,
     /// Serialises changes to the mount table.
     pub(crate) mount_lock: Mutex<()>,
@@ -217,6 +219,7 @@ impl Core {
             initialized: AtomicBool::new(false),
             unseal: Mutex::new(UnsealProgress::default()),
             auto_unseal_error: std::sync::Mutex::new(None),
+            rotation_health: std::sync::Mutex::new(Default::default()),
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
@@ -954,7 +957,26 @@ impl Core {
                 tracing::warn!(mount = %m.entry.path, error = %e, "scheduled work of a mount failed");
             }
         }
+        let health = Self::rotation_health_of(&self.rotations(&active).await?);
+        if let Ok(mut h) = self.rotation_health.lock() {
+            if health.degraded() && !h.degraded() {
+                tracing::error!(
+                    failing = health.failing,
+                    overdue = health.overdue,
+                    "rotation degraded: see sys/rotation/status"
+                );
+            }
+            *h = health;
+        }
         Ok(())
+    }
+
+    /// Rotation health as of the last scheduled run; `None` while sealed.
+    pub fn rotation_health(&self) -> Option<crate::sys::RotationHealth> {
+        if self.is_sealed() {
+            return None;
+        }
+        self.rotation_health.lock().ok().map(|h| *h)
     }
 
     pub(crate) fn sys_paths(&self) -> &SysPaths {
@@ -1066,6 +1088,7 @@ fn finish(op: Operation, resp: Option<Response>) -> Result<Response, LogicalErro
 /// Whether a response has nothing to say (HTTP 204).
 pub fn is_empty_response(r: &Response) -> bool {
     r.data.is_none()
+        && r.raw.is_none()
         && r.lease_id.is_empty()
         && r.warnings.is_empty()
         && r.auth.is_none()

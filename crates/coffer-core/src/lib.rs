@@ -13,6 +13,7 @@ mod expiration;
 pub mod fields;
 pub mod keyring;
 pub mod logical;
+pub mod metrics;
 pub mod mounts;
 pub mod paths;
 pub mod policy;
@@ -29,3 +30,4 @@ pub use crate::core::{
 };
 pub use expiration::{IRREVOCABLE_AFTER, LeaseEntry, LeaseStats};
 pub use logical::{LeaseSpec, LogicalError, Operation, Request, Response};
+pub use sys::RotationHealth;

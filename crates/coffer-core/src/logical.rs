@@ -113,6 +113,9 @@ pub struct Response {
     pub wrap_info: Option<Value>,
     /// A secret with a lifetime: core records a lease and fills `lease_id`.
     pub secret: Option<LeaseSpec>,
+    /// A body sent as it is instead of the envelope (`sys/metrics` in
+    /// Prometheus format): content type and bytes.
+    pub raw: Option<(&'static str, Vec<u8>)>,
 }
 
 /// What an engine says about a secret it created that must be revoked later.

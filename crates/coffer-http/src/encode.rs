@@ -64,6 +64,14 @@ pub(crate) fn envelope(request_id: &str, r: CoreResponse) -> Response {
         return no_content();
     }
     let status = r.status.unwrap_or(200);
+    if let Some((content_type, bytes)) = r.raw {
+        let mut resp = Response::new(Body::from(bytes));
+        *resp.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return resp;
+    }
     let env = Envelope {
         auth: &r.auth,
         data: &r.data,

@@ -282,6 +282,15 @@ async fn health(core: &Core, query: Option<&str>) -> Response {
         "replication_primary_canary_age_ms": 0,
         "removed_from_cluster": false,
     });
+    // coffer's own: whether every rotation is on time (status codes unchanged).
+    let mut body = body;
+    if let Some(h) = core.rotation_health() {
+        body["rotation"] = json!({
+            "degraded": h.degraded(),
+            "failing": h.failing,
+            "overdue": h.overdue,
+        });
+    }
     if status_code == 204 {
         return no_content();
     }

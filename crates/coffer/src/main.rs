@@ -40,6 +40,9 @@ enum Command {
     /// Transit shortcuts: create-key, encrypt, decrypt, rotate, rewrap, datakey, envelope.
     #[command(subcommand)]
     Transit(cli::transit::TransitCommand),
+    /// Rotation health: `coffer rotation status`.
+    #[command(subcommand)]
+    Rotation(cli::rotation::RotationCommand),
     /// Log in (token, userpass, approle) and store the token in ~/.coffer-token.
     Login(cli::auth_cmds::LoginArgs),
     /// Create, look up, renew and revoke tokens.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
             Command::Delete(a) => cli::generic::delete(a).await,
             Command::Kv(c) => cli::kv::run(c).await,
             Command::Transit(c) => cli::transit::run(c).await,
+            Command::Rotation(c) => cli::rotation::run(c).await,
             Command::Login(a) => cli::auth_cmds::login(a).await,
             Command::Token(c) => cli::auth_cmds::token(c).await,
             Command::Policy(c) => cli::auth_cmds::policy(c).await,

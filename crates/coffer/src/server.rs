@@ -275,10 +275,11 @@ fn spawn_token_tidy(core: Arc<Core>) {
     });
 }
 
-/// Every minute, let secret engines do their scheduled work (transit key rotation).
+/// Every five seconds, let secret engines do their scheduled work (transit key
+/// rotation, database static roles) and refresh the rotation health.
 fn spawn_periodic(core: Arc<Core>) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;

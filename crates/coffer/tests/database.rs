@@ -335,3 +335,212 @@ async fn revocations_wait_for_a_database_that_went_away() {
     let count = h.get("sys/leases/count?type=all").await.json();
     assert_eq!(count["data"]["failing_count"], 0, "{count}");
 }
+
+async fn pg_exec(pg: &PrivatePostgres, sql: &str) {
+    let (client, conn) =
+        tokio_postgres::connect(&pg.dsn("postgres", &pg.password), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap();
+}
+
+fn creds_of(v: &Value) -> (String, String) {
+    (
+        v["data"]["username"].as_str().unwrap().to_owned(),
+        v["data"]["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn static_roles_rotate_on_demand_on_schedule_and_with_grace() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    pg_exec(
+        &pg,
+        "CREATE ROLE solo LOGIN PASSWORD 'initial';
+         CREATE ROLE app_a LOGIN PASSWORD 'initial';
+         CREATE ROLE app_b LOGIN IN ROLE app_a;
+         CREATE ROLE coffer_admin LOGIN SUPERUSER PASSWORD 'admin-pw';",
+    )
+    .await;
+    let s = Server::dev();
+    let h = s.http(Some("root"));
+    h.post("sys/mounts/database", json!({"type": "database"}))
+        .await;
+    let url = format!(
+        "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+        pg.port
+    );
+    for (name, user, pw) in [
+        ("pg", "postgres", pg.password.as_str()),
+        ("adm", "coffer_admin", "admin-pw"),
+    ] {
+        let r = h
+            .post(
+                &format!("database/config/{name}"),
+                json!({"plugin_name": "postgresql-database-plugin", "connection_url": url, "username": user, "password": pw, "allowed_roles": "*"}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+
+    // Creation rotates at once: the password only coffer knows works, the old one not.
+    let r = h
+        .post(
+            "database/static-roles/solo",
+            json!({"db_name": "pg", "username": "solo", "rotation_period": "1h"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let (user, p1) = creds_of(&h.get("database/static-creds/solo").await.json());
+    assert_eq!(user, "solo");
+    pg_login(&pg, "solo", &p1).await.unwrap();
+    assert!(pg_login(&pg, "solo", "initial").await.is_err());
+    let role = h.get("database/static-roles/solo").await.json();
+    assert_eq!(role["data"]["rotation_period"], 3600);
+
+    // On demand.
+    assert_eq!(
+        h.post("database/rotate-role/solo", json!({})).await.status,
+        204
+    );
+    let (_, p2) = creds_of(&h.get("database/static-creds/solo").await.json());
+    assert_ne!(p1, p2);
+    pg_login(&pg, "solo", &p2).await.unwrap();
+    assert!(pg_login(&pg, "solo", &p1).await.is_err());
+
+    // A failed rotation keeps the old password, shows in the status, the
+    // metric and health, and is retried until it works.
+    pg.pause();
+    let r = h.post("database/rotate-role/solo", json!({})).await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert!(
+        r.text.contains("previous password stays valid"),
+        "{}",
+        r.text
+    );
+    let (_, still) = creds_of(&h.get("database/static-creds/solo").await.json());
+    assert_eq!(still, p2);
+    let st = h.get("sys/rotation/status").await.json();
+    let solo = st["data"]["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "database/static-roles/solo")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (solo["state"].clone(), solo["consecutive_failures"].clone()),
+        (json!("failing"), json!(1)),
+        "{solo}"
+    );
+    assert_eq!(st["data"]["degraded"], true);
+    let metrics = h.get("sys/metrics?format=prometheus").await;
+    assert!(
+        metrics
+            .content_type
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
+    let failures: u64 = metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("coffer_rotation_failures_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(failures >= 1, "{}", metrics.text);
+    until(
+        "health reports degraded rotation",
+        Duration::from_secs(12),
+        async || s.http(None).get("sys/health").await.json()["rotation"]["degraded"] == json!(true),
+    )
+    .await;
+    pg.resume();
+    until(
+        "the retried rotation succeeds",
+        Duration::from_secs(20),
+        async || {
+            let st = h.get("sys/rotation/status").await.json();
+            st["data"]["degraded"] == json!(false)
+        },
+    )
+    .await;
+    let (_, p3) = creds_of(&h.get("database/static-creds/solo").await.json());
+    assert_ne!(p3, p2);
+    pg_login(&pg, "solo", &p3).await.unwrap();
+    assert!(pg_login(&pg, "solo", &p2).await.is_err());
+
+    // On schedule: a 5 s period rotates without being asked.
+    let r = h
+        .post(
+            "database/static-roles/solo",
+            json!({"rotation_period": "5s"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    until(
+        "a scheduled rotation",
+        Duration::from_secs(20),
+        async || creds_of(&h.get("database/static-creds/solo").await.json()).1 != p3,
+    )
+    .await;
+
+    // Grace: the previous pair keeps working for its grace period, then stops.
+    let r = h
+        .post(
+            "database/static-roles/app",
+            json!({"db_name": "pg", "username": "app_a", "grace_username": "app_b", "rotation_period": "1h", "rotation_grace_period": "3s"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let (u1, g1) = creds_of(&h.get("database/static-creds/app").await.json());
+    assert_eq!(u1, "app_a");
+    assert_eq!(
+        h.post("database/rotate-role/app", json!({})).await.status,
+        204
+    );
+    let now = h.get("database/static-creds/app").await.json();
+    let (u2, g2) = creds_of(&now);
+    assert_eq!(
+        (u2.as_str(), now["data"]["previous_username"].as_str()),
+        ("app_b", Some("app_a"))
+    );
+    pg_login(&pg, &u1, &g1).await.unwrap();
+    pg_login(&pg, &u2, &g2).await.unwrap();
+    until(
+        "previous credentials retired after the grace period",
+        Duration::from_secs(15),
+        async || pg_login(&pg, &u1, &g1).await.is_err(),
+    )
+    .await;
+    pg_login(&pg, &u2, &g2).await.unwrap();
+    let r = h
+        .post("database/static-roles/bad", json!({"db_name": "pg", "username": "app_a", "rotation_period": "1h", "rotation_grace_period": "2h", "grace_username": "app_b"}))
+        .await;
+    assert_eq!(r.status, 400);
+
+    // rotate-root: afterwards only coffer knows the admin password, and still works.
+    assert_eq!(
+        h.post("database/rotate-root/adm", json!({})).await.status,
+        204
+    );
+    assert!(pg_login(&pg, "coffer_admin", "admin-pw").await.is_err());
+    h.post(
+        "database/roles/via-adm",
+        json!({"db_name": "adm", "creation_statements": [PG_CREATE]}),
+    )
+    .await;
+    let (_, user, pw) = user_of(&h.get("database/creds/via-adm").await.json());
+    pg_login(&pg, &user, &pw).await.unwrap();
+    let st = h.get("sys/rotation/status").await.json();
+    assert!(
+        st["data"]["rotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"] == "database/rotate-root/adm"),
+        "{st}"
+    );
+}

@@ -355,6 +355,7 @@ impl Expiration {
     async fn failed(&self, mut e: LeaseEntry, err: &LogicalError) -> Result<(), LogicalError> {
         e.revoke_attempts += 1;
         e.last_error = Some(err.to_string());
+        crate::metrics::REVOCATION_FAILURES.inc();
         let next = now_unix() + backoff(e.revoke_attempts);
         e.next_attempt = Some(next);
         self.write(&e).await?;

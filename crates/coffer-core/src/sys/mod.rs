@@ -3,10 +3,12 @@
 mod leases;
 mod mounts;
 mod policy;
+mod rotation;
 mod wrapping;
 
 pub(crate) use leases::LeaseOp;
 use policy::PolicyApi;
+pub use rotation::RotationHealth;
 
 use serde_json::{Map, Value, json};
 
@@ -38,6 +40,8 @@ pub(crate) enum SysRoute {
     CapabilitiesAccessor,
     Wrapping,
     Lease(LeaseOp),
+    RotationStatus,
+    Metrics,
 }
 
 use Operation::*;
@@ -301,6 +305,18 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         route: SysRoute::Lease(LeaseOp::RevokeForce),
         help: "Force revoke by prefix (Vault's older path, sudo).",
     },
+    PathSpec {
+        pattern: "rotation/status",
+        operations: &[Read],
+        route: SysRoute::RotationStatus,
+        help: "Everything that rotates on a schedule, with its last success and failures.",
+    },
+    PathSpec {
+        pattern: "metrics",
+        operations: &[Read],
+        route: SysRoute::Metrics,
+        help: "Counters and gauges (format=prometheus for Prometheus text).",
+    },
 ];
 
 /// The compiled `sys/` path table.
@@ -413,6 +429,8 @@ impl Core {
                 _ => Err(LogicalError::UnsupportedPath),
             },
             SysRoute::Lease(op) => self.lease_op(active, req, op, m.param("param")).await,
+            SysRoute::RotationStatus => self.rotation_status_response(active).await.map(Some),
+            SysRoute::Metrics => self.metrics_response(active, req).await.map(Some),
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

@@ -1,6 +1,8 @@
 //! A database connection config (`config/:name`), stored behind the barrier.
 
 use coffer_core::LogicalError;
+
+use super::bad;
 use coffer_core::fields::Fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -19,16 +21,21 @@ pub(super) struct DbConfig {
     pub allowed_roles: Vec<String>,
     pub verify_connection: bool,
     pub max_open_connections: usize,
+    #[serde(default)]
+    pub root_rotation_statements: Vec<String>,
+    /// Unix seconds of the last `rotate-root`.
+    #[serde(default)]
+    pub root_last_rotation: Option<i64>,
+    #[serde(default)]
+    pub root_failures: u32,
+    #[serde(default)]
+    pub root_last_error: Option<String>,
 }
 
 impl Drop for DbConfig {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.password);
     }
-}
-
-fn bad(m: impl Into<String>) -> LogicalError {
-    LogicalError::BadRequest(m.into())
 }
 
 impl DbConfig {
@@ -49,7 +56,7 @@ impl DbConfig {
             });
             if given {
                 return Err(bad(format!(
-                    "{unsupported} is not supported yet (generated names and passwords use Vault's default shapes; rotate-root is not implemented)"
+                    "{unsupported} is not supported yet; generated names and passwords use Vault's default shapes"
                 )));
             }
         }
@@ -67,6 +74,10 @@ impl DbConfig {
                     allowed_roles: Vec::new(),
                     verify_connection: true,
                     max_open_connections: 4,
+                    root_rotation_statements: Vec::new(),
+                    root_last_rotation: None,
+                    root_failures: 0,
+                    root_last_error: None,
                 }
             }
         };
@@ -102,6 +113,9 @@ impl DbConfig {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| bad("max_open_connections must be at least 1"))?;
+        }
+        if let Some(s) = template::statements(&f, "root_rotation_statements")? {
+            c.root_rotation_statements = s;
         }
         Ok(c)
     }
@@ -148,7 +162,7 @@ impl DbConfig {
                 "max_open_connections": self.max_open_connections,
             },
             "allowed_roles": self.allowed_roles,
-            "root_credentials_rotate_statements": [],
+            "root_credentials_rotate_statements": self.root_rotation_statements,
             "password_policy": "",
             "verify_connection": self.verify_connection,
         });

@@ -68,6 +68,16 @@ impl Plugin {
         }
     }
 
+    /// What rotation runs when a static role or config gives no statements.
+    pub(super) fn default_password_change(self) -> Vec<String> {
+        match self {
+            Plugin::Postgres => {
+                vec!["ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';".into()]
+            }
+            Plugin::Mysql => vec!["ALTER USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';".into()],
+        }
+    }
+
     /// Connects with `url` (placeholders already filled in).
     pub(super) fn connect(self, url: &str, max_open: usize) -> Result<Box<dyn Driver>, String> {
         match self {

@@ -7,6 +7,8 @@ mod driver;
 mod mysql;
 mod postgres;
 mod role;
+mod rotation;
+mod static_role;
 mod template;
 
 use std::collections::HashMap;
@@ -35,6 +37,11 @@ enum Route {
     RolesList,
     Role,
     Creds,
+    StaticRolesList,
+    StaticRole,
+    StaticCreds,
+    RotateRole,
+    RotateRoot,
 }
 
 macro_rules! path {
@@ -67,12 +74,50 @@ static PATHS: &[PathSpec<Route>] = &[
         "A dynamic role."
     ),
     path!("creds/{name}", [Read], Creds, "New credentials for a role."),
+    path!(
+        "static-roles",
+        [List],
+        StaticRolesList,
+        "List static roles."
+    ),
+    path!(
+        "static-roles/",
+        [List],
+        StaticRolesList,
+        "List static roles."
+    ),
+    path!(
+        "static-roles/{name}",
+        [Read, Update, Delete],
+        StaticRole,
+        "An existing user whose password coffer rotates."
+    ),
+    path!(
+        "static-creds/{name}",
+        [Read],
+        StaticCreds,
+        "A static role's current credentials."
+    ),
+    path!(
+        "rotate-role/{name}",
+        [Update],
+        RotateRole,
+        "Rotate a static role's password now."
+    ),
+    path!(
+        "rotate-root/{name}",
+        [Update],
+        RotateRoot,
+        "Rotate the connection's own password; afterwards only coffer knows it."
+    ),
 ];
 
 /// One mount's engine: its path table and its open pools by config name.
 pub struct Database {
     paths: PathTable<Route>,
     pools: RwLock<HashMap<String, Arc<dyn Driver>>>,
+    /// One rotation at a time per mount, so two can never race on a user.
+    rotation_lock: tokio::sync::Mutex<()>,
 }
 
 /// Builds the engine for a mount.
@@ -80,11 +125,24 @@ pub fn factory(_mount: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(Database {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
         pools: RwLock::new(HashMap::new()),
+        rotation_lock: tokio::sync::Mutex::new(()),
     }))
 }
 
-fn bad(m: impl Into<String>) -> LogicalError {
+pub(super) fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
+}
+
+/// Roles only issue passwords (Vault also has RSA keys and client certificates).
+pub(super) fn password_credentials_only(
+    f: &coffer_core::fields::Fields<'_>,
+) -> Result<(), LogicalError> {
+    match f.str("credential_type")? {
+        Some(t) if t != "password" => Err(bad(format!(
+            "credential_type {t:?} is not supported; only \"password\""
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn check_name(name: &str) -> Result<(), LogicalError> {
@@ -311,7 +369,52 @@ impl Backend for Database {
                 }
             },
             Route::Creds => self.creds(&req, name).await,
+            Route::StaticRolesList => Ok(Some(Response::list(st.list("static-role/").await?))),
+            Route::StaticRole => match op {
+                Read => Ok(self
+                    .load_static(st, name)
+                    .await?
+                    .map(|r| Response::data(r.api()))),
+                Delete => {
+                    st.delete(&format!("static-role/{name}")).await?;
+                    Ok(None)
+                }
+                _ => {
+                    let existing = self.load_static(st, name).await?;
+                    let is_new = existing.is_none();
+                    let role = static_role::StaticRole::from_request(existing, req.data)?;
+                    if is_new {
+                        self.create_static(st, name, role).await?;
+                    } else {
+                        st.put_json(&format!("static-role/{name}"), &role).await?;
+                    }
+                    Ok(None)
+                }
+            },
+            Route::StaticCreds => Ok(self
+                .load_static(st, name)
+                .await?
+                .map(|r| Response::data(r.creds(now_unix())))),
+            Route::RotateRole => {
+                self.rotate_static(st, name).await?;
+                Ok(None)
+            }
+            Route::RotateRoot => {
+                self.rotate_root(st, name).await?;
+                Ok(None)
+            }
         }
+    }
+
+    async fn periodic(&self, storage: &StorageView) -> Result<(), LogicalError> {
+        self.rotate_due(storage).await
+    }
+
+    async fn rotation_status(
+        &self,
+        storage: &StorageView,
+    ) -> Result<Vec<coffer_core::backend::RotationStatus>, LogicalError> {
+        self.rotation_list(storage).await
     }
 
     async fn exists(
@@ -323,6 +426,8 @@ impl Backend for Database {
             format!("config/{n}")
         } else if let Some(n) = path.strip_prefix("roles/") {
             format!("role/{n}")
+        } else if let Some(n) = path.strip_prefix("static-roles/") {
+            format!("static-role/{n}")
         } else {
             return Ok(None);
         };

@@ -1,6 +1,8 @@
 //! A dynamic role (`roles/:name`).
 
 use coffer_core::LogicalError;
+
+use super::bad;
 use coffer_core::fields::Fields;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -18,23 +20,13 @@ pub(super) struct Role {
     pub max_ttl: u64,
 }
 
-fn bad(m: impl Into<String>) -> LogicalError {
-    LogicalError::BadRequest(m.into())
-}
-
 impl Role {
     pub(super) fn from_request(
         existing: Option<Role>,
         data: &Map<String, Value>,
     ) -> Result<Self, LogicalError> {
         let f = Fields::new(data);
-        if let Some(t) = f.str("credential_type")?
-            && t != "password"
-        {
-            return Err(bad(format!(
-                "credential_type {t:?} is not supported; only \"password\""
-            )));
-        }
+        super::password_credentials_only(&f)?;
         let mut r = existing.unwrap_or(Role {
             db_name: String::new(),
             creation_statements: Vec::new(),

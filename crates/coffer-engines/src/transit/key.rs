@@ -267,15 +267,20 @@ impl Key {
 
     /// Whether automatic rotation is due at `now` (unix seconds).
     pub(crate) fn rotation_due(&self, now: i64) -> bool {
-        let period = self.s.auto_rotate_period as i64;
-        if period == 0 {
-            return false;
-        }
-        let last = self
-            .versions
+        self.next_rotation().is_some_and(|due| now >= due)
+    }
+
+    /// When the latest version was made (unix seconds).
+    pub(crate) fn last_rotation(&self) -> i64 {
+        self.versions
             .get(&self.s.latest_version)
-            .map_or(0, |v| v.created_unix);
-        now >= last + period
+            .map_or(0, |v| v.created_unix)
+    }
+
+    /// When automatic rotation is next due; `None` without `auto_rotate_period`.
+    pub(crate) fn next_rotation(&self) -> Option<i64> {
+        let period = self.s.auto_rotate_period as i64;
+        (period > 0).then(|| self.last_rotation() + period)
     }
 
     /// Drops versions below `min_available`.

@@ -473,6 +473,29 @@ impl Backend for Transit {
             .await
             .map(|_| ())
     }
+
+    async fn rotation_status(
+        &self,
+        storage: &StorageView,
+    ) -> Result<Vec<coffer_core::backend::RotationStatus>, LogicalError> {
+        let mut out = Vec::new();
+        for name in storage.list("policy/").await? {
+            if let Some(k) = self.load(storage, &name).await?
+                && let Some(due) = k.next_rotation()
+            {
+                out.push(coffer_core::backend::RotationStatus {
+                    name: format!("keys/{name}"),
+                    kind: "transit key",
+                    period: k.s.auto_rotate_period,
+                    last_success: Some(k.last_rotation()),
+                    next_due: Some(due),
+                    consecutive_failures: 0,
+                    last_error: None,
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

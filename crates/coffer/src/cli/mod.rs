@@ -6,6 +6,7 @@ pub mod kv;
 pub mod operator;
 mod output;
 mod private_file;
+pub mod rotation;
 mod token_file;
 pub mod transit;
 

@@ -1,0 +1,59 @@
+//! Process-wide counters exported by `sys/metrics`. Counters only grow; the
+//! gauges there are computed when asked.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+pub struct Counter {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// The metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// One line of help text.
+    pub fn help(&self) -> &'static str {
+        self.help
+    }
+}
+
+/// Failed scheduled or manual rotations (database static roles and root
+/// credentials, transit keys).
+pub static ROTATION_FAILURES: Counter = Counter::new(
+    "coffer_rotation_failures_total",
+    "Rotations that failed (database static roles and root credentials, transit keys).",
+);
+
+/// Failed lease revocations (each attempt).
+pub static REVOCATION_FAILURES: Counter = Counter::new(
+    "coffer_lease_revocation_failures_total",
+    "Lease revocation attempts that failed and were scheduled again.",
+);
+
+/// Every counter, for export.
+pub fn counters() -> [&'static Counter; 2] {
+    [&ROTATION_FAILURES, &REVOCATION_FAILURES]
+}
