@@ -32,6 +32,10 @@ pub const IRREVOCABLE_AFTER: u32 = 6;
 const MAX_BACKOFF: i64 = 600;
 /// Revocations run at once by the background loop.
 const PARALLEL_REVOCATIONS: usize = 8;
+/// Entries read at once while loading leases after an unseal.
+const PARALLEL_LOADS: usize = 64;
+/// Revocations run at once by `revoke-prefix` (and unmounting).
+const PARALLEL_PREFIX_REVOCATIONS: usize = 32;
 
 /// The secret mount table, shared with the core so revocation finds engines.
 pub(crate) type SharedMounts = Arc<RwLock<Arc<Vec<Mounted>>>>;
@@ -144,10 +148,20 @@ impl Expiration {
     }
 
     /// Walks every stored lease (depth first over the id hierarchy) and
-    /// schedules it; returns the count.
-    async fn load_all(&self) -> Result<u64, LogicalError> {
+    /// schedules it, reading many entries at once; returns the count.
+    async fn load_all(self: &Arc<Self>) -> Result<u64, LogicalError> {
         let mut n = 0u64;
         let mut dirs = vec![String::new()];
+        let mut set = tokio::task::JoinSet::new();
+        let mut settle = |r: Result<Result<bool, LogicalError>, tokio::task::JoinError>| match r {
+            Ok(Ok(true)) => {
+                n += 1;
+                Ok(())
+            }
+            Ok(Ok(false)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(internal(e)),
+        };
         while let Some(dir) = dirs.pop() {
             if self.stopped.load(Ordering::Acquire) {
                 return Err(LogicalError::Sealed);
@@ -156,14 +170,28 @@ impl Expiration {
                 let id = format!("{dir}{k}");
                 if k.ends_with('/') {
                     dirs.push(id);
-                } else if let Some(e) = self.read(&id).await? {
-                    if e.revoke_attempts > 0 {
-                        self.note_failure(&e);
-                    }
-                    self.schedule.push(e.due(), id);
-                    n += 1;
+                    continue;
                 }
+                if set.len() >= PARALLEL_LOADS
+                    && let Some(r) = set.join_next().await
+                {
+                    settle(r)?;
+                }
+                let me = self.clone();
+                set.spawn(async move {
+                    let Some(e) = me.read(&id).await? else {
+                        return Ok(false);
+                    };
+                    if e.revoke_attempts > 0 {
+                        me.note_failure(&e);
+                    }
+                    me.schedule.push(e.due(), id);
+                    Ok(true)
+                });
             }
+        }
+        while let Some(r) = set.join_next().await {
+            settle(r)?;
         }
         self.total.fetch_add(n, Ordering::Relaxed);
         Ok(n)
@@ -402,23 +430,38 @@ impl Expiration {
         Ok(out)
     }
 
-    /// Revokes every lease under `prefix`; with `force` engine failures are ignored.
+    /// Revokes every lease under `prefix`, [`PARALLEL_PREFIX_REVOCATIONS`]
+    /// at a time; with `force` engine failures are ignored.
     pub(crate) async fn revoke_prefix(
-        &self,
+        self: &Arc<Self>,
         prefix: &str,
         force: bool,
     ) -> Result<usize, LogicalError> {
         let ids = self.ids_under(prefix).await?;
         let mut done = 0;
         let mut first_error = None;
-        for id in &ids {
-            match self.revoke(id, force).await {
-                Ok(true) => done += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        let mut tally = |r: Result<Result<bool, LogicalError>, tokio::task::JoinError>| match r {
+            Ok(Ok(true)) => done += 1,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
             }
+            Err(e) => {
+                first_error.get_or_insert(internal(e));
+            }
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            if set.len() >= PARALLEL_PREFIX_REVOCATIONS
+                && let Some(r) = set.join_next().await
+            {
+                tally(r);
+            }
+            let me = self.clone();
+            set.spawn(async move { me.revoke(&id, force).await });
+        }
+        while let Some(r) = set.join_next().await {
+            tally(r);
         }
         match first_error {
             Some(e) => Err(e),
