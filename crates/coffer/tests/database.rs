@@ -168,6 +168,12 @@ async fn postgres_users_live_exactly_as_long_as_their_leases() {
     assert!(!pg_role_exists(&pg, &a.1).await && !pg_role_exists(&pg, &b.1).await);
     assert!(pg_role_exists(&pg, &keep.1).await);
 
+    // A user someone already dropped by hand: revocation still succeeds.
+    let (gone_lease, gone_user, _) = user_of(&h.get("database/creds/app").await.json());
+    pg_exec(&pg, &format!("DROP ROLE \"{gone_user}\"")).await;
+    let r = h.put("sys/leases/revoke", json!({"lease_id": gone_lease})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
     // A revoked token takes its users with it.
     let t = h
         .post("auth/token/create", json!({"policies": ["root"]}))

@@ -11,6 +11,11 @@ pub(super) trait Driver: Send + Sync {
     async fn execute(&self, statements: &[Zeroizing<String>]) -> Result<(), String>;
     /// Opens a connection and runs a trivial query.
     async fn verify(&self) -> Result<(), String>;
+    /// Runs the default revocation, where a user that no longer exists
+    /// already counts as dropped (a retried revocation must succeed).
+    async fn execute_drop(&self, statements: &[Zeroizing<String>]) -> Result<(), String> {
+        self.execute(statements).await
+    }
 }
 
 /// The database kinds, by Vault's plugin names.
@@ -45,11 +50,12 @@ impl Plugin {
     /// What revocation runs when a role gives no statements.
     pub(super) fn default_revocation(self) -> Vec<String> {
         match self {
-            // Sessions end, grants and owned objects go, then the role; each
-            // step tolerates a role that is already gone, so a retry is safe.
+            // Sessions end, grants and owned objects go, then the role; a
+            // role already gone is success, so a retry is safe
+            // (`execute_drop` treats "role does not exist" as done.)
             Plugin::Postgres => vec![
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}' AND pid <> pg_backend_pid();".into(),
-                "DO $coffer$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{{name}}') THEN EXECUTE 'DROP OWNED BY \"{{name}}\"'; END IF; END $coffer$;".into(),
+                "DROP OWNED BY \"{{name}}\";".into(),
                 "DROP ROLE IF EXISTS \"{{name}}\";".into(),
             ],
             Plugin::Mysql => vec![

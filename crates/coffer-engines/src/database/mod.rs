@@ -297,13 +297,15 @@ impl Database {
         let (driver, cfg) = self.driver(req.storage, db_name).await?;
         let plugin = cfg.plugin()?;
         let role = self.role(req.storage, role_name).await?;
-        let stmts = match (&role, revoke) {
+        let (stmts, default) = match (&role, revoke) {
             (Some(r), true) if !r.revocation_statements.is_empty() => {
-                r.revocation_statements.clone()
+                (r.revocation_statements.clone(), false)
             }
-            (Some(r), false) if !r.renew_statements.is_empty() => r.renew_statements.clone(),
-            (_, true) => plugin.default_revocation(),
-            (_, false) => plugin.default_renewal(),
+            (Some(r), false) if !r.renew_statements.is_empty() => {
+                (r.renew_statements.clone(), false)
+            }
+            (_, true) => (plugin.default_revocation(), true),
+            (_, false) => (plugin.default_renewal(), true),
         };
         if stmts.is_empty() {
             return Ok(());
@@ -316,7 +318,12 @@ impl Database {
         ];
         let rendered: Vec<Zeroizing<String>> =
             stmts.iter().map(|s| template::render(s, &vars)).collect();
-        driver.execute(&rendered).await.map_err(|e| {
+        let outcome = if revoke && default {
+            driver.execute_drop(&rendered).await
+        } else {
+            driver.execute(&rendered).await
+        };
+        outcome.map_err(|e| {
             LogicalError::Internal(format!(
                 "{} of database user {username} failed: {e}",
                 if revoke { "revocation" } else { "renewal" }

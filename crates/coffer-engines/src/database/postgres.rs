@@ -41,6 +41,18 @@ impl Postgres {
     }
 }
 
+/// The statements as one simple-query message: PostgreSQL runs them as one
+/// implicit transaction (all or none) in a single round trip, and its parser
+/// keeps quoted `;` intact.
+fn joined(statements: &[Zeroizing<String>]) -> Zeroizing<String> {
+    let mut all = Zeroizing::new(String::new());
+    for s in statements {
+        all.push_str(s.trim_end().trim_end_matches(';'));
+        all.push_str(";\n");
+    }
+    all
+}
+
 /// The server's own message when there is one ("password authentication failed ...").
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -58,14 +70,20 @@ fn describe(e: &tokio_postgres::Error) -> String {
 #[async_trait]
 impl Driver for Postgres {
     async fn execute(&self, statements: &[Zeroizing<String>]) -> Result<(), String> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| describe(&e))?;
-        for s in statements {
-            // The simple-query protocol takes several statements in one string
-            // and keeps quoted `;` intact.
-            tx.batch_execute(s).await.map_err(|e| describe(&e))?;
+        let c = self.client().await?;
+        c.batch_execute(&joined(statements))
+            .await
+            .map_err(|e| describe(&e))
+    }
+
+    async fn execute_drop(&self, statements: &[Zeroizing<String>]) -> Result<(), String> {
+        let c = self.client().await?;
+        match c.batch_execute(&joined(statements)).await {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
+                Ok(())
+            }
+            other => other.map_err(|e| describe(&e)),
         }
-        tx.commit().await.map_err(|e| describe(&e))
     }
 
     async fn verify(&self) -> Result<(), String> {
