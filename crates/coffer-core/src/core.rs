@@ -126,7 +126,7 @@ pub(crate) struct Active {
     /// Shared with the expiration manager, which revokes through the engines.
     pub mounts: crate::expiration::SharedMounts,
     pub auth_mounts: RwLock<Arc<Vec<Mounted>>>,
-    pub tokens: TokenStore,
+    pub tokens: Arc<TokenStore>,
     pub policies: PolicyStore,
     pub token_paths: TokenPaths,
     /// Lease settings of the built-in `auth/token` mount (`sys/auth/token/tune`).
@@ -519,9 +519,12 @@ impl Core {
         let mounted = self.load_table(MountKind::Secret).await?;
         let mounts: crate::expiration::SharedMounts = Arc::new(RwLock::new(Arc::new(mounted)));
         let expiration = crate::expiration::Expiration::new(self.barrier.clone(), mounts.clone());
-        let tokens = TokenStore::load(self.barrier.clone())
-            .await?
-            .with_leases(expiration.clone());
+        let tokens = Arc::new(
+            TokenStore::load(self.barrier.clone())
+                .await?
+                .with_leases(expiration.clone()),
+        );
+        expiration.watch_tokens(&tokens);
         let cluster_id = match self.barrier.get("core/cluster-id").await? {
             Some(b) => String::from_utf8_lossy(b.expose()).into_owned(),
             None => String::new(),
@@ -829,9 +832,10 @@ impl Core {
                     },
                 };
                 let hash = token.map(|t| t.hash.as_str());
+                let expires = token.map(|t| t.entry.expire_time);
                 match active
                     .expiration
-                    .register(&req.path, hash, &spec, ttls)
+                    .register(&req.path, hash, expires, &spec, ttls)
                     .await
                 {
                     Ok(lease) => {

@@ -323,6 +323,24 @@ async fn leases_expire_renew_revoke_and_follow_their_token() {
     .unwrap();
     assert!(with_world("db/", |w| w.revoked.contains(&theirs)));
 
+    // A token that simply expires takes its leases with it.
+    let t = h
+        .root(
+            Operation::Update,
+            "auth/token/create",
+            json!({"policies": ["root"], "ttl": "2s"}),
+        )
+        .await
+        .unwrap();
+    let short = t.auth.unwrap()["client_token"].as_str().unwrap().to_owned();
+    let (_, outlived) = h.creds("db/creds/app", json!({"ttl": 600}), &short).await;
+    eventually(
+        "token expiry revokes its leases",
+        Duration::from_secs(8),
+        || with_world("db/", |w| w.revoked.contains(&outlived)),
+    )
+    .await;
+
     // Unmounting revokes what is left.
     h.root(Operation::Delete, "sys/mounts/db", json!({}))
         .await

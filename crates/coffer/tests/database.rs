@@ -171,7 +171,9 @@ async fn postgres_users_live_exactly_as_long_as_their_leases() {
     // A user someone already dropped by hand: revocation still succeeds.
     let (gone_lease, gone_user, _) = user_of(&h.get("database/creds/app").await.json());
     pg_exec(&pg, &format!("DROP ROLE \"{gone_user}\"")).await;
-    let r = h.put("sys/leases/revoke", json!({"lease_id": gone_lease})).await;
+    let r = h
+        .put("sys/leases/revoke", json!({"lease_id": gone_lease}))
+        .await;
     assert_eq!(r.status, 204, "{}", r.text);
 
     // A revoked token takes its users with it.

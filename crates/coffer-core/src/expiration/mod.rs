@@ -21,7 +21,7 @@ use crate::logical::{LeaseSpec, LogicalError};
 use crate::token::now_unix;
 
 pub use entry::LeaseEntry;
-use schedule::Schedule;
+use schedule::{Due, Schedule};
 
 const LEASE_PREFIX: &str = "sys/expire/id/";
 const TOKEN_PREFIX: &str = "sys/expire/token/";
@@ -78,6 +78,10 @@ pub(crate) struct Expiration {
     total: AtomicU64,
     loaded: AtomicBool,
     load_ms: AtomicU64,
+    /// The token store, to check tokens whose expiry should revoke leases.
+    tokens: std::sync::OnceLock<std::sync::Weak<crate::token::TokenStore>>,
+    /// Tokens with a pending expiry check in the schedule.
+    watched: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -108,7 +112,53 @@ impl Expiration {
             total: AtomicU64::new(0),
             loaded: AtomicBool::new(false),
             load_ms: AtomicU64::new(0),
+            tokens: std::sync::OnceLock::new(),
+            watched: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
+    }
+
+    /// Lets token expiry revoke leases (the token store is built after this).
+    pub(crate) fn watch_tokens(&self, tokens: &Arc<crate::token::TokenStore>) {
+        let _ = self.tokens.set(Arc::downgrade(tokens));
+    }
+
+    /// Schedules a check of `token_hash` at `at` unless one is pending.
+    fn watch_token(&self, token_hash: &str, at: i64) {
+        let fresh = self
+            .watched
+            .lock()
+            .map(|mut w| w.insert(token_hash.to_owned()))
+            .unwrap_or(false);
+        if fresh {
+            self.schedule
+                .push_due(at, Due::Token(token_hash.to_owned()));
+        }
+    }
+
+    /// A token's check came due: when it has expired its leases go (the
+    /// token store revokes it and, through it, them); otherwise look again
+    /// when it would expire next.
+    async fn check_token(&self, hash: &str) {
+        if let Ok(mut w) = self.watched.lock() {
+            w.remove(hash);
+        }
+        let Some(tokens) = self.tokens.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        match tokens.lookup_hash(hash).await {
+            Ok(Some(t)) if t.entry.expire_time > 0 => self.watch_token(hash, t.entry.expire_time),
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                if let Err(e) = self.revoke_for_token(hash).await {
+                    tracing::warn!(error = %e, "revoking the leases of an expired token failed; retrying");
+                    self.watch_token(hash, now_unix() + 5);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checking a token's expiry failed; retrying");
+                self.watch_token(hash, now_unix() + 5);
+            }
+        }
     }
 
     /// Starts loading stored leases and the revocation loop, in the background:
@@ -185,6 +235,9 @@ impl Expiration {
                     if e.revoke_attempts > 0 {
                         me.note_failure(&e);
                     }
+                    if let Some(t) = &e.token_hash {
+                        me.watch_token(t, now_unix());
+                    }
                     me.schedule.push(e.due(), id);
                     Ok(true)
                 });
@@ -219,6 +272,7 @@ impl Expiration {
         &self,
         path: &str,
         token_hash: Option<&str>,
+        token_expires: Option<i64>,
         spec: &LeaseSpec,
         ttls: MountTtls,
     ) -> Result<LeaseEntry, LogicalError> {
@@ -262,6 +316,9 @@ impl Expiration {
         self.barrier.batch(ops).await?;
         self.total.fetch_add(1, Ordering::Relaxed);
         self.schedule.push(entry.expire_time, id);
+        if let Some((t, expires)) = token_hash.zip(token_expires).filter(|(_, at)| *at > 0) {
+            self.watch_token(t, expires);
+        }
         Ok(entry)
     }
 
@@ -555,7 +612,7 @@ impl Expiration {
     async fn run(self: Arc<Self>) {
         let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL_REVOCATIONS));
         while !self.stopped.load(Ordering::Acquire) {
-            let Some(id) = self.schedule.next_due(&self.stopped).await else {
+            let Some(due) = self.schedule.next_due(&self.stopped).await else {
                 break;
             };
             let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -563,7 +620,10 @@ impl Expiration {
             };
             let me = self.clone();
             tokio::spawn(async move {
-                me.expire(&id).await;
+                match due {
+                    Due::Lease(id) => me.expire(&id).await,
+                    Due::Token(hash) => me.check_token(&hash).await,
+                }
                 drop(permit);
             });
         }

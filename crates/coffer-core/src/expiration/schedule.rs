@@ -11,14 +11,26 @@ use tokio::sync::Notify;
 
 use crate::token::now_unix;
 
+/// What comes due: a lease to expire, or a token whose expiry takes its
+/// leases with it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Due {
+    Lease(String),
+    Token(String),
+}
+
 #[derive(Default)]
 pub(super) struct Schedule {
-    heap: std::sync::Mutex<BinaryHeap<Reverse<(i64, String)>>>,
+    heap: std::sync::Mutex<BinaryHeap<Reverse<(i64, Due)>>>,
     changed: Notify,
 }
 
 impl Schedule {
     pub(super) fn push(&self, at: i64, id: String) {
+        self.push_due(at, Due::Lease(id));
+    }
+
+    pub(super) fn push_due(&self, at: i64, id: Due) {
         if let Ok(mut h) = self.heap.lock() {
             let earlier = h.peek().is_none_or(|Reverse((t, _))| at < *t);
             h.push(Reverse((at, id)));
@@ -34,7 +46,7 @@ impl Schedule {
     }
 
     /// Waits until the earliest entry is due and takes it; `None` once stopped.
-    pub(super) async fn next_due(&self, stopped: &AtomicBool) -> Option<String> {
+    pub(super) async fn next_due(&self, stopped: &AtomicBool) -> Option<Due> {
         loop {
             if stopped.load(Ordering::Acquire) {
                 return None;

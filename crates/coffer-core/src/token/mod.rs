@@ -251,7 +251,7 @@ impl TokenStore {
         self.lookup_hash(&self.hash(id)).await
     }
 
-    async fn lookup_hash(&self, hash: &str) -> Result<Option<Token>, LogicalError> {
+    pub(crate) async fn lookup_hash(&self, hash: &str) -> Result<Option<Token>, LogicalError> {
         let Some(entry) = self.read_entry(hash).await? else {
             return Ok(None);
         };
