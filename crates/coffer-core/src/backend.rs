@@ -60,6 +60,25 @@ impl StorageView {
         self.barrier.batch(ops).await
     }
 
+    /// A password from the named `sys/policies/password` policy: the one
+    /// thing outside its own prefix an engine may use.
+    pub async fn generate_password(
+        &self,
+        policy: &str,
+    ) -> Result<crate::secret::SecretString, LogicalError> {
+        let key = format!("{}{policy}", crate::password_policy::POLICY_PREFIX);
+        let Some(bytes) = self.barrier.get(&key).await? else {
+            return Err(LogicalError::BadRequest(format!(
+                "password policy {policy:?} does not exist"
+            )));
+        };
+        let p: crate::password_policy::PasswordPolicy = serde_json::from_slice(bytes.expose())
+            .map_err(|e| {
+                LogicalError::Internal(format!("password policy {policy:?} is corrupt: {e}"))
+            })?;
+        p.generate()
+    }
+
     /// Reads and parses a JSON value.
     pub async fn get_json<T: serde::de::DeserializeOwned>(
         &self,

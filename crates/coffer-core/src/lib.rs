@@ -15,6 +15,7 @@ pub mod keyring;
 pub mod logical;
 pub mod metrics;
 pub mod mounts;
+pub mod password_policy;
 pub mod paths;
 pub mod policy;
 pub mod seal;

@@ -188,6 +188,34 @@ async fn postgres_users_live_exactly_as_long_as_their_leases() {
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(!pg_role_exists(&pg, &theirs.1).await);
 
+    // A password policy shapes generated passwords (and must exist).
+    let r = h
+        .post("database/config/pg", json!({"password_policy": "nope"}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let policy = "length = 30\nrule \"charset\" {\n  charset = \"abcdefghijklmnopqrstuvwxyz\"\n}\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 6\n}\n";
+    let r = h
+        .put("sys/policies/password/db", json!({"policy": policy}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let sample = h.get("sys/policies/password/db/generate").await.json();
+    assert_eq!(sample["data"]["password"].as_str().unwrap().len(), 30);
+    let r = h
+        .post("database/config/pg", json!({"password_policy": "db"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let (_, user, pw) = user_of(&h.get("database/creds/app").await.json());
+    assert!(
+        pw.len() == 30 && pw.chars().filter(char::is_ascii_digit).count() >= 6,
+        "{pw}"
+    );
+    assert!(
+        pw.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{pw}"
+    );
+    pg_login(&pg, &user, &pw).await.unwrap();
+
     // A role not in allowed_roles gets nothing.
     h.post(
         "database/roles/other",
@@ -246,10 +274,19 @@ async fn mariadb_users_log_in_and_are_dropped() {
                 "username": "root",
                 "password": "",
                 "allowed_roles": ["*"],
+                "username_template": "{{ printf \"%s_%s\" (.RoleName | truncate 6) (random 10) | lowercase }}",
             }),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
+    let r = h
+        .post(
+            "database/config/maria",
+            json!({"username_template": "{{ .Nope }}"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("unknown field .Nope"), "{}", r.text);
     let r = h
         .post(
             "database/roles/reader",
@@ -263,10 +300,7 @@ async fn mariadb_users_log_in_and_are_dropped() {
     assert_eq!(r.status, 204, "{}", r.text);
     let v = h.get("database/creds/reader").await.json();
     let (lease, user, pw) = user_of(&v);
-    assert!(
-        user.len() <= 32 && user.starts_with("v-root-reader-"),
-        "{user}"
-    );
+    assert!(user.starts_with("reader_") && user.len() == 17, "{user}");
     let login = async |pw: &str| {
         let url = format!("mysql://{user}:{pw}@127.0.0.1:3306/test");
         match mysql_async::Conn::from_url(url).await {

@@ -2,6 +2,7 @@
 
 mod leases;
 mod mounts;
+mod password_policies;
 mod policy;
 mod rotation;
 mod wrapping;
@@ -42,6 +43,8 @@ pub(crate) enum SysRoute {
     Lease(LeaseOp),
     RotationStatus,
     Metrics,
+    PasswordPolicy,
+    PasswordPolicyGenerate,
 }
 
 use Operation::*;
@@ -306,6 +309,30 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         help: "Force revoke by prefix (Vault's older path, sudo).",
     },
     PathSpec {
+        pattern: "policies/password",
+        operations: &[List],
+        route: SysRoute::PasswordPolicy,
+        help: "List password policies.",
+    },
+    PathSpec {
+        pattern: "policies/password/",
+        operations: &[List],
+        route: SysRoute::PasswordPolicy,
+        help: "List password policies.",
+    },
+    PathSpec {
+        pattern: "policies/password/{name}",
+        operations: &[Read, Update, Delete],
+        route: SysRoute::PasswordPolicy,
+        help: "Read, write or delete a password policy.",
+    },
+    PathSpec {
+        pattern: "policies/password/{name}/generate",
+        operations: &[Read],
+        route: SysRoute::PasswordPolicyGenerate,
+        help: "A password from the policy.",
+    },
+    PathSpec {
         pattern: "rotation/status",
         operations: &[Read],
         route: SysRoute::RotationStatus,
@@ -429,6 +456,14 @@ impl Core {
                 _ => Err(LogicalError::UnsupportedPath),
             },
             SysRoute::Lease(op) => self.lease_op(active, req, op, m.param("param")).await,
+            SysRoute::PasswordPolicy => {
+                self.password_policy_op(active, req, m.param("name"), false)
+                    .await
+            }
+            SysRoute::PasswordPolicyGenerate => {
+                self.password_policy_op(active, req, m.param("name"), true)
+                    .await
+            }
             SysRoute::RotationStatus => self.rotation_status_response(active).await.map(Some),
             SysRoute::Metrics => self.metrics_response(active, req).await.map(Some),
             SysRoute::CapabilitiesAccessor => self

@@ -23,6 +23,12 @@ pub(super) struct DbConfig {
     pub max_open_connections: usize,
     #[serde(default)]
     pub root_rotation_statements: Vec<String>,
+    /// Go-template user names (`username.rs`); empty for Vault's default shape.
+    #[serde(default)]
+    pub username_template: String,
+    /// A `sys/policies/password` policy; empty for Vault's default shape.
+    #[serde(default)]
+    pub password_policy: String,
     /// Unix seconds of the last `rotate-root`.
     #[serde(default)]
     pub root_last_rotation: Option<i64>,
@@ -46,20 +52,7 @@ impl DbConfig {
         data: &Map<String, Value>,
     ) -> Result<Self, LogicalError> {
         let f = Fields::new(data);
-        for unsupported in [
-            "username_template",
-            "password_policy",
-            "root_rotation_statements",
-        ] {
-            let given = f.raw(unsupported).is_some_and(|v| {
-                !(v.is_null() || v == &Value::from("") || v == &Value::Array(Vec::new()))
-            });
-            if given {
-                return Err(bad(format!(
-                    "{unsupported} is not supported yet; generated names and passwords use Vault's default shapes"
-                )));
-            }
-        }
+
         let mut c = match existing {
             Some(c) => c,
             None => {
@@ -75,6 +68,8 @@ impl DbConfig {
                     verify_connection: true,
                     max_open_connections: 4,
                     root_rotation_statements: Vec::new(),
+                    username_template: String::new(),
+                    password_policy: String::new(),
                     root_last_rotation: None,
                     root_failures: 0,
                     root_last_error: None,
@@ -113,6 +108,15 @@ impl DbConfig {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| bad("max_open_connections must be at least 1"))?;
+        }
+        if let Some(p) = f.str("password_policy")? {
+            c.password_policy = p;
+        }
+        if let Some(t) = f.str("username_template")? {
+            if !t.is_empty() {
+                super::username::check(&t)?;
+            }
+            c.username_template = t;
         }
         if let Some(s) = template::statements(&f, "root_rotation_statements")? {
             c.root_rotation_statements = s;
@@ -163,7 +167,8 @@ impl DbConfig {
             },
             "allowed_roles": self.allowed_roles,
             "root_credentials_rotate_statements": self.root_rotation_statements,
-            "password_policy": "",
+            "password_policy": self.password_policy,
+            "username_template": self.username_template,
             "verify_connection": self.verify_connection,
         });
         match v {

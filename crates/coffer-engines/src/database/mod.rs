@@ -10,6 +10,7 @@ mod role;
 mod rotation;
 mod static_role;
 mod template;
+mod username;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -182,6 +183,19 @@ impl Database {
         Ok((d, cfg))
     }
 
+    /// A password from the config's `password_policy`, or Vault's default shape.
+    async fn new_password(
+        &self,
+        st: &StorageView,
+        cfg: &DbConfig,
+    ) -> Result<Zeroizing<String>, LogicalError> {
+        if cfg.password_policy.is_empty() {
+            return template::password();
+        }
+        let p = st.generate_password(&cfg.password_policy).await?;
+        Ok(Zeroizing::new(p.expose().to_owned()))
+    }
+
     async fn forget_pool(&self, name: &str) {
         self.pools.write().await.remove(name);
     }
@@ -194,6 +208,10 @@ impl Database {
     ) -> Result<Option<Response>, LogicalError> {
         let existing: Option<DbConfig> = st.get_json(&format!("config/{name}")).await?;
         let cfg = DbConfig::from_request(existing, data)?;
+        if !cfg.password_policy.is_empty() {
+            // Fails now (400) rather than at the first `creds/` request.
+            st.generate_password(&cfg.password_policy).await?;
+        }
         if cfg.verify_connection {
             let d = cfg.connect().map_err(bad)?;
             d.verify().await.map_err(|e| {
@@ -231,9 +249,21 @@ impl Database {
             0 => ttl,
             m => ttl.min(m),
         };
-        let (part, total) = plugin.name_limits(&cfg.plugin_name);
-        let username = template::username(req.display_name, name, part, total, now)?;
-        let password = template::password()?;
+        let username = if cfg.username_template.is_empty() {
+            let (part, total) = plugin.name_limits(&cfg.plugin_name);
+            template::username(req.display_name, name, part, total, now)?
+        } else {
+            let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            username::render(
+                &cfg.username_template,
+                &username::Inputs {
+                    display_name: req.display_name,
+                    role_name: name,
+                    now_millis: i64::try_from(millis).unwrap_or(now.saturating_mul(1000)),
+                },
+            )?
+        };
+        let password = self.new_password(st, &cfg).await?;
         let expiration = template::expiration(now + ttl as i64);
         let vars = [
             ("name", username.as_str()),

@@ -107,7 +107,9 @@ impl Database {
             .await?
             .ok_or_else(|| LogicalError::BadRequest(format!("unknown static role: {name}")))?;
         let target = role.rotation_target();
-        let fresh = template::password()?;
+        let fresh = self
+            .new_password(st, &self.config(st, &role.db_name).await?)
+            .await?;
         let now = now_unix();
         match self
             .set_password(
@@ -164,7 +166,9 @@ impl Database {
         if prev.until > now_unix() {
             return Ok(());
         }
-        let unknown = template::password()?;
+        let unknown = self
+            .new_password(st, &self.config(st, &role.db_name).await?)
+            .await?;
         match self
             .set_password(
                 st,
@@ -226,7 +230,7 @@ impl Database {
                 "rotate-root needs the connection's username and password fields".into(),
             ));
         }
-        let fresh: Zeroizing<String> = template::password()?;
+        let fresh: Zeroizing<String> = self.new_password(st, &cfg).await?;
         let stmts = if cfg.root_rotation_statements.is_empty() {
             cfg.plugin()?.default_password_change()
         } else {

@@ -117,6 +117,11 @@ fn random_from(alphabet: &[u8], n: usize) -> Result<String, LogicalError> {
     Ok(out)
 }
 
+/// `n` random letters and digits.
+pub(super) fn random_letters(n: usize) -> Result<String, LogicalError> {
+    random_from(LETTERS, n)
+}
+
 /// Vault's default password shape: 20 characters from letters, digits and
 /// `-`, with at least one upper-case letter, lower-case letter, digit and `-`.
 pub(super) fn password() -> Result<Zeroizing<String>, LogicalError> {

@@ -1,0 +1,245 @@
+//! Password policies (`sys/policies/password/:name`), in Vault's HCL:
+//!
+//! ```hcl
+//! length = 24
+//! rule "charset" {
+//!   charset   = "abcdefghijklmnopqrstuvwxyz"
+//!   min-chars = 1
+//! }
+//! ```
+//!
+//! A password is `length` characters drawn uniformly from the union of the
+//! charsets, redrawn until every rule's minimum holds.
+
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{BlockLabel, Structure};
+use serde::{Deserialize, Serialize};
+
+use crate::logical::LogicalError;
+use crate::secret::SecretString;
+
+/// Where policies are stored, behind the barrier.
+pub(crate) const POLICY_PREFIX: &str = "core/password-policy/";
+
+/// The longest password a policy may ask for (Vault's limit).
+const MAX_LENGTH: usize = 4096;
+/// Draws before giving up on a policy whose minimums are very unlikely.
+const MAX_ATTEMPTS: usize = 10_000;
+
+/// One `rule "charset"` block.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CharsetRule {
+    /// The characters (each counted once).
+    pub charset: Vec<char>,
+    /// At least this many characters from the set.
+    pub min_chars: usize,
+}
+
+/// A parsed policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// The policy text as written.
+    pub raw: String,
+    /// Password length.
+    pub length: usize,
+    /// Charset rules.
+    pub rules: Vec<CharsetRule>,
+}
+
+fn bad(m: impl Into<String>) -> LogicalError {
+    LogicalError::BadRequest(format!("invalid password policy: {}", m.into()))
+}
+
+fn string_of(e: &Expression) -> Option<String> {
+    match e {
+        Expression::String(s) => Some(s.value().to_string()),
+        _ => None,
+    }
+}
+
+fn number_of(e: &Expression) -> Option<usize> {
+    match e {
+        Expression::Number(n) => n.value().as_u64().and_then(|v| usize::try_from(v).ok()),
+        Expression::String(s) => s.value().parse().ok(),
+        _ => None,
+    }
+}
+
+impl PasswordPolicy {
+    /// Parses and checks policy text.
+    pub fn parse(raw: &str) -> Result<Self, LogicalError> {
+        let body = hcl_edit::parser::parse_body(raw).map_err(|e| bad(e.to_string()))?;
+        let mut length = None;
+        let mut rules = Vec::new();
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => match a.key.as_str() {
+                    "length" => {
+                        length = Some(
+                            number_of(&a.value).ok_or_else(|| bad("length must be a number"))?,
+                        )
+                    }
+                    other => return Err(bad(format!("unknown key {other:?}"))),
+                },
+                Structure::Block(b) => {
+                    let label = b.labels.first().map(|l| match l {
+                        BlockLabel::String(s) => s.value().to_string(),
+                        BlockLabel::Ident(i) => i.as_str().to_owned(),
+                    });
+                    if b.ident.as_str() != "rule" || label.as_deref() != Some("charset") {
+                        return Err(bad("only rule \"charset\" blocks are supported"));
+                    }
+                    let (mut charset, mut min_chars) = (None, 0);
+                    for inner in b.body.iter() {
+                        let Structure::Attribute(a) = inner else {
+                            return Err(bad("rule \"charset\" holds only charset and min-chars"));
+                        };
+                        match a.key.as_str() {
+                            "charset" => {
+                                charset = Some(
+                                    string_of(&a.value)
+                                        .ok_or_else(|| bad("charset must be a string"))?,
+                                )
+                            }
+                            "min-chars" | "min_chars" => {
+                                min_chars = number_of(&a.value)
+                                    .ok_or_else(|| bad("min-chars must be a number"))?
+                            }
+                            other => return Err(bad(format!("unknown key {other:?} in rule"))),
+                        }
+                    }
+                    let mut chars: Vec<char> = charset
+                        .ok_or_else(|| bad("rule \"charset\" needs charset"))?
+                        .chars()
+                        .collect();
+                    chars.sort_unstable();
+                    chars.dedup();
+                    if chars.is_empty() {
+                        return Err(bad("charset must not be empty"));
+                    }
+                    rules.push(CharsetRule {
+                        charset: chars,
+                        min_chars,
+                    });
+                }
+            }
+        }
+        let length = length.ok_or_else(|| bad("length is required"))?;
+        if !(4..=MAX_LENGTH).contains(&length) {
+            return Err(bad(format!("length must be between 4 and {MAX_LENGTH}")));
+        }
+        if rules.is_empty() {
+            return Err(bad("at least one rule \"charset\" is required"));
+        }
+        let mins: usize = rules.iter().map(|r| r.min_chars).sum();
+        if mins > length {
+            return Err(bad(format!(
+                "the rules ask for {mins} characters but length is {length}"
+            )));
+        }
+        Ok(Self {
+            raw: raw.to_owned(),
+            length,
+            rules,
+        })
+    }
+
+    /// A fresh password.
+    pub fn generate(&self) -> Result<SecretString, LogicalError> {
+        let mut alphabet: Vec<char> = self
+            .rules
+            .iter()
+            .flat_map(|r| r.charset.iter().copied())
+            .collect();
+        alphabet.sort_unstable();
+        alphabet.dedup();
+        let n = alphabet.len();
+        let limit = u32::MAX - u32::MAX % n as u32;
+        let mut buf = vec![0u8; self.length * 4];
+        for _ in 0..MAX_ATTEMPTS {
+            let mut out = String::with_capacity(self.length);
+            while out.chars().count() < self.length {
+                getrandom::fill(&mut buf).map_err(|e| LogicalError::Internal(e.to_string()))?;
+                for c in buf.chunks_exact(4) {
+                    let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    if v < limit && out.chars().count() < self.length {
+                        out.push(alphabet[v as usize % n]);
+                    }
+                }
+            }
+            buf.fill(0);
+            let ok = self.rules.iter().all(|r| {
+                out.chars()
+                    .filter(|c| r.charset.binary_search(c).is_ok())
+                    .count()
+                    >= r.min_chars
+            });
+            if ok {
+                return Ok(SecretString::new(out));
+            }
+            zeroize::Zeroize::zeroize(&mut out);
+        }
+        Err(LogicalError::Internal(
+            "password policy: no password met every rule; loosen min-chars".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+length = 16
+rule "charset" {
+  charset = "abcdefghijklmnopqrstuvwxyz"
+  min-chars = 1
+}
+rule "charset" {
+  charset = "0123456789"
+  min-chars = 4
+}
+"#;
+
+    #[test]
+    fn generates_within_the_rules() {
+        let p = PasswordPolicy::parse(POLICY).unwrap();
+        for _ in 0..50 {
+            let pw = p.generate().unwrap();
+            let s = pw.expose();
+            assert_eq!(s.chars().count(), 16);
+            assert!(
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{s}"
+            );
+            assert!(s.chars().filter(char::is_ascii_digit).count() >= 4, "{s}");
+        }
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        for (src, needle) in [
+            (
+                "length = 2\nrule \"charset\" { charset = \"ab\" }",
+                "between 4",
+            ),
+            (
+                "rule \"charset\" { charset = \"ab\" }",
+                "length is required",
+            ),
+            ("length = 8", "at least one rule"),
+            (
+                "length = 4\nrule \"charset\" {\n charset = \"ab\"\n min-chars = 5\n}",
+                "ask for 5",
+            ),
+            (
+                "length = 8\nfoo = 1\nrule \"charset\" { charset = \"ab\" }",
+                "unknown key",
+            ),
+        ] {
+            let e = PasswordPolicy::parse(src).unwrap_err().to_string();
+            assert!(e.contains(needle), "{src}: {e}");
+        }
+    }
+}
