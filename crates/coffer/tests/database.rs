@@ -317,6 +317,57 @@ async fn mariadb_users_log_in_and_are_dropped() {
         login("not-the-password").await.is_err(),
         "MariaDB checks the password"
     );
+
+    // A static role on MariaDB: rotated at creation and on demand.
+    let mut root = mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306/test")
+        .await
+        .unwrap();
+    root.query_drop("DROP USER IF EXISTS 'coffer_static'@'%'")
+        .await
+        .unwrap();
+    root.query_drop("CREATE USER 'coffer_static'@'%' IDENTIFIED BY 'initial-Pw-1'")
+        .await
+        .unwrap();
+    let r = h
+        .post(
+            "database/static-roles/st",
+            json!({"db_name": "maria", "username": "coffer_static", "rotation_period": "1h"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let static_login = async |pw: &str| match mysql_async::Conn::from_url(format!(
+        "mysql://coffer_static:{pw}@127.0.0.1:3306"
+    ))
+    .await
+    {
+        Ok(c) => {
+            let _ = c.disconnect().await;
+            true
+        }
+        Err(_) => false,
+    };
+    let s1 = h.get("database/static-creds/st").await.json()["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(static_login(&s1).await, "new password {s1}");
+    assert!(
+        !static_login("initial-Pw-1").await,
+        "old password still works"
+    );
+    assert_eq!(
+        h.post("database/rotate-role/st", json!({})).await.status,
+        204
+    );
+    let s2 = h.get("database/static-creds/st").await.json()["data"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(static_login(&s2).await && !static_login(&s1).await);
+    root.query_drop("DROP USER IF EXISTS 'coffer_static'@'%'")
+        .await
+        .unwrap();
+    let _ = root.disconnect().await;
     until(
         "expired MariaDB user dropped",
         Duration::from_secs(10),
@@ -562,6 +613,38 @@ async fn static_roles_rotate_on_demand_on_schedule_and_with_grace() {
         .post("database/static-roles/bad", json!({"db_name": "pg", "username": "app_a", "rotation_period": "1h", "rotation_grace_period": "2h", "grace_username": "app_b"}))
         .await;
     assert_eq!(r.status, 400);
+
+    // Transit keys with automatic rotation are listed too; the CLI prints
+    // the table and exits 0 when nothing fails.
+    h.post("sys/mounts/transit", json!({"type": "transit"}))
+        .await;
+    h.post("transit/keys/orders", json!({"auto_rotate_period": "1h"}))
+        .await;
+    let st = h.get("sys/rotation/status").await.json();
+    let key = st["data"]["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "transit/keys/orders")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (key["kind"].clone(), key["rotation_period"].clone()),
+        (json!("transit key"), json!(3600)),
+        "{st}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["rotation", "status"])
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("database/static-roles/app") && text.contains("transit/keys/orders"),
+        "{text}"
+    );
 
     // rotate-root: afterwards only coffer knows the admin password, and still works.
     assert_eq!(
