@@ -625,3 +625,80 @@ async fn transit_commands_and_envelope_round_trip() {
         "missing -key is a usage error"
     );
 }
+
+/// The README's database lines: a leased read shows its lease, as Vault's CLI does.
+#[tokio::test]
+async fn database_tour_from_the_readme() {
+    if !common::postgres_available().await {
+        return;
+    }
+    let s = Server::dev();
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+    ok(coffer(
+        &s.addr,
+        Some("root"),
+        &["write", "sys/mounts/database", "type=database"],
+        None,
+    ));
+    ok(coffer(
+        &s.addr,
+        Some("root"),
+        &[
+            "write",
+            "database/config/pg",
+            "plugin_name=postgresql-database-plugin",
+            "allowed_roles=app",
+            "connection_url=postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+            "username=postgres",
+            "password=-",
+        ],
+        Some("unused-with-trust-auth"),
+    ));
+    ok(coffer(
+        &s.addr,
+        Some("root"),
+        &[
+            "write",
+            "database/roles/app",
+            "db_name=pg",
+            "default_ttl=1h",
+            "creation_statements=CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        ],
+        None,
+    ));
+    let out = ok(coffer(
+        &s.addr,
+        Some("root"),
+        &["read", "database/creds/app"],
+        None,
+    ));
+    for row in [
+        "lease_id",
+        "database/creds/app/",
+        "lease_duration",
+        "1h",
+        "lease_renewable",
+        "true",
+        "username",
+        "v-root-app-",
+    ] {
+        assert!(out.contains(row), "{row} missing in:\n{out}");
+    }
+    let lease = out
+        .lines()
+        .find_map(|l| l.strip_prefix("lease_id"))
+        .map(|v| v.trim().to_owned())
+        .unwrap();
+    let r = coffer(
+        &s.addr,
+        Some("root"),
+        &["write", "sys/leases/revoke", &format!("lease_id={lease}")],
+        None,
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let status = ok(coffer(&s.addr, Some("root"), &["rotation", "status"], None));
+    assert!(status.contains("Nothing rotates"), "{status}");
+}

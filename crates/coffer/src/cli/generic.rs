@@ -93,11 +93,17 @@ pub(super) fn print_secret(body: &Value, format: Format) {
         return structured(body, format);
     }
     let mut rows = Vec::new();
-    if let Some(ttl) = body
+    let ttl = body
         .get("lease_duration")
         .and_then(Value::as_u64)
-        .filter(|t| *t > 0)
-    {
+        .filter(|t| *t > 0);
+    let lease_id = body.get("lease_id").and_then(Value::as_str).unwrap_or("");
+    if !lease_id.is_empty() {
+        // A leased secret shows its lease, as Vault's CLI does.
+        rows.push(("lease_id".to_string(), lease_id.to_owned()));
+        rows.push(("lease_duration".into(), go_duration(ttl.unwrap_or(0))));
+        rows.push(("lease_renewable".into(), cell(&body["renewable"])));
+    } else if let Some(ttl) = ttl {
         rows.push(("refresh_interval".to_string(), go_duration(ttl)));
     }
     if let Some(Value::Object(d)) = body.get("data") {
