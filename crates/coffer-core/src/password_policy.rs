@@ -158,12 +158,14 @@ impl PasswordPolicy {
         let mut buf = vec![0u8; self.length * 4];
         for _ in 0..MAX_ATTEMPTS {
             let mut out = String::with_capacity(self.length);
-            while out.chars().count() < self.length {
+            let mut len = 0;
+            while len < self.length {
                 getrandom::fill(&mut buf).map_err(|e| LogicalError::Internal(e.to_string()))?;
                 for c in buf.chunks_exact(4) {
                     let v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    if v < limit && out.chars().count() < self.length {
+                    if v < limit && len < self.length {
                         out.push(alphabet[v as usize % n]);
+                        len += 1;
                     }
                 }
             }

@@ -456,13 +456,9 @@ impl Core {
                 _ => Err(LogicalError::UnsupportedPath),
             },
             SysRoute::Lease(op) => self.lease_op(active, req, op, m.param("param")).await,
-            SysRoute::PasswordPolicy => {
-                self.password_policy_op(active, req, m.param("name"), false)
-                    .await
-            }
+            SysRoute::PasswordPolicy => self.password_policy_op(req, m.param("name"), false).await,
             SysRoute::PasswordPolicyGenerate => {
-                self.password_policy_op(active, req, m.param("name"), true)
-                    .await
+                self.password_policy_op(req, m.param("name"), true).await
             }
             SysRoute::RotationStatus => self.rotation_status_response(active).await.map(Some),
             SysRoute::Metrics => self.metrics_response(active, req).await.map(Some),

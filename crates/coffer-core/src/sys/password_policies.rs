@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::obj;
-use crate::core::{Active, Core};
+use crate::core::Core;
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::password_policy::{POLICY_PREFIX, PasswordPolicy};
@@ -11,7 +11,6 @@ use crate::password_policy::{POLICY_PREFIX, PasswordPolicy};
 impl Core {
     pub(crate) async fn password_policy_op(
         &self,
-        _active: &Active,
         req: &Request,
         name: &str,
         generate: bool,

@@ -157,7 +157,7 @@ impl DbConfig {
 
     /// `GET config/:name`: everything but the password.
     pub(super) fn api(&self) -> Map<String, Value> {
-        let v = json!({
+        super::object(json!({
             "plugin_name": self.plugin_name,
             "plugin_version": "",
             "connection_details": {
@@ -170,10 +170,6 @@ impl DbConfig {
             "password_policy": self.password_policy,
             "username_template": self.username_template,
             "verify_connection": self.verify_connection,
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        }))
     }
 }

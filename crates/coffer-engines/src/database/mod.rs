@@ -130,6 +130,14 @@ pub fn factory(_mount: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     }))
 }
 
+/// A `json!({...})` literal as a response's data map.
+pub(super) fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 pub(super) fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
 }

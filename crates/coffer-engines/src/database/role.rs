@@ -70,7 +70,7 @@ impl Role {
     }
 
     pub(super) fn api(&self) -> Map<String, Value> {
-        match json!({
+        super::object(json!({
             "db_name": self.db_name,
             "creation_statements": self.creation_statements,
             "revocation_statements": self.revocation_statements,
@@ -80,9 +80,6 @@ impl Role {
             "max_ttl": self.max_ttl,
             "credential_type": "password",
             "credential_config": {},
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        }))
     }
 }

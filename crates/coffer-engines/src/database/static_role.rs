@@ -151,7 +151,7 @@ impl StaticRole {
 
     /// `GET static-roles/:name`.
     pub(super) fn api(&self) -> Map<String, Value> {
-        let mut m = match json!({
+        let mut m = super::object(json!({
             "db_name": self.db_name,
             "username": self.username,
             "rotation_period": self.rotation_period,
@@ -159,10 +159,7 @@ impl StaticRole {
             "credential_type": "password",
             "credential_config": {},
             "last_vault_rotation": coffer_core::token::rfc3339(self.last_rotation),
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        }));
         if self.grace_period > 0 {
             m.insert("rotation_grace_period".into(), json!(self.grace_period));
             m.insert("grace_username".into(), json!(self.grace_username));
@@ -172,16 +169,13 @@ impl StaticRole {
 
     /// `GET static-creds/:name`.
     pub(super) fn creds(&self, now: i64) -> Map<String, Value> {
-        let mut m = match json!({
+        let mut m = super::object(json!({
             "username": self.active_user,
             "password": self.password,
             "last_vault_rotation": coffer_core::token::rfc3339(self.last_rotation),
             "rotation_period": self.rotation_period,
             "ttl": (self.last_rotation + self.rotation_period as i64 - now).max(0),
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
+        }));
         if let Some(p) = &self.previous {
             m.insert("previous_username".into(), json!(p.user));
             m.insert(

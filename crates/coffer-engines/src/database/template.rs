@@ -2,6 +2,8 @@
 
 use coffer_core::LogicalError;
 use coffer_core::fields::Fields;
+use coffer_core::password_policy::{CharsetRule, PasswordPolicy};
+use coffer_core::token::random_base62;
 use zeroize::Zeroizing;
 
 /// Vault's `{{expiration}}` layout: `2006-01-02 15:04:05-0700`.
@@ -100,43 +102,29 @@ pub(super) fn url_escape(s: &str) -> String {
         .collect()
 }
 
-const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-fn random_from(alphabet: &[u8], n: usize) -> Result<String, LogicalError> {
-    let mut out = String::with_capacity(n);
-    let mut buf = [0u8; 64];
-    let limit = 256 - 256 % alphabet.len();
-    while out.len() < n {
-        getrandom::fill(&mut buf).map_err(|e| LogicalError::Internal(e.to_string()))?;
-        for b in buf {
-            if out.len() < n && usize::from(b) < limit {
-                out.push(char::from(alphabet[usize::from(b) % alphabet.len()]));
-            }
-        }
+/// Vault's default password policy: 20 characters of letters, digits and
+/// `-`, at least one upper-case letter, lower-case letter, digit and `-`.
+fn default_policy() -> PasswordPolicy {
+    let rule = |set: &str| CharsetRule {
+        charset: set.chars().collect(),
+        min_chars: 1,
+    };
+    PasswordPolicy {
+        raw: String::new(),
+        length: 20,
+        rules: vec![
+            rule("ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            rule("abcdefghijklmnopqrstuvwxyz"),
+            rule("0123456789"),
+            rule("-"),
+        ],
     }
-    Ok(out)
 }
 
-/// `n` random letters and digits.
-pub(super) fn random_letters(n: usize) -> Result<String, LogicalError> {
-    random_from(LETTERS, n)
-}
-
-/// Vault's default password shape: 20 characters from letters, digits and
-/// `-`, with at least one upper-case letter, lower-case letter, digit and `-`.
+/// A password in Vault's default shape.
 pub(super) fn password() -> Result<Zeroizing<String>, LogicalError> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-";
-    loop {
-        let p = Zeroizing::new(random_from(ALPHABET, 20)?);
-        let has = |f: fn(&u8) -> bool| p.as_bytes().iter().any(f);
-        if has(u8::is_ascii_uppercase)
-            && has(u8::is_ascii_lowercase)
-            && has(u8::is_ascii_digit)
-            && has(|b| *b == b'-')
-        {
-            return Ok(p);
-        }
-    }
+    let p = default_policy().generate()?;
+    Ok(Zeroizing::new(p.expose().to_owned()))
 }
 
 fn truncate(s: &str, n: usize) -> &str {
@@ -171,7 +159,7 @@ pub(super) fn username(
         "v-{}-{}-{}-{now}",
         truncate(&clean(display), part),
         truncate(&clean(role), part),
-        random_from(LETTERS, 20)?
+        random_base62(20)?
     );
     Ok(truncate(&name, total).to_owned())
 }

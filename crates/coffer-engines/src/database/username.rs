@@ -237,7 +237,7 @@ impl Eval<'_, '_> {
                 arity(1)?;
                 let n = usize::try_from(args[0].num(name)?)
                     .map_err(|_| bad("random needs a positive number"))?;
-                Val::Str(super::template::random_letters(n)?)
+                Val::Str(coffer_core::token::random_base62(n)?)
             }
             "truncate" => {
                 arity(2)?;
