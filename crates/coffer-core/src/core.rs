@@ -8,6 +8,7 @@ use coffer_storage::{DynStorage, Op};
 use tokio::sync::Mutex;
 
 use crate::aead;
+use crate::audit::EntryKind;
 use crate::backend::{Backend, EngineRegistry, EngineRequest, StorageView};
 use crate::barrier::Barrier;
 use crate::keyring::Keyring;
@@ -158,6 +159,7 @@ pub struct Core {
     /// Serialises changes to the mount table.
     pub(crate) mount_lock: Mutex<()>,
     sys: SysPaths,
+    pub(crate) audit: crate::audit::Broker,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -223,7 +225,28 @@ impl Core {
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
+            audit: crate::audit::Broker::default(),
         })
+    }
+
+    /// Sets the audit devices (before the core is shared or unsealed).
+    pub fn with_audit(mut self, broker: crate::audit::Broker) -> Self {
+        self.audit = broker;
+        self
+    }
+
+    /// Reopens every audit device's destination (log rotation, SIGHUP);
+    /// returns the devices that failed, with why.
+    pub async fn audit_reopen(&self) -> Vec<(String, String)> {
+        self.audit.reopen().await
+    }
+
+    /// Stores the audit chain heads (at shutdown; also done periodically).
+    pub async fn audit_flush(&self) -> Result<(), LogicalError> {
+        if self.is_sealed() {
+            return Ok(());
+        }
+        self.audit.flush(&self.barrier).await
     }
 
     /// The storage backend below the barrier.
@@ -544,6 +567,8 @@ impl Core {
             cluster_id,
             expiration: expiration.clone(),
         };
+        // Devices are ready before the first request can be served.
+        self.audit.unseal(&self.barrier).await?;
         if let Ok(mut a) = self.active.write() {
             *a = Some(Arc::new(active));
         }
@@ -602,6 +627,7 @@ impl Core {
         {
             old.expiration.stop();
         }
+        self.audit.seal(&self.barrier).await;
         self.barrier.seal();
         *self.unseal.lock().await = UnsealProgress::default();
         tracing::info!("sealed");
@@ -651,19 +677,149 @@ impl Core {
             .map(|_| ())
     }
 
-    /// Runs one request through the pipeline: token, ACL, routing, engine.
+    /// Runs one request through the pipeline: token, ACL, audit, routing,
+    /// engine, audit of the outcome.
     pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
         let active = self.active()?;
-        check_path(&req.path)?;
-        let token = self.authenticate(&active, &req).await?;
-        if req.operation == Operation::Update && !self.exists(&active, &req).await? {
-            req.operation = Operation::Create;
+        let token = match self.admit(&active, &mut req).await {
+            Ok(token) => token,
+            Err((token, e)) => {
+                // Refused requests are recorded too; a device failure wins.
+                self.audit_entry(
+                    &active,
+                    EntryKind::Request,
+                    &req,
+                    token.as_ref(),
+                    None,
+                    Some(&e),
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        // Fail-closed: nothing runs unless a device recorded the request.
+        self.audit_entry(
+            &active,
+            EntryKind::Request,
+            &req,
+            token.as_ref(),
+            None,
+            None,
+        )
+        .await?;
+        let result = self.dispatch(&active, &req, token.as_ref()).await;
+        match &result {
+            Ok(resp) => {
+                self.audit_entry(
+                    &active,
+                    EntryKind::Response,
+                    &req,
+                    token.as_ref(),
+                    Some(resp),
+                    None,
+                )
+                .await?
+            }
+            Err(e) => {
+                self.audit_entry(
+                    &active,
+                    EntryKind::Response,
+                    &req,
+                    token.as_ref(),
+                    None,
+                    Some(e),
+                )
+                .await?
+            }
         }
-        if let Some(t) = &token {
-            self.authorize(&active, t, &req).await?;
+        result
+    }
+
+    /// Path check, token, existence and ACL; on refusal also the token (when
+    /// valid) so the refusal's audit entry names who was refused.
+    async fn admit(
+        &self,
+        active: &Active,
+        req: &mut Request,
+    ) -> Result<Option<Token>, (Option<Token>, LogicalError)> {
+        check_path(&req.path).map_err(|e| (None, e))?;
+        let token = self
+            .authenticate(active, req)
+            .await
+            .map_err(|e| (None, e))?;
+        if req.operation == Operation::Update {
+            match self.exists(active, req).await {
+                Ok(false) => req.operation = Operation::Create,
+                Ok(true) => {}
+                Err(e) => return Err((token, e)),
+            }
         }
-        // Audit of the request belongs here (fail-closed) once audit devices exist.
-        let spent = match &token {
+        if let Some(t) = &token
+            && let Err(e) = self.authorize(active, t, req).await
+        {
+            return Err((token, e));
+        }
+        Ok(token)
+    }
+
+    /// One audit entry (a refusal before the handler is a request entry
+    /// carrying the error, as in Vault).
+    async fn audit_entry(
+        &self,
+        active: &Active,
+        kind: EntryKind,
+        req: &Request,
+        token: Option<&Token>,
+        resp: Option<&Response>,
+        error: Option<&LogicalError>,
+    ) -> Result<(), LogicalError> {
+        if !self.audit.is_active() {
+            return Ok(());
+        }
+        let (mount_type, mount_point) = self.audit_mount(active, &req.path);
+        self.audit
+            .log(&crate::audit::EntryInput {
+                kind,
+                req,
+                token,
+                mount_type: &mount_type,
+                mount_point: &mount_point,
+                response: resp,
+                error: error.map(|e| e.to_string()),
+            })
+            .await
+    }
+
+    /// The mount type and path an audit entry names for a request path.
+    fn audit_mount(&self, active: &Active, path: &str) -> (String, String) {
+        if path.starts_with("sys/") {
+            return ("system".into(), "sys/".into());
+        }
+        if path.starts_with("auth/token/") {
+            return ("token".into(), "auth/token/".into());
+        }
+        match self.locate(active, path) {
+            Ok(Some(found)) => {
+                let e = &found.mount().entry;
+                let point = if path.starts_with("auth/") {
+                    format!("auth/{}", e.path)
+                } else {
+                    e.path.clone()
+                };
+                (e.kind.clone(), point)
+            }
+            _ => (String::new(), String::new()),
+        }
+    }
+
+    /// Token use counting, routing, the engine, and response wrapping.
+    async fn dispatch(
+        &self,
+        active: &Active,
+        req: &Request,
+        token: Option<&Token>,
+    ) -> Result<Response, LogicalError> {
+        let spent = match token {
             Some(t) if t.entry.num_uses > 0 => {
                 let after = active
                     .tokens
@@ -676,20 +832,20 @@ impl Core {
         };
         let op = req.operation;
         let resp = if let Some(rest) = req.path.strip_prefix("sys/") {
-            self.handle_sys(&active, &req, rest, token.as_ref()).await
+            self.handle_sys(active, req, rest, token).await
         } else if let Some(rest) = req.path.strip_prefix("auth/token/") {
-            self.handle_token(&active, &req, rest, token.as_ref()).await
+            self.handle_token(active, req, rest, token).await
         } else {
-            self.route(&active, &req, token.as_ref()).await
+            self.route(active, req, token).await
         };
-        if spent && let Some(t) = &token {
+        if spent && let Some(t) = token {
             // The last use is over: the token dies now, as in Vault.
             active.tokens.revoke_tree(&t.hash).await?;
         }
         let resp = finish(op, resp?)?;
         match req.wrap_ttl.filter(|t| *t > 0) {
             Some(ttl) if !is_empty_response(&resp) && resp.wrap_info.is_none() => {
-                self.wrap_response(&active, &req.path, ttl, resp).await
+                self.wrap_response(active, &req.path, ttl, resp).await
             }
             _ => Ok(resp),
         }
@@ -955,6 +1111,9 @@ impl Core {
     /// logged and does not stop the others.
     pub async fn run_periodic(&self) -> Result<(), LogicalError> {
         let active = self.active()?;
+        if let Err(e) = self.audit.flush(&self.barrier).await {
+            tracing::warn!(error = %e, "storing audit chain heads failed");
+        }
         let mounts = self.mounts(&active, MountKind::Secret)?;
         for m in mounts.iter() {
             if let Err(e) = m.backend.periodic(&m.view).await {
@@ -1054,6 +1213,7 @@ fn is_root_protected(path: &str) -> bool {
     const PREFIX: &[&str] = &[
         "auth/",
         "audit/",
+        "audit-head/",
         "raw/",
         "revoke-prefix/",
         "revoke-force/",

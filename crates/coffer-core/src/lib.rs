@@ -5,6 +5,7 @@
 //! everything but the seal's own records.
 
 pub mod aead;
+pub mod audit;
 pub mod backend;
 pub mod barrier;
 pub mod cidr;

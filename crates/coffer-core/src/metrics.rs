@@ -53,7 +53,24 @@ pub static REVOCATION_FAILURES: Counter = Counter::new(
     "Lease revocation attempts that failed and were scheduled again.",
 );
 
+/// Audit writes that failed on one device (others may have succeeded).
+pub static AUDIT_DEVICE_FAILURES: Counter = Counter::new(
+    "coffer_audit_device_failures_total",
+    "Audit entries a device failed to record.",
+);
+
+/// Requests refused because no audit device could record them.
+pub static AUDIT_REFUSALS: Counter = Counter::new(
+    "coffer_audit_refused_requests_total",
+    "Requests refused (500) because no enabled audit device recorded them.",
+);
+
 /// Every counter, for export.
-pub fn counters() -> [&'static Counter; 2] {
-    [&ROTATION_FAILURES, &REVOCATION_FAILURES]
+pub fn counters() -> [&'static Counter; 4] {
+    [
+        &ROTATION_FAILURES,
+        &REVOCATION_FAILURES,
+        &AUDIT_DEVICE_FAILURES,
+        &AUDIT_REFUSALS,
+    ]
 }

@@ -82,6 +82,11 @@ pub struct Config {
     pub cluster_name: String,
     /// Entries kept in the storage read cache; 0 disables it.
     pub cache_size: usize,
+    /// Audit devices declared with `audit "<type>" "<path>" { ... }`.
+    pub audit: Vec<coffer_core::audit::DeviceSpec>,
+    /// Where devices enabled through `sys/audit/:path` may write; set only
+    /// when `audit_api = true`.
+    pub audit_dir: Option<PathBuf>,
 }
 
 /// Vault's default physical cache size.
@@ -112,6 +117,8 @@ impl Default for Config {
             max_lease_ttl: core.max_lease_ttl,
             cluster_name: core.cluster_name,
             cache_size: DEFAULT_CACHE_SIZE,
+            audit: Vec::new(),
+            audit_dir: None,
         }
     }
 }
@@ -313,10 +320,22 @@ pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
                 cfg.listener = listener(&ctx, b)?;
             }
             "seal" => cfg.seal = seal(&ctx, b)?,
+            "audit" => {
+                let device = audit(&ctx, b)?;
+                if cfg.audit.iter().any(|d| d.path == device.path) {
+                    return Err(ctx.err(
+                        b.span(),
+                        format!("audit device path {:?} is declared twice", device.path),
+                    ));
+                }
+                cfg.audit.push(device);
+            }
             other => {
                 return Err(ctx.err(
                     b.span(),
-                    format!("unknown block {other:?}; known blocks: storage, listener, seal"),
+                    format!(
+                        "unknown block {other:?}; known blocks: storage, listener, seal, audit"
+                    ),
                 ));
             }
         }
@@ -334,6 +353,10 @@ pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
             "max_lease_ttl",
             "cluster_name",
             "disable_mlock",
+            "cache_size",
+            "disable_cache",
+            "audit_api",
+            "audit_dir",
         ],
     )?;
     cfg.api_addr = a.str("api_addr");
@@ -364,7 +387,63 @@ pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
     if a.bool("disable_cache")?.unwrap_or(false) {
         cfg.cache_size = 0;
     }
+    match (a.bool("audit_api")?.unwrap_or(false), a.str("audit_dir")) {
+        (true, Some(dir)) => cfg.audit_dir = Some(PathBuf::from(dir)),
+        (true, None) => {
+            return Err(a.bad(
+                "audit_api",
+                "accompanied by audit_dir, the only directory API-enabled devices may write in",
+            ));
+        }
+        (false, _) => {}
+    }
     Ok(cfg)
+}
+
+/// `audit "file" "name" { file_path = ..., ... }`: type and path as labels,
+/// the rest as the device's options.
+fn audit(ctx: &Ctx<'_>, b: &Block) -> Result<coffer_core::audit::DeviceSpec, ConfigError> {
+    let labels: Vec<String> = b
+        .labels
+        .iter()
+        .map(|l| match l {
+            BlockLabel::Ident(i) => i.value().as_str().to_owned(),
+            BlockLabel::String(s) => s.value().clone(),
+        })
+        .collect();
+    let [kind, path] = labels.as_slice() else {
+        return Err(ctx.err(
+            b.span(),
+            "audit block needs a type and a path, e.g. audit \"file\" \"file\" { file_path = \"/var/log/coffer/audit.log\" }"
+                .into(),
+        ));
+    };
+    let what = format!("audit {kind:?} {path:?}");
+    let mut known = crate::audit::known_options(kind).ok_or_else(|| {
+        ctx.err(
+            b.span(),
+            format!("unknown audit device type {kind:?}; use \"file\" or \"socket\""),
+        )
+    })?;
+    known.extend(["description", "local"]);
+    let a = Attrs::read(ctx, b.body.iter(), &what, &known)?;
+    let path = coffer_core::audit::normalize_path(path).map_err(|e| ctx.err(b.span(), e))?;
+    let mut options = BTreeMap::new();
+    for (k, _) in a.items.iter() {
+        if k != "description" && k != "local" {
+            options.insert(k.clone(), a.str(k).unwrap_or_default());
+        }
+    }
+    let spec = coffer_core::audit::DeviceSpec {
+        path,
+        kind: kind.clone(),
+        description: a.str("description").unwrap_or_default(),
+        options,
+        local: a.bool("local")?.unwrap_or(false),
+    };
+    coffer_core::audit::DeviceOptions::parse(&spec.options)
+        .map_err(|e| ctx.err(b.span(), format!("{what}: {e}")))?;
+    Ok(spec)
 }
 
 fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {

@@ -1,5 +1,6 @@
 //! `coffer`: the server and its command-line client in one binary.
 
+mod audit;
 mod cli;
 mod config;
 mod server;
@@ -54,6 +55,9 @@ enum Command {
     /// Enable, disable and list auth methods.
     #[command(subcommand)]
     Auth(cli::auth_cmds::AuthCommand),
+    /// Audit devices and logs: list, enable, disable, hash, verify, query.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
 }
 
 /// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             Command::Token(c) => cli::auth_cmds::token(c).await,
             Command::Policy(c) => cli::auth_cmds::policy(c).await,
             Command::Auth(c) => cli::auth_cmds::auth(c).await,
+            Command::Audit(c) => cli::audit::run(c).await,
         }
     });
     match result {

@@ -120,17 +120,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logging(&cfg.log_level);
     let storage = open_storage(&cfg.storage, cfg.cache_size).await?;
     let (seal, seal_task) = seal_mode(&cfg.seal)?;
-    let core = Arc::new(Core::new(
-        storage,
-        seal,
-        coffer_engines::registry(),
-        coffer_auth::registry(),
-        CoreConfig {
-            default_lease_ttl: cfg.default_lease_ttl,
-            max_lease_ttl: cfg.max_lease_ttl,
-            cluster_name: cfg.cluster_name.clone(),
-        },
-    )?);
+    let audit = audit_broker(&cfg)?;
+    let core = Arc::new(
+        Core::new(
+            storage,
+            seal,
+            coffer_engines::registry(),
+            coffer_auth::registry(),
+            CoreConfig {
+                default_lease_ttl: cfg.default_lease_ttl,
+                max_lease_ttl: cfg.max_lease_ttl,
+                cluster_name: cfg.cluster_name.clone(),
+            },
+        )?
+        .with_audit(audit),
+    );
 
     let tls = match &cfg.listener.tls {
         Some((cert, key)) => Some(coffer_http::load_tls(&coffer_http::TlsFiles {
@@ -170,16 +174,54 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     spawn_token_tidy(core.clone());
     spawn_periodic(core.clone());
+    spawn_reopen_on_hangup(core.clone());
     println!("Listening on {api_addr} (storage: {:?})", cfg.storage);
     let app = coffer_http::router(
-        core,
+        core.clone(),
         coffer_http::HttpOptions {
             max_request_size: cfg.listener.max_request_size,
         },
     );
     coffer_http::serve(listener, app, tls, shutdown_signal()).await?;
+    if let Err(e) = core.audit_flush().await {
+        tracing::error!(error = %e, "storing audit chain heads at shutdown failed");
+    }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The configuration's audit devices, opened now so that a bad path stops
+/// the server at start, plus the rules for devices enabled through the API.
+fn audit_broker(cfg: &Config) -> anyhow::Result<coffer_core::audit::Broker> {
+    let mut configured = Vec::new();
+    for spec in &cfg.audit {
+        let sink = crate::audit::build_sink(spec, None)
+            .map_err(|e| anyhow::anyhow!("audit device {}: {e}", spec.path))?;
+        configured.push((spec.clone(), sink));
+    }
+    if let Some(dir) = &cfg.audit_dir
+        && !dir.is_dir()
+    {
+        bail!("audit_dir {} is not a directory", dir.display());
+    }
+    let factory = Arc::new(crate::audit::ApiFactory::new(cfg.audit_dir.clone()));
+    Ok(coffer_core::audit::Broker::new(Some(factory), configured))
+}
+
+/// SIGHUP: audit files are reopened (after logrotate moved them).
+fn spawn_reopen_on_hangup(core: Arc<Core>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; audit files will not be reopened on it");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let failed = core.audit_reopen().await;
+            if failed.is_empty() {
+                tracing::info!("SIGHUP: audit devices reopened");
+            }
+        }
+    });
 }
 
 async fn start_dev(

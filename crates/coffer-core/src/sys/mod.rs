@@ -1,5 +1,6 @@
 //! The `sys/` backend: mounts, keys, tools and UI helpers.
 
+mod audit;
 mod leases;
 mod mounts;
 mod password_policies;
@@ -45,6 +46,10 @@ pub(crate) enum SysRoute {
     Metrics,
     PasswordPolicy,
     PasswordPolicyGenerate,
+    AuditList,
+    Audit,
+    AuditHash,
+    AuditHead,
 }
 
 use Operation::*;
@@ -339,6 +344,30 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         help: "Everything that rotates on a schedule, with its last success and failures.",
     },
     PathSpec {
+        pattern: "audit",
+        operations: &[Read],
+        route: SysRoute::AuditList,
+        help: "List enabled audit devices.",
+    },
+    PathSpec {
+        pattern: "audit/{*path}",
+        operations: &[Update, Delete],
+        route: SysRoute::Audit,
+        help: "Enable or disable an audit device (only when the server configuration allows it).",
+    },
+    PathSpec {
+        pattern: "audit-hash/{*path}",
+        operations: &[Update],
+        route: SysRoute::AuditHash,
+        help: "The HMAC an audit device writes for an input.",
+    },
+    PathSpec {
+        pattern: "audit-head/{*path}",
+        operations: &[Read],
+        route: SysRoute::AuditHead,
+        help: "An audit device's chain head: the sequence number and hash of its last line.",
+    },
+    PathSpec {
         pattern: "metrics",
         operations: &[Read],
         route: SysRoute::Metrics,
@@ -462,6 +491,10 @@ impl Core {
             }
             SysRoute::RotationStatus => self.rotation_status_response(active).await.map(Some),
             SysRoute::Metrics => self.metrics_response(active, req).await.map(Some),
+            SysRoute::AuditList => Ok(Some(self.audit_list())),
+            SysRoute::Audit => self.audit_op(req, m.param("path")).await,
+            SysRoute::AuditHash => self.audit_hash(req, m.param("path")).map(Some),
+            SysRoute::AuditHead => self.audit_head(m.param("path")).await.map(Some),
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

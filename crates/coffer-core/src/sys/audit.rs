@@ -1,0 +1,76 @@
+//! `sys/audit`, `sys/audit/:path`, `sys/audit-hash/:path` and coffer's
+//! `sys/audit-head/:path`.
+
+use serde_json::{Map, Value, json};
+
+use super::{obj, top_level};
+use crate::audit::DeviceSpec;
+use crate::core::Core;
+use crate::fields::Fields;
+use crate::logical::{LogicalError, Operation, Request, Response};
+
+impl Core {
+    pub(super) fn audit_list(&self) -> Response {
+        let mut data = Map::new();
+        for d in self.audit.list() {
+            data.insert(
+                d.path.clone(),
+                json!({
+                    "path": d.path,
+                    "type": d.kind,
+                    "description": d.description,
+                    "options": d.options,
+                    "local": d.local,
+                }),
+            );
+        }
+        top_level(Response::data(data))
+    }
+
+    pub(super) async fn audit_op(
+        &self,
+        req: &Request,
+        path: &str,
+    ) -> Result<Option<Response>, LogicalError> {
+        if req.operation == Operation::Delete {
+            self.audit.disable(&self.barrier, path).await?;
+            return Ok(None);
+        }
+        let f = Fields::new(&req.data);
+        let kind = f
+            .str("type")?
+            .ok_or_else(|| LogicalError::BadRequest("type is required".into()))?;
+        let mut options = f.str_map("options")?.unwrap_or_default();
+        // hvac and older clients name the file `path`.
+        if !options.contains_key("file_path")
+            && let Some(p) = options.remove("path")
+        {
+            options.insert("file_path".into(), p);
+        }
+        let spec = DeviceSpec {
+            path: path.to_owned(),
+            kind,
+            description: f.str("description")?.unwrap_or_default(),
+            options,
+            local: f.bool("local")?.unwrap_or(false),
+        };
+        self.audit.enable(&self.barrier, spec).await?;
+        Ok(None)
+    }
+
+    pub(super) fn audit_hash(&self, req: &Request, path: &str) -> Result<Response, LogicalError> {
+        let input = Fields::new(&req.data)
+            .str("input")?
+            .ok_or_else(|| LogicalError::BadRequest("input is required".into()))?;
+        let hash = self.audit.hash(path, &input)?;
+        Ok(top_level(Response::data(obj(json!({ "hash": hash })))))
+    }
+
+    pub(super) async fn audit_head(&self, path: &str) -> Result<Response, LogicalError> {
+        let head = self.audit.head(path).await?;
+        Ok(Response::data(obj(json!({
+            "sequence": head.seq,
+            "hash": Value::String(head.hash),
+        }))))
+    }
+}
