@@ -119,12 +119,13 @@ def build_release(*targets):
         subprocess.run(["cargo", "build", "--release", "-q", *t], cwd=ROOT, check=True)
 
 
-def start_coffer(work, log_level="warn"):
-    """A release coffer on its embedded store in `work`, initialised and unsealed: (proc, url, root token)."""
+def start_coffer(work, log_level="warn", extra=""):
+    """A release coffer on its embedded store in `work`, initialised and unsealed: (proc, url, root token).
+    `extra` is more configuration text (audit devices, ...)."""
     cfg = os.path.join(work, "coffer.hcl")
     with open(cfg, "w") as f:
         f.write(f'storage "file" {{ path = "{work}/coffer" }}\n'
-                f'listener "tcp" {{\n address = "127.0.0.1:0"\n tls_disable = true\n}}\nlog_level = "{log_level}"\n')
+                f'listener "tcp" {{\n address = "127.0.0.1:0"\n tls_disable = true\n}}\nlog_level = "{log_level}"\n{extra}')
     proc, url = start_printing_addr([os.path.join(ROOT, "target/release/coffer"), "server", "--config", cfg])
     return proc, url, init_unseal(url)
 

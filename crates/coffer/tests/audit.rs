@@ -674,6 +674,46 @@ async fn the_api_enables_devices_only_when_configured_and_only_inside_audit_dir(
         "salts are per device"
     );
 
+    // The CLI's Vault-shaped commands over the same API.
+    let env = [
+        ("VAULT_TOKEN", root_token.as_str()),
+        ("VAULT_ADDR", s.addr.as_str()),
+    ];
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "enable",
+            "file",
+            "-path=cli",
+            "file_path=cli.log",
+            "mode=0400",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Enabled the file audit device at: cli/"),
+        "{out}"
+    );
+    let (code, out) = coffer(&["audit", "list", "-detailed"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("cli/") && out.contains("file_path=cli.log mode=0400"),
+        "{out}"
+    );
+    let (code, out) = coffer(&["audit", "hash", "cli", "x"], &env);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), audit_hash(&root, "cli", "x").await);
+    let mode = std::fs::metadata(dir.join("cli.log"))
+        .expect("stat")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o400
+    );
+    let (code, out) = coffer(&["audit", "disable", "cli"], &env);
+    assert_eq!(code, 0, "{out}");
+
     let config_device = root.delete("sys/audit/main").await;
     assert_eq!(config_device.status, 400);
     assert!(

@@ -1,6 +1,7 @@
 //! Python's `hvac` client (unmodified, installed from PyPI into a venv under
 //! `target/`) drives KV v1 and v2, mounts, policies, tokens, userpass, AppRole and
-//! wrapping, transit, the database engine and leases against a real server.
+//! wrapping, transit, the database engine, leases and audit devices against a
+//! real server.
 
 mod common;
 
@@ -52,19 +53,25 @@ fn venv_python() -> Option<PathBuf> {
 
 /// Runs one hvac script against a fresh dev server; it prints "all checks passed".
 async fn run_script(script: &str, env: &[(&str, String)]) {
+    let s = Server::dev();
+    run_script_on(&s, "root", script, env).await;
+}
+
+/// Runs one hvac script against `s` with `token`.
+async fn run_script_on(s: &Server, token: &str, script: &str, env: &[(&str, String)]) {
     let Some(python) = venv_python() else { return };
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect();
-    let s = Server::dev();
     let out = tokio::task::spawn_blocking({
         let addr = s.addr.clone();
+        let token = token.to_owned();
         let script = repo_root().join("tests/hvac").join(script);
         move || {
             Command::new(python)
                 .arg(script)
-                .args([&addr, "root"])
+                .args([&addr, &token])
                 .envs(env)
                 .output()
                 .unwrap()
@@ -85,10 +92,25 @@ async fn run_script(script: &str, env: &[(&str, String)]) {
 
 // One test, so two processes never build the venv at the same time.
 #[tokio::test]
-async fn hvac_drives_the_same_flows_kv_v2_transit_and_database() {
+async fn hvac_drives_the_same_flows_kv_v2_transit_database_and_audit() {
     run_script("flows.py", &[]).await;
     run_script("kv_v2.py", &[]).await;
     run_script("transit.py", &[]).await;
+    // Audit devices through the API need a configuration that allows them.
+    let setup = common::Setup::embedded_with("audit_api = true\naudit_dir = \"AUDIT_DIR\"");
+    let audit_dir = setup.dir.path().join("audit");
+    std::fs::create_dir(&audit_dir).unwrap();
+    let config = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        config.replace("AUDIT_DIR", audit_dir.to_str().unwrap()),
+    )
+    .unwrap();
+    let s = Server::with_config(&setup.config, &[]);
+    let (keys, root) = common::init(&s.http(None), 1, 1).await;
+    common::unseal(&s.http(None), &keys).await;
+    let env = [("AUDIT_DIR", audit_dir.to_str().unwrap().to_owned())];
+    run_script_on(&s, &root, "audit.py", &env).await;
     if let Some(pg) = common::PrivatePostgres::start() {
         let env = [
             ("PG_PORT", pg.port.to_string()),

@@ -31,7 +31,9 @@ impl Default for ChainHead {
 
 /// SHA-256 (hex) of one line's bytes, newline excluded.
 pub fn line_hash(line: &[u8]) -> String {
-    hex::encode(Sha256::digest(strip_newline(line)))
+    let mut out = [0u8; 64];
+    super::salt::hex_into(&Sha256::digest(strip_newline(line)), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn strip_newline(line: &[u8]) -> &[u8] {
@@ -41,11 +43,19 @@ fn strip_newline(line: &[u8]) -> &[u8] {
 /// Appends the chain fields to a serialized JSON object (`{...}`), after an
 /// optional prefix, and returns the full line with its newline.
 pub fn link(prefix: &str, object: &[u8], head: &ChainHead) -> Option<Vec<u8>> {
-    let body = object.strip_suffix(b"}")?;
     let mut line = Vec::with_capacity(prefix.len() + object.len() + 96);
     line.extend_from_slice(prefix.as_bytes());
-    line.extend_from_slice(body);
-    if body.len() > 1 {
+    line.extend_from_slice(object);
+    append_link(&mut line, head).then_some(line)
+}
+
+/// Turns `...{...}` into `...{...,"seq":N,"prev":"<hex>"}\n` in place, the
+/// next link after `head`. False when the line does not end with an object.
+pub fn append_link(line: &mut Vec<u8>, head: &ChainHead) -> bool {
+    if line.pop() != Some(b'}') {
+        return false;
+    }
+    if line.last() != Some(&b'{') {
         line.push(b',');
     }
     line.extend_from_slice(b"\"seq\":");
@@ -53,7 +63,7 @@ pub fn link(prefix: &str, object: &[u8], head: &ChainHead) -> Option<Vec<u8>> {
     line.extend_from_slice(b",\"prev\":\"");
     line.extend_from_slice(head.hash.as_bytes());
     line.extend_from_slice(b"\"}\n");
-    Some(line)
+    true
 }
 
 /// The chain fields of a line, read from its end without parsing the rest
@@ -391,5 +401,14 @@ mod tests {
                 head_seq: 5
             })
         );
+
+        // The last line edited: nothing after it records its hash, the head does.
+        let mut edited = lines.clone();
+        edited[4][3] ^= 1;
+        let mut v = Verifier::with_head(head);
+        for l in &edited {
+            v.push(l);
+        }
+        assert_eq!(v.finish().broken, Some(Break::Altered { line: 5, seq: 5 }));
     }
 }

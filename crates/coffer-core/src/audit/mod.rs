@@ -8,6 +8,7 @@
 //! of files and sockets: a device's destination is an [`AuditSink`].
 
 pub mod chain;
+mod committer;
 mod entry;
 mod salt;
 
@@ -25,6 +26,7 @@ use crate::barrier::Barrier;
 use crate::fields::parse_bool;
 use crate::logical::LogicalError;
 use crate::metrics;
+use committer::{Committer, Link};
 
 /// Devices enabled through the API, behind the barrier.
 const TABLE_PATH: &str = "core/audit";
@@ -37,6 +39,21 @@ pub trait AuditSink: Send + Sync {
     /// Writes one complete line, newline included. An error means the line
     /// may not have been recorded.
     async fn write(&self, line: &[u8]) -> Result<(), String>;
+    /// True when [`AuditSink::write_inline`] works: the write finishes without
+    /// waiting (a file), so the chain's lock need not be held across an await.
+    fn writes_inline(&self) -> bool {
+        false
+    }
+    /// True when an inline write can take long (a file synced per write):
+    /// batches are then written on a blocking thread.
+    fn blocks_long(&self) -> bool {
+        false
+    }
+    /// Writes complete lines (one or a batch) without awaiting (only when
+    /// `writes_inline`).
+    fn write_inline(&self, _line: &[u8]) -> Result<(), String> {
+        Err("this audit device cannot write inline".into())
+    }
     /// Reopens the destination (after log rotation, on SIGHUP).
     async fn reopen(&self) -> Result<(), String> {
         Ok(())
@@ -167,11 +184,6 @@ pub fn normalize_path(path: &str) -> Result<String, String> {
     }
 }
 
-struct Link {
-    head: ChainHead,
-    stored: u64,
-}
-
 /// An enabled device, ready to write (exists only while unsealed).
 struct Device {
     spec: DeviceSpec,
@@ -179,29 +191,75 @@ struct Device {
     opts: DeviceOptions,
     sink: Arc<dyn AuditSink>,
     salt: Salt,
-    link: tokio::sync::Mutex<Link>,
+    /// The chain; held only briefly, never across an await.
+    link: Arc<std::sync::Mutex<Link>>,
+    /// Batches the lines of sinks that write inline (files).
+    committer: Option<Arc<Committer>>,
+    /// Orders writes to sinks that must be awaited (sockets).
+    gate: tokio::sync::Mutex<()>,
+    /// HMACs of a token and its accessor, by the token's storage id (not a
+    /// secret): the two entries of a request, and a client's next requests,
+    /// reuse them.
+    ids: quick_cache::sync::Cache<String, Arc<(String, String)>>,
     failing: AtomicBool,
 }
 
+const POISONED: &str = "audit chain lock poisoned";
+
 impl Device {
-    /// Writes one entry, chained; the chain advances only when the sink
-    /// accepted the line.
-    async fn record(
-        &self,
-        entry: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), String> {
-        let mut entry = entry.clone();
-        entry::redact(&mut entry, &self.salt, &self.opts);
-        let object = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
-        let mut link = self.link.lock().await;
-        let line = chain::link(&self.opts.prefix, &object, &link.head)
-            .ok_or("entry did not serialize to an object")?;
-        self.sink.write(&line).await?;
-        link.head = ChainHead {
-            seq: link.head.seq + 1,
-            hash: chain::line_hash(&line),
+    /// The token and accessor as this device writes them.
+    fn ids(&self, input: &EntryInput<'_>) -> Arc<(String, String)> {
+        let presented = input.req.token.as_ref().map_or("", |t| t.expose());
+        let hash = |s: &str| {
+            if self.opts.log_raw || s.is_empty() {
+                s.to_owned()
+            } else {
+                self.salt.hash(s)
+            }
         };
+        let Some(t) = input.token else {
+            return Arc::new((hash(presented), String::new()));
+        };
+        if let Some(ids) = self.ids.get(&t.hash) {
+            return ids;
+        }
+        let accessor = if self.opts.hmac_accessor {
+            hash(&t.entry.accessor)
+        } else {
+            t.entry.accessor.clone()
+        };
+        let ids = Arc::new((hash(presented), accessor));
+        if !self.opts.log_raw {
+            self.ids.insert(t.hash.clone(), ids.clone());
+        }
+        ids
+    }
+
+    /// Writes one entry, chained; the chain advances only when the sink
+    /// accepted the line, so the log never has a gap of its own making.
+    async fn record(&self, input: &EntryInput<'_>, shared: &entry::Shared) -> Result<(), String> {
+        let ids = self.ids(input);
+        let mut line = Vec::with_capacity(2048);
+        line.extend_from_slice(self.opts.prefix.as_bytes());
+        entry::write(input, shared, &ids, &self.salt, &self.opts, &mut line)
+            .map_err(|e| e.to_string())?;
+        if let Some(c) = &self.committer {
+            return c.submit(line).await;
+        }
+        let _turn = self.gate.lock().await;
+        let head = self.link.lock().map_err(|_| POISONED)?.head.clone();
+        if !chain::append_link(&mut line, &head) {
+            return Err("entry did not serialize to an object".into());
+        }
+        self.sink.write(&line).await?;
+        self.link.lock().map_err(|_| POISONED)?.advance(&line);
         Ok(())
+    }
+
+    /// The chain head and the sequence number last stored.
+    fn head(&self) -> Result<(ChainHead, u64), String> {
+        let link = self.link.lock().map_err(|_| POISONED)?;
+        Ok((link.head.clone(), link.stored))
     }
 }
 
@@ -304,16 +362,23 @@ impl Broker {
                 hash: chain::line_hash(&last),
             };
         }
+        let link = Arc::new(std::sync::Mutex::new(Link {
+            head,
+            stored: stored.seq,
+        }));
+        let committer = sink
+            .writes_inline()
+            .then(|| Committer::new(sink.clone(), link.clone()));
         Ok(Device {
             spec,
             from_config,
             opts,
             sink,
             salt,
-            link: tokio::sync::Mutex::new(Link {
-                head,
-                stored: stored.seq,
-            }),
+            link,
+            committer,
+            gate: tokio::sync::Mutex::new(()),
+            ids: quick_cache::sync::Cache::new(4096),
             failing: AtomicBool::new(false),
         })
     }
@@ -362,19 +427,17 @@ impl Broker {
     /// Stores the chain heads that moved since the last flush.
     pub async fn flush(&self, barrier: &Barrier) -> Result<(), LogicalError> {
         for d in self.live().iter() {
-            let head = {
-                let link = d.link.lock().await;
-                if link.head.seq == link.stored {
-                    continue;
-                }
-                link.head.clone()
-            };
+            let (head, stored) = d.head().map_err(internal)?;
+            if head.seq == stored {
+                continue;
+            }
             let bytes = serde_json::to_vec(&head).map_err(internal)?;
             barrier
                 .put(&format!("{HEAD_PREFIX}{}", d.spec.name()), &bytes)
                 .await?;
-            let mut link = d.link.lock().await;
-            link.stored = link.stored.max(head.seq);
+            if let Ok(mut link) = d.link.lock() {
+                link.stored = link.stored.max(head.seq);
+            }
         }
         Ok(())
     }
@@ -386,10 +449,10 @@ impl Broker {
         if devices.is_empty() {
             return Ok(());
         }
-        let plain = entry::build(input);
+        let shared = entry::Shared::new(input);
         let mut recorded = 0;
         for d in devices.iter() {
-            match d.record(&plain).await {
+            match d.record(input, &shared).await {
                 Ok(()) => {
                     recorded += 1;
                     if d.failing.swap(false, Ordering::Relaxed) {
@@ -465,8 +528,7 @@ impl Broker {
     /// The device's current chain head (what its last line hashes to).
     pub async fn head(&self, path: &str) -> Result<ChainHead, LogicalError> {
         let d = self.find(path)?;
-        let link = d.link.lock().await;
-        Ok(link.head.clone())
+        d.head().map(|(h, _)| h).map_err(internal)
     }
 
     /// Enables a device through the API (only when the configuration allows).

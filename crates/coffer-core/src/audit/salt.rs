@@ -3,13 +3,24 @@
 //! an input an investigator already knows.
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
 
 use crate::secret::Key32;
 
+/// `hmac-sha256:` plus 64 hex digits.
+pub const HASH_LEN: usize = 12 + 64;
+
 /// One device's HMAC key, kept behind the barrier.
 pub struct Salt(Key32);
+
+/// Lowercase hex of a digest into `out` (faster than a char iterator).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
 
 impl Salt {
     /// A fresh random key.
@@ -27,34 +38,21 @@ impl Salt {
         self.0.expose()
     }
 
+    /// `hmac-sha256:<hex>` of `input` into a stack buffer, as Vault writes it.
+    pub fn hash_into<'b>(&self, input: &str, buf: &'b mut [u8; HASH_LEN]) -> &'b str {
+        buf[..12].copy_from_slice(b"hmac-sha256:");
+        // HMAC takes keys of any length, so the error arm cannot run.
+        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.0.expose()) {
+            mac.update(input.as_bytes());
+            hex_into(&mac.finalize().into_bytes(), &mut buf[12..]);
+        }
+        std::str::from_utf8(&buf[..]).unwrap_or("")
+    }
+
     /// `hmac-sha256:<hex>` of `input`, as Vault writes it.
     pub fn hash(&self, input: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.0.expose()) else {
-            // HMAC takes keys of any length; this arm cannot run.
-            return String::new();
-        };
-        mac.update(input.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
-    }
-
-    /// Replaces every string inside `v` (objects and arrays, recursively) by
-    /// its HMAC; numbers, booleans and nulls stay, as in Vault.
-    pub fn hash_strings(&self, v: &mut Value) {
-        match v {
-            Value::String(s) => *s = self.hash(s),
-            Value::Array(items) => items.iter_mut().for_each(|i| self.hash_strings(i)),
-            Value::Object(m) => m.values_mut().for_each(|i| self.hash_strings(i)),
-            _ => {}
-        }
-    }
-
-    /// Hashes the string at `key` of an object, leaving empty strings empty.
-    pub fn hash_field(&self, obj: &mut serde_json::Map<String, Value>, key: &str) {
-        if let Some(Value::String(s)) = obj.get_mut(key)
-            && !s.is_empty()
-        {
-            *s = self.hash(s);
-        }
+        let mut buf = [0u8; HASH_LEN];
+        self.hash_into(input, &mut buf).to_owned()
     }
 }
 

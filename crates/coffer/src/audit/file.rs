@@ -77,6 +77,18 @@ impl FileSink {
 #[async_trait::async_trait]
 impl AuditSink for FileSink {
     async fn write(&self, line: &[u8]) -> Result<(), String> {
+        self.write_inline(line)
+    }
+
+    fn writes_inline(&self) -> bool {
+        true
+    }
+
+    fn blocks_long(&self) -> bool {
+        self.fsync
+    }
+
+    fn write_inline(&self, line: &[u8]) -> Result<(), String> {
         match &self.target {
             Target::Discard => Ok(()),
             Target::Stdout => {
