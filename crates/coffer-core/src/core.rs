@@ -944,7 +944,7 @@ impl Core {
         Ok(Some(Located { mounts, idx, rel }))
     }
 
-    async fn route(
+    pub(crate) async fn route(
         &self,
         active: &Active,
         req: &Request,

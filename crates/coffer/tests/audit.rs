@@ -884,3 +884,111 @@ async fn query_answers_incident_questions_over_a_million_lines() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_saved_head_signed_by_transit_catches_a_shortened_log() {
+    let b = Sandbox::new(
+        "audit \"file\" \"file\" {\n  file_path = \"{DIR}/audit.log\"\n  head_key = \"transit/audit-head\"\n}\n",
+    );
+    let (s, _, root_token) = ready(&b).await;
+    let root = s.http(Some(&root_token));
+    let env = [
+        ("VAULT_TOKEN", root_token.as_str()),
+        ("VAULT_ADDR", s.addr.as_str()),
+    ];
+    // The key does not exist yet: the head cannot be signed, and says why.
+    let early = root.get("sys/audit-head/file").await;
+    assert_eq!(early.status, 400, "{}", early.text);
+    assert!(early.text.contains("transit/audit-head"), "{}", early.text);
+
+    assert_eq!(
+        root.post("sys/mounts/transit", json!({"type": "transit"}))
+            .await
+            .status,
+        204
+    );
+    let key = root
+        .post("transit/keys/audit-head", json!({"type": "ed25519"}))
+        .await;
+    assert!(key.status < 300, "{}", key.text);
+    for _ in 0..5 {
+        assert_eq!(root.get("sys/mounts").await.status, 200);
+    }
+    let (code, saved) = coffer(&["audit", "head", "file"], &env);
+    assert_eq!(code, 0, "{saved}");
+    let head: Value = serde_json::from_str(&saved).expect("head JSON");
+    assert!(
+        head["signature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("vault:v1:")),
+        "{head}"
+    );
+    assert_eq!(head["key"], "transit/audit-head");
+    let head_file = b.path("head.json");
+    std::fs::write(&head_file, &saved).expect("save head");
+    for _ in 0..3 {
+        assert_eq!(root.get("sys/auth").await.status, 200);
+    }
+
+    let log = b.path("audit.log");
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "verify",
+            log.to_str().unwrap_or(""),
+            "--head",
+            head_file.to_str().unwrap_or(""),
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("signature verifies") && out.contains("chain intact"),
+        "{out}"
+    );
+
+    // Someone drops the lines since a point before the saved head: the chain
+    // in the file is intact, the saved head shows what is gone.
+    let seq = head["sequence"].as_u64().expect("sequence") as usize;
+    let short = b.path("short.log");
+    edit(&log, &short, |l| l.truncate(seq - 3));
+    let (code, out) = coffer(&["audit", "verify", short.to_str().unwrap_or("")], &env);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "verify",
+            short.to_str().unwrap_or(""),
+            "--head",
+            head_file.to_str().unwrap_or(""),
+        ],
+        &env,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("3 line(s) at the end are missing"), "{out}");
+
+    // A forged head (another position) fails its signature.
+    let mut forged = head.clone();
+    forged["sequence"] = json!(seq - 3);
+    forged["hash"] = json!(coffer_core::audit::chain::line_hash(
+        &std::fs::read(&short)
+            .expect("read")
+            .split(|b| *b == b'\n')
+            .nth(seq - 4)
+            .expect("line")
+            .to_vec()
+    ));
+    std::fs::write(&head_file, forged.to_string()).expect("forge");
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "verify",
+            short.to_str().unwrap_or(""),
+            "--head",
+            head_file.to_str().unwrap_or(""),
+        ],
+        &env,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("does not verify"), "{out}");
+}

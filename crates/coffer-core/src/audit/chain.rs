@@ -29,6 +29,13 @@ impl Default for ChainHead {
     }
 }
 
+/// What a transit key signs for a device's head: the device, the sequence
+/// number and the hash, so a signature cannot be moved to another device or
+/// position.
+pub fn head_message(device: &str, head: &ChainHead) -> String {
+    format!("coffer-audit-head:v1:{device}:{}:{}", head.seq, head.hash)
+}
+
 /// SHA-256 (hex) of one line's bytes, newline excluded.
 pub fn line_hash(line: &[u8]) -> String {
     let mut out = [0u8; 64];

@@ -81,6 +81,7 @@ pub const COMMON_OPTIONS: &[&str] = &[
     "hmac_accessor",
     "prefix",
     "elide_list_responses",
+    "head_key",
 ];
 
 /// How a device formats its entries.
@@ -94,6 +95,9 @@ pub struct DeviceOptions {
     pub prefix: String,
     /// Replace list answers' keys by their count.
     pub elide_list_responses: bool,
+    /// A transit signing key (`<mount>/<key>`) that signs the chain head
+    /// `sys/audit-head` answers.
+    pub head_key: Option<(String, String)>,
 }
 
 impl Default for DeviceOptions {
@@ -103,6 +107,7 @@ impl Default for DeviceOptions {
             hmac_accessor: true,
             prefix: String::new(),
             elide_list_responses: false,
+            head_key: None,
         }
     }
 }
@@ -129,7 +134,21 @@ impl DeviceOptions {
                     .into(),
             );
         }
+        let head_key = match options.get("head_key") {
+            None => None,
+            Some(k) => match k.trim_matches('/').rsplit_once('/') {
+                Some((mount, key)) if !mount.is_empty() && !key.is_empty() => {
+                    Some((mount.to_owned(), key.to_owned()))
+                }
+                _ => {
+                    return Err(format!(
+                        "option \"head_key\" must name a transit key as <mount>/<key>, e.g. \"transit/audit-head\" (got {k:?})"
+                    ));
+                }
+            },
+        };
         Ok(Self {
+            head_key,
             log_raw: flag("log_raw", false)?,
             hmac_accessor: flag("hmac_accessor", true)?,
             prefix,
@@ -525,10 +544,15 @@ impl Broker {
         })
     }
 
-    /// The device's current chain head (what its last line hashes to).
-    pub async fn head(&self, path: &str) -> Result<ChainHead, LogicalError> {
+    /// The device's current chain head (what its last line hashes to), its
+    /// path, and the transit key that signs it, if any.
+    pub fn head(
+        &self,
+        path: &str,
+    ) -> Result<(ChainHead, String, Option<(String, String)>), LogicalError> {
         let d = self.find(path)?;
-        d.head().map(|(h, _)| h).map_err(internal)
+        let (head, _) = d.head().map_err(internal)?;
+        Ok((head, d.spec.path.clone(), d.opts.head_key.clone()))
     }
 
     /// Enables a device through the API (only when the configuration allows).

@@ -3,9 +3,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{obj, top_level};
+use base64::Engine;
+
+use super::{b64, obj, top_level};
 use crate::audit::DeviceSpec;
-use crate::core::Core;
+use crate::audit::chain;
+use crate::core::{Active, Core};
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation, Request, Response};
 
@@ -66,11 +69,40 @@ impl Core {
         Ok(top_level(Response::data(obj(json!({ "hash": hash })))))
     }
 
-    pub(super) async fn audit_head(&self, path: &str) -> Result<Response, LogicalError> {
-        let head = self.audit.head(path).await?;
-        Ok(Response::data(obj(json!({
+    pub(super) async fn audit_head(
+        &self,
+        active: &Active,
+        path: &str,
+    ) -> Result<Response, LogicalError> {
+        let (head, device, key) = self.audit.head(path)?;
+        let message = chain::head_message(&device, &head);
+        let mut data = obj(json!({
+            "device": device,
             "sequence": head.seq,
-            "hash": Value::String(head.hash),
-        }))))
+            "hash": head.hash,
+            "message": message,
+        }));
+        if let Some((mount, key)) = key {
+            // Signed inside the server, as if by a root token: the device's
+            // configuration chose the key.
+            let mut sign = Request::new(Operation::Update, format!("{mount}/sign/{key}"));
+            sign.data = obj(json!({ "input": b64().encode(message.as_bytes()) }));
+            let signed = self.route(active, &sign, None).await.map_err(|e| {
+                LogicalError::BadRequest(format!(
+                    "signing the chain head with transit key {mount}/{key} failed: {e}"
+                ))
+            })?;
+            let signature = signed
+                .and_then(|r| r.data)
+                .and_then(|d| d.get("signature").cloned())
+                .ok_or_else(|| {
+                    LogicalError::Internal(format!(
+                        "transit key {mount}/{key} returned no signature"
+                    ))
+                })?;
+            data.insert("signature".into(), signature);
+            data.insert("key".into(), Value::String(format!("{mount}/{key}")));
+        }
+        Ok(Response::data(data))
     }
 }

@@ -494,7 +494,7 @@ impl Core {
             SysRoute::AuditList => Ok(Some(self.audit_list())),
             SysRoute::Audit => self.audit_op(req, m.param("path")).await,
             SysRoute::AuditHash => self.audit_hash(req, m.param("path")).map(Some),
-            SysRoute::AuditHead => self.audit_head(m.param("path")).await.map(Some),
+            SysRoute::AuditHead => self.audit_head(active, m.param("path")).await.map(Some),
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

@@ -58,6 +58,14 @@ pub enum AuditCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print a device's chain head as JSON (signed when the device has
+    /// `head_key`): keep it somewhere else, and `verify --head` it later.
+    Head {
+        /// The device's path.
+        device: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Check the hash chain of audit log files (given oldest first); exit 1
     /// and name the first altered, removed or reordered line if it is broken.
     Verify(VerifyArgs),
@@ -74,8 +82,12 @@ pub struct VerifyArgs {
     files: Vec<PathBuf>,
     /// Also compare with this device's chain head on the server, which
     /// detects lines cut from the end of the log.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "head")]
     device: Option<String>,
+    /// Compare with a head saved earlier by `coffer audit head` (its
+    /// signature, if any, is checked through the server's transit key).
+    #[arg(long)]
+    head: Option<PathBuf>,
     /// Server address (with --device).
     #[arg(long)]
     address: Option<String>,
@@ -187,6 +199,15 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<u8> {
             println!("{}", hash(&client, &device, &input).await?);
             Ok(0)
         }
+        AuditCommand::Head { device, client } => {
+            let body = client
+                .client()?
+                .read(&format!("sys/audit-head/{}", device.trim_matches('/')))
+                .await?
+                .context("sys/audit-head returned nothing")?;
+            println!("{}", serde_json::to_string_pretty(&body["data"])?);
+            Ok(0)
+        }
         AuditCommand::Verify(args) => verify(args).await,
         AuditCommand::Query(args) => query(args).await,
     }
@@ -258,20 +279,25 @@ fn client_for(address: &Option<String>) -> ClientArgs {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
-    let mut verifier = match &args.device {
-        Some(device) => {
+    let mut verifier = match (&args.device, &args.head) {
+        (Some(device), _) => {
             let body = client_for(&args.address)
                 .client()?
                 .read(&format!("sys/audit-head/{}", device.trim_matches('/')))
                 .await?
                 .context("sys/audit-head returned nothing")?;
-            let head = ChainHead {
-                seq: body["data"]["sequence"].as_u64().unwrap_or(0),
-                hash: body["data"]["hash"].as_str().unwrap_or("").to_owned(),
-            };
+            Verifier::with_head(head_of(&body["data"])?)
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let saved: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a saved head (JSON)", file.display()))?;
+            let head = head_of(&saved)?;
+            check_head_signature(&args, &saved, &head).await?;
             Verifier::with_head(head)
         }
-        None => Verifier::new(),
+        (None, None) => Verifier::new(),
     };
     let mut partial_at: Option<PathBuf> = None;
     for file in &args.files {
@@ -328,6 +354,51 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+fn head_of(v: &Value) -> anyhow::Result<ChainHead> {
+    match (v["sequence"].as_u64(), v["hash"].as_str()) {
+        (Some(seq), Some(hash)) => Ok(ChainHead {
+            seq,
+            hash: hash.to_owned(),
+        }),
+        _ => bail!("a chain head needs \"sequence\" and \"hash\" (as `coffer audit head` prints)"),
+    }
+}
+
+/// A saved head's signature must cover exactly this device, sequence and
+/// hash, and verify with the transit key that made it.
+async fn check_head_signature(
+    args: &VerifyArgs,
+    saved: &Value,
+    head: &ChainHead,
+) -> anyhow::Result<()> {
+    let (Some(signature), Some(key)) = (saved["signature"].as_str(), saved["key"].as_str()) else {
+        println!("The saved head is not signed (the device has no head_key).");
+        return Ok(());
+    };
+    let device = saved["device"].as_str().unwrap_or("");
+    let message = coffer_core::audit::chain::head_message(device, head);
+    let (mount, name) = key
+        .rsplit_once('/')
+        .with_context(|| format!("the saved head names an unusable key {key:?}"))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = client_for(&args.address)
+        .client()?
+        .write(
+            &format!("{mount}/verify/{name}"),
+            &json!({"input": base64::Engine::encode(&b64, message.as_bytes()), "signature": signature}),
+        )
+        .await
+        .context("checking the saved head's signature with the server's transit key")?
+        .context("transit verify returned nothing")?;
+    if body["data"]["valid"] != Value::Bool(true) {
+        bail!(
+            "the saved head's signature does not verify with transit key {key}: the head was forged or altered"
+        );
+    }
+    println!("The saved head's signature verifies with transit key {key}.");
+    Ok(())
 }
 
 /// `--since`/`--until` as the `YYYY-MM-DDTHH:MM:SS` prefix log times share.
