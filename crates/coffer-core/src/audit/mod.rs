@@ -282,6 +282,16 @@ impl Device {
     }
 }
 
+/// A device's chain head as `sys/audit-head` reports it.
+pub struct DeviceHead {
+    /// The last link.
+    pub head: ChainHead,
+    /// The device's path (`file/`).
+    pub device: String,
+    /// The transit key (`mount`, `name`) that signs it.
+    pub key: Option<(String, String)>,
+}
+
 /// A sink whose device could not be opened at unseal: it refuses every
 /// line, so requests fail closed unless another device records them.
 struct Unavailable(String);
@@ -546,13 +556,14 @@ impl Broker {
 
     /// The device's current chain head (what its last line hashes to), its
     /// path, and the transit key that signs it, if any.
-    pub fn head(
-        &self,
-        path: &str,
-    ) -> Result<(ChainHead, String, Option<(String, String)>), LogicalError> {
+    pub fn head(&self, path: &str) -> Result<DeviceHead, LogicalError> {
         let d = self.find(path)?;
         let (head, _) = d.head().map_err(internal)?;
-        Ok((head, d.spec.path.clone(), d.opts.head_key.clone()))
+        Ok(DeviceHead {
+            head,
+            device: d.spec.path.clone(),
+            key: d.opts.head_key.clone(),
+        })
     }
 
     /// Enables a device through the API (only when the configuration allows).

@@ -74,7 +74,7 @@ impl Core {
         active: &Active,
         path: &str,
     ) -> Result<Response, LogicalError> {
-        let (head, device, key) = self.audit.head(path)?;
+        let crate::audit::DeviceHead { head, device, key } = self.audit.head(path)?;
         let message = chain::head_message(&device, &head);
         let mut data = obj(json!({
             "device": device,
