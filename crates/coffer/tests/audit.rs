@@ -970,14 +970,12 @@ async fn a_saved_head_signed_by_transit_catches_a_shortened_log() {
     // A forged head (another position) fails its signature.
     let mut forged = head.clone();
     forged["sequence"] = json!(seq - 3);
-    forged["hash"] = json!(coffer_core::audit::chain::line_hash(
-        &std::fs::read(&short)
-            .expect("read")
-            .split(|b| *b == b'\n')
-            .nth(seq - 4)
-            .expect("line")
-            .to_vec()
-    ));
+    let short_bytes = std::fs::read(&short).expect("read");
+    let last = short_bytes
+        .split(|b| *b == b'\n')
+        .nth(seq - 4)
+        .expect("line");
+    forged["hash"] = json!(coffer_core::audit::chain::line_hash(last));
     std::fs::write(&head_file, forged.to_string()).expect("forge");
     let (code, out) = coffer(
         &[
