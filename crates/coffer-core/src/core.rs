@@ -681,57 +681,41 @@ impl Core {
     /// engine, audit of the outcome.
     pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
         let active = self.active()?;
+        // Where the request goes, for its audit entries (only when auditing).
+        let mount = self
+            .audit
+            .is_active()
+            .then(|| self.audit_mount(&active, &req.path));
+        let mount = mount.as_ref();
         let token = match self.admit(&active, &mut req).await {
             Ok(token) => token,
             Err((token, e)) => {
-                // Refused requests are recorded too; a device failure wins.
-                self.audit_entry(
-                    &active,
-                    EntryKind::Request,
-                    &req,
-                    token.as_ref(),
-                    None,
-                    Some(&e),
-                )
-                .await?;
+                // Refused requests are recorded too, request and outcome, as
+                // OpenBao does; a device failure wins.
+                for kind in [EntryKind::Request, EntryKind::Response] {
+                    self.audit_entry(mount, kind, &req, token.as_ref(), None, Some(&e))
+                        .await?;
+                }
                 return Err(e);
             }
         };
         // Fail-closed: nothing runs unless a device recorded the request.
+        self.audit_entry(mount, EntryKind::Request, &req, token.as_ref(), None, None)
+            .await?;
+        let result = self.dispatch(&active, &req, token.as_ref()).await;
+        let (resp, error) = match &result {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
         self.audit_entry(
-            &active,
-            EntryKind::Request,
+            mount,
+            EntryKind::Response,
             &req,
             token.as_ref(),
-            None,
-            None,
+            resp,
+            error,
         )
         .await?;
-        let result = self.dispatch(&active, &req, token.as_ref()).await;
-        match &result {
-            Ok(resp) => {
-                self.audit_entry(
-                    &active,
-                    EntryKind::Response,
-                    &req,
-                    token.as_ref(),
-                    Some(resp),
-                    None,
-                )
-                .await?
-            }
-            Err(e) => {
-                self.audit_entry(
-                    &active,
-                    EntryKind::Response,
-                    &req,
-                    token.as_ref(),
-                    None,
-                    Some(e),
-                )
-                .await?
-            }
-        }
         result
     }
 
@@ -762,53 +746,66 @@ impl Core {
         Ok(token)
     }
 
-    /// One audit entry (a refusal before the handler is a request entry
-    /// carrying the error, as in Vault).
+    /// One audit entry; `mount` is `None` when no device is enabled.
     async fn audit_entry(
         &self,
-        active: &Active,
+        mount: Option<&crate::audit::MountInfo>,
         kind: EntryKind,
         req: &Request,
         token: Option<&Token>,
         resp: Option<&Response>,
         error: Option<&LogicalError>,
     ) -> Result<(), LogicalError> {
-        if !self.audit.is_active() {
+        let Some(mount) = mount else {
             return Ok(());
-        }
-        let (mount_type, mount_point) = self.audit_mount(active, &req.path);
+        };
         self.audit
             .log(&crate::audit::EntryInput {
                 kind,
                 req,
                 token,
-                mount_type: &mount_type,
-                mount_point: &mount_point,
+                mount,
                 response: resp,
                 error: error.map(|e| e.to_string()),
             })
             .await
     }
 
-    /// The mount type and path an audit entry names for a request path.
-    fn audit_mount(&self, active: &Active, path: &str) -> (String, String) {
+    /// The mount an audit entry names for a request path.
+    fn audit_mount(&self, active: &Active, path: &str) -> crate::audit::MountInfo {
+        use crate::audit::MountInfo;
         if path.starts_with("sys/") {
-            return ("system".into(), "sys/".into());
+            return MountInfo {
+                kind: "system".into(),
+                point: "sys/".into(),
+                accessor: crate::mounts::system_mount().accessor,
+                class: "",
+            };
         }
         if path.starts_with("auth/token/") {
-            return ("token".into(), "auth/token/".into());
+            return MountInfo {
+                kind: "token".into(),
+                point: "auth/token/".into(),
+                accessor: String::new(),
+                class: "auth",
+            };
         }
         match self.locate(active, path) {
             Ok(Some(found)) => {
                 let e = &found.mount().entry;
-                let point = if path.starts_with("auth/") {
-                    format!("auth/{}", e.path)
-                } else {
-                    e.path.clone()
-                };
-                (e.kind.clone(), point)
+                let auth = path.starts_with("auth/");
+                MountInfo {
+                    kind: e.kind.clone(),
+                    point: if auth {
+                        format!("auth/{}", e.path)
+                    } else {
+                        e.path.clone()
+                    },
+                    accessor: e.accessor.clone(),
+                    class: if auth { "auth" } else { "secret" },
+                }
             }
-            _ => (String::new(), String::new()),
+            _ => MountInfo::default(),
         }
     }
 

@@ -425,13 +425,36 @@ fn audit(ctx: &Ctx<'_>, b: &Block) -> Result<coffer_core::audit::DeviceSpec, Con
             format!("unknown audit device type {kind:?}; use \"file\" or \"socket\""),
         )
     })?;
+    let option_keys = known.clone();
     known.extend(["description", "local"]);
-    let a = Attrs::read(ctx, b.body.iter(), &what, &known)?;
+    // OpenBao's form puts the options in a nested `options { ... }` block;
+    // coffer's puts them in the stanza itself. Both load.
+    let (nested, direct): (Vec<&Structure>, Vec<&Structure>) = b.body.iter().partition(|st| {
+        matches!(st, Structure::Block(ob) if ob.ident.value().as_str() == "options" && ob.labels.is_empty())
+    });
+    let a = Attrs::read(ctx, direct.into_iter(), &what, &known)?;
     let path = coffer_core::audit::normalize_path(path).map_err(|e| ctx.err(b.span(), e))?;
     let mut options = BTreeMap::new();
     for (k, _) in a.items.iter() {
         if k != "description" && k != "local" {
             options.insert(k.clone(), a.str(k).unwrap_or_default());
+        }
+    }
+    for st in nested {
+        let Structure::Block(ob) = st else { continue };
+        let o = Attrs::read(
+            ctx,
+            ob.body.iter(),
+            &format!("{what} options"),
+            &option_keys,
+        )?;
+        for (k, (_, span)) in o.items.iter() {
+            if options
+                .insert(k.clone(), o.str(k).unwrap_or_default())
+                .is_some()
+            {
+                return Err(ctx.err(span.clone(), format!("{what}: {k:?} is set twice")));
+            }
         }
     }
     let spec = coffer_core::audit::DeviceSpec {
@@ -642,6 +665,58 @@ disable_mlock = true
         assert!(c.listener.tls.is_none());
         assert_eq!(c.default_lease_ttl, 3600);
         assert!(matches!(c.seal, SealFileConfig::Static { .. }));
+    }
+
+    #[test]
+    fn audit_stanzas_in_both_shapes() {
+        let c = parse(
+            "a.hcl",
+            r#"
+audit "file" "file" {
+  file_path = "/var/log/coffer/audit.log"
+  hmac_accessor = false
+}
+audit "file" "bao-style" {
+  description = "as OpenBao writes it"
+  options {
+    file_path = "/var/log/coffer/bao.log"
+    log_raw = "false"
+  }
+}
+audit_api = true
+audit_dir = "/var/log/coffer/api"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.audit.len(), 2);
+        assert_eq!(c.audit[0].path, "file/");
+        assert_eq!(c.audit[0].options["hmac_accessor"], "false");
+        assert_eq!(c.audit[1].description, "as OpenBao writes it");
+        assert_eq!(c.audit[1].options["file_path"], "/var/log/coffer/bao.log");
+        assert_eq!(
+            c.audit_dir.as_deref(),
+            Some(Path::new("/var/log/coffer/api"))
+        );
+        for (src, needle) in [
+            ("audit \"file\" {\n}\n", "a type and a path"),
+            ("audit \"syslog\" \"s\" {\n}\n", "unknown audit device type"),
+            (
+                "audit \"file\" \"f\" {\n file_path = \"x\"\n colour = 1\n}\n",
+                "unknown key \"colour\"",
+            ),
+            (
+                "audit \"file\" \"f\" {\n file_path = \"x\"\n options {\n  file_path = \"y\"\n }\n}\n",
+                "set twice",
+            ),
+            (
+                "audit \"file\" \"f\" {\n file_path = \"x\"\n prefix = \"a\\nb\"\n}\n",
+                "control characters",
+            ),
+            ("audit_api = true\n", "audit_dir"),
+        ] {
+            let e = parse("c.hcl", src).unwrap_err().to_string();
+            assert!(e.contains(needle), "{src:?} gave {e}");
+        }
     }
 
     #[test]

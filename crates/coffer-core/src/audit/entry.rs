@@ -34,14 +34,25 @@ pub struct EntryInput<'a> {
     pub req: &'a Request,
     /// The resolved token, when it was valid.
     pub token: Option<&'a Token>,
-    /// The type of the mount serving the path (`system`, `token`, `kv` ...).
-    pub mount_type: &'a str,
-    /// That mount's path.
-    pub mount_point: &'a str,
+    /// The mount serving the path.
+    pub mount: &'a MountInfo,
     /// The answer (response entries).
     pub response: Option<&'a Response>,
     /// Why the request failed.
     pub error: Option<String>,
+}
+
+/// The mount a request went to, as entries name it.
+#[derive(Debug, Clone, Default)]
+pub struct MountInfo {
+    /// `system`, `token`, `kv`, `transit` ...
+    pub kind: String,
+    /// The mount's path (`secret/`, `auth/userpass/`).
+    pub point: String,
+    /// The mount's accessor.
+    pub accessor: String,
+    /// `secret` or `auth` (empty for `sys/`).
+    pub class: &'static str,
 }
 
 /// What every device's copy of one entry shares: computed once.
@@ -219,6 +230,8 @@ struct RequestOut<'a> {
     data: Option<HashedMap<'a>>,
     headers: BTreeMap<(), ()>,
     id: &'a str,
+    mount_accessor: &'a str,
+    mount_class: &'a str,
     mount_point: &'a str,
     mount_type: &'a str,
     namespace: Namespace,
@@ -238,6 +251,8 @@ struct SecretOut<'a> {
 struct ResponseOut<'a> {
     auth: Option<SecretFields<'a>>,
     data: Option<HashedMap<'a>>,
+    mount_accessor: &'a str,
+    mount_class: &'a str,
     mount_point: &'a str,
     mount_type: &'a str,
     secret: Option<SecretOut<'a>>,
@@ -252,7 +267,7 @@ struct EntryOut<'a> {
     error: Option<&'a str>,
     request: RequestOut<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<Option<ResponseOut<'a>>>,
+    response: Option<ResponseOut<'a>>,
     time: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -309,8 +324,10 @@ pub(super) fn write(
         }),
         headers: BTreeMap::new(),
         id: &req.id,
-        mount_point: input.mount_point,
-        mount_type: input.mount_type,
+        mount_accessor: &input.mount.accessor,
+        mount_class: input.mount.class,
+        mount_point: &input.mount.point,
+        mount_type: &input.mount.kind,
         namespace: Namespace { id: "root" },
         operation: req.operation.as_str(),
         path: &req.path,
@@ -319,18 +336,31 @@ pub(super) fn write(
         wrap_ttl: req.wrap_ttl.unwrap_or(0),
     };
     let elide = opts.elide_list_responses && req.operation == Operation::List;
+    // A failure's response block carries the error as (hashed) data, as
+    // OpenBao writes it.
+    let error_data: Option<Map<String, Value>> = match (input.response, &input.error) {
+        (None, Some(e)) => {
+            let mut m = Map::new();
+            m.insert("error".into(), Value::String(e.clone()));
+            Some(m)
+        }
+        _ => None,
+    };
+    let no_warnings: &[String] = &[];
     let response = match input.kind {
         EntryKind::Request => None,
-        EntryKind::Response => Some(input.response.map(|r| {
-            ResponseOut {
+        EntryKind::Response => Some(match input.response {
+            Some(r) => ResponseOut {
                 auth: r.auth.as_ref().map(|v| SecretFields { value: v, redact }),
                 data: r.data.as_ref().map(|d| HashedMap {
                     map: d,
                     redact,
                     elide_keys: elide,
                 }),
-                mount_point: input.mount_point,
-                mount_type: input.mount_type,
+                mount_accessor: &input.mount.accessor,
+                mount_class: input.mount.class,
+                mount_point: &input.mount.point,
+                mount_type: &input.mount.kind,
                 secret: (!r.lease_id.is_empty()).then_some(SecretOut {
                     lease_id: &r.lease_id,
                 }),
@@ -339,8 +369,23 @@ pub(super) fn write(
                     .wrap_info
                     .as_ref()
                     .map(|v| SecretFields { value: v, redact }),
-            }
-        })),
+            },
+            None => ResponseOut {
+                auth: None,
+                data: error_data.as_ref().map(|d| HashedMap {
+                    map: d,
+                    redact,
+                    elide_keys: false,
+                }),
+                mount_accessor: &input.mount.accessor,
+                mount_class: input.mount.class,
+                mount_point: &input.mount.point,
+                mount_type: &input.mount.kind,
+                secret: None,
+                warnings: no_warnings,
+                wrap_info: None,
+            },
+        }),
     };
     serde_json::to_writer(
         out,
@@ -378,12 +423,16 @@ mod tests {
             wrap_info: Some(json!({"token": "wrap-marker", "accessor": "acc-marker", "ttl": 60})),
             ..Response::default()
         };
+        let mount = MountInfo {
+            kind: "kv".into(),
+            point: "secret/".into(),
+            ..MountInfo::default()
+        };
         let input = EntryInput {
             kind: EntryKind::Response,
             req: &req,
             token: None,
-            mount_type: "kv",
-            mount_point: "secret/",
+            mount: &mount,
             response: Some(&resp),
             error: None,
         };

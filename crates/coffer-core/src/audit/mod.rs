@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use chain::ChainHead;
-pub use entry::{EntryInput, EntryKind};
+pub use entry::{EntryInput, EntryKind, MountInfo};
 pub use salt::Salt;
 
 use crate::barrier::Barrier;

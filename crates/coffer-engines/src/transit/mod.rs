@@ -451,15 +451,16 @@ impl Backend for Transit {
         }
     }
 
-    /// `keys/:name` and `encrypt/:name` tell create from update, so a policy
-    /// can allow encrypting with existing keys without allowing new ones.
+    /// `encrypt/:name` tells create from update, so a policy can allow
+    /// encrypting with existing keys without allowing new ones. `keys/:name`
+    /// is always an update, as in OpenBao (its audit log shows it).
     async fn exists(
         &self,
         path: &str,
         storage: &StorageView,
     ) -> Result<Option<bool>, LogicalError> {
         let name = match path.split_once('/') {
-            Some(("keys" | "encrypt", rest)) if !rest.is_empty() && !rest.contains('/') => rest,
+            Some(("encrypt", rest)) if !rest.is_empty() && !rest.contains('/') => rest,
             _ => return Ok(None),
         };
         if check_name(name).is_err() {
