@@ -682,40 +682,33 @@ impl Core {
     pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
         let active = self.active()?;
         // Where the request goes, for its audit entries (only when auditing).
-        let mount = self
+        let ctx = self
             .audit
             .is_active()
-            .then(|| self.audit_mount(&active, &req.path));
-        let mount = mount.as_ref();
+            .then(|| crate::audit::Context::new(self.audit_mount(&active, &req.path), &req));
+        let ctx = ctx.as_ref();
         let token = match self.admit(&active, &mut req).await {
             Ok(token) => token,
             Err((token, e)) => {
                 // Refused requests are recorded too, request and outcome, as
                 // OpenBao does; a device failure wins.
                 for kind in [EntryKind::Request, EntryKind::Response] {
-                    self.audit_entry(mount, kind, &req, token.as_ref(), None, Some(&e))
+                    self.audit_entry(ctx, kind, &req, token.as_ref(), None, Some(&e))
                         .await?;
                 }
                 return Err(e);
             }
         };
         // Fail-closed: nothing runs unless a device recorded the request.
-        self.audit_entry(mount, EntryKind::Request, &req, token.as_ref(), None, None)
+        self.audit_entry(ctx, EntryKind::Request, &req, token.as_ref(), None, None)
             .await?;
         let result = self.dispatch(&active, &req, token.as_ref()).await;
         let (resp, error) = match &result {
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e)),
         };
-        self.audit_entry(
-            mount,
-            EntryKind::Response,
-            &req,
-            token.as_ref(),
-            resp,
-            error,
-        )
-        .await?;
+        self.audit_entry(ctx, EntryKind::Response, &req, token.as_ref(), resp, error)
+            .await?;
         result
     }
 
@@ -746,17 +739,17 @@ impl Core {
         Ok(token)
     }
 
-    /// One audit entry; `mount` is `None` when no device is enabled.
+    /// One audit entry; `ctx` is `None` when no device is enabled.
     async fn audit_entry(
         &self,
-        mount: Option<&crate::audit::MountInfo>,
+        ctx: Option<&crate::audit::Context>,
         kind: EntryKind,
         req: &Request,
         token: Option<&Token>,
         resp: Option<&Response>,
         error: Option<&LogicalError>,
     ) -> Result<(), LogicalError> {
-        let Some(mount) = mount else {
+        let Some(ctx) = ctx else {
             return Ok(());
         };
         self.audit
@@ -764,7 +757,7 @@ impl Core {
                 kind,
                 req,
                 token,
-                mount,
+                ctx,
                 response: resp,
                 error: error.map(|e| e.to_string()),
             })

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -34,8 +35,8 @@ pub struct EntryInput<'a> {
     pub req: &'a Request,
     /// The resolved token, when it was valid.
     pub token: Option<&'a Token>,
-    /// The mount serving the path.
-    pub mount: &'a MountInfo,
+    /// What the request's entries share.
+    pub ctx: &'a Context,
     /// The answer (response entries).
     pub response: Option<&'a Response>,
     /// Why the request failed.
@@ -55,35 +56,79 @@ pub struct MountInfo {
     pub class: &'static str,
 }
 
-/// What every device's copy of one entry shares: computed once.
-pub(super) struct Shared {
-    time: String,
+/// One request's audit context: what both of its entries share, computed
+/// once, including each device's serialized `auth` and `request` blocks (the
+/// response entry repeats them byte for byte).
+pub struct Context {
+    mount: MountInfo,
     remote_address: String,
     remote_port: u16,
-    token_issue_time: Option<String>,
+    token_issue_time: OnceLock<Option<String>>,
+    blocks: Mutex<Vec<(usize, Arc<Blocks>)>>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+struct Blocks {
+    auth: Vec<u8>,
+    request: Vec<u8>,
 }
 
-impl Shared {
-    pub(super) fn new(input: &EntryInput<'_>) -> Self {
-        let (remote_address, remote_port) = match input.req.remote_addr {
+impl Context {
+    /// The context of `req`, served by `mount`.
+    pub fn new(mount: MountInfo, req: &Request) -> Self {
+        let (remote_address, remote_port) = match req.remote_addr {
             Some(a) => (a.ip().to_string(), a.port()),
             None => (String::new(), 0),
         };
         Self {
-            time: rfc3339(OffsetDateTime::now_utc()),
+            mount,
             remote_address,
             remote_port,
-            token_issue_time: input.token.and_then(|t| {
-                OffsetDateTime::from_unix_timestamp(t.entry.creation_time)
-                    .ok()
-                    .map(rfc3339)
-            }),
+            token_issue_time: OnceLock::new(),
+            blocks: Mutex::new(Vec::new()),
         }
     }
+
+    fn token_issue_time(&self, token: Option<&Token>) -> Option<&str> {
+        self.token_issue_time
+            .get_or_init(|| {
+                token.and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp(t.entry.creation_time)
+                        .ok()
+                        .and_then(|t| t.format(&Rfc3339).ok())
+                })
+            })
+            .as_deref()
+    }
+
+    fn cached(&self, device: usize) -> Option<Arc<Blocks>> {
+        let blocks = self.blocks.lock().ok()?;
+        blocks
+            .iter()
+            .find(|(d, _)| *d == device)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn remember(&self, device: usize, b: Arc<Blocks>) {
+        if let Ok(mut blocks) = self.blocks.lock() {
+            blocks.push((device, b));
+        }
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds, formatted by hand (it runs twice per
+/// request).
+fn now_rfc3339() -> String {
+    let t = OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
 }
 
 /// How one device writes secrets.
@@ -260,23 +305,12 @@ struct ResponseOut<'a> {
     wrap_info: Option<SecretFields<'a>>,
 }
 
-#[derive(Serialize)]
-struct EntryOut<'a> {
-    auth: AuthOut<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    request: RequestOut<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<ResponseOut<'a>>,
-    time: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
 /// Appends one device's JSON object for the entry to `out`.
+/// `device` identifies the device within the request's context, whose
+/// cached blocks are reused.
 pub(super) fn write(
     input: &EntryInput<'_>,
-    shared: &Shared,
+    device: usize,
     ids: &(String, String),
     salt: &Salt,
     opts: &DeviceOptions,
@@ -287,6 +321,58 @@ pub(super) fn write(
         hmac_accessor: opts.hmac_accessor,
     };
     let req = input.req;
+    let ctx = input.ctx;
+    let blocks = match ctx.cached(device) {
+        Some(b) => b,
+        None => {
+            let b = Arc::new(blocks(input, ids, redact)?);
+            ctx.remember(device, b.clone());
+            b
+        }
+    };
+    out.extend_from_slice(b"{\"auth\":");
+    out.extend_from_slice(&blocks.auth);
+    if let Some(e) = &input.error {
+        out.extend_from_slice(b",\"error\":");
+        serde_json::to_writer(&mut *out, e)?;
+    }
+    out.extend_from_slice(b",\"request\":");
+    out.extend_from_slice(&blocks.request);
+    let elide = opts.elide_list_responses && req.operation == Operation::List;
+    if input.kind == EntryKind::Response {
+        // A failure's response block carries the error as (hashed) data, as
+        // OpenBao writes it.
+        let error_data: Option<Map<String, Value>> = match (input.response, &input.error) {
+            (None, Some(e)) => {
+                let mut m = Map::new();
+                m.insert("error".into(), Value::String(e.clone()));
+                Some(m)
+            }
+            _ => None,
+        };
+        out.extend_from_slice(b",\"response\":");
+        serde_json::to_writer(
+            &mut *out,
+            &response(input, error_data.as_ref(), redact, elide),
+        )?;
+    }
+    out.extend_from_slice(b",\"time\":\"");
+    out.extend_from_slice(now_rfc3339().as_bytes());
+    out.extend_from_slice(match input.kind {
+        EntryKind::Request => b"\",\"type\":\"request\"}",
+        EntryKind::Response => b"\",\"type\":\"response\"}",
+    });
+    Ok(())
+}
+
+/// The `auth` and `request` blocks, serialized for one device.
+fn blocks(
+    input: &EntryInput<'_>,
+    ids: &(String, String),
+    redact: Redact<'_>,
+) -> serde_json::Result<Blocks> {
+    let req = input.req;
+    let ctx = input.ctx;
     let (token, accessor) = (ids.0.as_str(), ids.1.as_str());
     let auth = match input.token {
         Some(t) => AuthOut {
@@ -296,7 +382,7 @@ pub(super) fn write(
             entity_id: "",
             metadata: t.entry.meta.as_ref(),
             policies: Some(&t.entry.policies),
-            token_issue_time: shared.token_issue_time.as_deref(),
+            token_issue_time: ctx.token_issue_time(input.token),
             token_policies: Some(&t.entry.policies),
             token_ttl: Some(t.entry.creation_ttl),
             token_type: "service",
@@ -324,83 +410,69 @@ pub(super) fn write(
         }),
         headers: BTreeMap::new(),
         id: &req.id,
-        mount_accessor: &input.mount.accessor,
-        mount_class: input.mount.class,
-        mount_point: &input.mount.point,
-        mount_type: &input.mount.kind,
+        mount_accessor: &ctx.mount.accessor,
+        mount_class: ctx.mount.class,
+        mount_point: &ctx.mount.point,
+        mount_type: &ctx.mount.kind,
         namespace: Namespace { id: "root" },
         operation: req.operation.as_str(),
         path: &req.path,
-        remote_address: &shared.remote_address,
-        remote_port: shared.remote_port,
+        remote_address: &ctx.remote_address,
+        remote_port: ctx.remote_port,
         wrap_ttl: req.wrap_ttl.unwrap_or(0),
     };
-    let elide = opts.elide_list_responses && req.operation == Operation::List;
-    // A failure's response block carries the error as (hashed) data, as
-    // OpenBao writes it.
-    let error_data: Option<Map<String, Value>> = match (input.response, &input.error) {
-        (None, Some(e)) => {
-            let mut m = Map::new();
-            m.insert("error".into(), Value::String(e.clone()));
-            Some(m)
-        }
-        _ => None,
-    };
+    Ok(Blocks {
+        auth: serde_json::to_vec(&auth)?,
+        request: serde_json::to_vec(&request)?,
+    })
+}
+
+/// The `response` block: the answer, or the error as data.
+fn response<'a>(
+    input: &'a EntryInput<'a>,
+    error_data: Option<&'a Map<String, Value>>,
+    redact: Redact<'a>,
+    elide: bool,
+) -> ResponseOut<'a> {
+    let ctx = input.ctx;
     let no_warnings: &[String] = &[];
-    let response = match input.kind {
-        EntryKind::Request => None,
-        EntryKind::Response => Some(match input.response {
-            Some(r) => ResponseOut {
-                auth: r.auth.as_ref().map(|v| SecretFields { value: v, redact }),
-                data: r.data.as_ref().map(|d| HashedMap {
-                    map: d,
-                    redact,
-                    elide_keys: elide,
-                }),
-                mount_accessor: &input.mount.accessor,
-                mount_class: input.mount.class,
-                mount_point: &input.mount.point,
-                mount_type: &input.mount.kind,
-                secret: (!r.lease_id.is_empty()).then_some(SecretOut {
-                    lease_id: &r.lease_id,
-                }),
-                warnings: &r.warnings,
-                wrap_info: r
-                    .wrap_info
-                    .as_ref()
-                    .map(|v| SecretFields { value: v, redact }),
-            },
-            None => ResponseOut {
-                auth: None,
-                data: error_data.as_ref().map(|d| HashedMap {
-                    map: d,
-                    redact,
-                    elide_keys: false,
-                }),
-                mount_accessor: &input.mount.accessor,
-                mount_class: input.mount.class,
-                mount_point: &input.mount.point,
-                mount_type: &input.mount.kind,
-                secret: None,
-                warnings: no_warnings,
-                wrap_info: None,
-            },
-        }),
-    };
-    serde_json::to_writer(
-        out,
-        &EntryOut {
-            auth,
-            error: input.error.as_deref(),
-            request,
-            response,
-            time: &shared.time,
-            kind: match input.kind {
-                EntryKind::Request => "request",
-                EntryKind::Response => "response",
-            },
+    match input.response {
+        Some(r) => ResponseOut {
+            auth: r.auth.as_ref().map(|v| SecretFields { value: v, redact }),
+            data: r.data.as_ref().map(|d| HashedMap {
+                map: d,
+                redact,
+                elide_keys: elide,
+            }),
+            mount_accessor: &ctx.mount.accessor,
+            mount_class: ctx.mount.class,
+            mount_point: &ctx.mount.point,
+            mount_type: &ctx.mount.kind,
+            secret: (!r.lease_id.is_empty()).then_some(SecretOut {
+                lease_id: &r.lease_id,
+            }),
+            warnings: &r.warnings,
+            wrap_info: r
+                .wrap_info
+                .as_ref()
+                .map(|v| SecretFields { value: v, redact }),
         },
-    )
+        None => ResponseOut {
+            auth: None,
+            data: error_data.map(|d| HashedMap {
+                map: d,
+                redact,
+                elide_keys: false,
+            }),
+            mount_accessor: &ctx.mount.accessor,
+            mount_class: ctx.mount.class,
+            mount_point: &ctx.mount.point,
+            mount_type: &ctx.mount.kind,
+            secret: None,
+            warnings: no_warnings,
+            wrap_info: None,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -423,22 +495,25 @@ mod tests {
             wrap_info: Some(json!({"token": "wrap-marker", "accessor": "acc-marker", "ttl": 60})),
             ..Response::default()
         };
-        let mount = MountInfo {
-            kind: "kv".into(),
-            point: "secret/".into(),
-            ..MountInfo::default()
-        };
+        let ctx = Context::new(
+            MountInfo {
+                kind: "kv".into(),
+                point: "secret/".into(),
+                ..MountInfo::default()
+            },
+            &req,
+        );
         let input = EntryInput {
             kind: EntryKind::Response,
             req: &req,
             token: None,
-            mount: &mount,
+            ctx: &ctx,
             response: Some(&resp),
             error: None,
         };
         let mut out = Vec::new();
         let ids = (salt.hash("cvs.tokenmarker"), String::new());
-        write(&input, &Shared::new(&input), &ids, salt, opts, &mut out).expect("serialize");
+        write(&input, 0, &ids, salt, opts, &mut out).expect("serialize");
         serde_json::from_slice(&out).expect("json")
     }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use chain::ChainHead;
-pub use entry::{EntryInput, EntryKind, MountInfo};
+pub use entry::{Context, EntryInput, EntryKind, MountInfo};
 pub use salt::Salt;
 
 use crate::barrier::Barrier;
@@ -205,6 +205,8 @@ pub fn normalize_path(path: &str) -> Result<String, String> {
 
 /// An enabled device, ready to write (exists only while unsealed).
 struct Device {
+    /// Unique for the process's life (keys per-request caches).
+    id: usize,
     spec: DeviceSpec,
     from_config: bool,
     opts: DeviceOptions,
@@ -256,11 +258,11 @@ impl Device {
 
     /// Writes one entry, chained; the chain advances only when the sink
     /// accepted the line, so the log never has a gap of its own making.
-    async fn record(&self, input: &EntryInput<'_>, shared: &entry::Shared) -> Result<(), String> {
+    async fn record(&self, input: &EntryInput<'_>, key: usize) -> Result<(), String> {
         let ids = self.ids(input);
         let mut line = Vec::with_capacity(2048);
         line.extend_from_slice(self.opts.prefix.as_bytes());
-        entry::write(input, shared, &ids, &self.salt, &self.opts, &mut line)
+        entry::write(input, key, &ids, &self.salt, &self.opts, &mut line)
             .map_err(|e| e.to_string())?;
         if let Some(c) = &self.committer {
             return c.submit(line).await;
@@ -398,7 +400,9 @@ impl Broker {
         let committer = sink
             .writes_inline()
             .then(|| Committer::new(sink.clone(), link.clone()));
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(Device {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             spec,
             from_config,
             opts,
@@ -478,10 +482,9 @@ impl Broker {
         if devices.is_empty() {
             return Ok(());
         }
-        let shared = entry::Shared::new(input);
         let mut recorded = 0;
         for d in devices.iter() {
-            match d.record(input, &shared).await {
+            match d.record(input, d.id).await {
                 Ok(()) => {
                     recorded += 1;
                     if d.failing.swap(false, Ordering::Relaxed) {
