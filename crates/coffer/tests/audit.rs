@@ -310,6 +310,59 @@ async fn a_scenario_is_logged_in_vaults_shape_with_values_only_as_hmacs() {
         unknown.text
     );
 
+    // Incident questions on the real log: what the user's token did (by its
+    // HMAC), and who read the secret (accessors translated by the server).
+    let log_s = log_path.to_str().unwrap_or("").to_owned();
+    let user_hmac = audit_hash(&root, "file", &user_token).await;
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "query",
+            &log_s,
+            "--token-hmac",
+            &user_hmac,
+            "--format",
+            "lines",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mine: Vec<Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a log line"))
+        .collect();
+    assert_eq!(mine.len(), 1, "only the denied read: {out}");
+    assert_eq!(mine[0]["request"]["path"], "secret/data/prod/db");
+    assert_eq!(mine[0]["error"], "permission denied");
+    let env = [
+        ("VAULT_TOKEN", root_token.as_str()),
+        ("VAULT_ADDR", s.addr.as_str()),
+    ];
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "query",
+            &log_s,
+            "--path",
+            "secret/data/prod/*",
+            "--accessor",
+            &user_accessor,
+            "--device",
+            "file",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("secret/data/prod/db") && out.contains("read"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&user_accessor),
+        "the table shows HMACs only: {out}"
+    );
+
     // The untouched log verifies, also against the server's head.
     let (code, out) = coffer(
         &[
