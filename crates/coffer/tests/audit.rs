@@ -1043,3 +1043,52 @@ async fn a_saved_head_signed_by_transit_catches_a_shortened_log() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("does not verify"), "{out}");
 }
+
+#[tokio::test]
+async fn a_rotated_log_links_to_the_new_file() {
+    let b = Sandbox::new("audit \"file\" \"file\" {\n  file_path = \"{DIR}/audit.log\"\n}\n");
+    let (s, _, root_token) = ready(&b).await;
+    let root = s.http(Some(&root_token));
+    for _ in 0..3 {
+        assert_eq!(root.get("sys/mounts").await.status, 200);
+    }
+    // logrotate's way: move the file, then SIGHUP.
+    let log = b.path("audit.log");
+    let old = b.path("audit.log.1");
+    std::fs::rename(&log, &old).expect("rotate");
+    hangup(&s);
+    for _ in 0..3 {
+        assert_eq!(root.get("sys/auth").await.status, 200);
+    }
+    let new_lines = lines(&log);
+    let old_lines = lines(&old);
+    assert_eq!(
+        new_lines[0]["seq"].as_u64(),
+        old_lines
+            .last()
+            .and_then(|l| l["seq"].as_u64())
+            .map(|s| s + 1)
+    );
+    let env = [("VAULT_TOKEN", root_token.as_str())];
+    let (o, n) = (old.to_str().unwrap_or(""), log.to_str().unwrap_or(""));
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "verify",
+            o,
+            n,
+            "--device",
+            "file",
+            "--address",
+            &s.addr,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = coffer(&["audit", "verify", n], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("continues an earlier file"), "{out}");
+    // Given in the wrong order, the files do not link.
+    let (code, out) = coffer(&["audit", "verify", n, o], &[]);
+    assert_eq!(code, 1, "{out}");
+}
