@@ -58,6 +58,9 @@ enum Command {
     /// Audit devices and logs: list, enable, disable, hash, verify, query.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// SOPS-format files with age keys: encrypt, decrypt (JSON, binary).
+    #[command(subcommand)]
+    Sops(cli::sops::SopsCommand),
 }
 
 /// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             Command::Policy(c) => cli::auth_cmds::policy(c).await,
             Command::Auth(c) => cli::auth_cmds::auth(c).await,
             Command::Audit(c) => cli::audit::run(c).await,
+            Command::Sops(c) => cli::sops::run(c).await,
         }
     });
     match result {

@@ -9,6 +9,7 @@ pub mod operator;
 mod output;
 mod private_file;
 pub mod rotation;
+pub mod sops;
 mod token_file;
 pub mod transit;
 

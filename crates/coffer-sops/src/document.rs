@@ -1,0 +1,184 @@
+//! Whole-document operations, whatever the format: encrypt a plain tree for
+//! a set of master keys, decrypt an encrypted one and check its MAC.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::age_keys;
+use crate::cipher::DataKey;
+use crate::metadata::{AgeEntry, FORMAT_VERSION, Metadata, Rule};
+use crate::tree::{self, Item, Node};
+use crate::{SopsError, mac};
+
+/// How to encrypt a document.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptOptions {
+    /// age recipients (`age1…`); each gets its own copy of the data key.
+    pub age: Vec<String>,
+    /// Which values are encrypted.
+    pub rule: Rule,
+    /// The MAC covers only encrypted values.
+    pub mac_only_encrypted: bool,
+}
+
+fn now_rfc3339() -> Result<String, SopsError> {
+    let t = OffsetDateTime::now_utc();
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&Rfc3339)
+        .map_err(|e| SopsError::Malformed(format!("time: {e}")))
+}
+
+/// Encrypts a plain document; the `sops` block is appended at the end.
+pub fn encrypt(mut root: Node, opts: &EncryptOptions) -> Result<Node, SopsError> {
+    let Node::Map(items) = &root else {
+        return Err(SopsError::Malformed(
+            "the document must be a mapping at the top level".into(),
+        ));
+    };
+    if items
+        .iter()
+        .any(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+    {
+        return Err(SopsError::Malformed(
+            "the file already has a top-level \"sops\" key: it is already encrypted".into(),
+        ));
+    }
+    if opts.age.is_empty() {
+        return Err(SopsError::Malformed(
+            "no master key: give at least one age recipient".into(),
+        ));
+    }
+    let key = DataKey::random()?;
+    let mut age = Vec::new();
+    for r in &opts.age {
+        let recipient = age_keys::recipient(r)?;
+        age.push(AgeEntry {
+            recipient: r.trim().to_owned(),
+            enc: age_keys::wrap(&key, &recipient)?,
+        });
+    }
+    let rules = opts.rule.rules(opts.mac_only_encrypted)?;
+    let computed = tree::encrypt(&mut root, &key, &rules)?;
+    let lastmodified = now_rfc3339()?;
+    let meta = Metadata {
+        age,
+        mac: mac::seal(&computed, &key, &lastmodified)?,
+        lastmodified,
+        rule: opts.rule.clone(),
+        mac_only_encrypted: opts.mac_only_encrypted,
+        version: FORMAT_VERSION.into(),
+        other: Vec::new(),
+    };
+    if let Node::Map(items) = &mut root {
+        items.push(Item::Pair("sops".into(), meta.to_node()));
+    }
+    Ok(root)
+}
+
+/// Splits the `sops` block off an encrypted document.
+pub fn split(mut root: Node) -> Result<(Node, Metadata), SopsError> {
+    let Node::Map(items) = &mut root else {
+        return Err(SopsError::Malformed(
+            "the document must be a mapping at the top level".into(),
+        ));
+    };
+    let at = items
+        .iter()
+        .position(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+        .ok_or_else(|| {
+            SopsError::Malformed("no \"sops\" metadata: the file is not encrypted".into())
+        })?;
+    let Item::Pair(_, block) = items.remove(at) else {
+        return Err(SopsError::Malformed("no \"sops\" metadata".into()));
+    };
+    Ok((root, Metadata::from_node(&block)?))
+}
+
+/// The data key, from the first age entry one of `identities` opens.
+pub fn data_key(
+    meta: &Metadata,
+    identities: &[age::x25519::Identity],
+) -> Result<DataKey, SopsError> {
+    meta.age
+        .iter()
+        .find_map(|a| age_keys::unwrap(&a.enc, identities))
+        .ok_or_else(|| {
+            let wanted: Vec<&str> = meta.age.iter().map(|a| a.recipient.as_str()).collect();
+            SopsError::Malformed(if wanted.is_empty() {
+                "the file has no age master key coffer can use".into()
+            } else {
+                format!(
+                    "none of the age identities found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt) opens this file; it is encrypted for {}",
+                    wanted.join(", ")
+                )
+            })
+        })
+}
+
+/// Decrypts a document and checks its MAC; returns the plain tree.
+pub fn decrypt(root: Node, identities: &[age::x25519::Identity]) -> Result<Node, SopsError> {
+    let (mut root, meta) = split(root)?;
+    let key = data_key(&meta, identities)?;
+    let rules = meta.rule.rules(meta.mac_only_encrypted)?;
+    let computed = tree::decrypt(&mut root, &key, &rules)?;
+    mac::check(&meta.mac, &computed, &key, &meta.lastmodified)?;
+    Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json;
+
+    #[test]
+    fn json_round_trip_and_tampering_is_refused() {
+        let id = age::x25519::Identity::generate();
+        let opts = EncryptOptions {
+            age: vec![id.to_public().to_string()],
+            ..EncryptOptions::default()
+        };
+        let plain =
+            json::parse(r#"{"db":{"password":"pw","port":5432},"note_unencrypted":"clear"}"#)
+                .expect("json");
+        let enc = encrypt(plain.clone(), &opts).expect("encrypt");
+        let text = json::emit(&enc);
+        assert!(!text.contains("\"pw\""), "{text}");
+        assert!(text.contains("\"clear\""), "{text}");
+        let back =
+            decrypt(json::parse(&text).expect("json"), std::slice::from_ref(&id)).expect("decrypt");
+        assert_eq!(back, plain);
+        // A changed cleartext value is covered by the MAC.
+        let tampered = text.replace("\"clear\"", "\"changed\"");
+        assert!(matches!(
+            decrypt(
+                json::parse(&tampered).expect("json"),
+                std::slice::from_ref(&id)
+            ),
+            Err(SopsError::MacMismatch { .. })
+        ));
+        // So is lastmodified.
+        let meta_at = text.find("\"lastmodified\": \"").expect("lastmodified") + 17;
+        let mut moved = text.clone();
+        moved.replace_range(meta_at..meta_at + 4, "1999");
+        assert!(
+            decrypt(
+                json::parse(&moved).expect("json"),
+                std::slice::from_ref(&id)
+            )
+            .is_err()
+        );
+        // A removed value changes the MAC.
+        let removed = text.replace(",\n\t\"note_unencrypted\": \"clear\"", "");
+        assert!(
+            decrypt(
+                json::parse(&removed).expect("json"),
+                std::slice::from_ref(&id)
+            )
+            .is_err()
+        );
+        // Already encrypted, and no key to decrypt with.
+        assert!(encrypt(enc, &opts).is_err());
+        let stranger = age::x25519::Identity::generate();
+        assert!(decrypt(json::parse(&text).expect("json"), &[stranger]).is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! The JSON store: key order kept, written the way SOPS writes it (tab
+//! indentation, `<`, `>` and `&` escaped, Go's number formatting).
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::tree::{Item, Node};
+use crate::{Scalar, SopsError};
+
+/// Parses a JSON document; the top level must be an object.
+pub fn parse(text: &str) -> Result<Node, SopsError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let node = NodeSeed
+        .deserialize(&mut de)
+        .and_then(|n| de.end().map(|()| n))
+        .map_err(|e| SopsError::Malformed(format!("not valid JSON: {e}")))?;
+    match node {
+        Node::Map(_) => Ok(node),
+        _ => Err(SopsError::Malformed(
+            "a JSON document must be an object at the top level".into(),
+        )),
+    }
+}
+
+struct NodeSeed;
+
+impl<'de> DeserializeSeed<'de> for NodeSeed {
+    type Value = Node;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Leaf(Scalar::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Leaf(Scalar::Int(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Leaf(match i64::try_from(v) {
+            Ok(i) => Scalar::Int(i),
+            Err(_) => Scalar::Float(v as f64),
+        }))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Leaf(Scalar::Float(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Leaf(Scalar::Str(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Leaf(Scalar::Str(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(n) = seq.next_element_seed(NodeSeed)? {
+            items.push(n);
+        }
+        Ok(Node::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut items: Vec<Item> = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(NodeSeed)?;
+            if items
+                .iter()
+                .any(|i| matches!(i, Item::Pair(e, _) if *e == k))
+            {
+                return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+            }
+            items.push(Item::Pair(k, v));
+        }
+        Ok(Node::Map(items))
+    }
+}
+
+/// Writes a document as SOPS does: tab-indented, trailing newline.
+pub fn emit(root: &Node) -> String {
+    let mut out = String::new();
+    write_node(root, 0, &mut out);
+    out.push('\n');
+    out
+}
+
+fn indent(level: usize, out: &mut String) {
+    for _ in 0..level {
+        out.push('\t');
+    }
+}
+
+/// A JSON string as Go's `json.Marshal` writes it (HTML characters escaped).
+pub fn go_string(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(quoted.len());
+    for c in quoted.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A float as Go's encoding/json writes it: plain decimals, with an
+/// exponent below 1e-6 and from 1e21.
+pub fn go_float(f: f64) -> String {
+    if !f.is_finite() {
+        // JSON has no infinities; SOPS would fail. Keep the text visible.
+        return go_string(&crate::value::format_float(f));
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        // Rust writes 1e21 and 1.5e-7; Go writes 1e+21 and 1.5e-07.
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let (sign, digits) = match e.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', e),
+                };
+                format!("{m}e{sign}{digits:0>2}")
+            }
+            None => s,
+        }
+    } else {
+        format!("{f}")
+    }
+}
+
+fn write_scalar(v: &Scalar, out: &mut String) {
+    match v {
+        Scalar::Str(s) | Scalar::Time(s) | Scalar::Comment(s) => out.push_str(&go_string(s)),
+        Scalar::Int(i) => out.push_str(&i.to_string()),
+        Scalar::Float(f) => out.push_str(&go_float(*f)),
+        Scalar::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Scalar::Bytes(b) | Scalar::RawStr(b) => {
+            out.push_str(&go_string(&String::from_utf8_lossy(b)))
+        }
+    }
+}
+
+fn write_node(n: &Node, level: usize, out: &mut String) {
+    match n {
+        Node::Null => out.push_str("null"),
+        Node::Leaf(v) => write_scalar(v, out),
+        Node::List(items) => {
+            let entries: Vec<(Option<&String>, &Node)> = items.iter().map(|v| (None, v)).collect();
+            write_block(('[', ']'), &entries, level, out);
+        }
+        Node::Map(items) => {
+            // JSON has no comments: they are not written.
+            let entries: Vec<(Option<&String>, &Node)> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Pair(k, v) => Some((Some(k), v)),
+                    Item::Comment(_) => None,
+                })
+                .collect();
+            write_block(('{', '}'), &entries, level, out);
+        }
+    }
+}
+
+/// A list or an object: one entry per line, `[]`/`{}` when empty.
+fn write_block(
+    (open, close): (char, char),
+    entries: &[(Option<&String>, &Node)],
+    level: usize,
+    out: &mut String,
+) {
+    out.push(open);
+    if entries.is_empty() {
+        out.push(close);
+        return;
+    }
+    out.push('\n');
+    for (i, (key, v)) in entries.iter().enumerate() {
+        indent(level + 1, out);
+        if let Some(k) = key {
+            out.push_str(&go_string(k));
+            out.push_str(": ");
+        }
+        write_node(v, level + 1, out);
+        if i + 1 < entries.len() {
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    indent(level, out);
+    out.push(close);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_types_and_go_formatting_survive() {
+        let text = r#"{"z":1,"a":{"b":[true,null,1.5,"x<y"]},"big":1e21,"u":18446744073709551615}"#;
+        let n = parse(text).expect("parse");
+        let out = emit(&n);
+        assert_eq!(
+            out,
+            "{\n\t\"z\": 1,\n\t\"a\": {\n\t\t\"b\": [\n\t\t\ttrue,\n\t\t\tnull,\n\t\t\t1.5,\n\t\t\t\"x\\u003cy\"\n\t\t]\n\t},\n\t\"big\": 1e+21,\n\t\"u\": 18446744073709552000\n}\n"
+        );
+        assert_eq!(parse(&out).expect("again"), n);
+        assert!(parse("[1]").is_err());
+        assert!(parse(r#"{"a":1,"a":2}"#).is_err());
+        assert_eq!(go_float(1.5e-7), "1.5e-07");
+        assert_eq!(go_float(8080.0), "8080");
+    }
+}

@@ -1,0 +1,56 @@
+//! SOPS-compatible file encryption: values become
+//! `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` under one data key per file,
+//! authenticated with their key path, and a MAC over every value detects a
+//! changed, removed or added value.
+//!
+//! This crate holds the format; key sources and the CLI build on it.
+
+pub mod age_keys;
+pub mod binary;
+pub mod cipher;
+pub mod document;
+pub mod json;
+pub mod mac;
+pub mod metadata;
+pub mod tree;
+pub mod value;
+
+pub use cipher::DataKey;
+pub use value::Scalar;
+
+/// Why a file or value could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum SopsError {
+    /// A value is not in the `ENC[AES256_GCM,...]` form.
+    #[error("not a SOPS encrypted value: {0}")]
+    Malformed(String),
+    /// Authentication failed: wrong key, wrong path, or a changed value.
+    #[error(
+        "value at {path:?} does not decrypt: wrong data key, or the value or its key path was changed"
+    )]
+    Decrypt {
+        /// The value's key path (its AAD).
+        path: String,
+    },
+    /// A decrypted value does not parse as its declared type.
+    #[error("value at {path:?} is not a valid {kind}")]
+    BadType {
+        /// The value's key path.
+        path: String,
+        /// The declared type.
+        kind: &'static str,
+    },
+    /// The file's MAC does not match its values.
+    #[error(
+        "MAC mismatch: the file's values were changed, added or removed after it was encrypted (stored {stored}, computed {computed})"
+    )]
+    MacMismatch {
+        /// The MAC in the file.
+        stored: String,
+        /// The MAC of the values as they are.
+        computed: String,
+    },
+    /// Randomness was not available.
+    #[error("no randomness available: {0}")]
+    Random(String),
+}

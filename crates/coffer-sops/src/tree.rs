@@ -1,0 +1,255 @@
+//! The document tree every format loads into, and the walk that encrypts or
+//! decrypts its values and computes the MAC, with SOPS' key paths (mapping
+//! keys only, joined by `:`) as associated data.
+
+use crate::cipher::{self, DataKey};
+use crate::mac::Mac;
+use crate::{Scalar, SopsError};
+
+/// A node of a document, in document order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// A mapping: keys in order, with comments between them.
+    Map(Vec<Item>),
+    /// A sequence (comments are `Leaf(Scalar::Comment)` elements).
+    List(Vec<Node>),
+    /// A value.
+    Leaf(Scalar),
+    /// `null`: never encrypted, not in the MAC.
+    Null,
+}
+
+/// One entry of a mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// `key: value`.
+    Pair(String, Node),
+    /// A comment line inside the mapping (cleartext, or an `ENC[…]` string).
+    Comment(String),
+}
+
+/// Which values are encrypted (SOPS' `shouldBeEncrypted`, applied in order).
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Keys ending with this (and everything below them) stay in clear.
+    pub unencrypted_suffix: Option<String>,
+    /// Only keys ending with this (and what is below them) are encrypted.
+    pub encrypted_suffix: Option<String>,
+    /// Keys matching this stay in clear.
+    pub unencrypted_regex: Option<regex::Regex>,
+    /// Only keys matching this are encrypted.
+    pub encrypted_regex: Option<regex::Regex>,
+    /// The MAC covers only encrypted values.
+    pub mac_only_encrypted: bool,
+}
+
+impl Rules {
+    /// Whether the value at `path` is encrypted.
+    pub fn encrypts(&self, path: &[String]) -> bool {
+        let mut enc = true;
+        if let Some(s) = &self.unencrypted_suffix
+            && path.iter().any(|p| p.ends_with(s.as_str()))
+        {
+            enc = false;
+        }
+        if let Some(s) = &self.encrypted_suffix {
+            enc = path.iter().any(|p| p.ends_with(s.as_str()));
+        }
+        if let Some(r) = &self.unencrypted_regex
+            && path.iter().any(|p| r.is_match(p))
+        {
+            enc = false;
+        }
+        if let Some(r) = &self.encrypted_regex {
+            enc = path.iter().any(|p| r.is_match(p));
+        }
+        enc
+    }
+}
+
+/// The associated data of a value at `path`.
+pub fn aad(path: &[String]) -> String {
+    let mut s = path.join(":");
+    s.push(':');
+    s
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Encrypt,
+    Decrypt,
+}
+
+struct Walk<'a> {
+    key: &'a DataKey,
+    rules: &'a Rules,
+    mac: Mac,
+    mode: Mode,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), SopsError> {
+        match node {
+            Node::Null => Ok(()),
+            Node::Map(items) => {
+                for item in items.iter_mut() {
+                    match item {
+                        Item::Pair(k, v) => {
+                            path.push(k.clone());
+                            let r = self.node(v, path);
+                            path.pop();
+                            r?;
+                        }
+                        Item::Comment(c) => *c = self.comment(c, path)?,
+                    }
+                }
+                Ok(())
+            }
+            Node::List(items) => {
+                for v in items.iter_mut() {
+                    // List indices are not part of the path.
+                    self.node(v, path)?;
+                }
+                Ok(())
+            }
+            Node::Leaf(Scalar::Comment(c)) => {
+                let text = self.comment(c, path)?;
+                *node = Node::Leaf(Scalar::Comment(text));
+                Ok(())
+            }
+            Node::Leaf(v) => {
+                let encrypts = self.rules.encrypts(path);
+                let aad = aad(path);
+                match self.mode {
+                    Mode::Encrypt => {
+                        if encrypts || !self.rules.mac_only_encrypted {
+                            self.mac.add(v);
+                        }
+                        if encrypts {
+                            *v = Scalar::Str(cipher::encrypt(v, self.key, &aad)?);
+                        }
+                    }
+                    Mode::Decrypt => {
+                        if encrypts && let Scalar::Str(s) = v {
+                            *v = cipher::decrypt(s, self.key, &aad)?;
+                        }
+                        if encrypts || !self.rules.mac_only_encrypted {
+                            self.mac.add(v);
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Comments are encrypted under the path of what contains them and are
+    /// never part of the MAC.
+    fn comment(&mut self, text: &str, path: &[String]) -> Result<String, SopsError> {
+        let aad = aad(path);
+        match self.mode {
+            Mode::Encrypt => cipher::encrypt(&Scalar::Comment(text.to_owned()), self.key, &aad),
+            Mode::Decrypt if cipher::is_encrypted(text.trim_start()) => {
+                match cipher::decrypt(text.trim_start(), self.key, &aad)? {
+                    Scalar::Comment(c) | Scalar::Str(c) => Ok(c),
+                    _ => Err(SopsError::Malformed(
+                        "a comment decrypted to a non-text value".into(),
+                    )),
+                }
+            }
+            // Comments written before they were encrypted stay as they are.
+            Mode::Decrypt => Ok(text.to_owned()),
+        }
+    }
+}
+
+/// Encrypts every value the rules select, in place; returns the MAC.
+pub fn encrypt(root: &mut Node, key: &DataKey, rules: &Rules) -> Result<String, SopsError> {
+    run(root, key, rules, Mode::Encrypt)
+}
+
+/// Decrypts every encrypted value in place; returns the MAC of the values.
+pub fn decrypt(root: &mut Node, key: &DataKey, rules: &Rules) -> Result<String, SopsError> {
+    run(root, key, rules, Mode::Decrypt)
+}
+
+fn run(root: &mut Node, key: &DataKey, rules: &Rules, mode: Mode) -> Result<String, SopsError> {
+    let mut w = Walk {
+        key,
+        rules,
+        mac: Mac::new(rules.mac_only_encrypted),
+        mode,
+    };
+    w.node(root, &mut Vec::new())?;
+    Ok(w.mac.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Node {
+        Node::Map(vec![
+            Item::Pair(
+                "db".into(),
+                Node::Map(vec![
+                    Item::Pair("password".into(), Node::Leaf(Scalar::Str("pw".into()))),
+                    Item::Pair("port_unencrypted".into(), Node::Leaf(Scalar::Int(5432))),
+                ]),
+            ),
+            Item::Comment(" top".into()),
+            Item::Pair(
+                "list".into(),
+                Node::List(vec![
+                    Node::Leaf(Scalar::Bool(true)),
+                    Node::Null,
+                    Node::Map(vec![Item::Pair("k".into(), Node::Leaf(Scalar::Float(1.5)))]),
+                ]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn round_trip_with_paths_rules_and_the_mac() {
+        let key = DataKey::random().expect("random");
+        let rules = Rules {
+            unencrypted_suffix: Some("_unencrypted".into()),
+            ..Rules::default()
+        };
+        let mut d = doc();
+        let mac = encrypt(&mut d, &key, &rules).expect("encrypt");
+        let Node::Map(items) = &d else { panic!("map") };
+        let Item::Pair(_, Node::Map(db)) = &items[0] else {
+            panic!("db")
+        };
+        assert!(
+            matches!(&db[0], Item::Pair(_, Node::Leaf(Scalar::Str(s))) if s.starts_with("ENC["))
+        );
+        assert!(matches!(
+            &db[1],
+            Item::Pair(_, Node::Leaf(Scalar::Int(5432)))
+        ));
+        assert!(matches!(&items[1], Item::Comment(c) if c.starts_with("ENC[")));
+        let again = decrypt(&mut d, &key, &rules).expect("decrypt");
+        assert_eq!(d, doc());
+        assert_eq!(mac, again);
+        assert_eq!(aad(&["a".into(), "b".into()]), "a:b:");
+        assert_eq!(aad(&[]), ":");
+    }
+
+    #[test]
+    fn regex_and_suffix_rules_follow_sops_order() {
+        let r = Rules {
+            encrypted_regex: Some(regex::Regex::new("^(data|stringData)$").expect("regex")),
+            ..Rules::default()
+        };
+        assert!(r.encrypts(&["data".into(), "x".into()]));
+        assert!(!r.encrypts(&["metadata".into(), "name".into()]));
+        let s = Rules {
+            encrypted_suffix: Some("_secret".into()),
+            ..Rules::default()
+        };
+        assert!(s.encrypts(&["a_secret".into(), "b".into()]));
+        assert!(!s.encrypts(&["a".into()]));
+    }
+}

@@ -1,0 +1,255 @@
+//! `coffer sops encrypt|decrypt`: SOPS-format files with age keys (JSON and
+//! whole-file binary so far).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use coffer_sops::document::{self, EncryptOptions};
+use coffer_sops::metadata::Rule;
+use coffer_sops::{age_keys, binary, json};
+
+use super::UsageError;
+
+/// SOPS subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum SopsCommand {
+    /// Encrypt a file's values (JSON) or the whole file (binary) for age
+    /// recipients; prints the encrypted file unless --output is given.
+    Encrypt(EncryptArgs),
+    /// Decrypt a file and check its MAC; prints the plaintext unless
+    /// --output is given.
+    Decrypt(DecryptArgs),
+}
+
+/// File formats coffer reads so far.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// JSON: structure in clear, values encrypted.
+    Json,
+    /// Any file as one value.
+    Binary,
+}
+
+/// Flags of `coffer sops encrypt`.
+#[derive(clap::Args, Debug)]
+pub struct EncryptArgs {
+    /// The plaintext file ("-" for stdin, which needs --input-type).
+    file: PathBuf,
+    /// age recipients, comma-separated (default: $SOPS_AGE_RECIPIENTS).
+    #[arg(long)]
+    age: Option<String>,
+    /// Keys ending with this stay in clear (default `_unencrypted`).
+    #[arg(long, group = "rule")]
+    unencrypted_suffix: Option<String>,
+    /// Only keys ending with this are encrypted.
+    #[arg(long, group = "rule")]
+    encrypted_suffix: Option<String>,
+    /// Keys matching this stay in clear.
+    #[arg(long, group = "rule")]
+    unencrypted_regex: Option<String>,
+    /// Only keys matching this are encrypted.
+    #[arg(long, group = "rule")]
+    encrypted_regex: Option<String>,
+    /// The MAC covers only encrypted values.
+    #[arg(long)]
+    mac_only_encrypted: bool,
+    /// Input format (default: from the extension; `.json` is JSON, anything
+    /// else binary).
+    #[arg(long, value_enum)]
+    input_type: Option<FileType>,
+    /// Write here (atomically, mode 0644) instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Flags of `coffer sops decrypt`.
+#[derive(clap::Args, Debug)]
+pub struct DecryptArgs {
+    /// The encrypted file ("-" for stdin).
+    file: PathBuf,
+    /// Input format (default: from the extension).
+    #[arg(long, value_enum)]
+    input_type: Option<FileType>,
+    /// Print only this value, e.g. '["db"]["password"]' (JSON files).
+    #[arg(long)]
+    extract: Option<String>,
+    /// Write here (atomically, mode 0600: it is plaintext) instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
+    if let Some(t) = given {
+        return Ok(t);
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(match ext.as_str() {
+        "json" => FileType::Json,
+        "yaml" | "yml" | "env" | "ini" => bail!(UsageError(format!(
+            "{} files are not supported by coffer sops yet; use --input-type binary to encrypt the whole file",
+            ext.to_uppercase()
+        ))),
+        _ if path == Path::new("-") => {
+            bail!(UsageError("reading stdin needs --input-type".into()))
+        }
+        _ => FileType::Binary,
+    })
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b)?;
+        return Ok(b);
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
+        }
+        Some(p) if private => super::private_file::write(p, bytes),
+        Some(p) => {
+            let tmp = p.with_extension("coffer-tmp");
+            std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+        }
+    }
+}
+
+/// Runs a sops command.
+pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
+    match cmd {
+        SopsCommand::Encrypt(a) => encrypt(a),
+        SopsCommand::Decrypt(a) => decrypt(a),
+    }
+}
+
+fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
+    let kind = file_type(&a.file, a.input_type)?;
+    let recipients = a
+        .age
+        .clone()
+        .or_else(|| std::env::var("SOPS_AGE_RECIPIENTS").ok())
+        .unwrap_or_default();
+    let age: Vec<String> = recipients
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if age.is_empty() {
+        bail!(UsageError(
+            "no recipients: give --age age1… (comma-separated) or set SOPS_AGE_RECIPIENTS".into()
+        ));
+    }
+    let rule = match (
+        a.unencrypted_suffix,
+        a.encrypted_suffix,
+        a.unencrypted_regex,
+        a.encrypted_regex,
+    ) {
+        (Some(s), ..) => Rule::UnencryptedSuffix(s),
+        (_, Some(s), ..) => Rule::EncryptedSuffix(s),
+        (_, _, Some(s), _) => Rule::UnencryptedRegex(s),
+        (_, _, _, Some(s)) => Rule::EncryptedRegex(s),
+        _ => Rule::default(),
+    };
+    let input = read_input(&a.file)?;
+    let (tree, opts) = match kind {
+        FileType::Json => (
+            json::parse(std::str::from_utf8(&input).context("the JSON file is not UTF-8")?)?,
+            EncryptOptions {
+                age,
+                rule,
+                mac_only_encrypted: a.mac_only_encrypted,
+            },
+        ),
+        // SOPS applies no rule to binary files.
+        FileType::Binary => (
+            binary::parse(input),
+            EncryptOptions {
+                age,
+                ..EncryptOptions::default()
+            },
+        ),
+    };
+    let enc = document::encrypt(tree, &opts)?;
+    write_output(a.output.as_deref(), json::emit(&enc).as_bytes(), false)?;
+    Ok(0)
+}
+
+fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
+    let kind = file_type(&a.file, a.input_type)?;
+    let input = read_input(&a.file)?;
+    let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
+    let identities = age_keys::load_identities()?;
+    let plain = document::decrypt(json::parse(text)?, &identities)?;
+    let bytes = match (&a.extract, kind) {
+        (Some(path), _) => extract(&plain, path)?,
+        (None, FileType::Json) => json::emit(&plain).into_bytes(),
+        (None, FileType::Binary) => binary::emit(&plain)?,
+    };
+    write_output(a.output.as_deref(), &bytes, true)?;
+    Ok(0)
+}
+
+/// `--extract '["a"]["b"]'`: a value as text (a subtree as JSON).
+fn extract(root: &coffer_sops::tree::Node, path: &str) -> anyhow::Result<Vec<u8>> {
+    use coffer_sops::tree::{Item, Node};
+    let mut node = root;
+    let mut rest = path.trim();
+    while !rest.is_empty() {
+        let inner = rest
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "--extract {path:?}: use the form '[\"a\"][\"b\"]' or '[\"list\"][0]'"
+                ))
+            })?;
+        let (key, after) = inner;
+        rest = after;
+        node = match (
+            node,
+            key.trim()
+                .strip_prefix('"')
+                .and_then(|k| k.strip_suffix('"')),
+        ) {
+            (Node::Map(items), Some(k)) => items
+                .iter()
+                .find_map(|i| match i {
+                    Item::Pair(name, v) if name == k => Some(v),
+                    _ => None,
+                })
+                .ok_or_else(|| UsageError(format!("--extract: no key {k:?}")))?,
+            (Node::List(items), None) => {
+                let i: usize = key
+                    .trim()
+                    .parse()
+                    .map_err(|_| UsageError(format!("--extract: {key:?} is not an index")))?;
+                items
+                    .get(i)
+                    .ok_or_else(|| UsageError(format!("--extract: no element {i}")))?
+            }
+            _ => bail!(UsageError(format!(
+                "--extract {path:?} does not match the file's structure"
+            ))),
+        };
+    }
+    Ok(match node {
+        Node::Leaf(v) => v.to_bytes(),
+        Node::Null => b"null".to_vec(),
+        other => json::emit(other).into_bytes(),
+    })
+}
