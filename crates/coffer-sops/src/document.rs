@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::age_keys;
 use crate::cipher::DataKey;
-use crate::metadata::{AgeEntry, FORMAT_VERSION, Metadata, Rule};
+use crate::metadata::{AgeEntry, FORMAT_VERSION, Metadata, Rule, VaultEntry};
 use crate::tree::{self, Item, Node};
 use crate::{SopsError, mac};
 
@@ -19,17 +19,32 @@ pub struct EncryptOptions {
     pub rule: Rule,
     /// The MAC covers only encrypted values.
     pub mac_only_encrypted: bool,
+    /// Transit master keys, their `enc` already made from the data key
+    /// given to [`encrypt_with_key`] (the caller talks to the server).
+    pub hc_vault: Vec<VaultEntry>,
 }
 
-fn now_rfc3339() -> Result<String, SopsError> {
+/// RFC 3339 now, without fractional seconds (`lastmodified`, `created_at`).
+pub fn now_rfc3339() -> Result<String, SopsError> {
     let t = OffsetDateTime::now_utc();
     let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339)
         .map_err(|e| SopsError::Malformed(format!("time: {e}")))
 }
 
-/// Encrypts a plain document; the `sops` block is appended at the end.
-pub fn encrypt(mut root: Node, opts: &EncryptOptions) -> Result<Node, SopsError> {
+/// Encrypts a plain document under a fresh data key; the `sops` block is
+/// appended at the end.
+pub fn encrypt(root: Node, opts: &EncryptOptions) -> Result<Node, SopsError> {
+    encrypt_with_key(root, opts, &DataKey::random()?)
+}
+
+/// Encrypts under a given data key (already wrapped by the caller for
+/// `opts.hc_vault`).
+pub fn encrypt_with_key(
+    mut root: Node,
+    opts: &EncryptOptions,
+    key: &DataKey,
+) -> Result<Node, SopsError> {
     let Node::Map(items) = &root else {
         return Err(SopsError::Malformed(
             "the document must be a mapping at the top level".into(),
@@ -43,26 +58,26 @@ pub fn encrypt(mut root: Node, opts: &EncryptOptions) -> Result<Node, SopsError>
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
         ));
     }
-    if opts.age.is_empty() {
+    if opts.age.is_empty() && opts.hc_vault.is_empty() {
         return Err(SopsError::Malformed(
-            "no master key: give at least one age recipient".into(),
+            "no master key: give at least one age recipient or transit key".into(),
         ));
     }
-    let key = DataKey::random()?;
     let mut age = Vec::new();
     for r in &opts.age {
         let recipient = age_keys::recipient(r)?;
         age.push(AgeEntry {
             recipient: r.trim().to_owned(),
-            enc: age_keys::wrap(&key, &recipient)?,
+            enc: age_keys::wrap(key, &recipient)?,
         });
     }
     let rules = opts.rule.rules(opts.mac_only_encrypted)?;
-    let computed = tree::encrypt(&mut root, &key, &rules)?;
+    let computed = tree::encrypt(&mut root, key, &rules)?;
     let lastmodified = now_rfc3339()?;
     let meta = Metadata {
         age,
-        mac: mac::seal(&computed, &key, &lastmodified)?,
+        hc_vault: opts.hc_vault.clone(),
+        mac: mac::seal(&computed, key, &lastmodified)?,
         lastmodified,
         rule: opts.rule.clone(),
         mac_only_encrypted: opts.mac_only_encrypted,
@@ -117,11 +132,17 @@ pub fn data_key(
 
 /// Decrypts a document and checks its MAC; returns the plain tree.
 pub fn decrypt(root: Node, identities: &[age::x25519::Identity]) -> Result<Node, SopsError> {
-    let (mut root, meta) = split(root)?;
+    let (root, meta) = split(root)?;
     let key = data_key(&meta, identities)?;
+    decrypt_with_key(root, &meta, &key)
+}
+
+/// Decrypts a document split by [`split`] with a data key the caller
+/// obtained (e.g. from a transit server) and checks its MAC.
+pub fn decrypt_with_key(mut root: Node, meta: &Metadata, key: &DataKey) -> Result<Node, SopsError> {
     let rules = meta.rule.rules(meta.mac_only_encrypted)?;
-    let computed = tree::decrypt(&mut root, &key, &rules)?;
-    mac::check(&meta.mac, &computed, &key, &meta.lastmodified)?;
+    let computed = tree::decrypt(&mut root, key, &rules)?;
+    mac::check(&meta.mac, &computed, key, &meta.lastmodified)?;
     Ok(root)
 }
 

@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod tree;
 pub mod value;
 
+pub use age;
 pub use cipher::DataKey;
 pub use value::Scalar;
 

@@ -17,6 +17,49 @@ pub struct AgeEntry {
     pub enc: String,
 }
 
+/// One `hc_vault` entry: the data key encrypted by a Vault/coffer transit key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaultEntry {
+    /// `scheme://host:port`.
+    pub vault_address: String,
+    /// The transit mount, e.g. `transit` (may have several segments).
+    pub engine_path: String,
+    /// The transit key's name.
+    pub key_name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The transit ciphertext, `vault:v1:…`.
+    pub enc: String,
+}
+
+impl VaultEntry {
+    /// Splits `https://host:8200/v1/<engine path>/keys/<name>` (SOPS'
+    /// `hc_vault_transit_uri`) into an entry without `enc` yet.
+    pub fn from_uri(uri: &str) -> Result<Self, SopsError> {
+        let bad = |why: &str| {
+            SopsError::Malformed(format!(
+                "{uri:?} is not a transit key URI ({why}); expected https://host:8200/v1/<mount>/keys/<name>"
+            ))
+        };
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        let (host, path) = rest.split_once('/').ok_or_else(|| bad("no path"))?;
+        let path = path
+            .strip_prefix("v1/")
+            .ok_or_else(|| bad("the path must start with /v1/"))?;
+        let (engine, name) = path.rsplit_once("/keys/").ok_or_else(|| bad("no /keys/"))?;
+        if engine.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(bad("empty mount or key name"));
+        }
+        Ok(Self {
+            vault_address: format!("{scheme}://{host}"),
+            engine_path: engine.to_owned(),
+            key_name: name.to_owned(),
+            created_at: String::new(),
+            enc: String::new(),
+        })
+    }
+}
+
 /// Which values a file encrypts (at most one rule per file).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
@@ -80,6 +123,8 @@ impl Rule {
 pub struct Metadata {
     /// age master keys.
     pub age: Vec<AgeEntry>,
+    /// Vault/coffer transit master keys.
+    pub hc_vault: Vec<VaultEntry>,
     /// RFC 3339 time of the last encryption (the MAC's associated data).
     pub lastmodified: String,
     /// The encrypted MAC.
@@ -116,6 +161,32 @@ fn pairs(n: &Node, what: &str) -> Result<Vec<(String, Node)>, SopsError> {
     }
 }
 
+/// The named string fields of each entry of a master-key list (an empty
+/// list, or `null`, has none).
+fn entries(v: &Node, what: &str, names: &[&str]) -> Result<Vec<Vec<String>>, SopsError> {
+    let list = match v {
+        Node::List(l) => l.as_slice(),
+        _ if is_empty_list(v) => &[],
+        _ => return Err(SopsError::Malformed(format!("sops.{what} must be a list"))),
+    };
+    list.iter()
+        .map(|e| {
+            let f = pairs(e, &format!("an {what} entry"))?;
+            names
+                .iter()
+                .map(|name| {
+                    f.iter()
+                        .find(|(k, _)| k == name)
+                        .ok_or_else(|| {
+                            SopsError::Malformed(format!("an {what} entry has no {name}"))
+                        })
+                        .and_then(|(_, v)| text(v, name))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 fn is_empty_list(n: &Node) -> bool {
     matches!(n, Node::List(l) if l.is_empty()) || matches!(n, Node::Null)
 }
@@ -129,25 +200,32 @@ impl Metadata {
         for (k, v) in pairs(n, "sops")? {
             match k.as_str() {
                 "age" => {
-                    let Node::List(entries) = &v else {
-                        if is_empty_list(&v) {
-                            continue;
-                        }
-                        return Err(SopsError::Malformed("sops.age must be a list".into()));
-                    };
-                    for e in entries {
-                        let f = pairs(e, "an age entry")?;
-                        let get = |name: &str| {
-                            f.iter()
-                                .find(|(k, _)| k == name)
-                                .ok_or_else(|| {
-                                    SopsError::Malformed(format!("an age entry has no {name}"))
-                                })
-                                .and_then(|(_, v)| text(v, name))
-                        };
-                        m.age.push(AgeEntry {
-                            recipient: get("recipient")?,
-                            enc: get("enc")?,
+                    for f in entries(&v, "age", &["recipient", "enc"])? {
+                        let [recipient, enc] = <[String; 2]>::try_from(f).map_err(|_| {
+                            SopsError::Malformed("an age entry is incomplete".into())
+                        })?;
+                        m.age.push(AgeEntry { recipient, enc });
+                    }
+                }
+                "hc_vault" => {
+                    let names = [
+                        "vault_address",
+                        "engine_path",
+                        "key_name",
+                        "created_at",
+                        "enc",
+                    ];
+                    for f in entries(&v, "hc_vault", &names)? {
+                        let [vault_address, engine_path, key_name, created_at, enc] =
+                            <[String; 5]>::try_from(f).map_err(|_| {
+                                SopsError::Malformed("an hc_vault entry is incomplete".into())
+                            })?;
+                        m.hc_vault.push(VaultEntry {
+                            vault_address,
+                            engine_path,
+                            key_name,
+                            created_at,
+                            enc,
                         });
                     }
                 }
@@ -209,6 +287,25 @@ impl Metadata {
                             Node::Map(vec![
                                 Item::Pair("recipient".into(), s(&a.recipient)),
                                 Item::Pair("enc".into(), s(&a.enc)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+        }
+        if !self.hc_vault.is_empty() {
+            items.push((
+                "hc_vault".into(),
+                Node::List(
+                    self.hc_vault
+                        .iter()
+                        .map(|v| {
+                            Node::Map(vec![
+                                Item::Pair("vault_address".into(), s(&v.vault_address)),
+                                Item::Pair("engine_path".into(), s(&v.engine_path)),
+                                Item::Pair("key_name".into(), s(&v.key_name)),
+                                Item::Pair("created_at".into(), s(&v.created_at)),
+                                Item::Pair("enc".into(), s(&v.enc)),
                             ])
                         })
                         .collect(),

@@ -16,39 +16,7 @@ fn repo_root() -> PathBuf {
 
 /// A venv with hvac 2.4.0, made once and reused.
 fn venv_python() -> Option<PathBuf> {
-    let venv = repo_root().join("target/hvac-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".hvac-2.4.0");
-    if ready.exists() {
-        return Some(python);
-    }
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        assert!(!ci, "python3 -m venv must work in CI");
-        eprintln!("skipping: cannot create a Python venv; CI=true makes this a failure");
-        return None;
-    }
-    let pip = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "hvac==2.4.0",
-        ])
-        .status();
-    if !pip.is_ok_and(|s| s.success()) {
-        assert!(!ci, "pip install hvac==2.4.0 must work in CI");
-        eprintln!("skipping: cannot install hvac from PyPI; CI=true makes this a failure");
-        return None;
-    }
-    std::fs::write(&ready, b"").ok()?;
-    Some(python)
+    common::pip_venv("hvac-venv", "hvac==2.4.0").map(|v| v.join("bin/python"))
 }
 
 /// Runs one hvac script against a fresh dev server; it prints "all checks passed".

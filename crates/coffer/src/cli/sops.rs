@@ -5,11 +5,13 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use coffer_sops::document::{self, EncryptOptions};
-use coffer_sops::metadata::Rule;
-use coffer_sops::{age_keys, binary, json};
+use coffer_sops::metadata::{Metadata, Rule, VaultEntry};
+use coffer_sops::{DataKey, age_keys, binary, json};
+use serde_json::json as js;
 
-use super::UsageError;
+use super::{ClientArgs, Format, UsageError};
 
 /// SOPS subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -39,6 +41,11 @@ pub struct EncryptArgs {
     /// age recipients, comma-separated (default: $SOPS_AGE_RECIPIENTS).
     #[arg(long)]
     age: Option<String>,
+    /// Transit keys as https://host:8200/v1/<mount>/keys/<name>,
+    /// comma-separated (default: $SOPS_VAULT_URIS); the token is
+    /// $COFFER_TOKEN, $VAULT_TOKEN or ~/.vault-token.
+    #[arg(long)]
+    hc_vault_transit: Option<String>,
     /// Keys ending with this stay in clear (default `_unencrypted`).
     #[arg(long, group = "rule")]
     unencrypted_suffix: Option<String>,
@@ -130,28 +137,128 @@ fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Res
 /// Runs a sops command.
 pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
     match cmd {
-        SopsCommand::Encrypt(a) => encrypt(a),
-        SopsCommand::Decrypt(a) => decrypt(a),
+        SopsCommand::Encrypt(a) => encrypt(a).await,
+        SopsCommand::Decrypt(a) => decrypt(a).await,
     }
 }
 
-fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
-    let kind = file_type(&a.file, a.input_type)?;
-    let recipients = a
-        .age
-        .clone()
-        .or_else(|| std::env::var("SOPS_AGE_RECIPIENTS").ok())
-        .unwrap_or_default();
-    let age: Vec<String> = recipients
+fn list(flag: Option<String>, env: &str) -> Vec<String> {
+    flag.or_else(|| std::env::var(env).ok())
+        .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
-        .collect();
-    if age.is_empty() {
+        .collect()
+}
+
+/// A client for the transit server named by an entry (the address comes
+/// from the key, never from VAULT_ADDR, as in SOPS).
+fn transit_client(e: &VaultEntry) -> anyhow::Result<coffer_client::Client> {
+    let args = ClientArgs {
+        address: Some(e.vault_address.clone()),
+        format: Format::Table,
+    };
+    let env_token = ["COFFER_TOKEN", "VAULT_TOKEN"]
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+    let token = env_token.or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        std::fs::read_to_string(Path::new(&home).join(".vault-token"))
+            .ok()
+            .map(|t| t.trim().to_owned())
+    });
+    match token {
+        Some(t) => args.client_with_token(Some(t)),
+        None => args.client(),
+    }
+}
+
+async fn transit_wrap(e: &VaultEntry, key: &DataKey) -> anyhow::Result<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = transit_client(e)?
+        .write(
+            &format!("{}/encrypt/{}", e.engine_path, e.key_name),
+            &js!({ "plaintext": b64.encode(key.expose()) }),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "transit key {}/{} at {}",
+                e.engine_path, e.key_name, e.vault_address
+            )
+        })?
+        .context("transit encrypt returned nothing")?;
+    body["data"]["ciphertext"]
+        .as_str()
+        .map(str::to_owned)
+        .context("transit encrypt returned no ciphertext")
+}
+
+async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<DataKey> {
+    let body = transit_client(e)?
+        .write(
+            &format!("{}/decrypt/{}", e.engine_path, e.key_name),
+            &js!({ "ciphertext": e.enc }),
+        )
+        .await?
+        .context("transit decrypt returned nothing")?;
+    let plain = body["data"]["plaintext"]
+        .as_str()
+        .context("transit decrypt returned no plaintext")?;
+    let bytes = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(plain)
+            .context("transit plaintext is not base64")?,
+    );
+    DataKey::from_slice(&bytes).context("transit returned a data key of the wrong length")
+}
+
+/// The data key from an age identity, else from a transit server.
+async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
+    let identities = age_keys::load_identities()?;
+    let age_err = match document::data_key(meta, &identities) {
+        Ok(k) => return Ok(k),
+        Err(e) => e,
+    };
+    let mut errors = Vec::new();
+    if !meta.age.is_empty() {
+        errors.push(age_err.to_string());
+    }
+    for e in &meta.hc_vault {
+        match transit_unwrap(e).await {
+            Ok(k) => return Ok(k),
+            Err(err) => errors.push(format!(
+                "transit key {}/{} at {}: {err:#}",
+                e.engine_path, e.key_name, e.vault_address
+            )),
+        }
+    }
+    if errors.is_empty() {
+        bail!("the file has no age or transit master key coffer can use");
+    }
+    bail!(
+        "no master key could decrypt the data key:\n  {}",
+        errors.join("\n  ")
+    )
+}
+
+async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
+    let kind = file_type(&a.file, a.input_type)?;
+    let age = list(a.age.clone(), "SOPS_AGE_RECIPIENTS");
+    let vault_uris = list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS");
+    if age.is_empty() && vault_uris.is_empty() {
         bail!(UsageError(
-            "no recipients: give --age age1… (comma-separated) or set SOPS_AGE_RECIPIENTS".into()
+            "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS".into()
         ));
+    }
+    let key = DataKey::random()?;
+    let mut hc_vault = Vec::new();
+    for uri in &vault_uris {
+        let mut e = VaultEntry::from_uri(uri)?;
+        e.enc = transit_wrap(&e, &key).await?;
+        e.created_at = document::now_rfc3339()?;
+        hc_vault.push(e);
     }
     let rule = match (
         a.unencrypted_suffix,
@@ -173,6 +280,7 @@ fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
                 age,
                 rule,
                 mac_only_encrypted: a.mac_only_encrypted,
+                hc_vault,
             },
         ),
         // SOPS applies no rule to binary files.
@@ -180,21 +288,23 @@ fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             binary::parse(input),
             EncryptOptions {
                 age,
+                hc_vault,
                 ..EncryptOptions::default()
             },
         ),
     };
-    let enc = document::encrypt(tree, &opts)?;
+    let enc = document::encrypt_with_key(tree, &opts, &key)?;
     write_output(a.output.as_deref(), json::emit(&enc).as_bytes(), false)?;
     Ok(0)
 }
 
-fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
+async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let input = read_input(&a.file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
-    let identities = age_keys::load_identities()?;
-    let plain = document::decrypt(json::parse(text)?, &identities)?;
+    let (tree, meta) = document::split(json::parse(text)?)?;
+    let key = data_key(&meta).await?;
+    let plain = document::decrypt_with_key(tree, &meta, &key)?;
     let bytes = match (&a.extract, kind) {
         (Some(path), _) => extract(&plain, path)?,
         (None, FileType::Json) => json::emit(&plain).into_bytes(),

