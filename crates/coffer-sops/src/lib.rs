@@ -8,7 +8,9 @@
 pub mod age_keys;
 pub mod binary;
 pub mod cipher;
+pub mod config;
 pub mod document;
+pub mod guard;
 pub mod json;
 pub mod mac;
 pub mod metadata;

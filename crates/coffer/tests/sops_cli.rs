@@ -115,3 +115,75 @@ fn json_and_binary_files_round_trip_and_tampering_is_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("not supported"), "{err}");
 }
+
+#[test]
+fn creation_rules_pick_keys_and_a_secret_left_in_clear_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (secret, recipient) = coffer_sops::age_keys::generate();
+    let keys = d.join("keys.txt");
+    std::fs::write(&keys, format!("{}\n", secret.as_str())).expect("keys");
+    std::fs::create_dir(d.join("prod")).expect("mkdir");
+    std::fs::write(
+        d.join(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: prod/.*\\.json$\n    age: {recipient}\n    encrypted_regex: ^(password|data)$\n  - path_regex: \\.json$\n    age: {recipient}\n"
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        d.join("prod/app.json"),
+        r#"{"user": "app", "password": "pw-MARKER", "data": {"key": "v"}}"#,
+    )
+    .expect("plain");
+    let (code, out, err) = coffer(d, &["encrypt", "prod/app.json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("creation rules 2 also match"), "{err}");
+    let enc = String::from_utf8(out).expect("utf-8");
+    assert!(
+        enc.contains("\"user\": \"app\"") && !enc.contains("pw-MARKER"),
+        "{enc}"
+    );
+    assert!(
+        enc.contains("\"encrypted_regex\": \"^(password|data)$\""),
+        "{enc}"
+    );
+    std::fs::write(d.join("prod/app.enc.json"), &enc).expect("write");
+    let (code, out, err) = coffer(
+        d,
+        &[
+            "decrypt",
+            "prod/app.enc.json",
+            "--extract",
+            r#"["password"]"#,
+        ],
+        Some(&keys),
+    );
+    assert_eq!(
+        (code, out.as_slice()),
+        (0, b"pw-MARKER".as_slice()),
+        "{err}"
+    );
+
+    // A rule that leaves a password in clear is caught before writing.
+    std::fs::write(
+        d.join("leaky.json"),
+        r#"{"db_password_unencrypted": "hunter2-MARKER", "host": "db"}"#,
+    )
+    .expect("plain");
+    let (code, out, err) = coffer(d, &["encrypt", "leaky.json"], None);
+    assert_ne!(code, 0);
+    assert!(
+        out.is_empty() && err.contains("db_password_unencrypted"),
+        "{err}"
+    );
+    let (code, out, err) = coffer(d, &["encrypt", "--allow-plaintext", "leaky.json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("hunter2-MARKER"));
+
+    // No rule matches: said so.
+    std::fs::write(d.join("notes.txt"), "x").expect("plain");
+    let (code, _, err) = coffer(d, &["encrypt", "notes.txt"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("no creation rule matches"), "{err}");
+}

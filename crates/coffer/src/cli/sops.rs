@@ -61,6 +61,14 @@ pub struct EncryptArgs {
     /// The MAC covers only encrypted values.
     #[arg(long)]
     mac_only_encrypted: bool,
+    /// Creation rules (default: the nearest .sops.yaml above the current
+    /// directory), used when no --age or --hc-vault-transit is given.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Write the file even if a value that looks like a secret (a password
+    /// key, a token prefix, a private key) would stay in clear.
+    #[arg(long)]
+    allow_plaintext: bool,
     /// Input format (default: from the extension; `.json` is JSON, anything
     /// else binary).
     #[arg(long, value_enum)]
@@ -245,8 +253,44 @@ async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
-    let age = list(a.age.clone(), "SOPS_AGE_RECIPIENTS");
-    let vault_uris = list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS");
+    let mut age = list(a.age.clone(), "SOPS_AGE_RECIPIENTS");
+    let mut vault_uris = list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS");
+    let mut from_config: Option<coffer_sops::config::Creation> = None;
+    if age.is_empty() && vault_uris.is_empty() {
+        let path = match &a.config {
+            Some(p) => Some(p.clone()),
+            None => coffer_sops::config::find(&std::env::current_dir()?),
+        };
+        if let Some(path) = path {
+            let config = coffer_sops::config::Config::load(&path)?;
+            match config.choose(&a.file)? {
+                Some(choice) => {
+                    if !choice.also_matched.is_empty() {
+                        let others: Vec<String> = choice
+                            .also_matched
+                            .iter()
+                            .map(|i| (i + 1).to_string())
+                            .collect();
+                        eprintln!(
+                            "warning: {}: creation rules {} also match {}; rule {} is used, as SOPS uses the first match",
+                            path.display(),
+                            others.join(", "),
+                            a.file.display(),
+                            choice.index + 1
+                        );
+                    }
+                    age = choice.creation.age.clone();
+                    vault_uris = choice.creation.hc_vault.clone();
+                    from_config = Some(choice.creation);
+                }
+                None => bail!(UsageError(format!(
+                    "{}: no creation rule matches {}",
+                    path.display(),
+                    a.file.display()
+                ))),
+            }
+        }
+    }
     if age.is_empty() && vault_uris.is_empty() {
         bail!(UsageError(
             "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS".into()
@@ -270,8 +314,13 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         (_, Some(s), ..) => Rule::EncryptedSuffix(s),
         (_, _, Some(s), _) => Rule::UnencryptedRegex(s),
         (_, _, _, Some(s)) => Rule::EncryptedRegex(s),
-        _ => Rule::default(),
+        _ => from_config
+            .as_ref()
+            .and_then(|c| c.rule.clone())
+            .unwrap_or_default(),
     };
+    let mac_only_encrypted =
+        a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
     let input = read_input(&a.file)?;
     let (tree, opts) = match kind {
         FileType::Json => (
@@ -279,7 +328,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             EncryptOptions {
                 age,
                 rule,
-                mac_only_encrypted: a.mac_only_encrypted,
+                mac_only_encrypted,
                 hc_vault,
             },
         ),
@@ -293,6 +342,18 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             },
         ),
     };
+    if !a.allow_plaintext {
+        let exposed =
+            coffer_sops::guard::exposed_secrets(&tree, &opts.rule.rules(opts.mac_only_encrypted)?);
+        if !exposed.is_empty() {
+            bail!(UsageError(format!(
+                "refusing to write {}: these values look like secrets but would stay in clear under the rule {:?}: {}; fix the rule, or pass --allow-plaintext",
+                a.file.display(),
+                opts.rule,
+                exposed.join(", ")
+            )));
+        }
+    }
     let enc = document::encrypt_with_key(tree, &opts, &key)?;
     write_output(a.output.as_deref(), json::emit(&enc).as_bytes(), false)?;
     Ok(0)
