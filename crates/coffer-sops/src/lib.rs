@@ -10,6 +10,7 @@ pub mod binary;
 pub mod cipher;
 pub mod config;
 pub mod document;
+pub mod dotenv;
 pub mod guard;
 pub mod json;
 pub mod mac;

@@ -96,6 +96,52 @@ fn sops_and_coffer_read_each_others_files() {
     files_sops_encrypts_decrypt_with_coffer(&sops);
     files_coffer_encrypts_decrypt_with_sops(&sops);
     transit_keys_work_both_ways(&sops);
+    dotenv_files_go_both_ways(&sops);
+}
+
+/// Dotenv files: values, `=` inside values, escaped newlines and comments.
+fn dotenv_files_go_both_ways(sops: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let k = keys(d, 1);
+    let plain = "# database\nDB_PASSWORD=pw=with=equals\nMULTI=line one\\nline two\nEMPTY=\nNOTE_unencrypted=visible\n";
+    std::fs::write(d.join("app.env"), plain).expect("plain");
+    let recipient = k.ids[0].public.clone();
+    let theirs = run_sops(
+        sops,
+        d,
+        &k.file,
+        &["encrypt", "--age", &recipient, "app.env"],
+    );
+    assert!(
+        theirs.contains("sops_age__list_0__map_recipient="),
+        "{theirs}"
+    );
+    std::fs::write(d.join("theirs.env"), &theirs).expect("write");
+    let ours = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["sops", "decrypt", "theirs.env"])
+        .current_dir(d)
+        .env("SOPS_AGE_KEY_FILE", &k.file)
+        .output()
+        .expect("coffer");
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), plain);
+    let enc = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["sops", "encrypt", "--age", &recipient, "app.env"])
+        .current_dir(d)
+        .output()
+        .expect("coffer");
+    assert!(
+        enc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enc.stderr)
+    );
+    std::fs::write(d.join("ours.env"), &enc.stdout).expect("write");
+    assert_eq!(run_sops(sops, d, &k.file, &["decrypt", "ours.env"]), plain);
 }
 
 fn files_sops_encrypts_decrypt_with_coffer(sops: &Path) {

@@ -1,5 +1,5 @@
-//! `coffer sops encrypt|decrypt`: SOPS-format files with age keys (JSON and
-//! whole-file binary so far).
+//! `coffer sops encrypt|decrypt`: SOPS-format files with age or transit keys
+//! (JSON, dotenv and whole-file binary so far).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use coffer_sops::document::{self, EncryptOptions};
 use coffer_sops::metadata::{Metadata, Rule, VaultEntry};
-use coffer_sops::{DataKey, age_keys, binary, json};
+use coffer_sops::{DataKey, age_keys, binary, dotenv, json};
 use serde_json::json as js;
 
 use super::{ClientArgs, Format, UsageError};
@@ -16,8 +16,8 @@ use super::{ClientArgs, Format, UsageError};
 /// SOPS subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum SopsCommand {
-    /// Encrypt a file's values (JSON) or the whole file (binary) for age
-    /// recipients; prints the encrypted file unless --output is given.
+    /// Encrypt a file's values (JSON, dotenv) or the whole file (binary);
+    /// prints the encrypted file unless --output is given.
     Encrypt(EncryptArgs),
     /// Decrypt a file and check its MAC; prints the plaintext unless
     /// --output is given.
@@ -29,6 +29,8 @@ pub enum SopsCommand {
 pub enum FileType {
     /// JSON: structure in clear, values encrypted.
     Json,
+    /// `KEY=value` lines.
+    Dotenv,
     /// Any file as one value.
     Binary,
 }
@@ -103,9 +105,13 @@ fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.ends_with(".env") || name == ".env" {
+        return Ok(FileType::Dotenv);
+    }
     Ok(match ext.as_str() {
         "json" => FileType::Json,
-        "yaml" | "yml" | "env" | "ini" => bail!(UsageError(format!(
+        "yaml" | "yml" | "ini" => bail!(UsageError(format!(
             "{} files are not supported by coffer sops yet; use --input-type binary to encrypt the whole file",
             ext.to_uppercase()
         ))),
@@ -323,8 +329,17 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
     let input = read_input(&a.file)?;
     let (tree, opts) = match kind {
-        FileType::Json => (
-            json::parse(std::str::from_utf8(&input).context("the JSON file is not UTF-8")?)?,
+        FileType::Json | FileType::Dotenv => (
+            {
+                let text = std::str::from_utf8(&input).context("the file is not UTF-8")?;
+                if kind == FileType::Json {
+                    json::parse(text)?
+                } else {
+                    let t = dotenv::parse(text)?;
+                    dotenv::check_plain(&t)?;
+                    t
+                }
+            },
             EncryptOptions {
                 age,
                 rule,
@@ -355,7 +370,11 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         }
     }
     let enc = document::encrypt_with_key(tree, &opts, &key)?;
-    write_output(a.output.as_deref(), json::emit(&enc).as_bytes(), false)?;
+    let text = match kind {
+        FileType::Dotenv => dotenv::emit(&enc)?,
+        FileType::Json | FileType::Binary => json::emit(&enc),
+    };
+    write_output(a.output.as_deref(), text.as_bytes(), false)?;
     Ok(0)
 }
 
@@ -363,12 +382,17 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let input = read_input(&a.file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
-    let (tree, meta) = document::split(json::parse(text)?)?;
+    let parsed = match kind {
+        FileType::Dotenv => dotenv::parse(text)?,
+        FileType::Json | FileType::Binary => json::parse(text)?,
+    };
+    let (tree, meta) = document::split(parsed)?;
     let key = data_key(&meta).await?;
     let plain = document::decrypt_with_key(tree, &meta, &key)?;
     let bytes = match (&a.extract, kind) {
         (Some(path), _) => extract(&plain, path)?,
         (None, FileType::Json) => json::emit(&plain).into_bytes(),
+        (None, FileType::Dotenv) => dotenv::emit(&plain)?.into_bytes(),
         (None, FileType::Binary) => binary::emit(&plain)?,
     };
     write_output(a.output.as_deref(), &bytes, true)?;

@@ -1,0 +1,237 @@
+//! The dotenv store: `KEY=value` lines and `#` comments; the `sops` block is
+//! flattened into `sops_…` keys (`sops_age__list_0__map_recipient=…`), as
+//! SOPS writes it.
+
+use crate::tree::{Item, Node};
+use crate::{Scalar, SopsError};
+
+const PREFIX: &str = "sops_";
+
+/// Parses a dotenv file. A `sops_…` key belongs to the metadata block,
+/// which comes back as a top-level `sops` entry (unflattened).
+pub fn parse(text: &str) -> Result<Node, SopsError> {
+    let mut items = Vec::new();
+    let mut meta: Vec<(String, String)> = Vec::new();
+    for (n, line) in text.split('\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix('#') {
+            items.push(Item::Comment(c.to_owned()));
+            continue;
+        }
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            SopsError::Malformed(format!("dotenv line {} has no '=': {line:?}", n + 1))
+        })?;
+        let v = v.replace("\\n", "\n");
+        match k.strip_prefix(PREFIX) {
+            Some(rest) => meta.push((rest.to_owned(), v)),
+            None => items.push(Item::Pair(k.to_owned(), Node::Leaf(Scalar::Str(v)))),
+        }
+    }
+    if !meta.is_empty() {
+        items.push(Item::Pair("sops".into(), unflatten(&meta)?));
+    }
+    Ok(Node::Map(items))
+}
+
+/// Writes a tree (plain or encrypted) as dotenv lines; a `sops` entry is
+/// flattened and written sorted, as SOPS does.
+pub fn emit(root: &Node) -> Result<String, SopsError> {
+    let Node::Map(items) = root else {
+        return Err(SopsError::Malformed(
+            "a dotenv file is a flat list of KEY=value".into(),
+        ));
+    };
+    let mut out = String::new();
+    let mut meta = Vec::new();
+    for i in items {
+        match i {
+            Item::Comment(c) => {
+                out.push('#');
+                out.push_str(c);
+                out.push('\n');
+            }
+            Item::Pair(k, v) if k == "sops" => flatten(v, PREFIX.trim_end_matches('_'), &mut meta),
+            Item::Pair(k, Node::Leaf(v)) => {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(&String::from_utf8_lossy(&v.to_bytes()).replace('\n', "\\n"));
+                out.push('\n');
+            }
+            Item::Pair(k, Node::Null) => {
+                out.push_str(k);
+                out.push_str("=\n");
+            }
+            Item::Pair(k, _) => {
+                return Err(SopsError::Malformed(format!(
+                    "dotenv values must be plain values; {k:?} is nested"
+                )));
+            }
+        }
+    }
+    meta.sort();
+    for (k, v) in meta {
+        out.push_str(&k);
+        out.push('=');
+        out.push_str(&v.replace('\n', "\\n"));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Refuses a plain file that uses the reserved `sops_` prefix.
+pub fn check_plain(root: &Node) -> Result<(), SopsError> {
+    if let Node::Map(items) = root
+        && let Some(Item::Pair(k, _)) = items
+            .iter()
+            .find(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+    {
+        return Err(SopsError::Malformed(format!(
+            "the file has {PREFIX}… keys ({k}): it is already encrypted, or uses the prefix SOPS reserves"
+        )));
+    }
+    Ok(())
+}
+
+fn flatten(n: &Node, key: &str, out: &mut Vec<(String, String)>) {
+    match n {
+        Node::Map(items) => {
+            for i in items {
+                if let Item::Pair(k, v) = i {
+                    let sep = if key == "sops" { "_" } else { "__map_" };
+                    flatten(v, &format!("{key}{sep}{k}"), out);
+                }
+            }
+        }
+        Node::List(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(v, &format!("{key}__list_{i}"), out);
+            }
+        }
+        Node::Leaf(Scalar::Bool(b)) => out.push((key.to_owned(), b.to_string())),
+        Node::Leaf(v) => out.push((
+            key.to_owned(),
+            String::from_utf8_lossy(&v.to_bytes()).into_owned(),
+        )),
+        Node::Null => {}
+    }
+}
+
+#[derive(Debug)]
+enum Step {
+    Map(String),
+    List(usize),
+}
+
+fn unflatten(pairs: &[(String, String)]) -> Result<Node, SopsError> {
+    let mut root = Node::Map(Vec::new());
+    for (k, v) in pairs {
+        let (head, rest) = match k.split_once("__") {
+            Some((h, r)) => (h, format!("__{r}")),
+            None => (k.as_str(), String::new()),
+        };
+        let mut steps = vec![Step::Map(head.to_owned())];
+        let mut r = rest.as_str();
+        while !r.is_empty() {
+            if let Some(after) = r.strip_prefix("__map_") {
+                let end = after.find("__").unwrap_or(after.len());
+                steps.push(Step::Map(after[..end].to_owned()));
+                r = &after[end..];
+            } else if let Some(after) = r.strip_prefix("__list_") {
+                let end = after.find("__").unwrap_or(after.len());
+                let i = after[..end].parse().map_err(|_| {
+                    SopsError::Malformed(format!("metadata key {PREFIX}{k} has a bad list index"))
+                })?;
+                steps.push(Step::List(i));
+                r = &after[end..];
+            } else {
+                return Err(SopsError::Malformed(format!(
+                    "metadata key {PREFIX}{k} is not understood"
+                )));
+            }
+        }
+        insert(&mut root, &steps, Node::Leaf(Scalar::Str(v.clone())), k)?;
+    }
+    Ok(root)
+}
+
+fn insert(node: &mut Node, steps: &[Step], value: Node, key: &str) -> Result<(), SopsError> {
+    let Some((first, rest)) = steps.split_first() else {
+        *node = value;
+        return Ok(());
+    };
+    let bad = || SopsError::Malformed(format!("metadata key {PREFIX}{key} clashes with another"));
+    match first {
+        Step::Map(k) => {
+            if matches!(node, Node::Null) {
+                *node = Node::Map(Vec::new());
+            }
+            let Node::Map(items) = node else {
+                return Err(bad());
+            };
+            let at = match items
+                .iter()
+                .position(|i| matches!(i, Item::Pair(n, _) if n == k))
+            {
+                Some(at) => at,
+                None => {
+                    items.push(Item::Pair(k.clone(), Node::Null));
+                    items.len() - 1
+                }
+            };
+            let Item::Pair(_, child) = &mut items[at] else {
+                return Err(bad());
+            };
+            insert(child, rest, value, key)
+        }
+        Step::List(i) => {
+            if matches!(node, Node::Null) {
+                *node = Node::List(Vec::new());
+            }
+            let Node::List(items) = node else {
+                return Err(bad());
+            };
+            while items.len() <= *i {
+                items.push(Node::Null);
+            }
+            insert(&mut items[*i], rest, value, key)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_comments_and_flattened_metadata_round_trip() {
+        let text = "# db\nDB_PASSWORD=pw=with=equals\nMULTI=a\\nb\nSPACED =v \nsops_age__list_0__map_enc=-----BEGIN\\nx\\n\nsops_age__list_0__map_recipient=age1x\nsops_lastmodified=2026-11-28T10:00:00Z\nsops_mac=ENC[x]\nsops_version=3.11.0\n";
+        let n = parse(text).expect("parse");
+        let Node::Map(items) = &n else { panic!("map") };
+        assert_eq!(items[0], Item::Comment(" db".into()));
+        assert_eq!(
+            items[1],
+            Item::Pair(
+                "DB_PASSWORD".into(),
+                Node::Leaf(Scalar::Str("pw=with=equals".into()))
+            )
+        );
+        assert_eq!(
+            items[2],
+            Item::Pair("MULTI".into(), Node::Leaf(Scalar::Str("a\nb".into())))
+        );
+        assert_eq!(
+            items[3],
+            Item::Pair("SPACED ".into(), Node::Leaf(Scalar::Str("v ".into())))
+        );
+        let Item::Pair(_, sops) = &items[4] else {
+            panic!("sops")
+        };
+        let meta = crate::metadata::Metadata::from_node(sops).expect("metadata");
+        assert_eq!(meta.age[0].recipient, "age1x");
+        assert_eq!(meta.age[0].enc, "-----BEGIN\nx\n");
+        assert_eq!(emit(&n).expect("emit"), text);
+        assert!(parse("NOEQUALS\n").is_err());
+    }
+}
