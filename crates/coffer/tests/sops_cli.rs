@@ -187,3 +187,118 @@ fn creation_rules_pick_keys_and_a_secret_left_in_clear_is_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("no creation rule matches"), "{err}");
 }
+
+#[test]
+fn rotate_changes_the_data_key_and_recipients_and_exec_env_runs_a_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (secret_a, a) = coffer_sops::age_keys::generate();
+    let (secret_b, b) = coffer_sops::age_keys::generate();
+    let (keys_a, keys_b) = (d.join("a.txt"), d.join("b.txt"));
+    std::fs::write(&keys_a, format!("{}\n", secret_a.as_str())).expect("keys");
+    std::fs::write(&keys_b, format!("{}\n", secret_b.as_str())).expect("keys");
+    std::fs::write(d.join("app.env"), "DB_PASSWORD=pw-MARKER\nDB_HOST=db\n").expect("plain");
+    let (code, out, err) = coffer(
+        d,
+        &["encrypt", "--age", &a, "app.env", "--output", "app.enc.env"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}{}", String::from_utf8_lossy(&out));
+    let before = std::fs::read_to_string(d.join("app.enc.env")).expect("read");
+    assert!(
+        coffer(d, &["decrypt", "app.enc.env"], Some(&keys_b)).0 != 0,
+        "b cannot read it yet"
+    );
+
+    let (code, _, err) = coffer(
+        d,
+        &["rotate", "-i", "--add-age", &b, "app.enc.env"],
+        Some(&keys_a),
+    );
+    assert_eq!(code, 0, "{err}");
+    let after = std::fs::read_to_string(d.join("app.enc.env")).expect("read");
+    let value = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("DB_PASSWORD="))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_ne!(
+        value(&before),
+        value(&after),
+        "re-encrypted under a new key"
+    );
+    let (code, out, err) = coffer(d, &["decrypt", "app.enc.env"], Some(&keys_b));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "DB_PASSWORD=pw-MARKER\nDB_HOST=db\n"
+    );
+
+    let (code, _, err) = coffer(
+        d,
+        &["rotate", "-i", "--rm-age", &a, "app.enc.env"],
+        Some(&keys_b),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(
+        coffer(d, &["decrypt", "app.enc.env"], Some(&keys_a)).0,
+        0,
+        "a was removed"
+    );
+    let (code, _, err) = coffer(
+        d,
+        &["rotate", "-i", "--rm-age", &b, "app.enc.env"],
+        Some(&keys_b),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("without any master key"), "{err}");
+
+    // exec-env: the values reach the command's environment, nothing on disk.
+    let (code, out, err) = coffer(
+        d,
+        &[
+            "exec-env",
+            "app.enc.env",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s@%s' \"$DB_PASSWORD\" \"$DB_HOST\"",
+        ],
+        Some(&keys_b),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8_lossy(&out), "pw-MARKER@db");
+    let (code, out, _) = coffer(
+        d,
+        &["exec-env", "app.enc.env", "printf %s \"$DB_HOST\""],
+        Some(&keys_b),
+    );
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).into_owned()),
+        (0, "db".to_owned())
+    );
+    let (code, _, _) = coffer(
+        d,
+        &["exec-env", "app.enc.env", "--", "sh", "-c", "exit 3"],
+        Some(&keys_b),
+    );
+    assert_eq!(code, 3, "the command's exit code");
+    let (code, out, _) = coffer(
+        d,
+        &[
+            "exec-env",
+            "--pristine",
+            "app.enc.env",
+            "--",
+            "/usr/bin/env",
+        ],
+        Some(&keys_b),
+    );
+    assert_eq!(code, 0);
+    let env = String::from_utf8_lossy(&out);
+    assert!(
+        env.contains("DB_HOST=db") && !env.contains("HOME="),
+        "{env}"
+    );
+}

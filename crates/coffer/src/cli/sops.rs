@@ -22,6 +22,48 @@ pub enum SopsCommand {
     /// Decrypt a file and check its MAC; prints the plaintext unless
     /// --output is given.
     Decrypt(DecryptArgs),
+    /// Re-encrypt a file under a new data key (all values, a new MAC),
+    /// optionally adding or removing age recipients.
+    Rotate(RotateArgs),
+    /// Run a command with the file's top-level values as environment
+    /// variables; nothing is written to disk.
+    ExecEnv(ExecEnvArgs),
+}
+
+/// Flags of `coffer sops rotate`.
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// The encrypted file.
+    file: PathBuf,
+    /// Write the result back to the file (atomically) instead of stdout.
+    #[arg(short = 'i', long)]
+    in_place: bool,
+    /// age recipients to add (comma-separated).
+    #[arg(long)]
+    add_age: Option<String>,
+    /// age recipients to remove (comma-separated).
+    #[arg(long)]
+    rm_age: Option<String>,
+    /// Input format (default: from the extension).
+    #[arg(long, value_enum)]
+    input_type: Option<FileType>,
+}
+
+/// Flags of `coffer sops exec-env`.
+#[derive(clap::Args, Debug)]
+pub struct ExecEnvArgs {
+    /// The encrypted file (JSON or dotenv, flat at the top level).
+    file: PathBuf,
+    /// Start the command with these variables only, not the current
+    /// environment.
+    #[arg(long)]
+    pristine: bool,
+    /// Input format (default: from the extension).
+    #[arg(long, value_enum)]
+    input_type: Option<FileType>,
+    /// The command: `-- cmd args...`, or one string run by `sh -c` as SOPS does.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 /// File formats coffer reads so far.
@@ -153,13 +195,18 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
     match cmd {
         SopsCommand::Encrypt(a) => encrypt(a).await,
         SopsCommand::Decrypt(a) => decrypt(a).await,
+        SopsCommand::Rotate(a) => rotate(a).await,
+        SopsCommand::ExecEnv(a) => exec_env(a).await,
     }
 }
 
+/// A comma-separated flag, else the environment variable.
 fn list(flag: Option<String>, env: &str) -> Vec<String> {
-    flag.or_else(|| std::env::var(env).ok())
-        .unwrap_or_default()
-        .split(',')
+    split(&flag.or_else(|| std::env::var(env).ok()).unwrap_or_default())
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split(',')
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
@@ -302,14 +349,6 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS".into()
         ));
     }
-    let key = DataKey::random()?;
-    let mut hc_vault = Vec::new();
-    for uri in &vault_uris {
-        let mut e = VaultEntry::from_uri(uri)?;
-        e.enc = transit_wrap(&e, &key).await?;
-        e.created_at = document::now_rfc3339()?;
-        hc_vault.push(e);
-    }
     let rule = match (
         a.unencrypted_suffix,
         a.encrypted_suffix,
@@ -328,59 +367,89 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     let mac_only_encrypted =
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
     let input = read_input(&a.file)?;
-    let (tree, opts) = match kind {
-        FileType::Json | FileType::Dotenv => (
-            {
-                let text = std::str::from_utf8(&input).context("the file is not UTF-8")?;
-                if kind == FileType::Json {
-                    json::parse(text)?
-                } else {
-                    let t = dotenv::parse(text)?;
-                    dotenv::check_plain(&t)?;
-                    t
-                }
-            },
-            EncryptOptions {
-                age,
-                rule,
-                mac_only_encrypted,
-                hc_vault,
-            },
-        ),
-        // SOPS applies no rule to binary files.
-        FileType::Binary => (
-            binary::parse(input),
-            EncryptOptions {
-                age,
-                hc_vault,
-                ..EncryptOptions::default()
-            },
-        ),
+    let tree = match kind {
+        FileType::Json => {
+            json::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?
+        }
+        FileType::Dotenv => {
+            let t = dotenv::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?;
+            dotenv::check_plain(&t)?;
+            t
+        }
+        FileType::Binary => binary::parse(input),
     };
-    if !a.allow_plaintext {
+    let plan = Plan {
+        age,
+        vault_uris,
+        rule,
+        mac_only_encrypted,
+    };
+    let text = seal(kind, tree, plan, a.allow_plaintext, &a.file).await?;
+    write_output(a.output.as_deref(), text.as_bytes(), false)?;
+    Ok(0)
+}
+
+/// Which keys and rule a file is encrypted with.
+struct Plan {
+    age: Vec<String>,
+    vault_uris: Vec<String>,
+    rule: Rule,
+    mac_only_encrypted: bool,
+}
+
+/// Encrypts a plain tree under a fresh data key for the plan's keys and
+/// writes it in the file's format.
+async fn seal(
+    kind: FileType,
+    tree: coffer_sops::tree::Node,
+    plan: Plan,
+    allow_plaintext: bool,
+    file: &Path,
+) -> anyhow::Result<String> {
+    let key = DataKey::random()?;
+    let mut hc_vault = Vec::new();
+    for uri in &plan.vault_uris {
+        let mut e = VaultEntry::from_uri(uri)?;
+        e.enc = transit_wrap(&e, &key).await?;
+        e.created_at = document::now_rfc3339()?;
+        hc_vault.push(e);
+    }
+    let opts = match kind {
+        FileType::Json | FileType::Dotenv => EncryptOptions {
+            age: plan.age,
+            rule: plan.rule,
+            mac_only_encrypted: plan.mac_only_encrypted,
+            hc_vault,
+        },
+        // SOPS applies no rule to binary files.
+        FileType::Binary => EncryptOptions {
+            age: plan.age,
+            hc_vault,
+            ..EncryptOptions::default()
+        },
+    };
+    if !allow_plaintext {
         let exposed =
             coffer_sops::guard::exposed_secrets(&tree, &opts.rule.rules(opts.mac_only_encrypted)?);
         if !exposed.is_empty() {
             bail!(UsageError(format!(
                 "refusing to write {}: these values look like secrets but would stay in clear under the rule {:?}: {}; fix the rule, or pass --allow-plaintext",
-                a.file.display(),
+                file.display(),
                 opts.rule,
                 exposed.join(", ")
             )));
         }
     }
     let enc = document::encrypt_with_key(tree, &opts, &key)?;
-    let text = match kind {
+    Ok(match kind {
         FileType::Dotenv => dotenv::emit(&enc)?,
         FileType::Json | FileType::Binary => json::emit(&enc),
-    };
-    write_output(a.output.as_deref(), text.as_bytes(), false)?;
-    Ok(0)
+    })
 }
 
-async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
-    let kind = file_type(&a.file, a.input_type)?;
-    let input = read_input(&a.file)?;
+/// Reads, decrypts and checks an encrypted file: the plain tree and its metadata.
+async fn open(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
+    let input = read_input(file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
     let parsed = match kind {
         FileType::Dotenv => dotenv::parse(text)?,
@@ -389,6 +458,12 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let (tree, meta) = document::split(parsed)?;
     let key = data_key(&meta).await?;
     let plain = document::decrypt_with_key(tree, &meta, &key)?;
+    Ok((plain, meta))
+}
+
+async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
+    let kind = file_type(&a.file, a.input_type)?;
+    let (plain, _) = open(&a.file, kind).await?;
     let bytes = match (&a.extract, kind) {
         (Some(path), _) => extract(&plain, path)?,
         (None, FileType::Json) => json::emit(&plain).into_bytes(),
@@ -397,6 +472,98 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     };
     write_output(a.output.as_deref(), &bytes, true)?;
     Ok(0)
+}
+
+async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
+    let kind = file_type(&a.file, a.input_type)?;
+    let (plain, meta) = open(&a.file, kind).await?;
+    let remove = split(a.rm_age.as_deref().unwrap_or(""));
+    let mut age: Vec<String> = meta
+        .age
+        .iter()
+        .map(|e| e.recipient.clone())
+        .filter(|r| !remove.contains(r))
+        .collect();
+    for r in split(a.add_age.as_deref().unwrap_or("")) {
+        if !age.contains(&r) {
+            age.push(r);
+        }
+    }
+    let vault_uris: Vec<String> = meta
+        .hc_vault
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/v1/{}/keys/{}",
+                e.vault_address, e.engine_path, e.key_name
+            )
+        })
+        .collect();
+    if age.is_empty() && vault_uris.is_empty() {
+        bail!(UsageError(
+            "removing these recipients would leave the file without any master key".into()
+        ));
+    }
+    let plan = Plan {
+        age,
+        vault_uris,
+        rule: meta.rule.clone(),
+        mac_only_encrypted: meta.mac_only_encrypted,
+    };
+    // The file was written with this rule already: no second guess here.
+    let text = seal(kind, plain, plan, true, &a.file).await?;
+    let out = a.in_place.then_some(a.file.as_path());
+    write_output(out, text.as_bytes(), false)?;
+    Ok(0)
+}
+
+async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
+    use coffer_sops::tree::{Item, Node};
+    let kind = file_type(&a.file, a.input_type)?;
+    if kind == FileType::Binary {
+        bail!(UsageError("exec-env needs a JSON or dotenv file".into()));
+    }
+    let (plain, _) = open(&a.file, kind).await?;
+    let Node::Map(items) = plain else {
+        bail!("the file is not a mapping");
+    };
+    let mut vars = Vec::new();
+    for i in items {
+        match i {
+            Item::Pair(k, Node::Leaf(v)) => {
+                let value =
+                    String::from_utf8(v.to_bytes()).with_context(|| format!("{k} is not text"))?;
+                vars.push((k, zeroize::Zeroizing::new(value)));
+            }
+            Item::Pair(_, Node::Null) | Item::Comment(_) => {}
+            Item::Pair(k, _) => bail!(UsageError(format!(
+                "exec-env needs a flat file: {k:?} is nested; use decrypt --extract for nested values"
+            ))),
+        }
+    }
+    let mut cmd = match a.command.as_slice() {
+        [one] if one.contains(char::is_whitespace) => {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(one);
+            c
+        }
+        [program, args @ ..] => {
+            let mut c = std::process::Command::new(program);
+            c.args(args);
+            c
+        }
+        [] => bail!(UsageError("give the command to run after --".into())),
+    };
+    if a.pristine {
+        cmd.env_clear();
+    }
+    for (k, v) in &vars {
+        cmd.env(k, v.as_str());
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {:?}", a.command))?;
+    Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
 }
 
 /// `--extract '["a"]["b"]'`: a value as text (a subtree as JSON).
