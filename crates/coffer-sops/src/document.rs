@@ -35,15 +35,17 @@ pub fn now_rfc3339() -> Result<String, SopsError> {
 /// Encrypts a plain document under a fresh data key; the `sops` block is
 /// appended at the end.
 pub fn encrypt(root: Node, opts: &EncryptOptions) -> Result<Node, SopsError> {
-    encrypt_with_key(root, opts, &DataKey::random()?)
+    encrypt_with_key(root, opts, &DataKey::random()?, None)
 }
 
 /// Encrypts under a given data key (already wrapped by the caller for
-/// `opts.hc_vault`).
+/// `opts.hc_vault`); with the stash of the same key, unchanged values keep
+/// their ciphertext.
 pub fn encrypt_with_key(
     mut root: Node,
     opts: &EncryptOptions,
     key: &DataKey,
+    stash: Option<&mut tree::IvStash>,
 ) -> Result<Node, SopsError> {
     let Node::Map(items) = &root else {
         return Err(SopsError::Malformed(
@@ -72,7 +74,7 @@ pub fn encrypt_with_key(
         });
     }
     let rules = opts.rule.rules(opts.mac_only_encrypted)?;
-    let computed = tree::encrypt(&mut root, key, &rules)?;
+    let computed = tree::encrypt(&mut root, key, &rules, stash)?;
     let lastmodified = now_rfc3339()?;
     let meta = Metadata {
         age,
@@ -134,15 +136,40 @@ pub fn data_key(
 pub fn decrypt(root: Node, identities: &[age::x25519::Identity]) -> Result<Node, SopsError> {
     let (root, meta) = split(root)?;
     let key = data_key(&meta, identities)?;
-    decrypt_with_key(root, &meta, &key)
+    decrypt_with_key(root, &meta, &key, None)
 }
 
 /// Decrypts a document split by [`split`] with a data key the caller
-/// obtained (e.g. from a transit server) and checks its MAC.
-pub fn decrypt_with_key(mut root: Node, meta: &Metadata, key: &DataKey) -> Result<Node, SopsError> {
+/// obtained (e.g. from a transit server) and checks its MAC; a stash
+/// records the values' IVs for re-encryption.
+pub fn decrypt_with_key(
+    mut root: Node,
+    meta: &Metadata,
+    key: &DataKey,
+    stash: Option<&mut tree::IvStash>,
+) -> Result<Node, SopsError> {
     let rules = meta.rule.rules(meta.mac_only_encrypted)?;
-    let computed = tree::decrypt(&mut root, key, &rules)?;
+    let computed = tree::decrypt(&mut root, key, &rules, stash)?;
     mac::check(&meta.mac, &computed, key, &meta.lastmodified)?;
+    Ok(root)
+}
+
+/// Re-encrypts a decrypted document under the same data key (its master
+/// keys stay as they are): a new `lastmodified` and MAC; with the stash from
+/// its decryption, unchanged values keep their ciphertext.
+pub fn reseal(
+    mut root: Node,
+    mut meta: Metadata,
+    key: &DataKey,
+    stash: Option<&mut tree::IvStash>,
+) -> Result<Node, SopsError> {
+    let rules = meta.rule.rules(meta.mac_only_encrypted)?;
+    let computed = tree::encrypt(&mut root, key, &rules, stash)?;
+    meta.lastmodified = now_rfc3339()?;
+    meta.mac = mac::seal(&computed, key, &meta.lastmodified)?;
+    if let Node::Map(items) = &mut root {
+        items.push(Item::Pair("sops".into(), meta.to_node()));
+    }
     Ok(root)
 }
 

@@ -21,6 +21,15 @@ pub fn parse(text: &str) -> Result<Node, SopsError> {
     }
 }
 
+/// Parses any JSON value (e.g. the value given to `set`).
+pub fn parse_value(text: &str) -> Result<Node, SopsError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    NodeSeed
+        .deserialize(&mut de)
+        .and_then(|n| de.end().map(|()| n))
+        .map_err(|e| SopsError::Malformed(format!("not a JSON value: {e}")))
+}
+
 struct NodeSeed;
 
 impl<'de> DeserializeSeed<'de> for NodeSeed {

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod json;
 pub mod mac;
 pub mod metadata;
+pub mod path;
 pub mod tree;
 pub mod value;
 

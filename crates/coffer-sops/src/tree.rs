@@ -2,9 +2,32 @@
 //! decrypts its values and computes the MAC, with SOPS' key paths (mapping
 //! keys only, joined by `:`) as associated data.
 
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
 use crate::cipher::{self, DataKey};
 use crate::mac::Mac;
 use crate::{Scalar, SopsError};
+
+/// The IVs of the values a file had when it was decrypted, by a hash of
+/// (key path, plaintext): re-encrypting an unchanged value with the same
+/// data key reuses its IV, so its ciphertext (and the file's diff) stays the
+/// same. Plaintexts are not kept.
+#[derive(Default)]
+pub struct IvStash(HashMap<[u8; 32], [u8; 32]>);
+
+impl IvStash {
+    fn id(aad: &str, v: &Scalar) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(aad.as_bytes());
+        h.update([0u8]);
+        h.update(v.type_name().as_bytes());
+        h.update([0u8]);
+        h.update(v.to_bytes());
+        h.finalize().into()
+    }
+}
 
 /// A node of a document, in document order.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +108,7 @@ struct Walk<'a> {
     rules: &'a Rules,
     mac: Mac,
     mode: Mode,
+    stash: Option<&'a mut IvStash>,
 }
 
 impl Walk<'_> {
@@ -126,12 +150,26 @@ impl Walk<'_> {
                             self.mac.add(v);
                         }
                         if encrypts {
-                            *v = Scalar::Str(cipher::encrypt(v, self.key, &aad)?);
+                            let iv = self
+                                .stash
+                                .as_ref()
+                                .and_then(|s| s.0.get(&IvStash::id(&aad, v)).copied());
+                            *v = Scalar::Str(match iv {
+                                Some(iv) => cipher::encrypt_with_iv(v, self.key, &aad, &iv)?,
+                                None => cipher::encrypt(v, self.key, &aad)?,
+                            });
                         }
                     }
                     Mode::Decrypt => {
                         if encrypts && let Scalar::Str(s) = v {
+                            let iv = match (&self.stash, cipher::is_encrypted(s)) {
+                                (Some(_), true) => cipher::parse(s)?.iv.try_into().ok(),
+                                _ => None,
+                            };
                             *v = cipher::decrypt(s, self.key, &aad)?;
+                            if let (Some(stash), Some(iv)) = (self.stash.as_mut(), iv) {
+                                stash.0.insert(IvStash::id(&aad, v), iv);
+                            }
                         }
                         if encrypts || !self.rules.mac_only_encrypted {
                             self.mac.add(v);
@@ -164,21 +202,40 @@ impl Walk<'_> {
 }
 
 /// Encrypts every value the rules select, in place; returns the MAC.
-pub fn encrypt(root: &mut Node, key: &DataKey, rules: &Rules) -> Result<String, SopsError> {
-    run(root, key, rules, Mode::Encrypt)
+/// Values found in `stash` keep their previous IV.
+pub fn encrypt(
+    root: &mut Node,
+    key: &DataKey,
+    rules: &Rules,
+    stash: Option<&mut IvStash>,
+) -> Result<String, SopsError> {
+    run(root, key, rules, Mode::Encrypt, stash)
 }
 
 /// Decrypts every encrypted value in place; returns the MAC of the values.
-pub fn decrypt(root: &mut Node, key: &DataKey, rules: &Rules) -> Result<String, SopsError> {
-    run(root, key, rules, Mode::Decrypt)
+/// With a stash, each value's IV is remembered for re-encryption.
+pub fn decrypt(
+    root: &mut Node,
+    key: &DataKey,
+    rules: &Rules,
+    stash: Option<&mut IvStash>,
+) -> Result<String, SopsError> {
+    run(root, key, rules, Mode::Decrypt, stash)
 }
 
-fn run(root: &mut Node, key: &DataKey, rules: &Rules, mode: Mode) -> Result<String, SopsError> {
+fn run(
+    root: &mut Node,
+    key: &DataKey,
+    rules: &Rules,
+    mode: Mode,
+    stash: Option<&mut IvStash>,
+) -> Result<String, SopsError> {
     let mut w = Walk {
         key,
         rules,
         mac: Mac::new(rules.mac_only_encrypted),
         mode,
+        stash,
     };
     w.node(root, &mut Vec::new())?;
     Ok(w.mac.finish())
@@ -217,7 +274,7 @@ mod tests {
             ..Rules::default()
         };
         let mut d = doc();
-        let mac = encrypt(&mut d, &key, &rules).expect("encrypt");
+        let mac = encrypt(&mut d, &key, &rules, None).expect("encrypt");
         let Node::Map(items) = &d else { panic!("map") };
         let Item::Pair(_, Node::Map(db)) = &items[0] else {
             panic!("db")
@@ -230,7 +287,7 @@ mod tests {
             Item::Pair(_, Node::Leaf(Scalar::Int(5432)))
         ));
         assert!(matches!(&items[1], Item::Comment(c) if c.starts_with("ENC[")));
-        let again = decrypt(&mut d, &key, &rules).expect("decrypt");
+        let again = decrypt(&mut d, &key, &rules, None).expect("decrypt");
         assert_eq!(d, doc());
         assert_eq!(mac, again);
         assert_eq!(aad(&["a".into(), "b".into()]), "a:b:");

@@ -302,3 +302,90 @@ fn rotate_changes_the_data_key_and_recipients_and_exec_env_runs_a_command() {
         "{env}"
     );
 }
+
+#[test]
+fn set_and_unset_change_one_value_and_leave_the_others_ciphertext_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (secret, recipient) = coffer_sops::age_keys::generate();
+    let keys = d.join("keys.txt");
+    std::fs::write(&keys, format!("{}\n", secret.as_str())).expect("keys");
+    std::fs::write(
+        d.join("app.json"),
+        r#"{"db": {"password": "old", "user": "app"}, "n": 1}"#,
+    )
+    .expect("plain");
+    let (code, _, err) = coffer(
+        d,
+        &[
+            "encrypt",
+            "--age",
+            &recipient,
+            "app.json",
+            "--output",
+            "app.enc.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read_to_string(d.join("app.enc.json")).expect("read");
+    let line = |t: &str, key: &str| t.lines().find(|l| l.contains(key)).unwrap_or("").to_owned();
+
+    let (code, _, err) = coffer(
+        d,
+        &[
+            "set",
+            "app.enc.json",
+            r#"["db"]["password"]"#,
+            r#""new-MARKER""#,
+        ],
+        Some(&keys),
+    );
+    assert_eq!(code, 0, "{err}");
+    let after = std::fs::read_to_string(d.join("app.enc.json")).expect("read");
+    assert!(!after.contains("new-MARKER"));
+    assert_eq!(
+        line(&before, "\"user\""),
+        line(&after, "\"user\""),
+        "unchanged values keep their ciphertext"
+    );
+    assert_ne!(line(&before, "\"password\""), line(&after, "\"password\""));
+    let (code, out, _) = coffer(
+        d,
+        &[
+            "decrypt",
+            "app.enc.json",
+            "--extract",
+            r#"["db"]["password"]"#,
+        ],
+        Some(&keys),
+    );
+    assert_eq!((code, out.as_slice()), (0, b"new-MARKER".as_slice()));
+
+    let (code, _, err) = coffer(
+        d,
+        &["set", "app.enc.json", r#"["extra"]["k"]"#, "5"],
+        Some(&keys),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = coffer(
+        d,
+        &["unset", "app.enc.json", r#"["db"]["user"]"#],
+        Some(&keys),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = coffer(d, &["decrypt", "app.enc.json"], Some(&keys));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"db": {"password": "new-MARKER"}, "n": 1, "extra": {"k": 5}})
+    );
+    let (code, _, err) = coffer(
+        d,
+        &["set", "app.enc.json", r#"["n"]"#, "not json"],
+        Some(&keys),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("must be JSON"), "{err}");
+}

@@ -28,6 +28,29 @@ pub enum SopsCommand {
     /// Run a command with the file's top-level values as environment
     /// variables; nothing is written to disk.
     ExecEnv(ExecEnvArgs),
+    /// Set one value in place: `set FILE '["db"]["password"]' '"new"'` (the
+    /// value is JSON). Other values keep their ciphertext.
+    Set {
+        /// The encrypted file.
+        file: PathBuf,
+        /// The path, e.g. `["db"]["password"]`.
+        path: String,
+        /// The value as JSON (`'"text"'`, `5`, `{"a": 1}`).
+        value: String,
+        /// Input format (default: from the extension).
+        #[arg(long, value_enum)]
+        input_type: Option<FileType>,
+    },
+    /// Remove one value in place.
+    Unset {
+        /// The encrypted file.
+        file: PathBuf,
+        /// The path, e.g. `["db"]["password"]`.
+        path: String,
+        /// Input format (default: from the extension).
+        #[arg(long, value_enum)]
+        input_type: Option<FileType>,
+    },
 }
 
 /// Flags of `coffer sops rotate`.
@@ -197,6 +220,33 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
         SopsCommand::Decrypt(a) => decrypt(a).await,
         SopsCommand::Rotate(a) => rotate(a).await,
         SopsCommand::ExecEnv(a) => exec_env(a).await,
+        SopsCommand::Set {
+            file,
+            path,
+            value,
+            input_type,
+        } => {
+            let kind = file_type(&file, input_type)?;
+            let steps = coffer_sops::path::parse(&path).map_err(|e| UsageError(e.to_string()))?;
+            let value = json::parse_value(&value).map_err(|e| {
+                UsageError(format!(
+                    "the value must be JSON (a string is '\"text\"'): {e}"
+                ))
+            })?;
+            change(&file, kind, |t| {
+                Ok(coffer_sops::path::set(t, &steps, value)?)
+            })
+            .await
+        }
+        SopsCommand::Unset {
+            file,
+            path,
+            input_type,
+        } => {
+            let kind = file_type(&file, input_type)?;
+            let steps = coffer_sops::path::parse(&path).map_err(|e| UsageError(e.to_string()))?;
+            change(&file, kind, |t| Ok(coffer_sops::path::unset(t, &steps)?)).await
+        }
     }
 }
 
@@ -440,25 +490,58 @@ async fn seal(
             )));
         }
     }
-    let enc = document::encrypt_with_key(tree, &opts, &key)?;
-    Ok(match kind {
-        FileType::Dotenv => dotenv::emit(&enc)?,
-        FileType::Json | FileType::Binary => json::emit(&enc),
-    })
+    let enc = document::encrypt_with_key(tree, &opts, &key, None)?;
+    emit_encrypted(kind, &enc)
 }
 
-/// Reads, decrypts and checks an encrypted file: the plain tree and its metadata.
-async fn open(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
+/// Reads an encrypted file: its (still encrypted) tree and its metadata.
+fn load(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
     let input = read_input(file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
     let parsed = match kind {
         FileType::Dotenv => dotenv::parse(text)?,
         FileType::Json | FileType::Binary => json::parse(text)?,
     };
-    let (tree, meta) = document::split(parsed)?;
+    Ok(document::split(parsed)?)
+}
+
+/// An encrypted tree in its file's format.
+fn emit_encrypted(kind: FileType, enc: &coffer_sops::tree::Node) -> anyhow::Result<String> {
+    Ok(match kind {
+        FileType::Dotenv => dotenv::emit(enc)?,
+        FileType::Json | FileType::Binary => json::emit(enc),
+    })
+}
+
+/// Reads, decrypts and checks an encrypted file: the plain tree and its metadata.
+async fn open(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
+    let (tree, meta) = load(file, kind)?;
     let key = data_key(&meta).await?;
-    let plain = document::decrypt_with_key(tree, &meta, &key)?;
+    let plain = document::decrypt_with_key(tree, &meta, &key, None)?;
     Ok((plain, meta))
+}
+
+/// `set`/`unset`: decrypt, change one path, re-encrypt under the same data
+/// key; values that did not change keep their ciphertext.
+async fn change(
+    file: &Path,
+    kind: FileType,
+    edit: impl FnOnce(&mut coffer_sops::tree::Node) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    if kind == FileType::Binary {
+        bail!(UsageError(
+            "set and unset need a JSON or dotenv file".into()
+        ));
+    }
+    let (tree, meta) = load(file, kind)?;
+    let key = data_key(&meta).await?;
+    let mut stash = coffer_sops::tree::IvStash::default();
+    let mut plain = document::decrypt_with_key(tree, &meta, &key, Some(&mut stash))?;
+    edit(&mut plain)?;
+    let enc = document::reseal(plain, meta, &key, Some(&mut stash))?;
+    let out = emit_encrypted(kind, &enc)?;
+    write_output(Some(file), out.as_bytes(), false)?;
+    Ok(0)
 }
 
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
@@ -568,48 +651,9 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
 
 /// `--extract '["a"]["b"]'`: a value as text (a subtree as JSON).
 fn extract(root: &coffer_sops::tree::Node, path: &str) -> anyhow::Result<Vec<u8>> {
-    use coffer_sops::tree::{Item, Node};
-    let mut node = root;
-    let mut rest = path.trim();
-    while !rest.is_empty() {
-        let inner = rest
-            .strip_prefix('[')
-            .and_then(|r| r.split_once(']'))
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "--extract {path:?}: use the form '[\"a\"][\"b\"]' or '[\"list\"][0]'"
-                ))
-            })?;
-        let (key, after) = inner;
-        rest = after;
-        node = match (
-            node,
-            key.trim()
-                .strip_prefix('"')
-                .and_then(|k| k.strip_suffix('"')),
-        ) {
-            (Node::Map(items), Some(k)) => items
-                .iter()
-                .find_map(|i| match i {
-                    Item::Pair(name, v) if name == k => Some(v),
-                    _ => None,
-                })
-                .ok_or_else(|| UsageError(format!("--extract: no key {k:?}")))?,
-            (Node::List(items), None) => {
-                let i: usize = key
-                    .trim()
-                    .parse()
-                    .map_err(|_| UsageError(format!("--extract: {key:?} is not an index")))?;
-                items
-                    .get(i)
-                    .ok_or_else(|| UsageError(format!("--extract: no element {i}")))?
-            }
-            _ => bail!(UsageError(format!(
-                "--extract {path:?} does not match the file's structure"
-            ))),
-        };
-    }
-    Ok(match node {
+    use coffer_sops::tree::Node;
+    let steps = coffer_sops::path::parse(path).map_err(|e| UsageError(e.to_string()))?;
+    Ok(match coffer_sops::path::get(root, &steps)? {
         Node::Leaf(v) => v.to_bytes(),
         Node::Null => b"null".to_vec(),
         other => json::emit(other).into_bytes(),
