@@ -154,6 +154,21 @@ pub fn decrypt_with_key(
     Ok(root)
 }
 
+/// Puts the `sops` block back on an encrypted tree (after its master keys
+/// changed; values, MAC and `lastmodified` untouched).
+pub fn join(mut root: Node, meta: &Metadata) -> Node {
+    if let Node::Map(items) = &mut root {
+        items.push(Item::Pair("sops".into(), meta.to_node()));
+    }
+    root
+}
+
+/// Checks that `key` is the file's data key (it opens the stored MAC)
+/// without decrypting any value.
+pub fn check_key(meta: &Metadata, key: &DataKey) -> Result<(), SopsError> {
+    crate::cipher::decrypt(&meta.mac, key, &mac::mac_aad(&meta.lastmodified)?).map(|_| ())
+}
+
 /// Re-encrypts a decrypted document under the same data key (its master
 /// keys stay as they are): a new `lastmodified` and MAC; with the stash from
 /// its decryption, unchanged values keep their ciphertext.

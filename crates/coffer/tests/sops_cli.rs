@@ -389,3 +389,59 @@ fn set_and_unset_change_one_value_and_leave_the_others_ciphertext_alone() {
     assert_ne!(code, 0);
     assert!(err.contains("must be JSON"), "{err}");
 }
+
+#[test]
+fn updatekeys_rewraps_the_data_key_for_the_rules_keys_and_leaves_values_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (secret_a, a) = coffer_sops::age_keys::generate();
+    let (secret_b, b) = coffer_sops::age_keys::generate();
+    let (keys_a, keys_b) = (d.join("a.txt"), d.join("b.txt"));
+    std::fs::write(&keys_a, format!("{}\n", secret_a.as_str())).expect("keys");
+    std::fs::write(&keys_b, format!("{}\n", secret_b.as_str())).expect("keys");
+    std::fs::write(d.join("app.json"), r#"{"password": "pw-MARKER"}"#).expect("plain");
+    let (code, _, err) = coffer(
+        d,
+        &[
+            "encrypt",
+            "--age",
+            &a,
+            "app.json",
+            "--output",
+            "app.enc.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let before = std::fs::read_to_string(d.join("app.enc.json")).expect("read");
+    std::fs::write(
+        d.join(".sops.yaml"),
+        format!("creation_rules:\n  - age: {b}\n"),
+    )
+    .expect("config");
+    let (code, _, err) = coffer(d, &["updatekeys", "-y", "app.enc.json"], Some(&keys_a));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("+ {b}")) && err.contains(&format!("- {a}")),
+        "{err}"
+    );
+    let after = std::fs::read_to_string(d.join("app.enc.json")).expect("read");
+    let line = |t: &str, k: &str| t.lines().find(|l| l.contains(k)).unwrap_or("").to_owned();
+    for k in ["\"password\"", "\"mac\"", "\"lastmodified\""] {
+        assert_eq!(line(&before, k), line(&after, k), "{k} is untouched");
+    }
+    let (code, out, err) = coffer(
+        d,
+        &["decrypt", "app.enc.json", "--extract", r#"["password"]"#],
+        Some(&keys_b),
+    );
+    assert_eq!(
+        (code, out.as_slice()),
+        (0, b"pw-MARKER".as_slice()),
+        "{err}"
+    );
+    assert_ne!(coffer(d, &["decrypt", "app.enc.json"], Some(&keys_a)).0, 0);
+    let (code, _, err) = coffer(d, &["updatekeys", "-y", "app.enc.json"], Some(&keys_b));
+    assert_eq!(code, 0);
+    assert!(err.contains("already up to date"), "{err}");
+}

@@ -41,6 +41,21 @@ pub enum SopsCommand {
         #[arg(long, value_enum)]
         input_type: Option<FileType>,
     },
+    /// Give the file the master keys its `.sops.yaml` creation rule names
+    /// now (the data key is re-wrapped; values, MAC and lastmodified stay).
+    Updatekeys {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Creation rules (default: the nearest .sops.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Do not ask before writing.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Input format (default: from the extension).
+        #[arg(long, value_enum)]
+        input_type: Option<FileType>,
+    },
     /// Remove one value in place.
     Unset {
         /// The encrypted file.
@@ -238,6 +253,12 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
             })
             .await
         }
+        SopsCommand::Updatekeys {
+            file,
+            config,
+            yes,
+            input_type,
+        } => updatekeys(file, config, yes, input_type).await,
         SopsCommand::Unset {
             file,
             path,
@@ -519,6 +540,97 @@ async fn open(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree:
     let key = data_key(&meta).await?;
     let plain = document::decrypt_with_key(tree, &meta, &key, None)?;
     Ok((plain, meta))
+}
+
+async fn updatekeys(
+    file: PathBuf,
+    config: Option<PathBuf>,
+    yes: bool,
+    input_type: Option<FileType>,
+) -> anyhow::Result<u8> {
+    let kind = file_type(&file, input_type)?;
+    let path = match config {
+        Some(p) => p,
+        None => coffer_sops::config::find(&std::env::current_dir()?)
+            .context("no .sops.yaml found above the current directory (or give --config)")?,
+    };
+    let choice = coffer_sops::config::Config::load(&path)?
+        .choose(&file)?
+        .with_context(|| {
+            format!(
+                "{}: no creation rule matches {}",
+                path.display(),
+                file.display()
+            )
+        })?;
+    let (tree, mut meta) = load(&file, kind)?;
+    let key = data_key(&meta).await?;
+    document::check_key(&meta, &key)?;
+    let old: Vec<String> = meta
+        .age
+        .iter()
+        .map(|e| e.recipient.clone())
+        .chain(meta.hc_vault.iter().map(|e| {
+            format!(
+                "{}/v1/{}/keys/{}",
+                e.vault_address, e.engine_path, e.key_name
+            )
+        }))
+        .collect();
+    let new: Vec<String> = choice
+        .creation
+        .age
+        .iter()
+        .chain(&choice.creation.hc_vault)
+        .cloned()
+        .collect();
+    let added: Vec<&String> = new.iter().filter(|k| !old.contains(k)).collect();
+    let removed: Vec<&String> = old.iter().filter(|k| !new.contains(k)).collect();
+    if added.is_empty() && removed.is_empty() {
+        eprintln!("{}: already up to date", file.display());
+        return Ok(0);
+    }
+    for k in &added {
+        eprintln!("+ {k}");
+    }
+    for k in &removed {
+        eprintln!("- {k}");
+    }
+    if new.is_empty() {
+        bail!(UsageError(
+            "the creation rule names no master key coffer supports".into()
+        ));
+    }
+    use std::io::IsTerminal;
+    if !yes && std::io::stdin().is_terminal() {
+        eprint!("Apply these changes to {}? [y/N] ", file.display());
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("not changed");
+            return Ok(1);
+        }
+    }
+    let mut age = Vec::new();
+    for r in &choice.creation.age {
+        age.push(coffer_sops::metadata::AgeEntry {
+            recipient: r.clone(),
+            enc: age_keys::wrap(&key, &age_keys::recipient(r)?)?,
+        });
+    }
+    let mut hc_vault = Vec::new();
+    for uri in &choice.creation.hc_vault {
+        let mut e = VaultEntry::from_uri(uri)?;
+        e.enc = transit_wrap(&e, &key).await?;
+        e.created_at = document::now_rfc3339()?;
+        hc_vault.push(e);
+    }
+    meta.age = age;
+    meta.hc_vault = hc_vault;
+    let out = emit_encrypted(kind, &document::join(tree, &meta))?;
+    write_output(Some(&file), out.as_bytes(), false)?;
+    eprintln!("{}: master keys updated", file.display());
+    Ok(0)
 }
 
 /// `set`/`unset`: decrypt, change one path, re-encrypt under the same data
