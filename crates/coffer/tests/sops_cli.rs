@@ -23,6 +23,14 @@ fn coffer(dir: &Path, args: &[&str], keys: Option<&Path>) -> (i32, Vec<u8>, Stri
     )
 }
 
+/// A fresh age identity in `<name>.txt`: (recipient, keys file).
+fn identity(d: &Path, name: &str) -> (String, std::path::PathBuf) {
+    let (secret, recipient) = coffer_sops::age_keys::generate();
+    let file = d.join(format!("{name}.txt"));
+    std::fs::write(&file, format!("{}\n", secret.as_str())).expect("keys");
+    (recipient, file)
+}
+
 #[test]
 fn json_and_binary_files_round_trip_and_tampering_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -192,11 +200,8 @@ fn creation_rules_pick_keys_and_a_secret_left_in_clear_is_refused() {
 fn rotate_changes_the_data_key_and_recipients_and_exec_env_runs_a_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (secret_a, a) = coffer_sops::age_keys::generate();
-    let (secret_b, b) = coffer_sops::age_keys::generate();
-    let (keys_a, keys_b) = (d.join("a.txt"), d.join("b.txt"));
-    std::fs::write(&keys_a, format!("{}\n", secret_a.as_str())).expect("keys");
-    std::fs::write(&keys_b, format!("{}\n", secret_b.as_str())).expect("keys");
+    let (a, keys_a) = identity(d, "a");
+    let (b, keys_b) = identity(d, "b");
     std::fs::write(d.join("app.env"), "DB_PASSWORD=pw-MARKER\nDB_HOST=db\n").expect("plain");
     let (code, out, err) = coffer(
         d,
@@ -394,11 +399,8 @@ fn set_and_unset_change_one_value_and_leave_the_others_ciphertext_alone() {
 fn updatekeys_rewraps_the_data_key_for_the_rules_keys_and_leaves_values_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (secret_a, a) = coffer_sops::age_keys::generate();
-    let (secret_b, b) = coffer_sops::age_keys::generate();
-    let (keys_a, keys_b) = (d.join("a.txt"), d.join("b.txt"));
-    std::fs::write(&keys_a, format!("{}\n", secret_a.as_str())).expect("keys");
-    std::fs::write(&keys_b, format!("{}\n", secret_b.as_str())).expect("keys");
+    let (a, keys_a) = identity(d, "a");
+    let (b, keys_b) = identity(d, "b");
     std::fs::write(d.join("app.json"), r#"{"password": "pw-MARKER"}"#).expect("plain");
     let (code, _, err) = coffer(
         d,
