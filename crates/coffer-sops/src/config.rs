@@ -56,18 +56,12 @@ struct RawRule {
     encrypted_comment_regex: Option<String>,
 }
 
+/// Other top-level keys (`stores`, `destination_rules`: output layout and
+/// publishing) are accepted and have no effect here.
 #[derive(Debug, Deserialize)]
 struct RawConfig {
     #[serde(default)]
     creation_rules: Vec<RawRule>,
-    // `stores` and `destination_rules` change output layout and publishing;
-    // they are accepted and have no effect here.
-    #[serde(default)]
-    #[allow(dead_code)]
-    stores: Option<serde_norway::Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    destination_rules: Option<serde_norway::Value>,
 }
 
 /// What a matching creation rule gives a new file.

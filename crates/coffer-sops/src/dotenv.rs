@@ -21,7 +21,8 @@ pub fn parse(text: &str) -> Result<Node, SopsError> {
             continue;
         }
         let (k, v) = line.split_once('=').ok_or_else(|| {
-            SopsError::Malformed(format!("dotenv line {} has no '=': {line:?}", n + 1))
+            // The line itself is not quoted: it may hold a secret.
+            SopsError::Malformed(format!("dotenv line {} has no '='", n + 1))
         })?;
         let v = v.replace("\\n", "\n");
         match k.strip_prefix(PREFIX) {

@@ -1,7 +1,8 @@
 //! Leaf values and the bytes SOPS encrypts and hashes for each type.
 
-/// A leaf value of a SOPS tree.
-#[derive(Debug, Clone, PartialEq)]
+/// A leaf value of a SOPS tree (plaintext: its `Debug` shows only the type
+/// and size).
+#[derive(Clone, PartialEq)]
 pub enum Scalar {
     /// `type:str`.
     Str(String),
@@ -19,6 +20,17 @@ pub enum Scalar {
     Comment(String),
     /// `type:bytes` (read only; SOPS never writes it).
     Bytes(Vec<u8>),
+}
+
+impl std::fmt::Debug for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Scalar({}, {} bytes)",
+            self.type_name(),
+            self.to_bytes().len()
+        )
+    }
 }
 
 impl Scalar {

@@ -52,20 +52,24 @@ fn keys(dir: &Path, n: usize) -> Keys {
     Keys { ids, file }
 }
 
-fn run_sops(sops: &Path, dir: &Path, keys: &Path, args: &[&str]) -> String {
-    let out = Command::new(sops)
-        .args(args)
-        .current_dir(dir)
-        .env("SOPS_AGE_KEY_FILE", keys)
-        .env_remove("SOPS_AGE_KEY")
-        .output()
-        .expect("run sops");
+/// Runs a command, asserts it succeeded, returns its stdout.
+fn ok(mut cmd: Command, what: &str) -> String {
+    let out = cmd.output().expect("run");
     assert!(
         out.status.success(),
-        "sops {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn run_sops(sops: &Path, dir: &Path, keys: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(sops);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("SOPS_AGE_KEY_FILE", keys)
+        .env_remove("SOPS_AGE_KEY");
+    ok(cmd, &format!("sops {args:?}"))
 }
 
 const PLAIN: &str = r#"{
@@ -118,29 +122,18 @@ fn dotenv_files_go_both_ways(sops: &Path) {
         "{theirs}"
     );
     std::fs::write(d.join("theirs.env"), &theirs).expect("write");
-    let ours = Command::new(env!("CARGO_BIN_EXE_coffer"))
+    let mut decrypt = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    decrypt
         .args(["sops", "decrypt", "theirs.env"])
         .current_dir(d)
-        .env("SOPS_AGE_KEY_FILE", &k.file)
-        .output()
-        .expect("coffer");
-    assert!(
-        ours.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ours.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&ours.stdout), plain);
-    let enc = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .env("SOPS_AGE_KEY_FILE", &k.file);
+    assert_eq!(ok(decrypt, "coffer sops decrypt"), plain);
+    let mut encrypt = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    encrypt
         .args(["sops", "encrypt", "--age", &recipient, "app.env"])
-        .current_dir(d)
-        .output()
-        .expect("coffer");
-    assert!(
-        enc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enc.stderr)
-    );
-    std::fs::write(d.join("ours.env"), &enc.stdout).expect("write");
+        .current_dir(d);
+    let enc = ok(encrypt, "coffer sops encrypt");
+    std::fs::write(d.join("ours.env"), &enc).expect("write");
     assert_eq!(run_sops(sops, d, &k.file, &["decrypt", "ours.env"]), plain);
 }
 
@@ -245,40 +238,22 @@ fn transit_keys_work_both_ways(sops: &Path) {
     let d = dir.path();
     std::fs::write(d.join("plain.json"), PLAIN).expect("plain");
     let uri = format!("{}/v1/transit/keys/sops", server.addr);
+    // Transit only: no age key anywhere, the token for the server.
+    let with_token = |mut cmd: Command, args: &[&str]| {
+        cmd.args(args)
+            .current_dir(d)
+            .env("VAULT_TOKEN", "root")
+            .env("HOME", d)
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("SOPS_AGE_KEY");
+        ok(cmd, &format!("{args:?}"))
+    };
     let coffer = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
-            .arg("sops")
-            .args(args)
-            .current_dir(d)
-            .env("VAULT_TOKEN", "root")
-            .env("HOME", d)
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env_remove("SOPS_AGE_KEY")
-            .output()
-            .expect("coffer");
-        assert!(
-            out.status.success(),
-            "coffer {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        cmd.arg("sops");
+        with_token(cmd, args)
     };
-    let sops_run = |args: &[&str]| {
-        let out = Command::new(sops)
-            .args(args)
-            .current_dir(d)
-            .env("VAULT_TOKEN", "root")
-            .env("HOME", d)
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .output()
-            .expect("sops");
-        assert!(
-            out.status.success(),
-            "sops {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let sops_run = |args: &[&str]| with_token(Command::new(sops), args);
     let ours = coffer(&["encrypt", "--hc-vault-transit", &uri, "plain.json"]);
     assert!(
         ours.contains("\"hc_vault\"") && ours.contains("vault:v1:"),

@@ -29,6 +29,16 @@ impl Default for ChainHead {
     }
 }
 
+impl ChainHead {
+    /// The head after `line` (newline included or not) was written.
+    pub fn next(&self, line: &[u8]) -> ChainHead {
+        ChainHead {
+            seq: self.seq + 1,
+            hash: line_hash(line),
+        }
+    }
+}
+
 /// What a transit key signs for a device's head: the device, the sequence
 /// number and the hash, so a signature cannot be moved to another device or
 /// position.
@@ -336,10 +346,7 @@ mod tests {
             .map(|i| {
                 let obj = format!("{{\"type\":\"request\",\"i\":{i}}}");
                 let line = link("", obj.as_bytes(), &head).unwrap_or_default();
-                head = ChainHead {
-                    seq: head.seq + 1,
-                    hash: line_hash(&line),
-                };
+                head = head.next(&line);
                 line
             })
             .collect()

@@ -21,10 +21,7 @@ pub(super) struct Link {
 
 impl Link {
     pub fn advance(&mut self, line: &[u8]) {
-        self.head = ChainHead {
-            seq: self.head.seq + 1,
-            hash: chain::line_hash(line),
-        };
+        self.head = self.head.next(line);
     }
 }
 
@@ -125,20 +122,23 @@ impl Committer {
         }
     }
 
+    /// Links and writes one batch. Only one drain runs at a time, so the
+    /// head read here is still the head when the write ends; the lock is not
+    /// held across the write (readers of the head see the last line written).
     fn write_batch(&self, batch: Vec<Job>, buf: &mut Vec<u8>) {
-        let Ok(mut link) = self.link.lock() else {
+        let Ok(start) = self.link.lock().map(|l| l.head.clone()) else {
             for job in batch {
                 let _ = job.done.send(Err(POISONED.into()));
             }
             return;
         };
-        let before = link.head.clone();
+        let mut head = start;
         buf.clear();
         let mut linked: Vec<Done> = Vec::with_capacity(batch.len());
         for mut job in batch {
-            if chain::append_link(&mut job.line, &link.head) {
+            if chain::append_link(&mut job.line, &head) {
                 buf.extend_from_slice(&job.line);
-                link.advance(&job.line);
+                head = head.next(&job.line);
                 linked.push(job.done);
             } else {
                 let _ = job
@@ -151,12 +151,13 @@ impl Committer {
         } else {
             self.sink.write_inline(buf)
         };
-        if result.is_err() {
-            // Nothing of this batch counts as written: the next line links to
-            // the last one that was.
-            link.head = before;
+        // On failure nothing of this batch counts as written: the next line
+        // links to the last one that was.
+        if result.is_ok()
+            && let Ok(mut link) = self.link.lock()
+        {
+            link.head = head;
         }
-        drop(link);
         for done in linked {
             let _ = done.send(result.clone());
         }

@@ -435,43 +435,31 @@ fn response<'a>(
     elide: bool,
 ) -> ResponseOut<'a> {
     let ctx = input.ctx;
-    let no_warnings: &[String] = &[];
-    match input.response {
-        Some(r) => ResponseOut {
-            auth: r.auth.as_ref().map(|v| SecretFields { value: v, redact }),
-            data: r.data.as_ref().map(|d| HashedMap {
-                map: d,
-                redact,
-                elide_keys: elide,
-            }),
-            mount_accessor: &ctx.mount.accessor,
-            mount_class: ctx.mount.class,
-            mount_point: &ctx.mount.point,
-            mount_type: &ctx.mount.kind,
-            secret: (!r.lease_id.is_empty()).then_some(SecretOut {
-                lease_id: &r.lease_id,
-            }),
-            warnings: &r.warnings,
-            wrap_info: r
-                .wrap_info
-                .as_ref()
-                .map(|v| SecretFields { value: v, redact }),
-        },
-        None => ResponseOut {
-            auth: None,
-            data: error_data.map(|d| HashedMap {
-                map: d,
-                redact,
-                elide_keys: false,
-            }),
-            mount_accessor: &ctx.mount.accessor,
-            mount_class: ctx.mount.class,
-            mount_point: &ctx.mount.point,
-            mount_type: &ctx.mount.kind,
-            secret: None,
-            warnings: no_warnings,
-            wrap_info: None,
-        },
+    let r = input.response;
+    let data = match r {
+        Some(r) => r.data.as_ref().map(|d| (d, elide)),
+        None => error_data.map(|d| (d, false)),
+    };
+    ResponseOut {
+        auth: r
+            .and_then(|r| r.auth.as_ref())
+            .map(|v| SecretFields { value: v, redact }),
+        data: data.map(|(map, elide_keys)| HashedMap {
+            map,
+            redact,
+            elide_keys,
+        }),
+        mount_accessor: &ctx.mount.accessor,
+        mount_class: ctx.mount.class,
+        mount_point: &ctx.mount.point,
+        mount_type: &ctx.mount.kind,
+        secret: r.filter(|r| !r.lease_id.is_empty()).map(|r| SecretOut {
+            lease_id: &r.lease_id,
+        }),
+        warnings: r.map_or(&[], |r| r.warnings.as_slice()),
+        wrap_info: r
+            .and_then(|r| r.wrap_info.as_ref())
+            .map(|v| SecretFields { value: v, redact }),
     }
 }
 

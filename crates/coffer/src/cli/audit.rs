@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use coffer_core::audit::chain::{ChainHead, Verifier};
 use serde_json::{Map, Value, json};
 
-use super::audit_query::{Filters, Query, Row, for_each_line, run_file};
+use super::audit_query::{Filters, Outcome, Query, Row, for_each_line, run_file};
 use super::output::{cell, columns, structured};
 use super::{ClientArgs, Format, UsageError};
 
@@ -461,12 +461,11 @@ async fn query(args: QueryArgs) -> anyhow::Result<u8> {
     };
     let q = Query::new(filters);
     let started = std::time::Instant::now();
-    let mut rows: std::collections::BTreeMap<(String, String), Row> = Default::default();
-    let (mut lines, mut bytes, mut unreadable, mut matched) = (0u64, 0u64, 0u64, 0u64);
+    let mut out = Outcome::default();
     let lines_out = args.format == QueryFormat::Lines;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     for file in &args.files {
-        let out = run_file(file, &q, |line| {
+        run_file(file, &q, &mut out, |line| {
             if lines_out {
                 use std::io::Write;
                 let _ = stdout
@@ -475,27 +474,21 @@ async fn query(args: QueryArgs) -> anyhow::Result<u8> {
             }
         })
         .with_context(|| format!("reading {}", file.display()))?;
-        lines += out.lines;
-        bytes += out.bytes;
-        unreadable += out.unreadable;
-        matched += out.matched;
-        for (k, r) in out.rows {
-            let into = rows.entry(k).or_insert_with(|| Row {
-                first: r.first.clone(),
-                last: r.last.clone(),
-                path: r.path.clone(),
-                operation: r.operation.clone(),
-                ..Row::default()
-            });
-            into.count += r.count;
-            into.errors += r.errors;
-            into.first = into.first.clone().min(r.first);
-            into.last = into.last.clone().max(r.last);
-            into.accessors.extend(r.accessors);
-        }
     }
     drop(stdout);
     let secs = started.elapsed().as_secs_f64();
+    let Outcome {
+        lines,
+        bytes,
+        unreadable,
+        matched,
+        rows,
+    } = out;
+    // (path, operation, row), as the summary shows them.
+    let rows: Vec<(&String, &String, &Row)> = rows
+        .iter()
+        .flat_map(|(p, ops)| ops.iter().map(move |(o, r)| (p, o, r)))
+        .collect();
     let summary = format!(
         "{matched} matching entr{} in {lines} line(s), {:.1} MB in {secs:.2} s ({:.0} MB/s){}",
         if matched == 1 { "y" } else { "ies" },
@@ -510,7 +503,20 @@ async fn query(args: QueryArgs) -> anyhow::Result<u8> {
     match args.format {
         QueryFormat::Lines => eprintln!("{summary}"),
         QueryFormat::Json => {
-            let rows: Vec<&Row> = rows.values().collect();
+            let rows: Vec<Value> = rows
+                .iter()
+                .map(|(path, operation, r)| {
+                    json!({
+                        "path": path,
+                        "operation": operation,
+                        "count": r.count,
+                        "errors": r.errors,
+                        "first": r.first,
+                        "last": r.last,
+                        "accessors": r.accessors,
+                    })
+                })
+                .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
@@ -523,19 +529,19 @@ async fn query(args: QueryArgs) -> anyhow::Result<u8> {
             );
         }
         QueryFormat::Table => {
-            let mut sorted: Vec<&Row> = rows.values().collect();
-            sorted.sort_by(|a, b| b.count.cmp(&a.count).then(a.path.cmp(&b.path)));
+            let mut sorted = rows;
+            sorted.sort_by(|a, b| b.2.count.cmp(&a.2.count).then(a.0.cmp(b.0)));
             let table: Vec<Vec<String>> = sorted
                 .iter()
-                .map(|r| {
+                .map(|(path, operation, r)| {
                     let shown: Vec<String> = r.accessors.iter().take(3).map(|a| short(a)).collect();
                     let mut acc = shown.join(" ");
                     if r.accessors.len() > 3 {
                         acc.push_str(&format!(" (+{} more)", r.accessors.len() - 3));
                     }
                     vec![
-                        r.path.clone(),
-                        r.operation.clone(),
+                        (*path).clone(),
+                        (*operation).clone(),
                         r.count.to_string(),
                         r.errors.to_string(),
                         r.first.clone(),

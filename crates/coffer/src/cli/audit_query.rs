@@ -65,13 +65,10 @@ struct RequestPart<'a> {
     client_token_accessor: Option<Cow<'a, str>>,
 }
 
-/// One row of the summary: a path and operation.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+/// One row of the summary (its path and operation are its keys in
+/// [`Outcome::rows`]).
+#[derive(Debug, Default, Clone)]
 pub struct Row {
-    /// Request path.
-    pub path: String,
-    /// Operation.
-    pub operation: String,
     /// Matching entries.
     pub count: u64,
     /// Of those, refused or failed (they carry an error).
@@ -95,8 +92,8 @@ pub struct Outcome {
     pub unreadable: u64,
     /// Lines that matched.
     pub matched: u64,
-    /// The summary, by (path, operation).
-    pub rows: BTreeMap<(String, String), Row>,
+    /// The summary, by path then operation.
+    pub rows: BTreeMap<String, BTreeMap<String, Row>>,
 }
 
 /// A compiled glob: literal pieces between `*`s, `?` kept per piece.
@@ -210,17 +207,21 @@ impl Query {
                 .client_token_accessor
                 .as_deref()
                 .filter(|a| !a.is_empty()));
-        let key = (
-            req.path.clone().into_owned(),
-            req.operation.clone().into_owned(),
-        );
-        let row = out.rows.entry(key).or_insert_with(|| Row {
-            path: req.path.clone().into_owned(),
-            operation: req.operation.clone().into_owned(),
-            first: e.time.clone().into_owned(),
-            last: e.time.clone().into_owned(),
-            ..Row::default()
-        });
+        // Keys are allocated only for a path or operation seen first.
+        let by_op = match out.rows.get_mut(req.path.as_ref()) {
+            Some(m) => m,
+            None => out.rows.entry(req.path.clone().into_owned()).or_default(),
+        };
+        let row = match by_op.get_mut(req.operation.as_ref()) {
+            Some(r) => r,
+            None => by_op
+                .entry(req.operation.clone().into_owned())
+                .or_insert_with(|| Row {
+                    first: e.time.clone().into_owned(),
+                    last: e.time.clone().into_owned(),
+                    ..Row::default()
+                }),
+        };
         row.count += 1;
         if e.error.as_deref().is_some_and(|x| !x.is_empty()) {
             row.errors += 1;
@@ -319,19 +320,19 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(&[u8], bool)) -> std::io::Re
     }
 }
 
-/// Streams `path` through `query`, calling `on_match` with each matching line.
+/// Streams `path` through `query` into `out` (several files add up),
+/// calling `on_match` with each matching line.
 pub fn run_file(
     path: &Path,
     query: &Query,
+    out: &mut Outcome,
     mut on_match: impl FnMut(&[u8]),
-) -> std::io::Result<Outcome> {
-    let mut out = Outcome::default();
+) -> std::io::Result<()> {
     for_each_line(path, |line, _| {
-        if query.line(line, &mut out) {
+        if query.line(line, out) {
             on_match(line);
         }
-    })?;
-    Ok(out)
+    })
 }
 
 #[cfg(test)]
@@ -366,7 +367,7 @@ mod tests {
             q.line(l.as_bytes(), &mut out);
         }
         assert_eq!(out.matched, 2);
-        let row = &out.rows[&("secret/data/prod/db".into(), "read".into())];
+        let row = &out.rows["secret/data/prod/db"]["read"];
         assert_eq!((row.count, row.errors), (2, 1));
         assert_eq!(row.accessors.len(), 2);
 
@@ -382,7 +383,8 @@ mod tests {
         assert_eq!(out.matched, 1);
         assert!(
             out.rows
-                .contains_key(&("secret/data/dev/x".into(), "update".into()))
+                .get("secret/data/dev/x")
+                .is_some_and(|ops| ops.contains_key("update"))
         );
     }
 }
