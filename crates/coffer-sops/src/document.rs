@@ -47,14 +47,9 @@ pub fn encrypt_with_key(
     key: &DataKey,
     stash: Option<&mut tree::IvStash>,
 ) -> Result<Node, SopsError> {
-    let Node::Map(items) = &root else {
-        return Err(SopsError::Malformed(
-            "the document must be a mapping at the top level".into(),
-        ));
-    };
-    if items
+    if branches(&mut root)?
         .iter()
-        .any(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+        .any(|items| items.iter().any(|i| matches!(i, Item::Pair(k, _) if k == "sops")))
     {
         return Err(SopsError::Malformed(
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
@@ -86,28 +81,43 @@ pub fn encrypt_with_key(
         version: FORMAT_VERSION.into(),
         other: Vec::new(),
     };
-    if let Node::Map(items) = &mut root {
-        items.push(Item::Pair("sops".into(), meta.to_node()));
-    }
-    Ok(root)
+    Ok(join(root, &meta))
 }
 
-/// Splits the `sops` block off an encrypted document.
+/// The top-level mappings of a document: the root, or each document of a
+/// YAML stream (a list of mappings).
+fn branches(root: &mut Node) -> Result<Vec<&mut Vec<Item>>, SopsError> {
+    let not_map = || SopsError::Malformed("the document must be a mapping at the top level".into());
+    match root {
+        Node::Map(items) => Ok(vec![items]),
+        Node::List(docs) => docs
+            .iter_mut()
+            .map(|d| match d {
+                Node::Map(items) => Ok(items),
+                _ => Err(not_map()),
+            })
+            .collect(),
+        _ => Err(not_map()),
+    }
+}
+
+/// Splits the `sops` block off an encrypted document (off every document
+/// of a YAML stream, which each carry it; the first is used).
 pub fn split(mut root: Node) -> Result<(Node, Metadata), SopsError> {
-    let Node::Map(items) = &mut root else {
-        return Err(SopsError::Malformed(
-            "the document must be a mapping at the top level".into(),
-        ));
-    };
-    let at = items
-        .iter()
-        .position(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
-        .ok_or_else(|| {
-            SopsError::Malformed("no \"sops\" metadata: the file is not encrypted".into())
-        })?;
-    let Item::Pair(_, block) = items.remove(at) else {
-        return Err(SopsError::Malformed("no \"sops\" metadata".into()));
-    };
+    let mut block = None;
+    for items in branches(&mut root)? {
+        if let Some(at) = items
+            .iter()
+            .position(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+            && let Item::Pair(_, b) = items.remove(at)
+            && block.is_none()
+        {
+            block = Some(b);
+        }
+    }
+    let block = block.ok_or_else(|| {
+        SopsError::Malformed("no \"sops\" metadata: the file is not encrypted".into())
+    })?;
     Ok((root, Metadata::from_node(&block)?))
 }
 
@@ -157,8 +167,11 @@ pub fn decrypt_with_key(
 /// Puts the `sops` block back on an encrypted tree (after its master keys
 /// changed; values, MAC and `lastmodified` untouched).
 pub fn join(mut root: Node, meta: &Metadata) -> Node {
-    if let Node::Map(items) = &mut root {
-        items.push(Item::Pair("sops".into(), meta.to_node()));
+    let block = meta.to_node();
+    if let Ok(all) = branches(&mut root) {
+        for items in all {
+            items.push(Item::Pair("sops".into(), block.clone()));
+        }
     }
     root
 }
@@ -182,10 +195,7 @@ pub fn reseal(
     let computed = tree::encrypt(&mut root, key, &rules, stash)?;
     meta.lastmodified = now_rfc3339()?;
     meta.mac = mac::seal(&computed, key, &meta.lastmodified)?;
-    if let Node::Map(items) = &mut root {
-        items.push(Item::Pair("sops".into(), meta.to_node()));
-    }
-    Ok(root)
+    Ok(join(root, &meta))
 }
 
 #[cfg(test)]

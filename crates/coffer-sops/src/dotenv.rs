@@ -48,7 +48,7 @@ pub fn emit(root: &Node) -> Result<String, SopsError> {
     let mut meta = Vec::new();
     for i in items {
         match i {
-            Item::Comment(c) => {
+            Item::Comment(c) | Item::LineComment(c) => {
                 out.push('#');
                 out.push_str(c);
                 out.push('\n');

@@ -180,7 +180,7 @@ fn write_node(n: &Node, level: usize, out: &mut String) {
                 .iter()
                 .filter_map(|i| match i {
                     Item::Pair(k, v) => Some((Some(k), v)),
-                    Item::Comment(_) => None,
+                    Item::Comment(_) | Item::LineComment(_) => None,
                 })
                 .collect();
             write_block(('{', '}'), &entries, level, out);

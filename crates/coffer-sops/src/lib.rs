@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod path;
 pub mod tree;
 pub mod value;
+pub mod yaml;
 
 pub use age;
 pub use cipher::DataKey;

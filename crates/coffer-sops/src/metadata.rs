@@ -154,7 +154,7 @@ fn pairs(n: &Node, what: &str) -> Result<Vec<(String, Node)>, SopsError> {
             .iter()
             .filter_map(|i| match i {
                 Item::Pair(k, v) => Some((k.clone(), v.clone())),
-                Item::Comment(_) => None,
+                Item::Comment(_) | Item::LineComment(_) => None,
             })
             .collect()),
         _ => Err(SopsError::Malformed(format!("{what} must be a mapping"))),

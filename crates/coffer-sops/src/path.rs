@@ -94,7 +94,7 @@ pub fn set(root: &mut Node, steps: &[Step], value: Node) -> Result<(), SopsError
             };
             match &mut items[at] {
                 Item::Pair(_, v) => v,
-                Item::Comment(_) => {
+                Item::Comment(_) | Item::LineComment(_) => {
                     return Err(SopsError::Malformed("a comment is not a value".into()));
                 }
             }

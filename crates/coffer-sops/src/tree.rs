@@ -49,6 +49,8 @@ pub enum Item {
     Pair(String, Node),
     /// A comment line inside the mapping (cleartext, or an `ENC[…]` string).
     Comment(String),
+    /// A comment at the end of the previous pair's line (YAML `k: v # c`).
+    LineComment(String),
 }
 
 /// Which values are encrypted (SOPS' `shouldBeEncrypted`, applied in order).
@@ -124,7 +126,9 @@ impl Walk<'_> {
                             path.pop();
                             r?;
                         }
-                        Item::Comment(c) => *c = self.comment(c, path)?,
+                        Item::Comment(c) | Item::LineComment(c) => {
+                            *c = self.comment(c, path)?
+                        }
                     }
                 }
                 Ok(())
@@ -181,14 +185,29 @@ impl Walk<'_> {
         }
     }
 
-    /// Comments are encrypted under the path of what contains them and are
-    /// never part of the MAC.
+    /// Comments are encrypted under the path of what contains them when the
+    /// rules encrypt that path (as SOPS does), and are never part of the MAC.
     fn comment(&mut self, text: &str, path: &[String]) -> Result<String, SopsError> {
         let aad = aad(path);
+        if !self.rules.encrypts(path) {
+            return Ok(text.to_owned());
+        }
         match self.mode {
             Mode::Encrypt => cipher::encrypt(&Scalar::Comment(text.to_owned()), self.key, &aad),
             Mode::Decrypt if cipher::is_encrypted(text.trim_start()) => {
-                match cipher::decrypt(text.trim_start(), self.key, &aad)? {
+                // Where a comment belongs is a guess of the YAML parser that
+                // wrote it (SOPS itself files a mapping's last comment under
+                // the value before it), so every enclosing path is tried;
+                // comments are not in the MAC and GCM still authenticates.
+                let enc = text.trim_start();
+                let mut result = cipher::decrypt(enc, self.key, &aad);
+                for n in (0..path.len()).rev() {
+                    if result.is_ok() {
+                        break;
+                    }
+                    result = cipher::decrypt(enc, self.key, &self::aad(&path[..n]));
+                }
+                match result? {
                     Scalar::Comment(c) | Scalar::Str(c) => Ok(c),
                     _ => Err(SopsError::Malformed(
                         "a comment decrypted to a non-text value".into(),

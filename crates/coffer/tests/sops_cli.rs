@@ -117,11 +117,16 @@ fn json_and_binary_files_round_trip_and_tampering_is_refused() {
         0o600
     );
 
-    // Formats not supported yet say so.
-    std::fs::write(d.join("x.yaml"), "a: 1\n").expect("yaml");
-    let (code, _, err) = coffer(d, &["encrypt", "--age", &recipient, "x.yaml"], None);
+    // YAML that SOPS refuses is refused with the line, and nothing is written.
+    std::fs::write(d.join("x.yaml"), "a: 1\na: 2\n").expect("yaml");
+    let (code, _, err) = coffer(
+        d,
+        &["encrypt", "--age", &recipient, "--output", "x.enc.yaml", "x.yaml"],
+        None,
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("line 2: mapping key \"a\" is defined twice"), "{err}");
+    assert!(!d.join("x.enc.yaml").exists());
 }
 
 #[test]

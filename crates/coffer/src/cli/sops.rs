@@ -1,5 +1,5 @@
-//! `coffer sops encrypt|decrypt`: SOPS-format files with age or transit keys
-//! (JSON, dotenv and whole-file binary so far).
+//! `coffer sops …`: SOPS-format files (YAML, JSON, dotenv, whole-file
+//! binary) with age or transit keys.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use coffer_sops::document::{self, EncryptOptions};
 use coffer_sops::metadata::{Metadata, Rule, VaultEntry};
-use coffer_sops::{DataKey, age_keys, binary, dotenv, json};
+use coffer_sops::{DataKey, age_keys, binary, dotenv, json, yaml};
 use serde_json::json as js;
 
 use super::{ClientArgs, Format, UsageError};
@@ -16,7 +16,7 @@ use super::{ClientArgs, Format, UsageError};
 /// SOPS subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum SopsCommand {
-    /// Encrypt a file's values (JSON, dotenv) or the whole file (binary);
+    /// Encrypt a file's values (YAML, JSON, dotenv) or the whole file (binary);
     /// prints the encrypted file unless --output is given.
     Encrypt(EncryptArgs),
     /// Decrypt a file and check its MAC; prints the plaintext unless
@@ -90,7 +90,7 @@ pub struct RotateArgs {
 /// Flags of `coffer sops exec-env`.
 #[derive(clap::Args, Debug)]
 pub struct ExecEnvArgs {
-    /// The encrypted file (JSON or dotenv, flat at the top level).
+    /// The encrypted file (YAML, JSON or dotenv, flat at the top level).
     file: PathBuf,
     /// Start the command with these variables only, not the current
     /// environment.
@@ -107,6 +107,8 @@ pub struct ExecEnvArgs {
 /// File formats coffer reads so far.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileType {
+    /// YAML: structure and comments kept, values (and comments) encrypted.
+    Yaml,
     /// JSON: structure in clear, values encrypted.
     Json,
     /// `KEY=value` lines.
@@ -151,8 +153,8 @@ pub struct EncryptArgs {
     /// key, a token prefix, a private key) would stay in clear.
     #[arg(long)]
     allow_plaintext: bool,
-    /// Input format (default: from the extension; `.json` is JSON, anything
-    /// else binary).
+    /// Input format (default: from the extension: `.yaml`/`.yml`, `.json`,
+    /// `.env`; anything else is binary).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
     /// Write here (atomically, mode 0644) instead of stdout.
@@ -168,7 +170,7 @@ pub struct DecryptArgs {
     /// Input format (default: from the extension).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
-    /// Print only this value, e.g. '["db"]["password"]' (JSON files).
+    /// Print only this value, e.g. '["db"]["password"]'.
     #[arg(long)]
     extract: Option<String>,
     /// Write here (atomically, mode 0600: it is plaintext) instead of stdout.
@@ -191,7 +193,8 @@ fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
     }
     Ok(match ext.as_str() {
         "json" => FileType::Json,
-        "yaml" | "yml" | "ini" => bail!(UsageError(format!(
+        "yaml" | "yml" => FileType::Yaml,
+        "ini" => bail!(UsageError(format!(
             "{} files are not supported by coffer sops yet; use --input-type binary to encrypt the whole file",
             ext.to_uppercase()
         ))),
@@ -439,6 +442,9 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
     let input = read_input(&a.file)?;
     let tree = match kind {
+        FileType::Yaml => {
+            yaml::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?
+        }
         FileType::Json => {
             json::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?
         }
@@ -486,7 +492,7 @@ async fn seal(
         hc_vault.push(e);
     }
     let opts = match kind {
-        FileType::Json | FileType::Dotenv => EncryptOptions {
+        FileType::Yaml | FileType::Json | FileType::Dotenv => EncryptOptions {
             age: plan.age,
             rule: plan.rule,
             mac_only_encrypted: plan.mac_only_encrypted,
@@ -520,6 +526,7 @@ fn load(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node,
     let input = read_input(file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
     let parsed = match kind {
+        FileType::Yaml => yaml::parse(text)?,
         FileType::Dotenv => dotenv::parse(text)?,
         FileType::Json | FileType::Binary => json::parse(text)?,
     };
@@ -529,6 +536,7 @@ fn load(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node,
 /// An encrypted tree in its file's format.
 fn emit_encrypted(kind: FileType, enc: &coffer_sops::tree::Node) -> anyhow::Result<String> {
     Ok(match kind {
+        FileType::Yaml => yaml::emit(enc)?,
         FileType::Dotenv => dotenv::emit(enc)?,
         FileType::Json | FileType::Binary => json::emit(enc),
     })
@@ -642,7 +650,7 @@ async fn change(
 ) -> anyhow::Result<u8> {
     if kind == FileType::Binary {
         bail!(UsageError(
-            "set and unset need a JSON or dotenv file".into()
+            "set and unset need a YAML, JSON or dotenv file".into()
         ));
     }
     let (tree, meta) = load(file, kind)?;
@@ -660,7 +668,8 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let (plain, _) = open(&a.file, kind).await?;
     let bytes = match (&a.extract, kind) {
-        (Some(path), _) => extract(&plain, path)?,
+        (Some(path), _) => extract(&plain, path, kind)?,
+        (None, FileType::Yaml) => yaml::emit(&plain)?.into_bytes(),
         (None, FileType::Json) => json::emit(&plain).into_bytes(),
         (None, FileType::Dotenv) => dotenv::emit(&plain)?.into_bytes(),
         (None, FileType::Binary) => binary::emit(&plain)?,
@@ -716,7 +725,9 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
     use coffer_sops::tree::{Item, Node};
     let kind = file_type(&a.file, a.input_type)?;
     if kind == FileType::Binary {
-        bail!(UsageError("exec-env needs a JSON or dotenv file".into()));
+        bail!(UsageError(
+            "exec-env needs a YAML, JSON or dotenv file".into()
+        ));
     }
     let (plain, _) = open(&a.file, kind).await?;
     let Node::Map(items) = plain else {
@@ -730,7 +741,7 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
                     String::from_utf8(v.to_bytes()).with_context(|| format!("{k} is not text"))?;
                 vars.push((k, zeroize::Zeroizing::new(value)));
             }
-            Item::Pair(_, Node::Null) | Item::Comment(_) => {}
+            Item::Pair(_, Node::Null) | Item::Comment(_) | Item::LineComment(_) => {}
             Item::Pair(k, _) => bail!(UsageError(format!(
                 "exec-env needs a flat file: {k:?} is nested; use decrypt --extract for nested values"
             ))),
@@ -761,13 +772,19 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
     Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
 }
 
-/// `--extract '["a"]["b"]'`: a value as text (a subtree as JSON).
-fn extract(root: &coffer_sops::tree::Node, path: &str) -> anyhow::Result<Vec<u8>> {
+/// `--extract '["a"]["b"]'`: a value as text (a mapping in the file's
+/// format if it is YAML, other subtrees as JSON).
+fn extract(
+    root: &coffer_sops::tree::Node,
+    path: &str,
+    kind: FileType,
+) -> anyhow::Result<Vec<u8>> {
     use coffer_sops::tree::Node;
     let steps = coffer_sops::path::parse(path).map_err(|e| UsageError(e.to_string()))?;
     Ok(match coffer_sops::path::get(root, &steps)? {
         Node::Leaf(v) => v.to_bytes(),
         Node::Null => b"null".to_vec(),
+        m @ Node::Map(_) if kind == FileType::Yaml => yaml::emit(m)?.into_bytes(),
         other => json::emit(other).into_bytes(),
     })
 }
