@@ -112,7 +112,7 @@ pub fn is_encrypted(s: &str) -> bool {
 /// Splits `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` (SOPS tolerates text
 /// after the closing bracket; so does this).
 pub fn parse(s: &str) -> Result<Parts, SopsError> {
-    let bad = || SopsError::Malformed(preview(s));
+    let bad = || SopsError::Malformed(format!("not a SOPS encrypted value: {}", preview(s)));
     let rest = s.strip_prefix("ENC[AES256_GCM,data:").ok_or_else(bad)?;
     let (data, rest) = rest.split_once(",iv:").ok_or_else(bad)?;
     let (iv, rest) = rest.split_once(",tag:").ok_or_else(bad)?;
@@ -146,7 +146,7 @@ pub fn decrypt(s: &str, key: &DataKey, aad: &str) -> Result<Scalar, SopsError> {
     let p = parse(s)?;
     if p.iv.len() != IV_LEN || p.tag.len() != TAG_LEN {
         return Err(SopsError::Malformed(format!(
-            "{}: IV of {} bytes and tag of {} bytes (expected {IV_LEN} and {TAG_LEN})",
+            "not a SOPS encrypted value: {}: IV of {} bytes and tag of {} bytes (expected {IV_LEN} and {TAG_LEN})",
             preview(s),
             p.iv.len(),
             p.tag.len()

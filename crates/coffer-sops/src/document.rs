@@ -47,10 +47,11 @@ pub fn encrypt_with_key(
     key: &DataKey,
     stash: Option<&mut tree::IvStash>,
 ) -> Result<Node, SopsError> {
-    if branches(&mut root)?
-        .iter()
-        .any(|items| items.iter().any(|i| matches!(i, Item::Pair(k, _) if k == "sops")))
-    {
+    if branches(&mut root)?.iter().any(|items| {
+        items
+            .iter()
+            .any(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+    }) {
         return Err(SopsError::Malformed(
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
         ));

@@ -27,8 +27,9 @@ pub use value::Scalar;
 /// Why a file or value could not be processed.
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {
-    /// A value is not in the `ENC[AES256_GCM,...]` form.
-    #[error("not a SOPS encrypted value: {0}")]
+    /// The file or a value is not in the expected form (the message says
+    /// what and where).
+    #[error("{0}")]
     Malformed(String),
     /// Authentication failed: wrong key, wrong path, or a changed value.
     #[error(

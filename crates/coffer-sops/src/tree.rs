@@ -126,9 +126,7 @@ impl Walk<'_> {
                             path.pop();
                             r?;
                         }
-                        Item::Comment(c) | Item::LineComment(c) => {
-                            *c = self.comment(c, path)?
-                        }
+                        Item::Comment(c) | Item::LineComment(c) => *c = self.comment(c, path)?,
                     }
                 }
                 Ok(())
@@ -193,21 +191,40 @@ impl Walk<'_> {
             return Ok(text.to_owned());
         }
         match self.mode {
-            Mode::Encrypt => cipher::encrypt(&Scalar::Comment(text.to_owned()), self.key, &aad),
+            Mode::Encrypt => {
+                let v = Scalar::Comment(text.to_owned());
+                match self
+                    .stash
+                    .as_ref()
+                    .and_then(|s| s.0.get(&IvStash::id(&aad, &v)))
+                {
+                    Some(iv) => cipher::encrypt_with_iv(&v, self.key, &aad, iv),
+                    None => cipher::encrypt(&v, self.key, &aad),
+                }
+            }
             Mode::Decrypt if cipher::is_encrypted(text.trim_start()) => {
                 // Where a comment belongs is a guess of the YAML parser that
                 // wrote it (SOPS itself files a mapping's last comment under
                 // the value before it), so every enclosing path is tried;
                 // comments are not in the MAC and GCM still authenticates.
                 let enc = text.trim_start();
-                let mut result = cipher::decrypt(enc, self.key, &aad);
-                for n in (0..path.len()).rev() {
-                    if result.is_ok() {
-                        break;
-                    }
-                    result = cipher::decrypt(enc, self.key, &self::aad(&path[..n]));
+                let result = cipher::decrypt(enc, self.key, &aad);
+                let own_path = result.is_ok();
+                let plain = result.or_else(|_| {
+                    (0..path.len())
+                        .rev()
+                        .find_map(|n| cipher::decrypt(enc, self.key, &self::aad(&path[..n])).ok())
+                        .ok_or_else(|| SopsError::Decrypt { path: aad.clone() })
+                })?;
+                // An IV is only reused with the associated data it was made
+                // with (GCM must never see one nonce with two AADs).
+                if let Some(stash) = self.stash.as_mut()
+                    && own_path
+                    && let Ok(iv) = <[u8; 32]>::try_from(cipher::parse(enc)?.iv)
+                {
+                    stash.0.insert(IvStash::id(&aad, &plain), iv);
                 }
-                match result? {
+                match plain {
                     Scalar::Comment(c) | Scalar::Str(c) => Ok(c),
                     _ => Err(SopsError::Malformed(
                         "a comment decrypted to a non-text value".into(),

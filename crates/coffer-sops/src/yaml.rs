@@ -131,11 +131,9 @@ fn append_innermost(node: &mut Node, comments: Vec<String>) {
             }
             items.extend(comments.into_iter().map(Item::Comment));
         }
-        Node::List(items) => items.extend(
-            comments
-                .into_iter()
-                .map(|c| Node::Leaf(Scalar::Comment(c))),
-        ),
+        Node::List(items) => {
+            items.extend(comments.into_iter().map(|c| Node::Leaf(Scalar::Comment(c))))
+        }
         _ => {}
     }
 }
@@ -887,9 +885,8 @@ enum Style {
 /// another type (or needs escapes), single quotes for what is only unsafe
 /// as YAML syntax, else plain.
 fn style(s: &str) -> Style {
-    let special = |c: char| {
-        c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
-    };
+    let special =
+        |c: char| c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}');
     if s.is_empty() || !matches!(resolve(s), Node::Leaf(Scalar::Str(_))) || s.contains(special) {
         return Style::Double;
     }
@@ -1027,9 +1024,7 @@ mod tests {
         }
         let doc = parse("a: \"123\"\nb: '0x1F'\nc: !!binary aGVsbG8=\nd: !!str 12\ne: !!float 3\n")
             .expect("parse");
-        let Node::Map(items) = doc else {
-            panic!("map")
-        };
+        let Node::Map(items) = doc else { panic!("map") };
         let values: Vec<&Scalar> = items
             .iter()
             .map(|i| match i {
@@ -1137,14 +1132,20 @@ app:
             ("'", "''''"),
             ("tab\there", "\"tab\\there\""),
             ("", "\"\""),
-            ("ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]", "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]"),
+            (
+                "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]",
+                "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]",
+            ),
         ] {
             let out = scalar(&Scalar::Str(s.into()));
             assert_eq!(out, want, "{s:?}");
             let back = parse(&format!("k: {out}\n")).expect("parse");
             assert_eq!(
                 back,
-                Node::Map(vec![Item::Pair("k".into(), Node::Leaf(Scalar::Str(s.into())))])
+                Node::Map(vec![Item::Pair(
+                    "k".into(),
+                    Node::Leaf(Scalar::Str(s.into()))
+                )])
             );
         }
         assert_eq!(scalar(&Scalar::Float(1234567.0)), "1.234567e+06");

@@ -1,15 +1,27 @@
-//! `coffer sops encrypt|decrypt` end to end (interop with the real `sops` is
-//! tested in `crates/coffer-sops/tests/sops_interop.rs`).
+//! `coffer sops` commands end to end (interop with the real `sops` is
+//! tested in `sops_interop.rs`).
 
 use std::path::Path;
 use std::process::Command;
 
 fn coffer(dir: &Path, args: &[&str], keys: Option<&Path>) -> (i32, Vec<u8>, String) {
+    coffer_env(dir, args, keys, &[])
+}
+
+fn coffer_env(
+    dir: &Path,
+    args: &[&str],
+    keys: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (i32, Vec<u8>, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
     cmd.arg("sops")
         .args(args)
         .current_dir(dir)
         .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_EDITOR")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
         .env("HOME", dir);
     match keys {
         Some(k) => cmd.env("SOPS_AGE_KEY_FILE", k),
@@ -121,11 +133,21 @@ fn json_and_binary_files_round_trip_and_tampering_is_refused() {
     std::fs::write(d.join("x.yaml"), "a: 1\na: 2\n").expect("yaml");
     let (code, _, err) = coffer(
         d,
-        &["encrypt", "--age", &recipient, "--output", "x.enc.yaml", "x.yaml"],
+        &[
+            "encrypt",
+            "--age",
+            &recipient,
+            "--output",
+            "x.enc.yaml",
+            "x.yaml",
+        ],
         None,
     );
     assert_ne!(code, 0);
-    assert!(err.contains("line 2: mapping key \"a\" is defined twice"), "{err}");
+    assert!(
+        err.contains("line 2: mapping key \"a\" is defined twice"),
+        "{err}"
+    );
     assert!(!d.join("x.enc.yaml").exists());
 }
 
@@ -451,4 +473,133 @@ fn updatekeys_rewraps_the_data_key_for_the_rules_keys_and_leaves_values_alone() 
     let (code, _, err) = coffer(d, &["updatekeys", "-y", "app.enc.json"], Some(&keys_b));
     assert_eq!(code, 0);
     assert!(err.contains("already up to date"), "{err}");
+}
+
+#[test]
+fn edit_goes_through_a_private_temp_file_and_exec_file_through_a_fifo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (recipient, keys) = identity(d, "keys");
+    let plain = "# settings\napp:\n    name: billing\n    # the password\n    password: hunter2\n    port: 5432\n";
+    std::fs::write(d.join("app.yaml"), plain).expect("plain");
+    let (code, enc, err) = coffer(d, &["encrypt", "--age", &recipient, "app.yaml"], None);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(d.join("app.enc.yaml"), &enc).expect("write");
+    let log = d.join("editor.log");
+    // The editor notes where it was given the plaintext and its modes, then
+    // changes one value.
+    let editor = d.join("edit.sh");
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\nstat -c '%a' \"$1\" \"$(dirname \"$1\")\" > '{log}'\necho \"$1\" >> '{log}'\nsed -i 's/billing/payroll/' \"$1\"\n",
+            log = log.display()
+        ),
+    )
+    .expect("editor");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let ed = editor.to_str().expect("path");
+    let (code, _, err) = coffer_env(d, &["edit", "app.enc.yaml"], Some(&keys), &[("EDITOR", ed)]);
+    assert_eq!(code, 0, "{err}");
+    let seen = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(&lines[..2], ["600", "700"], "{seen}");
+    assert!(
+        !Path::new(lines[2]).exists(),
+        "the plaintext was left behind"
+    );
+    assert!(!Path::new(lines[2]).parent().expect("dir").exists());
+    let after = std::fs::read_to_string(d.join("app.enc.yaml")).expect("read");
+    let before = String::from_utf8(enc).expect("utf-8");
+    // Only the edited value, the MAC and the date change: other values and
+    // the comments keep their ciphertext.
+    let changed: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .map(|l| l.trim_start().split(':').next().unwrap_or(""))
+        .collect();
+    assert!(
+        changed
+            .iter()
+            .all(|k| ["name", "mac", "lastmodified"].contains(k)),
+        "{changed:?}"
+    );
+    let (code, out, err) = coffer(d, &["decrypt", "app.enc.yaml"], Some(&keys));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        String::from_utf8(out).expect("utf-8"),
+        plain.replace("billing", "payroll")
+    );
+
+    // No change, a failing editor, a broken result: the file stays as it is
+    // and no plaintext is left.
+    for (editor, want) in [
+        ("true", "not changed"),
+        ("false", "failed"),
+        ("sh -c 'echo \"a: [\" > $0'", "does not parse"),
+    ] {
+        let (code, _, err) = coffer_env(
+            d,
+            &["edit", "app.enc.yaml"],
+            Some(&keys),
+            &[("EDITOR", editor)],
+        );
+        assert_eq!(code == 0, want == "not changed", "{editor}: {err}");
+        assert!(err.contains(want), "{editor}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("app.enc.yaml")).expect("read"),
+            after
+        );
+    }
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("coffer-sops-"))
+        .filter(|e| {
+            std::fs::read_dir(e.path())
+                .map(|mut r| r.any(|f| f.is_ok_and(|f| f.file_name() == "app.enc.yaml")))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+
+    // exec-file: a FIFO by default, a 0600 file with --no-fifo; the
+    // command's exit code comes back.
+    let (code, out, err) = coffer(
+        d,
+        &[
+            "exec-file",
+            "app.enc.yaml",
+            "test -p {} && grep -c payroll {}",
+        ],
+        Some(&keys),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8(out).expect("utf-8").trim(), "1");
+    let (code, out, err) = coffer(
+        d,
+        &[
+            "exec-file",
+            "--no-fifo",
+            "--filename",
+            "config.yaml",
+            "app.enc.yaml",
+            "stat -c '%a %n' {}; grep -q hunter2 {} && exit 3",
+        ],
+        Some(&keys),
+    );
+    assert_eq!(code, 3, "{err}");
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(
+        out.starts_with("600 ") && out.trim_end().ends_with("/config.yaml"),
+        "{out}"
+    );
+    let file = out
+        .trim_end()
+        .split_once(' ')
+        .expect("name")
+        .1
+        .trim_matches('\'');
+    assert!(!Path::new(file).exists());
 }

@@ -170,7 +170,10 @@ fn yaml_files_go_both_ways(sops: &Path) {
     );
     let variants: [(&str, Vec<&str>); 3] = [
         ("plain-rule", vec!["--age", &recipients]),
-        ("regex", vec!["--age", &recipients, "--encrypted-regex", regex]),
+        (
+            "regex",
+            vec!["--age", &recipients, "--encrypted-regex", regex],
+        ),
         // sops 3.11 takes mac_only_encrypted from .sops.yaml only.
         ("config", vec![]),
     ];

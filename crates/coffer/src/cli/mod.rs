@@ -10,6 +10,7 @@ mod output;
 mod private_file;
 pub mod rotation;
 pub mod sops;
+mod sops_files;
 mod token_file;
 pub mod transit;
 

@@ -11,6 +11,8 @@ use coffer_sops::metadata::{Metadata, Rule, VaultEntry};
 use coffer_sops::{DataKey, age_keys, binary, dotenv, json, yaml};
 use serde_json::json as js;
 
+use coffer_sops::tree::Node;
+
 use super::{ClientArgs, Format, UsageError};
 
 /// SOPS subcommands.
@@ -28,6 +30,18 @@ pub enum SopsCommand {
     /// Run a command with the file's top-level values as environment
     /// variables; nothing is written to disk.
     ExecEnv(ExecEnvArgs),
+    /// Run a command that reads the decrypted file through a FIFO (or a
+    /// private file with --no-fifo): `exec-file FILE 'cmd {}'`.
+    ExecFile(super::sops_files::ExecFileArgs),
+    /// Decrypt to a private temporary file, open $SOPS_EDITOR or $EDITOR,
+    /// and re-encrypt if it changed (unchanged values keep their ciphertext).
+    Edit {
+        /// The encrypted file.
+        file: PathBuf,
+        /// Input format (default: from the extension).
+        #[arg(long, value_enum)]
+        input_type: Option<FileType>,
+    },
     /// Set one value in place: `set FILE '["db"]["password"]' '"new"'` (the
     /// value is JSON). Other values keep their ciphertext.
     Set {
@@ -178,7 +192,7 @@ pub struct DecryptArgs {
     output: Option<PathBuf>,
 }
 
-fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
+pub(super) fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
     if let Some(t) = given {
         return Ok(t);
     }
@@ -214,7 +228,7 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Result<()> {
+pub(super) fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Result<()> {
     match path {
         None => {
             let mut out = std::io::stdout().lock();
@@ -238,6 +252,8 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
         SopsCommand::Decrypt(a) => decrypt(a).await,
         SopsCommand::Rotate(a) => rotate(a).await,
         SopsCommand::ExecEnv(a) => exec_env(a).await,
+        SopsCommand::ExecFile(a) => super::sops_files::exec_file(a).await,
+        SopsCommand::Edit { file, input_type } => super::sops_files::edit(&file, input_type).await,
         SopsCommand::Set {
             file,
             path,
@@ -350,7 +366,7 @@ async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<DataKey> {
 }
 
 /// The data key from an age identity, else from a transit server.
-async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
+pub(super) async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
     let identities = age_keys::load_identities()?;
     let age_err = match document::data_key(meta, &identities) {
         Ok(k) => return Ok(k),
@@ -440,21 +456,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     };
     let mac_only_encrypted =
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
-    let input = read_input(&a.file)?;
-    let tree = match kind {
-        FileType::Yaml => {
-            yaml::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?
-        }
-        FileType::Json => {
-            json::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?
-        }
-        FileType::Dotenv => {
-            let t = dotenv::parse(std::str::from_utf8(&input).context("the file is not UTF-8")?)?;
-            dotenv::check_plain(&t)?;
-            t
-        }
-        FileType::Binary => binary::parse(input),
-    };
+    let tree = parse_plain(kind, read_input(&a.file)?)?;
     let plan = Plan {
         age,
         vault_uris,
@@ -464,6 +466,35 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     let text = seal(kind, tree, plan, a.allow_plaintext, &a.file).await?;
     write_output(a.output.as_deref(), text.as_bytes(), false)?;
     Ok(0)
+}
+
+/// A plaintext file's tree.
+pub(super) fn parse_plain(kind: FileType, input: Vec<u8>) -> anyhow::Result<Node> {
+    let text = |b: &[u8]| -> anyhow::Result<String> {
+        Ok(std::str::from_utf8(b)
+            .context("the file is not UTF-8")?
+            .to_owned())
+    };
+    Ok(match kind {
+        FileType::Yaml => yaml::parse(&text(&input)?)?,
+        FileType::Json => json::parse(&text(&input)?)?,
+        FileType::Dotenv => {
+            let t = dotenv::parse(&text(&input)?)?;
+            dotenv::check_plain(&t)?;
+            t
+        }
+        FileType::Binary => binary::parse(input),
+    })
+}
+
+/// A decrypted tree in its file's format.
+pub(super) fn emit_plain(kind: FileType, plain: &Node) -> anyhow::Result<Vec<u8>> {
+    Ok(match kind {
+        FileType::Yaml => yaml::emit(plain)?.into_bytes(),
+        FileType::Json => json::emit(plain).into_bytes(),
+        FileType::Dotenv => dotenv::emit(plain)?.into_bytes(),
+        FileType::Binary => binary::emit(plain)?,
+    })
 }
 
 /// Which keys and rule a file is encrypted with.
@@ -478,7 +509,7 @@ struct Plan {
 /// writes it in the file's format.
 async fn seal(
     kind: FileType,
-    tree: coffer_sops::tree::Node,
+    tree: Node,
     plan: Plan,
     allow_plaintext: bool,
     file: &Path,
@@ -522,7 +553,7 @@ async fn seal(
 }
 
 /// Reads an encrypted file: its (still encrypted) tree and its metadata.
-fn load(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
+pub(super) fn load(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadata)> {
     let input = read_input(file)?;
     let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
     let parsed = match kind {
@@ -534,7 +565,7 @@ fn load(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node,
 }
 
 /// An encrypted tree in its file's format.
-fn emit_encrypted(kind: FileType, enc: &coffer_sops::tree::Node) -> anyhow::Result<String> {
+pub(super) fn emit_encrypted(kind: FileType, enc: &Node) -> anyhow::Result<String> {
     Ok(match kind {
         FileType::Yaml => yaml::emit(enc)?,
         FileType::Dotenv => dotenv::emit(enc)?,
@@ -543,7 +574,7 @@ fn emit_encrypted(kind: FileType, enc: &coffer_sops::tree::Node) -> anyhow::Resu
 }
 
 /// Reads, decrypts and checks an encrypted file: the plain tree and its metadata.
-async fn open(file: &Path, kind: FileType) -> anyhow::Result<(coffer_sops::tree::Node, Metadata)> {
+async fn open(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadata)> {
     let (tree, meta) = load(file, kind)?;
     let key = data_key(&meta).await?;
     let plain = document::decrypt_with_key(tree, &meta, &key, None)?;
@@ -646,7 +677,7 @@ async fn updatekeys(
 async fn change(
     file: &Path,
     kind: FileType,
-    edit: impl FnOnce(&mut coffer_sops::tree::Node) -> anyhow::Result<()>,
+    edit: impl FnOnce(&mut Node) -> anyhow::Result<()>,
 ) -> anyhow::Result<u8> {
     if kind == FileType::Binary {
         bail!(UsageError(
@@ -667,12 +698,9 @@ async fn change(
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let (plain, _) = open(&a.file, kind).await?;
-    let bytes = match (&a.extract, kind) {
-        (Some(path), _) => extract(&plain, path, kind)?,
-        (None, FileType::Yaml) => yaml::emit(&plain)?.into_bytes(),
-        (None, FileType::Json) => json::emit(&plain).into_bytes(),
-        (None, FileType::Dotenv) => dotenv::emit(&plain)?.into_bytes(),
-        (None, FileType::Binary) => binary::emit(&plain)?,
+    let bytes = match &a.extract {
+        Some(path) => extract(&plain, path, kind)?,
+        None => emit_plain(kind, &plain)?,
     };
     write_output(a.output.as_deref(), &bytes, true)?;
     Ok(0)
@@ -722,7 +750,7 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
 }
 
 async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
-    use coffer_sops::tree::{Item, Node};
+    use coffer_sops::tree::Item;
     let kind = file_type(&a.file, a.input_type)?;
     if kind == FileType::Binary {
         bail!(UsageError(
@@ -774,12 +802,7 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
 
 /// `--extract '["a"]["b"]'`: a value as text (a mapping in the file's
 /// format if it is YAML, other subtrees as JSON).
-fn extract(
-    root: &coffer_sops::tree::Node,
-    path: &str,
-    kind: FileType,
-) -> anyhow::Result<Vec<u8>> {
-    use coffer_sops::tree::Node;
+fn extract(root: &Node, path: &str, kind: FileType) -> anyhow::Result<Vec<u8>> {
     let steps = coffer_sops::path::parse(path).map_err(|e| UsageError(e.to_string()))?;
     Ok(match coffer_sops::path::get(root, &steps)? {
         Node::Leaf(v) => v.to_bytes(),
