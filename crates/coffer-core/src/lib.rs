@@ -21,7 +21,6 @@ pub mod paths;
 pub mod policy;
 pub mod seal;
 pub mod secret;
-pub mod shamir;
 mod sys;
 pub mod token;
 pub mod tools;

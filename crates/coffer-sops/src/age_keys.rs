@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use zeroize::Zeroizing;
+
 use crate::SopsError;
-use crate::cipher::DataKey;
 
 /// An X25519 age recipient (`age1…`).
 pub fn recipient(s: &str) -> Result<age::x25519::Recipient, SopsError> {
@@ -14,18 +15,18 @@ pub fn recipient(s: &str) -> Result<age::x25519::Recipient, SopsError> {
     })
 }
 
-/// The `enc` of an `age` entry: the data key encrypted to `recipient`.
-pub fn wrap(key: &DataKey, recipient: &age::x25519::Recipient) -> Result<String, SopsError> {
-    age::encrypt_and_armor(recipient, key.expose())
+/// The `enc` of an `age` entry: the data key (or the group's share of it)
+/// encrypted to `recipient`.
+pub fn wrap(part: &[u8], recipient: &age::x25519::Recipient) -> Result<String, SopsError> {
+    age::encrypt_and_armor(recipient, part)
         .map_err(|e| SopsError::Malformed(format!("age encryption failed: {e}")))
 }
 
 /// Unwraps an `enc` with any of `identities`; `None` when none of them fits.
-pub fn unwrap(enc: &str, identities: &[age::x25519::Identity]) -> Option<DataKey> {
-    identities.iter().find_map(|id| {
-        let plain = zeroize::Zeroizing::new(age::decrypt(id, enc.as_bytes()).ok()?);
-        DataKey::from_slice(&plain)
-    })
+pub fn unwrap(enc: &str, identities: &[age::x25519::Identity]) -> Option<Zeroizing<Vec<u8>>> {
+    identities
+        .iter()
+        .find_map(|id| age::decrypt(id, enc.as_bytes()).ok().map(Zeroizing::new))
 }
 
 /// A new X25519 identity: its `AGE-SECRET-KEY-1…` line and its recipient.
@@ -88,7 +89,7 @@ mod tests {
     fn a_wrapped_key_unwraps_only_with_its_identity() {
         let id = age::x25519::Identity::generate();
         let other = age::x25519::Identity::generate();
-        let key = DataKey::random().expect("random");
+        let key = [9u8; 32];
         let enc = wrap(&key, &id.to_public()).expect("wrap");
         assert!(
             enc.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"),
@@ -96,7 +97,7 @@ mod tests {
         );
         assert!(enc.ends_with("-----END AGE ENCRYPTED FILE-----\n"), "{enc}");
         let got = unwrap(&enc, &[other.clone(), id.clone()]).expect("unwrap");
-        assert_eq!(got.expose(), key.expose());
+        assert_eq!(got.as_slice(), key);
         assert!(unwrap(&enc, &[other]).is_none());
         let file = format!(
             "# created: now\n# public key: {}\n{}\n",

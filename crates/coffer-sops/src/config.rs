@@ -44,7 +44,7 @@ struct RawRule {
     unencrypted_regex: Option<String>,
     encrypted_regex: Option<String>,
     mac_only_encrypted: Option<bool>,
-    key_groups: Option<serde_norway::Value>,
+    key_groups: Option<Vec<RawGroup>>,
     shamir_threshold: Option<u64>,
     pgp: Option<serde_norway::Value>,
     kms: Option<serde_norway::Value>,
@@ -56,6 +56,20 @@ struct RawRule {
     encrypted_comment_regex: Option<String>,
 }
 
+/// One `key_groups` entry as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    age: Option<OneOrMany>,
+    hc_vault: Option<OneOrMany>,
+    pgp: Option<serde_norway::Value>,
+    kms: Option<serde_norway::Value>,
+    gcp_kms: Option<serde_norway::Value>,
+    azure_keyvault: Option<serde_norway::Value>,
+    hckms: Option<serde_norway::Value>,
+    merge: Option<serde_norway::Value>,
+}
+
 /// Other top-level keys (`stores`, `destination_rules`: output layout and
 /// publishing) are accepted and have no effect here.
 #[derive(Debug, Deserialize)]
@@ -64,13 +78,35 @@ struct RawConfig {
     creation_rules: Vec<RawRule>,
 }
 
-/// What a matching creation rule gives a new file.
+/// The master keys of one key group, as named in a creation rule or on
+/// the command line.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Creation {
+pub struct GroupKeys {
     /// age recipients.
     pub age: Vec<String>,
     /// Transit key URIs.
     pub hc_vault: Vec<String>,
+}
+
+impl GroupKeys {
+    /// Every key's name.
+    pub fn names(&self) -> Vec<String> {
+        self.age.iter().chain(&self.hc_vault).cloned().collect()
+    }
+
+    /// No key at all.
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.hc_vault.is_empty()
+    }
+}
+
+/// What a matching creation rule gives a new file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Creation {
+    /// The key groups (one for a rule without `key_groups`).
+    pub groups: Vec<GroupKeys>,
+    /// How many groups rebuild the data key (several groups only).
+    pub shamir_threshold: Option<u64>,
     /// The encryption rule, when the creation rule sets one.
     pub rule: Option<Rule>,
     /// `mac_only_encrypted`.
@@ -157,7 +193,6 @@ impl Config {
 fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
     let n = index + 1;
     let unsupported = [
-        ("key_groups", r.key_groups.is_some()),
         ("pgp", r.pgp.is_some()),
         ("kms", r.kms.is_some()),
         ("gcp_kms", r.gcp_kms.is_some()),
@@ -172,7 +207,6 @@ fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
             "encrypted_comment_regex",
             r.encrypted_comment_regex.is_some(),
         ),
-        ("shamir_threshold", r.shamir_threshold.is_some()),
     ];
     if let Some((k, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(SopsError::Malformed(format!(
@@ -193,13 +227,60 @@ fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
             "creation rule {n} sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex"
         )));
     }
+    let items = |v: &Option<OneOrMany>| v.as_ref().map(OneOrMany::items).unwrap_or_default();
+    let groups = match &r.key_groups {
+        Some(groups) if !groups.is_empty() => {
+            let mut out = Vec::new();
+            for (i, g) in groups.iter().enumerate() {
+                let other = [
+                    ("pgp", g.pgp.is_some()),
+                    ("kms", g.kms.is_some()),
+                    ("gcp_kms", g.gcp_kms.is_some()),
+                    ("azure_keyvault", g.azure_keyvault.is_some()),
+                    ("hckms", g.hckms.is_some()),
+                    ("merge", g.merge.is_some()),
+                ];
+                if let Some((k, _)) = other.iter().find(|(_, set)| *set) {
+                    return Err(SopsError::Malformed(format!(
+                        "creation rule {n}, key group {}: {k} is not supported by coffer sops (age and hc_vault are)",
+                        i + 1
+                    )));
+                }
+                let keys = GroupKeys {
+                    age: items(&g.age),
+                    hc_vault: items(&g.hc_vault),
+                };
+                if keys.is_empty() {
+                    return Err(SopsError::Malformed(format!(
+                        "creation rule {n}, key group {} has no key",
+                        i + 1
+                    )));
+                }
+                out.push(keys);
+            }
+            if r.age.is_some() || r.hc_vault_transit_uri.is_some() {
+                return Err(SopsError::Malformed(format!(
+                    "creation rule {n} names keys both in key_groups and outside them; put them in the groups"
+                )));
+            }
+            out
+        }
+        _ => vec![GroupKeys {
+            age: items(&r.age),
+            hc_vault: items(&r.hc_vault_transit_uri),
+        }],
+    };
+    if let Some(t) = r.shamir_threshold
+        && (groups.len() < 2 || t < 2 || t > groups.len() as u64)
+    {
+        return Err(SopsError::Malformed(format!(
+            "creation rule {n}: shamir_threshold {t} needs at least 2 key groups and at most one per group ({} here)",
+            groups.len()
+        )));
+    }
     Ok(Creation {
-        age: r.age.as_ref().map(OneOrMany::items).unwrap_or_default(),
-        hc_vault: r
-            .hc_vault_transit_uri
-            .as_ref()
-            .map(OneOrMany::items)
-            .unwrap_or_default(),
+        groups,
+        shamir_threshold: r.shamir_threshold,
         rule: rules.into_iter().next(),
         mac_only_encrypted: r.mac_only_encrypted.unwrap_or(false),
     })
@@ -228,7 +309,7 @@ mod tests {
             .expect("match");
         assert_eq!(prod.index, 0);
         assert_eq!(prod.also_matched, vec![1, 2]);
-        assert_eq!(prod.creation.age, vec!["age1a", "age1b"]);
+        assert_eq!(prod.creation.groups[0].age, vec!["age1a", "age1b"]);
         assert_eq!(
             prod.creation.rule,
             Some(Rule::EncryptedRegex("^(data|pw)$".into()))
@@ -254,5 +335,28 @@ mod tests {
         let (d, c) = config("creation_rules:\n  - pgp: ABC\n");
         let e = c.choose(&d.path().join("a.json")).expect_err("pgp");
         assert!(e.to_string().contains("pgp"), "{e}");
+        let (d, c) = config(
+            "creation_rules:\n  - key_groups:\n      - age: [age1a]\n    shamir_threshold: 2\n",
+        );
+        let e = c.choose(&d.path().join("a.json")).expect_err("threshold");
+        assert!(e.to_string().contains("shamir_threshold 2"), "{e}");
+    }
+
+    #[test]
+    fn key_groups_and_a_threshold_are_read() {
+        let (d, c) = config(
+            "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n      - age: [age1a, age1b]\n      - hc_vault: [https://v:8200/v1/transit/keys/k]\n      - age: age1c\n",
+        );
+        let got = c
+            .choose(&d.path().join("a.yaml"))
+            .expect("choose")
+            .expect("match");
+        assert_eq!(got.creation.shamir_threshold, Some(2));
+        assert_eq!(got.creation.groups.len(), 3);
+        assert_eq!(got.creation.groups[0].age, vec!["age1a", "age1b"]);
+        assert_eq!(
+            got.creation.groups[1].hc_vault,
+            vec!["https://v:8200/v1/transit/keys/k"]
+        );
     }
 }

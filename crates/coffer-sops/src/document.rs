@@ -4,24 +4,24 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use zeroize::Zeroizing;
+
 use crate::age_keys;
 use crate::cipher::DataKey;
-use crate::metadata::{AgeEntry, FORMAT_VERSION, Metadata, Rule, VaultEntry};
+use crate::metadata::{AgeEntry, FORMAT_VERSION, KeyGroup, Metadata, Rule};
 use crate::tree::{self, Item, Node};
 use crate::{SopsError, mac};
 
-/// How to encrypt a document.
+/// How to encrypt a document (the master keys come separately, wrapped).
 #[derive(Debug, Clone, Default)]
 pub struct EncryptOptions {
-    /// age recipients (`age1…`); each gets its own copy of the data key.
-    pub age: Vec<String>,
     /// Which values are encrypted.
     pub rule: Rule,
     /// The MAC covers only encrypted values.
     pub mac_only_encrypted: bool,
-    /// Transit master keys, their `enc` already made from the data key
-    /// given to [`encrypt_with_key`] (the caller talks to the server).
-    pub hc_vault: Vec<VaultEntry>,
+    /// With several key groups: how many of them rebuild the data key
+    /// (default: all).
+    pub shamir_threshold: Option<u64>,
 }
 
 /// RFC 3339 now, without fractional seconds (`lastmodified`, `created_at`).
@@ -32,18 +32,79 @@ pub fn now_rfc3339() -> Result<String, SopsError> {
         .map_err(|e| SopsError::Malformed(format!("time: {e}")))
 }
 
-/// Encrypts a plain document under a fresh data key; the `sops` block is
-/// appended at the end.
-pub fn encrypt(root: Node, opts: &EncryptOptions) -> Result<Node, SopsError> {
-    encrypt_with_key(root, opts, &DataKey::random()?, None)
+/// What each key group wraps: the data key itself for one group; for
+/// several, one Shamir share each (x = 1, 2, 3 … in group order, as SOPS
+/// numbers them), any `threshold` of which rebuild the key.
+pub fn key_parts(
+    key: &DataKey,
+    groups: usize,
+    threshold: Option<u64>,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, SopsError> {
+    if groups <= 1 {
+        return Ok(vec![Zeroizing::new(key.expose().to_vec())]);
+    }
+    let t = threshold_of(groups, threshold)?;
+    let xs: Vec<u8> = (1..=groups)
+        .map(|x| {
+            u8::try_from(x).map_err(|_| SopsError::Malformed("more than 255 key groups".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    coffer_shamir::split_at(key.expose(), &xs, t)
+        .map_err(|e| SopsError::Malformed(format!("splitting the data key: {e}")))
 }
 
-/// Encrypts under a given data key (already wrapped by the caller for
-/// `opts.hc_vault`); with the stash of the same key, unchanged values keep
-/// their ciphertext.
+fn threshold_of(groups: usize, threshold: Option<u64>) -> Result<u8, SopsError> {
+    let t = threshold.unwrap_or(groups as u64);
+    if t < 2 || t > groups as u64 {
+        return Err(SopsError::Malformed(format!(
+            "shamir_threshold {t} must be at least 2 and at most the number of key groups ({groups})"
+        )));
+    }
+    u8::try_from(t).map_err(|_| SopsError::Malformed("shamir_threshold above 255".into()))
+}
+
+/// age entries wrapping `part` for each recipient.
+pub fn age_entries(part: &[u8], recipients: &[String]) -> Result<Vec<AgeEntry>, SopsError> {
+    recipients
+        .iter()
+        .map(|r| {
+            Ok(AgeEntry {
+                recipient: r.trim().to_owned(),
+                enc: age_keys::wrap(part, &age_keys::recipient(r)?)?,
+            })
+        })
+        .collect()
+}
+
+/// Encrypts a plain document for age recipients only, one key group per
+/// list (several lists: the data key is split between them).
+pub fn encrypt(
+    root: Node,
+    groups: &[Vec<String>],
+    opts: &EncryptOptions,
+) -> Result<Node, SopsError> {
+    let key = DataKey::random()?;
+    let parts = key_parts(&key, groups.len(), opts.shamir_threshold)?;
+    let groups = groups
+        .iter()
+        .zip(&parts)
+        .map(|(g, part)| {
+            Ok(KeyGroup {
+                age: age_entries(part, g)?,
+                ..KeyGroup::default()
+            })
+        })
+        .collect::<Result<Vec<_>, SopsError>>()?;
+    encrypt_with_key(root, opts, groups, &key, None)
+}
+
+/// Encrypts under a given data key whose parts the caller already wrapped
+/// into `groups` (see [`key_parts`]); with the stash of the same key,
+/// unchanged values keep their ciphertext. The `sops` block is appended.
 pub fn encrypt_with_key(
     mut root: Node,
     opts: &EncryptOptions,
+    groups: Vec<KeyGroup>,
     key: &DataKey,
     stash: Option<&mut tree::IvStash>,
 ) -> Result<Node, SopsError> {
@@ -56,25 +117,29 @@ pub fn encrypt_with_key(
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
         ));
     }
-    if opts.age.is_empty() && opts.hc_vault.is_empty() {
+    if groups.is_empty()
+        || groups
+            .iter()
+            .any(|g| g.age.is_empty() && g.hc_vault.is_empty())
+    {
         return Err(SopsError::Malformed(
-            "no master key: give at least one age recipient or transit key".into(),
+            "no master key: give at least one age recipient or transit key (in every key group)"
+                .into(),
         ));
     }
-    let mut age = Vec::new();
-    for r in &opts.age {
-        let recipient = age_keys::recipient(r)?;
-        age.push(AgeEntry {
-            recipient: r.trim().to_owned(),
-            enc: age_keys::wrap(key, &recipient)?,
-        });
+    if groups.len() > 1 {
+        threshold_of(groups.len(), opts.shamir_threshold)?;
     }
     let rules = opts.rule.rules(opts.mac_only_encrypted)?;
     let computed = tree::encrypt(&mut root, key, &rules, stash)?;
     let lastmodified = now_rfc3339()?;
     let meta = Metadata {
-        age,
-        hc_vault: opts.hc_vault.clone(),
+        shamir_threshold: if groups.len() > 1 {
+            Some(opts.shamir_threshold.unwrap_or(groups.len() as u64))
+        } else {
+            None
+        },
+        groups,
         mac: mac::seal(&computed, key, &lastmodified)?,
         lastmodified,
         rule: opts.rule.clone(),
@@ -122,25 +187,68 @@ pub fn split(mut root: Node) -> Result<(Node, Metadata), SopsError> {
     Ok((root, Metadata::from_node(&block)?))
 }
 
-/// The data key, from the first age entry one of `identities` opens.
+/// A group's part of the data key from the first of its age entries one of
+/// `identities` opens.
+pub fn age_part(
+    group: &KeyGroup,
+    identities: &[age::x25519::Identity],
+) -> Option<Zeroizing<Vec<u8>>> {
+    group
+        .age
+        .iter()
+        .find_map(|a| age_keys::unwrap(&a.enc, identities))
+}
+
+/// The data key from the parts the groups gave (`None` for a group none of
+/// whose keys could be used): the part itself for one group, else the
+/// Shamir combination of at least `shamir_threshold` shares.
+pub fn assemble_key(
+    meta: &Metadata,
+    parts: Vec<Option<Zeroizing<Vec<u8>>>>,
+) -> Result<DataKey, SopsError> {
+    let opened: Vec<Zeroizing<Vec<u8>>> = parts.into_iter().flatten().collect();
+    let n = meta.groups.len();
+    if n <= 1 {
+        return opened
+            .first()
+            .and_then(|p| DataKey::from_slice(p))
+            .ok_or_else(|| SopsError::Malformed("no master key could open the data key".into()));
+    }
+    let t = usize::from(threshold_of(n, meta.shamir_threshold)?);
+    if opened.len() < t {
+        return Err(SopsError::Malformed(format!(
+            "only {} of the file's {n} key groups could be opened; its shamir_threshold needs {t}",
+            opened.len()
+        )));
+    }
+    let key = coffer_shamir::combine(&opened)
+        .map_err(|e| SopsError::Malformed(format!("combining the key groups' shares: {e}")))?;
+    DataKey::from_slice(&key)
+        .ok_or_else(|| SopsError::Malformed("the key groups' shares do not make a data key".into()))
+}
+
+/// The data key, from age identities only.
 pub fn data_key(
     meta: &Metadata,
     identities: &[age::x25519::Identity],
 ) -> Result<DataKey, SopsError> {
-    meta.age
+    let parts: Vec<_> = meta
+        .groups
         .iter()
-        .find_map(|a| age_keys::unwrap(&a.enc, identities))
-        .ok_or_else(|| {
-            let wanted: Vec<&str> = meta.age.iter().map(|a| a.recipient.as_str()).collect();
-            SopsError::Malformed(if wanted.is_empty() {
-                "the file has no age master key coffer can use".into()
-            } else {
-                format!(
-                    "none of the age identities found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt) opens this file; it is encrypted for {}",
-                    wanted.join(", ")
-                )
-            })
-        })
+        .map(|g| age_part(g, identities))
+        .collect();
+    if parts.iter().all(Option::is_none) {
+        let wanted: Vec<String> = meta.groups.iter().flat_map(|g| g.names()).collect();
+        return Err(SopsError::Malformed(if wanted.is_empty() {
+            "the file has no age master key coffer can use".into()
+        } else {
+            format!(
+                "none of the age identities found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt) opens this file; it is encrypted for {}",
+                wanted.join(", ")
+            )
+        }));
+    }
+    assemble_key(meta, parts)
 }
 
 /// Decrypts a document and checks its MAC; returns the plain tree.
@@ -207,14 +315,12 @@ mod tests {
     #[test]
     fn json_round_trip_and_tampering_is_refused() {
         let id = age::x25519::Identity::generate();
-        let opts = EncryptOptions {
-            age: vec![id.to_public().to_string()],
-            ..EncryptOptions::default()
-        };
+        let opts = EncryptOptions::default();
+        let groups = [vec![id.to_public().to_string()]];
         let plain =
             json::parse(r#"{"db":{"password":"pw","port":5432},"note_unencrypted":"clear"}"#)
                 .expect("json");
-        let enc = encrypt(plain.clone(), &opts).expect("encrypt");
+        let enc = encrypt(plain.clone(), &groups, &opts).expect("encrypt");
         let text = json::emit(&enc);
         assert!(!text.contains("\"pw\""), "{text}");
         assert!(text.contains("\"clear\""), "{text}");
@@ -251,8 +357,52 @@ mod tests {
             .is_err()
         );
         // Already encrypted, and no key to decrypt with.
-        assert!(encrypt(enc, &opts).is_err());
+        assert!(encrypt(enc, &groups, &opts).is_err());
         let stranger = age::x25519::Identity::generate();
         assert!(decrypt(json::parse(&text).expect("json"), &[stranger]).is_err());
+    }
+
+    #[test]
+    fn key_groups_split_the_data_key_and_need_the_threshold() {
+        let ids: Vec<_> = (0..3).map(|_| age::x25519::Identity::generate()).collect();
+        let groups: Vec<Vec<String>> = ids
+            .iter()
+            .map(|i| vec![i.to_public().to_string()])
+            .collect();
+        let opts = EncryptOptions {
+            shamir_threshold: Some(2),
+            ..EncryptOptions::default()
+        };
+        let plain = json::parse(r#"{"a":"secret"}"#).expect("json");
+        let enc = encrypt(plain.clone(), &groups, &opts).expect("encrypt");
+        let text = json::emit(&enc);
+        assert!(
+            text.contains("\"key_groups\"") && text.contains("\"shamir_threshold\": 2"),
+            "{text}"
+        );
+        let read = |t: &str| json::parse(t).expect("json");
+        let (_, meta) = split(read(&text)).expect("split");
+        assert_eq!(meta.groups.len(), 3);
+        // Each group's share ends in its x-coordinate, 1, 2, 3.
+        for (i, g) in meta.groups.iter().enumerate() {
+            let share = age_part(g, std::slice::from_ref(&ids[i])).expect("share");
+            assert_eq!(share.len(), 33);
+            assert_eq!(usize::from(share[32]), i + 1);
+        }
+        for pair in [[0, 1], [2, 0], [1, 2]] {
+            let have: Vec<_> = pair.iter().map(|&i| ids[i].clone()).collect();
+            assert_eq!(decrypt(read(&text), &have).expect("two groups"), plain);
+        }
+        let e = decrypt(read(&text), std::slice::from_ref(&ids[1])).expect_err("one group");
+        assert!(
+            e.to_string().contains("only 1 of the file's 3 key groups"),
+            "{e}"
+        );
+        // A threshold the groups cannot meet is refused before anything is written.
+        let bad = EncryptOptions {
+            shamir_threshold: Some(4),
+            ..EncryptOptions::default()
+        };
+        assert!(encrypt(plain, &groups, &bad).is_err());
     }
 }

@@ -230,8 +230,8 @@ mod tests {
             panic!("sops")
         };
         let meta = crate::metadata::Metadata::from_node(sops).expect("metadata");
-        assert_eq!(meta.age[0].recipient, "age1x");
-        assert_eq!(meta.age[0].enc, "-----BEGIN\nx\n");
+        assert_eq!(meta.groups[0].age[0].recipient, "age1x");
+        assert_eq!(meta.groups[0].age[0].enc, "-----BEGIN\nx\n");
         assert_eq!(emit(&n).expect("emit"), text);
         assert!(parse("NOEQUALS\n").is_err());
     }

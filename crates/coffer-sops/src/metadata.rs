@@ -32,7 +32,120 @@ pub struct VaultEntry {
     pub enc: String,
 }
 
+/// The master keys of one key group: any one of them opens the group's
+/// share of the data key (the whole key when there is one group).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyGroup {
+    /// age master keys.
+    pub age: Vec<AgeEntry>,
+    /// Vault/coffer transit master keys.
+    pub hc_vault: Vec<VaultEntry>,
+    /// Master keys coffer does not use (pgp, kms, gcp_kms, azure_kv …),
+    /// kept as read.
+    pub other: Vec<(String, Node)>,
+}
+
+impl KeyGroup {
+    /// Each master key as the user names it: `age1…` or a transit URI.
+    pub fn names(&self) -> Vec<String> {
+        self.age
+            .iter()
+            .map(|a| a.recipient.clone())
+            .chain(self.hc_vault.iter().map(VaultEntry::uri))
+            .collect()
+    }
+
+    fn to_items(&self) -> Vec<(String, Node)> {
+        let s = |v: &str| Node::Leaf(Scalar::Str(v.to_owned()));
+        let mut items: Vec<(String, Node)> = self.other.clone();
+        if !self.age.is_empty() {
+            items.push((
+                "age".into(),
+                Node::List(
+                    self.age
+                        .iter()
+                        .map(|a| {
+                            Node::Map(vec![
+                                Item::Pair("recipient".into(), s(&a.recipient)),
+                                Item::Pair("enc".into(), s(&a.enc)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+        }
+        if !self.hc_vault.is_empty() {
+            items.push((
+                "hc_vault".into(),
+                Node::List(
+                    self.hc_vault
+                        .iter()
+                        .map(|v| {
+                            Node::Map(vec![
+                                Item::Pair("vault_address".into(), s(&v.vault_address)),
+                                Item::Pair("engine_path".into(), s(&v.engine_path)),
+                                Item::Pair("key_name".into(), s(&v.key_name)),
+                                Item::Pair("created_at".into(), s(&v.created_at)),
+                                Item::Pair("enc".into(), s(&v.enc)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+        }
+        items
+    }
+
+    /// Reads a master key list of this group; false if `k` is not one.
+    fn read(&mut self, k: &str, v: &Node) -> Result<bool, SopsError> {
+        match k {
+            "age" => {
+                for f in entries(v, "age", &["recipient", "enc"])? {
+                    let [recipient, enc] = <[String; 2]>::try_from(f)
+                        .map_err(|_| SopsError::Malformed("an age entry is incomplete".into()))?;
+                    self.age.push(AgeEntry { recipient, enc });
+                }
+            }
+            "hc_vault" => {
+                let names = [
+                    "vault_address",
+                    "engine_path",
+                    "key_name",
+                    "created_at",
+                    "enc",
+                ];
+                for f in entries(v, "hc_vault", &names)? {
+                    let [vault_address, engine_path, key_name, created_at, enc] =
+                        <[String; 5]>::try_from(f).map_err(|_| {
+                            SopsError::Malformed("an hc_vault entry is incomplete".into())
+                        })?;
+                    self.hc_vault.push(VaultEntry {
+                        vault_address,
+                        engine_path,
+                        key_name,
+                        created_at,
+                        enc,
+                    });
+                }
+            }
+            "pgp" | "kms" | "gcp_kms" | "azure_kv" | "hckms" => {
+                self.other.push((k.to_owned(), v.clone()));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 impl VaultEntry {
+    /// `https://host:8200/v1/<engine path>/keys/<name>`.
+    pub fn uri(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.vault_address, self.engine_path, self.key_name
+        )
+    }
+
     /// Splits `https://host:8200/v1/<engine path>/keys/<name>` (SOPS'
     /// `hc_vault_transit_uri`) into an entry without `enc` yet.
     pub fn from_uri(uri: &str) -> Result<Self, SopsError> {
@@ -121,10 +234,12 @@ impl Rule {
 /// The whole block.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
-    /// age master keys.
-    pub age: Vec<AgeEntry>,
-    /// Vault/coffer transit master keys.
-    pub hc_vault: Vec<VaultEntry>,
+    /// The key groups: one for a file written without `key_groups` (its
+    /// master keys at the top of the block); with several, the data key is
+    /// split into one Shamir share per group.
+    pub groups: Vec<KeyGroup>,
+    /// How many groups' shares rebuild the data key (default: all).
+    pub shamir_threshold: Option<u64>,
     /// RFC 3339 time of the last encryption (the MAC's associated data).
     pub lastmodified: String,
     /// The encrypted MAC.
@@ -135,7 +250,7 @@ pub struct Metadata {
     pub mac_only_encrypted: bool,
     /// The writer's version.
     pub version: String,
-    /// Master keys coffer does not use (kms, pgp, hc_vault ...), kept as read.
+    /// Other keys of the block, kept as read.
     pub other: Vec<(String, Node)>,
 }
 
@@ -197,38 +312,13 @@ impl Metadata {
         let mut m = Metadata::default();
         let mut rules = Vec::new();
         let mut have_mac = false;
+        let mut flat = KeyGroup::default();
+        let mut groups = Vec::new();
         for (k, v) in pairs(n, "sops")? {
+            if flat.read(&k, &v)? {
+                continue;
+            }
             match k.as_str() {
-                "age" => {
-                    for f in entries(&v, "age", &["recipient", "enc"])? {
-                        let [recipient, enc] = <[String; 2]>::try_from(f).map_err(|_| {
-                            SopsError::Malformed("an age entry is incomplete".into())
-                        })?;
-                        m.age.push(AgeEntry { recipient, enc });
-                    }
-                }
-                "hc_vault" => {
-                    let names = [
-                        "vault_address",
-                        "engine_path",
-                        "key_name",
-                        "created_at",
-                        "enc",
-                    ];
-                    for f in entries(&v, "hc_vault", &names)? {
-                        let [vault_address, engine_path, key_name, created_at, enc] =
-                            <[String; 5]>::try_from(f).map_err(|_| {
-                                SopsError::Malformed("an hc_vault entry is incomplete".into())
-                            })?;
-                        m.hc_vault.push(VaultEntry {
-                            vault_address,
-                            engine_path,
-                            key_name,
-                            created_at,
-                            enc,
-                        });
-                    }
-                }
                 "lastmodified" => m.lastmodified = text(&v, "lastmodified")?,
                 "mac" => {
                     m.mac = text(&v, "mac")?;
@@ -244,9 +334,34 @@ impl Metadata {
                 "unencrypted_regex" => rules.push(Rule::UnencryptedRegex(text(&v, &k)?)),
                 "encrypted_regex" => rules.push(Rule::EncryptedRegex(text(&v, &k)?)),
                 "key_groups" if !is_empty_list(&v) => {
-                    return Err(SopsError::Malformed(
-                        "key groups (Shamir) are not supported by coffer yet".into(),
-                    ));
+                    let Node::List(list) = &v else {
+                        return Err(SopsError::Malformed(
+                            "sops.key_groups must be a list".into(),
+                        ));
+                    };
+                    for g in list {
+                        let mut group = KeyGroup::default();
+                        for (gk, gv) in pairs(g, "a key group")? {
+                            if !group.read(&gk, &gv)? {
+                                group.other.push((gk, gv));
+                            }
+                        }
+                        groups.push(group);
+                    }
+                }
+                "shamir_threshold" => {
+                    m.shamir_threshold = match &v {
+                        Node::Leaf(Scalar::Int(i)) if *i > 0 => Some(*i as u64),
+                        Node::Leaf(Scalar::Float(f)) if *f >= 1.0 && f.fract() == 0.0 => {
+                            Some(*f as u64)
+                        }
+                        Node::Null => None,
+                        _ => {
+                            return Err(SopsError::Malformed(
+                                "sops.shamir_threshold must be a positive integer".into(),
+                            ));
+                        }
+                    }
                 }
                 "unencrypted_comment_regex" | "encrypted_comment_regex" => {
                     return Err(SopsError::Malformed(format!(
@@ -256,6 +371,11 @@ impl Metadata {
                 _ => m.other.push((k, v)),
             }
         }
+        m.groups = if groups.is_empty() {
+            vec![flat]
+        } else {
+            groups
+        };
         if rules.len() > 1 {
             return Err(SopsError::Malformed(
                 "the sops block sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex".into(),
@@ -273,44 +393,34 @@ impl Metadata {
         Ok(m)
     }
 
-    /// The block as written (keys sorted).
+    /// The block as written (keys sorted): the master keys at the top for
+    /// one group, else `key_groups` and `shamir_threshold`.
     pub fn to_node(&self) -> Node {
         let s = |v: &str| Node::Leaf(Scalar::Str(v.to_owned()));
         let mut items: Vec<(String, Node)> = self.other.clone();
-        if !self.age.is_empty() {
-            items.push((
-                "age".into(),
-                Node::List(
-                    self.age
-                        .iter()
-                        .map(|a| {
-                            Node::Map(vec![
-                                Item::Pair("recipient".into(), s(&a.recipient)),
-                                Item::Pair("enc".into(), s(&a.enc)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ));
-        }
-        if !self.hc_vault.is_empty() {
-            items.push((
-                "hc_vault".into(),
-                Node::List(
-                    self.hc_vault
-                        .iter()
-                        .map(|v| {
-                            Node::Map(vec![
-                                Item::Pair("vault_address".into(), s(&v.vault_address)),
-                                Item::Pair("engine_path".into(), s(&v.engine_path)),
-                                Item::Pair("key_name".into(), s(&v.key_name)),
-                                Item::Pair("created_at".into(), s(&v.created_at)),
-                                Item::Pair("enc".into(), s(&v.enc)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ));
+        match self.groups.as_slice() {
+            [one] => items.extend(one.to_items()),
+            groups => {
+                items.push((
+                    "key_groups".into(),
+                    Node::List(
+                        groups
+                            .iter()
+                            .map(|g| {
+                                let mut kv = g.to_items();
+                                kv.sort_by(|a, b| a.0.cmp(&b.0));
+                                Node::Map(kv.into_iter().map(|(k, v)| Item::Pair(k, v)).collect())
+                            })
+                            .collect(),
+                    ),
+                ));
+                if let Some(t) = self.shamir_threshold {
+                    items.push((
+                        "shamir_threshold".into(),
+                        Node::Leaf(Scalar::Int(i64::try_from(t).unwrap_or(i64::MAX))),
+                    ));
+                }
+            }
         }
         items.push(("lastmodified".into(), s(&self.lastmodified)));
         items.push(("mac".into(), s(&self.mac)));

@@ -102,6 +102,77 @@ fn sops_and_coffer_read_each_others_files() {
     transit_keys_work_both_ways(&sops);
     dotenv_files_go_both_ways(&sops);
     yaml_files_go_both_ways(&sops);
+    key_groups_go_both_ways(&sops);
+}
+
+/// Three key groups with a threshold of two, from `.sops.yaml`: a file
+/// either tool writes opens with the other given the identities of any two
+/// groups, and with one group's identity the error says how many are needed.
+fn key_groups_go_both_ways(sops: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let k = keys(d, 3);
+    std::fs::write(
+        d.join(".sops.yaml"),
+        format!(
+            "creation_rules:\n  - path_regex: \\.yaml$\n    shamir_threshold: 2\n    key_groups:\n      - age: [{}]\n      - age: [{}]\n      - age: [{}]\n",
+            k.ids[0].public, k.ids[1].public, k.ids[2].public
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        d.join("app.yaml"),
+        "db:\n    password: hunter2\n    port: 5432\n",
+    )
+    .expect("plain");
+    let run = |program: &Path, args: &[&str], ids: &[usize]| {
+        let mut cmd = Command::new(program);
+        if program != sops {
+            cmd.arg("sops");
+        }
+        let secrets: Vec<&str> = ids.iter().map(|&i| k.ids[i].secret.as_str()).collect();
+        cmd.args(args)
+            .current_dir(d)
+            .env("SOPS_AGE_KEY", secrets.join("\n"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("SOPS_AGE_RECIPIENTS");
+        cmd.output().expect("run")
+    };
+    let coffer = Path::new(env!("CARGO_BIN_EXE_coffer"));
+    for (writer, reader) in [(sops, coffer), (coffer, sops)] {
+        let out = run(writer, &["encrypt", "app.yaml"], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let enc = String::from_utf8(out.stdout).expect("utf-8");
+        assert!(
+            enc.contains("key_groups:") && enc.contains("shamir_threshold: 2"),
+            "{enc}"
+        );
+        std::fs::write(d.join("enc.yaml"), &enc).expect("write");
+        for ids in [[0, 1], [1, 2], [0, 2]] {
+            let out = run(reader, &["decrypt", "enc.yaml"], &ids);
+            assert!(
+                out.status.success(),
+                "{} reading {}'s file with groups {ids:?}: {}",
+                reader.display(),
+                writer.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "db:\n    password: hunter2\n    port: 5432\n"
+            );
+        }
+        let out = run(reader, &["decrypt", "enc.yaml"], &[1]);
+        assert!(!out.status.success());
+        if reader == coffer {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("only 1 of the file's 3 key groups"), "{err}");
+        }
+    }
 }
 
 const YAML: &str = r#"# Application settings
@@ -314,13 +385,13 @@ fn files_coffer_encrypts_decrypt_with_sops(sops: &Path) {
     ] {
         for mac_only_encrypted in [false, true] {
             let opts = EncryptOptions {
-                age: k.ids.iter().map(|i| i.public.clone()).collect(),
                 rule: rule.clone(),
                 mac_only_encrypted,
-                hc_vault: Vec::new(),
+                shamir_threshold: None,
             };
-            let enc =
-                document::encrypt(json::parse(PLAIN).expect("plain"), &opts).expect("encrypt");
+            let recipients: Vec<String> = k.ids.iter().map(|i| i.public.clone()).collect();
+            let enc = document::encrypt(json::parse(PLAIN).expect("plain"), &[recipients], &opts)
+                .expect("encrypt");
             let path = dir.path().join("enc.json");
             std::fs::write(&path, json::emit(&enc)).expect("write");
             let out = run_sops(

@@ -35,7 +35,12 @@ pub(crate) fn deal(
     if shares == 1 {
         return Ok(vec![SecretBytes::new(key.to_vec())]);
     }
-    crate::shamir::split(key, shares, threshold)
+    coffer_shamir::split(key, shares, threshold)
+        .map(|s| {
+            s.into_iter()
+                .map(|share| SecretBytes::new(share.to_vec()))
+                .collect()
+        })
         .map_err(|e| LogicalError::BadRequest(e.to_string()))
 }
 
@@ -50,7 +55,9 @@ pub(crate) fn rebuild(
     threshold: u8,
 ) -> Result<SecretBytes, LogicalError> {
     if threshold > 1 {
-        crate::shamir::combine(&shares)
+        let parts: Vec<&[u8]> = shares.iter().map(SecretBytes::expose).collect();
+        coffer_shamir::combine(&parts)
+            .map(|key| SecretBytes::new(key.to_vec()))
             .map_err(|e| LogicalError::BadRequest(format!("unseal failed: {e}")))
     } else {
         Ok(shares.into_iter().next().unwrap_or_default())

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
+use coffer_sops::config::GroupKeys;
 use coffer_sops::document::{self, EncryptOptions};
-use coffer_sops::metadata::{Metadata, Rule, VaultEntry};
+use coffer_sops::metadata::{KeyGroup, Metadata, Rule, VaultEntry};
 use coffer_sops::{DataKey, age_keys, binary, dotenv, json, yaml};
 use serde_json::json as js;
 
@@ -159,6 +160,10 @@ pub struct EncryptArgs {
     /// The MAC covers only encrypted values.
     #[arg(long)]
     mac_only_encrypted: bool,
+    /// With key groups (from .sops.yaml): how many groups rebuild the data
+    /// key (default: the rule's shamir_threshold, else all).
+    #[arg(long)]
+    shamir_secret_sharing_threshold: Option<u64>,
     /// Creation rules (default: the nearest .sops.yaml above the current
     /// directory), used when no --age or --hc-vault-transit is given.
     #[arg(long)]
@@ -325,12 +330,12 @@ fn transit_client(e: &VaultEntry) -> anyhow::Result<coffer_client::Client> {
     }
 }
 
-async fn transit_wrap(e: &VaultEntry, key: &DataKey) -> anyhow::Result<String> {
+async fn transit_wrap(e: &VaultEntry, part: &[u8]) -> anyhow::Result<String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let body = transit_client(e)?
         .write(
             &format!("{}/encrypt/{}", e.engine_path, e.key_name),
-            &js!({ "plaintext": b64.encode(key.expose()) }),
+            &js!({ "plaintext": b64.encode(part) }),
         )
         .await
         .with_context(|| {
@@ -346,7 +351,7 @@ async fn transit_wrap(e: &VaultEntry, key: &DataKey) -> anyhow::Result<String> {
         .context("transit encrypt returned no ciphertext")
 }
 
-async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<DataKey> {
+async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     let body = transit_client(e)?
         .write(
             &format!("{}/decrypt/{}", e.engine_path, e.key_name),
@@ -357,49 +362,97 @@ async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<DataKey> {
     let plain = body["data"]["plaintext"]
         .as_str()
         .context("transit decrypt returned no plaintext")?;
-    let bytes = zeroize::Zeroizing::new(
+    Ok(zeroize::Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(plain)
             .context("transit plaintext is not base64")?,
-    );
-    DataKey::from_slice(&bytes).context("transit returned a data key of the wrong length")
+    ))
 }
 
-/// The data key from an age identity, else from a transit server.
+/// The data key: each key group's part from an age identity, else from a
+/// transit server (the first key of the group that works), combined when
+/// the file has several groups.
 pub(super) async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
     let identities = age_keys::load_identities()?;
-    let age_err = match document::data_key(meta, &identities) {
-        Ok(k) => return Ok(k),
-        Err(e) => e,
-    };
+    let mut parts = Vec::new();
     let mut errors = Vec::new();
-    if !meta.age.is_empty() {
-        errors.push(age_err.to_string());
-    }
-    for e in &meta.hc_vault {
-        match transit_unwrap(e).await {
-            Ok(k) => return Ok(k),
-            Err(err) => errors.push(format!(
-                "transit key {}/{} at {}: {err:#}",
-                e.engine_path, e.key_name, e.vault_address
-            )),
+    let grouped = meta.groups.len() > 1;
+    for (i, g) in meta.groups.iter().enumerate() {
+        let label = if grouped {
+            format!("key group {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        let mut part = document::age_part(g, &identities);
+        if part.is_none() && !g.age.is_empty() {
+            errors.push(format!(
+                "{label}no age identity found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt) opens it; it is for {}",
+                g.age.iter().map(|a| a.recipient.as_str()).collect::<Vec<_>>().join(", ")
+            ));
         }
+        for e in &g.hc_vault {
+            if part.is_some() {
+                break;
+            }
+            match transit_unwrap(e).await {
+                Ok(p) => part = Some(p),
+                Err(err) => errors.push(format!("{label}transit key {}: {err:#}", e.uri())),
+            }
+        }
+        parts.push(part);
     }
-    if errors.is_empty() {
-        bail!("the file has no age or transit master key coffer can use");
+    if parts.iter().all(Option::is_none) {
+        if errors.is_empty() {
+            bail!("the file has no age or transit master key coffer can use");
+        }
+        bail!(
+            "no master key could decrypt the data key:\n  {}",
+            errors.join("\n  ")
+        );
     }
-    bail!(
-        "no master key could decrypt the data key:\n  {}",
-        errors.join("\n  ")
-    )
+    document::assemble_key(meta, parts).map_err(|e| {
+        if errors.is_empty() {
+            anyhow::anyhow!("{e}")
+        } else {
+            anyhow::anyhow!("{e}:\n  {}", errors.join("\n  "))
+        }
+    })
+}
+
+/// The data key's parts wrapped for each group's keys (transit keys are
+/// asked to encrypt theirs).
+async fn wrap_groups(
+    key: &DataKey,
+    groups: &[GroupKeys],
+    threshold: Option<u64>,
+) -> anyhow::Result<Vec<KeyGroup>> {
+    let parts = document::key_parts(key, groups.len(), threshold)?;
+    let mut out = Vec::new();
+    for (g, part) in groups.iter().zip(&parts) {
+        let mut hc_vault = Vec::new();
+        for uri in &g.hc_vault {
+            let mut e = VaultEntry::from_uri(uri)?;
+            e.enc = transit_wrap(&e, part).await?;
+            e.created_at = document::now_rfc3339()?;
+            hc_vault.push(e);
+        }
+        out.push(KeyGroup {
+            age: document::age_entries(part, &g.age)?,
+            hc_vault,
+            other: Vec::new(),
+        });
+    }
+    Ok(out)
 }
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
-    let mut age = list(a.age.clone(), "SOPS_AGE_RECIPIENTS");
-    let mut vault_uris = list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS");
+    let mut groups = vec![GroupKeys {
+        age: list(a.age.clone(), "SOPS_AGE_RECIPIENTS"),
+        hc_vault: list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS"),
+    }];
     let mut from_config: Option<coffer_sops::config::Creation> = None;
-    if age.is_empty() && vault_uris.is_empty() {
+    if groups[0].is_empty() {
         let path = match &a.config {
             Some(p) => Some(p.clone()),
             None => coffer_sops::config::find(&std::env::current_dir()?),
@@ -422,8 +475,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
                             choice.index + 1
                         );
                     }
-                    age = choice.creation.age.clone();
-                    vault_uris = choice.creation.hc_vault.clone();
+                    groups = choice.creation.groups.clone();
                     from_config = Some(choice.creation);
                 }
                 None => bail!(UsageError(format!(
@@ -434,7 +486,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    if age.is_empty() && vault_uris.is_empty() {
+    if groups.iter().all(GroupKeys::is_empty) {
         bail!(UsageError(
             "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS".into()
         ));
@@ -458,8 +510,10 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
     let tree = parse_plain(kind, read_input(&a.file)?)?;
     let plan = Plan {
-        age,
-        vault_uris,
+        shamir_threshold: a
+            .shamir_secret_sharing_threshold
+            .or_else(|| from_config.as_ref().and_then(|c| c.shamir_threshold)),
+        groups,
         rule,
         mac_only_encrypted,
     };
@@ -499,8 +553,8 @@ pub(super) fn emit_plain(kind: FileType, plain: &Node) -> anyhow::Result<Vec<u8>
 
 /// Which keys and rule a file is encrypted with.
 struct Plan {
-    age: Vec<String>,
-    vault_uris: Vec<String>,
+    groups: Vec<GroupKeys>,
+    shamir_threshold: Option<u64>,
     rule: Rule,
     mac_only_encrypted: bool,
 }
@@ -515,24 +569,16 @@ async fn seal(
     file: &Path,
 ) -> anyhow::Result<String> {
     let key = DataKey::random()?;
-    let mut hc_vault = Vec::new();
-    for uri in &plan.vault_uris {
-        let mut e = VaultEntry::from_uri(uri)?;
-        e.enc = transit_wrap(&e, &key).await?;
-        e.created_at = document::now_rfc3339()?;
-        hc_vault.push(e);
-    }
+    let groups = wrap_groups(&key, &plan.groups, plan.shamir_threshold).await?;
     let opts = match kind {
         FileType::Yaml | FileType::Json | FileType::Dotenv => EncryptOptions {
-            age: plan.age,
             rule: plan.rule,
             mac_only_encrypted: plan.mac_only_encrypted,
-            hc_vault,
+            shamir_threshold: plan.shamir_threshold,
         },
         // SOPS applies no rule to binary files.
         FileType::Binary => EncryptOptions {
-            age: plan.age,
-            hc_vault,
+            shamir_threshold: plan.shamir_threshold,
             ..EncryptOptions::default()
         },
     };
@@ -548,7 +594,7 @@ async fn seal(
             )));
         }
     }
-    let enc = document::encrypt_with_key(tree, &opts, &key, None)?;
+    let enc = document::encrypt_with_key(tree, &opts, groups, &key, None)?;
     emit_encrypted(kind, &enc)
 }
 
@@ -605,27 +651,30 @@ async fn updatekeys(
     let (tree, mut meta) = load(&file, kind)?;
     let key = data_key(&meta).await?;
     document::check_key(&meta, &key)?;
-    let old: Vec<String> = meta
-        .age
-        .iter()
-        .map(|e| e.recipient.clone())
-        .chain(meta.hc_vault.iter().map(|e| {
-            format!(
-                "{}/v1/{}/keys/{}",
-                e.vault_address, e.engine_path, e.key_name
-            )
-        }))
-        .collect();
+    let old: Vec<String> = meta.groups.iter().flat_map(KeyGroup::names).collect();
     let new: Vec<String> = choice
         .creation
-        .age
+        .groups
         .iter()
-        .chain(&choice.creation.hc_vault)
-        .cloned()
+        .flat_map(GroupKeys::names)
         .collect();
+    let old_shape: Vec<usize> = meta.groups.iter().map(|g| g.names().len()).collect();
+    let new_shape: Vec<usize> = choice
+        .creation
+        .groups
+        .iter()
+        .map(|g| g.names().len())
+        .collect();
+    let threshold = choice
+        .creation
+        .shamir_threshold
+        .or(meta.shamir_threshold)
+        .map(|t| t.min(choice.creation.groups.len() as u64));
     let added: Vec<&String> = new.iter().filter(|k| !old.contains(k)).collect();
     let removed: Vec<&String> = old.iter().filter(|k| !new.contains(k)).collect();
-    if added.is_empty() && removed.is_empty() {
+    let regrouped =
+        old_shape != new_shape || (meta.groups.len() > 1 && threshold != meta.shamir_threshold);
+    if added.is_empty() && removed.is_empty() && !regrouped {
         eprintln!("{}: already up to date", file.display());
         return Ok(0);
     }
@@ -634,6 +683,14 @@ async fn updatekeys(
     }
     for k in &removed {
         eprintln!("- {k}");
+    }
+    if regrouped {
+        eprintln!(
+            "key groups: {} -> {} (threshold {})",
+            meta.groups.len(),
+            choice.creation.groups.len(),
+            threshold.map_or("-".into(), |t| t.to_string())
+        );
     }
     if new.is_empty() {
         bail!(UsageError(
@@ -650,22 +707,13 @@ async fn updatekeys(
             return Ok(1);
         }
     }
-    let mut age = Vec::new();
-    for r in &choice.creation.age {
-        age.push(coffer_sops::metadata::AgeEntry {
-            recipient: r.clone(),
-            enc: age_keys::wrap(&key, &age_keys::recipient(r)?)?,
-        });
-    }
-    let mut hc_vault = Vec::new();
-    for uri in &choice.creation.hc_vault {
-        let mut e = VaultEntry::from_uri(uri)?;
-        e.enc = transit_wrap(&e, &key).await?;
-        e.created_at = document::now_rfc3339()?;
-        hc_vault.push(e);
-    }
-    meta.age = age;
-    meta.hc_vault = hc_vault;
+    // The same data key, split anew when there are several groups.
+    meta.groups = wrap_groups(&key, &choice.creation.groups, threshold).await?;
+    meta.shamir_threshold = if meta.groups.len() > 1 {
+        Some(threshold.unwrap_or(meta.groups.len() as u64))
+    } else {
+        None
+    };
     let out = emit_encrypted(kind, &document::join(tree, &meta))?;
     write_output(Some(&file), out.as_bytes(), false)?;
     eprintln!("{}: master keys updated", file.display());
@@ -710,35 +758,35 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let (plain, meta) = open(&a.file, kind).await?;
     let remove = split(a.rm_age.as_deref().unwrap_or(""));
-    let mut age: Vec<String> = meta
-        .age
+    let mut groups: Vec<GroupKeys> = meta
+        .groups
         .iter()
-        .map(|e| e.recipient.clone())
-        .filter(|r| !remove.contains(r))
-        .collect();
-    for r in split(a.add_age.as_deref().unwrap_or("")) {
-        if !age.contains(&r) {
-            age.push(r);
-        }
-    }
-    let vault_uris: Vec<String> = meta
-        .hc_vault
-        .iter()
-        .map(|e| {
-            format!(
-                "{}/v1/{}/keys/{}",
-                e.vault_address, e.engine_path, e.key_name
-            )
+        .map(|g| GroupKeys {
+            age: g
+                .age
+                .iter()
+                .map(|e| e.recipient.clone())
+                .filter(|r| !remove.contains(r))
+                .collect(),
+            hc_vault: g.hc_vault.iter().map(VaultEntry::uri).collect(),
         })
         .collect();
-    if age.is_empty() && vault_uris.is_empty() {
+    // As in SOPS, added keys go into the first group.
+    for r in split(a.add_age.as_deref().unwrap_or("")) {
+        if !groups.iter().any(|g| g.age.contains(&r))
+            && let Some(first) = groups.first_mut()
+        {
+            first.age.push(r);
+        }
+    }
+    if groups.is_empty() || groups.iter().any(GroupKeys::is_empty) {
         bail!(UsageError(
-            "removing these recipients would leave the file without any master key".into()
+            "removing these recipients would leave the file (or one of its key groups) without any master key".into()
         ));
     }
     let plan = Plan {
-        age,
-        vault_uris,
+        groups,
+        shamir_threshold: meta.shamir_threshold,
         rule: meta.rule.clone(),
         mac_only_encrypted: meta.mac_only_encrypted,
     };

@@ -1,11 +1,13 @@
-//! Shamir secret sharing over GF(2^8), in constant time.
+//! Shamir secret sharing over GF(2^8) with the AES polynomial, in constant
+//! time.
 //!
-//! A share is the secret's length of y-bytes followed by one x-coordinate byte,
-//! the same layout Vault uses (a 32-byte key gives 33-byte shares).
+//! A share is the secret's length of y-bytes followed by one x-coordinate
+//! byte, the layout Vault and SOPS use (a 32-byte key gives 33-byte shares).
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::secret::SecretBytes;
+/// A share or a rebuilt secret, wiped when dropped.
+pub type Secret = Zeroizing<Vec<u8>>;
 
 /// Why splitting or combining failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,18 +50,9 @@ fn inv(a: u8) -> u8 {
     result
 }
 
-/// Splits `secret` into `parts` shares of which any `threshold` rebuild it.
-pub fn split(secret: &[u8], parts: u8, threshold: u8) -> Result<Vec<SecretBytes>, ShamirError> {
-    if secret.is_empty() {
-        return Err(ShamirError::Parameters(
-            "cannot split an empty secret".into(),
-        ));
-    }
-    if threshold < 1 || parts < threshold {
-        return Err(ShamirError::Parameters(format!(
-            "threshold {threshold} must be between 1 and the number of shares {parts}"
-        )));
-    }
+/// Splits `secret` into `parts` shares at random distinct x-coordinates,
+/// of which any `threshold` rebuild it.
+pub fn split(secret: &[u8], parts: u8, threshold: u8) -> Result<Vec<Secret>, ShamirError> {
     // Distinct non-zero x-coordinates, shuffled so share order reveals nothing.
     let mut xs: Vec<u8> = (1..=255).collect();
     let mut rnd = [0u8; 255];
@@ -68,7 +61,30 @@ pub fn split(secret: &[u8], parts: u8, threshold: u8) -> Result<Vec<SecretBytes>
         let j = usize::from(rnd[i]) % (i + 1);
         xs.swap(i, j);
     }
-    let xs = &xs[..usize::from(parts)];
+    split_at(secret, &xs[..usize::from(parts)], threshold)
+}
+
+/// Splits `secret` into one share per x-coordinate in `xs` (distinct, not
+/// zero); SOPS numbers its key groups' shares 1, 2, 3….
+pub fn split_at(secret: &[u8], xs: &[u8], threshold: u8) -> Result<Vec<Secret>, ShamirError> {
+    let parts = xs.len();
+    if secret.is_empty() {
+        return Err(ShamirError::Parameters(
+            "cannot split an empty secret".into(),
+        ));
+    }
+    if threshold < 1 || parts < usize::from(threshold) || parts > 255 {
+        return Err(ShamirError::Parameters(format!(
+            "threshold {threshold} must be between 1 and the number of shares {parts}"
+        )));
+    }
+    for (i, x) in xs.iter().enumerate() {
+        if *x == 0 || xs[..i].contains(x) {
+            return Err(ShamirError::Parameters(
+                "x-coordinates must be distinct and not zero".into(),
+            ));
+        }
+    }
 
     let t = usize::from(threshold);
     let mut shares: Vec<Vec<u8>> = xs
@@ -94,26 +110,26 @@ pub fn split(secret: &[u8], parts: u8, threshold: u8) -> Result<Vec<SecretBytes>
         .zip(xs)
         .map(|(mut s, &x)| {
             s.push(x);
-            SecretBytes::new(s)
+            Zeroizing::new(s)
         })
         .collect())
 }
 
 /// Rebuilds the secret from at least a threshold of shares.
-pub fn combine(shares: &[SecretBytes]) -> Result<SecretBytes, ShamirError> {
+pub fn combine<S: AsRef<[u8]>>(shares: &[S]) -> Result<Secret, ShamirError> {
     let first = shares
         .first()
         .ok_or_else(|| ShamirError::Shares("no shares given".into()))?;
-    let len = first.expose().len();
+    let len = first.as_ref().len();
     if len < 2 {
         return Err(ShamirError::Shares(
             "shares must be at least two bytes".into(),
         ));
     }
-    if shares.iter().any(|s| s.expose().len() != len) {
+    if shares.iter().any(|s| s.as_ref().len() != len) {
         return Err(ShamirError::Shares("shares have different lengths".into()));
     }
-    let xs: Vec<u8> = shares.iter().map(|s| s.expose()[len - 1]).collect();
+    let xs: Vec<u8> = shares.iter().map(|s| s.as_ref()[len - 1]).collect();
     for (i, x) in xs.iter().enumerate() {
         if xs[..i].contains(x) {
             return Err(ShamirError::Shares("the same share was given twice".into()));
@@ -130,16 +146,26 @@ pub fn combine(shares: &[SecretBytes]) -> Result<SecretBytes, ShamirError> {
                     basis = mul(basis, mul(xm, inv(xm ^ xs[j])));
                 }
             }
-            acc ^= mul(share.expose()[i], basis);
+            acc ^= mul(share.as_ref()[i], basis);
         }
         *out = acc;
     }
-    Ok(SecretBytes::new(secret))
+    Ok(Zeroizing::new(secret))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_x_coordinates_end_each_share() {
+        let key = [7u8; 32];
+        let shares = split_at(&key, &[1, 2, 3], 2).unwrap();
+        assert_eq!(shares.iter().map(|s| s[32]).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(combine(&[&shares[2], &shares[0]]).unwrap().as_slice(), &key);
+        assert!(split_at(&key, &[1, 1], 2).is_err());
+        assert!(split_at(&key, &[0, 1], 2).is_err());
+    }
 
     #[test]
     fn field_inverse_is_correct_for_every_element() {
@@ -152,19 +178,19 @@ mod tests {
     fn any_threshold_subset_rebuilds_the_secret() {
         let secret: Vec<u8> = (0..32).collect();
         let shares = split(&secret, 5, 3).unwrap();
-        assert!(shares.iter().all(|s| s.expose().len() == 33));
+        assert!(shares.iter().all(|s| s.as_slice().len() == 33));
         for combo in [[0, 1, 2], [4, 2, 0], [1, 3, 4]] {
             let picked: Vec<_> = combo.iter().map(|&i| shares[i].clone()).collect();
-            assert_eq!(combine(&picked).unwrap().expose(), &secret[..]);
+            assert_eq!(combine(&picked).unwrap().as_slice(), &secret[..]);
         }
         let two: Vec<_> = shares[..2].to_vec();
-        assert_ne!(combine(&two).unwrap().expose(), &secret[..]);
+        assert_ne!(combine(&two).unwrap().as_slice(), &secret[..]);
     }
 
     #[test]
     fn single_share_scheme_and_bad_parameters() {
         let shares = split(b"k", 1, 1).unwrap();
-        assert_eq!(combine(&shares).unwrap().expose(), b"k");
+        assert_eq!(combine(&shares).unwrap().as_slice(), b"k");
         assert!(split(b"k", 2, 3).is_err());
         assert!(split(b"k", 2, 0).is_err());
         let s = split(b"abc", 3, 2).unwrap();
