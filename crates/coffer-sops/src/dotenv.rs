@@ -3,7 +3,7 @@
 //! SOPS writes it.
 
 use crate::tree::{Item, Node};
-use crate::{Scalar, SopsError};
+use crate::{Scalar, SopsError, flat};
 
 const PREFIX: &str = "sops_";
 
@@ -31,7 +31,7 @@ pub fn parse(text: &str) -> Result<Node, SopsError> {
         }
     }
     if !meta.is_empty() {
-        items.push(Item::Pair("sops".into(), unflatten(&meta)?));
+        items.push(Item::Pair("sops".into(), flat::unflatten(&meta, PREFIX)?));
     }
     Ok(Node::Map(items))
 }
@@ -53,7 +53,7 @@ pub fn emit(root: &Node) -> Result<String, SopsError> {
                 out.push_str(c);
                 out.push('\n');
             }
-            Item::Pair(k, v) if k == "sops" => flatten(v, PREFIX.trim_end_matches('_'), &mut meta),
+            Item::Pair(k, v) if k == "sops" => meta = flat::flatten(v),
             Item::Pair(k, Node::Leaf(v)) => {
                 out.push_str(k);
                 out.push('=');
@@ -71,8 +71,8 @@ pub fn emit(root: &Node) -> Result<String, SopsError> {
             }
         }
     }
-    meta.sort();
     for (k, v) in meta {
+        out.push_str(PREFIX);
         out.push_str(&k);
         out.push('=');
         out.push_str(&v.replace('\n', "\\n"));
@@ -93,112 +93,6 @@ pub fn check_plain(root: &Node) -> Result<(), SopsError> {
         )));
     }
     Ok(())
-}
-
-fn flatten(n: &Node, key: &str, out: &mut Vec<(String, String)>) {
-    match n {
-        Node::Map(items) => {
-            for i in items {
-                if let Item::Pair(k, v) = i {
-                    let sep = if key == "sops" { "_" } else { "__map_" };
-                    flatten(v, &format!("{key}{sep}{k}"), out);
-                }
-            }
-        }
-        Node::List(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(v, &format!("{key}__list_{i}"), out);
-            }
-        }
-        Node::Leaf(Scalar::Bool(b)) => out.push((key.to_owned(), b.to_string())),
-        Node::Leaf(v) => out.push((
-            key.to_owned(),
-            String::from_utf8_lossy(&v.to_bytes()).into_owned(),
-        )),
-        Node::Null => {}
-    }
-}
-
-#[derive(Debug)]
-enum Step {
-    Map(String),
-    List(usize),
-}
-
-fn unflatten(pairs: &[(String, String)]) -> Result<Node, SopsError> {
-    let mut root = Node::Map(Vec::new());
-    for (k, v) in pairs {
-        let (head, rest) = match k.split_once("__") {
-            Some((h, r)) => (h, format!("__{r}")),
-            None => (k.as_str(), String::new()),
-        };
-        let mut steps = vec![Step::Map(head.to_owned())];
-        let mut r = rest.as_str();
-        while !r.is_empty() {
-            if let Some(after) = r.strip_prefix("__map_") {
-                let end = after.find("__").unwrap_or(after.len());
-                steps.push(Step::Map(after[..end].to_owned()));
-                r = &after[end..];
-            } else if let Some(after) = r.strip_prefix("__list_") {
-                let end = after.find("__").unwrap_or(after.len());
-                let i = after[..end].parse().map_err(|_| {
-                    SopsError::Malformed(format!("metadata key {PREFIX}{k} has a bad list index"))
-                })?;
-                steps.push(Step::List(i));
-                r = &after[end..];
-            } else {
-                return Err(SopsError::Malformed(format!(
-                    "metadata key {PREFIX}{k} is not understood"
-                )));
-            }
-        }
-        insert(&mut root, &steps, Node::Leaf(Scalar::Str(v.clone())), k)?;
-    }
-    Ok(root)
-}
-
-fn insert(node: &mut Node, steps: &[Step], value: Node, key: &str) -> Result<(), SopsError> {
-    let Some((first, rest)) = steps.split_first() else {
-        *node = value;
-        return Ok(());
-    };
-    let bad = || SopsError::Malformed(format!("metadata key {PREFIX}{key} clashes with another"));
-    match first {
-        Step::Map(k) => {
-            if matches!(node, Node::Null) {
-                *node = Node::Map(Vec::new());
-            }
-            let Node::Map(items) = node else {
-                return Err(bad());
-            };
-            let at = match items
-                .iter()
-                .position(|i| matches!(i, Item::Pair(n, _) if n == k))
-            {
-                Some(at) => at,
-                None => {
-                    items.push(Item::Pair(k.clone(), Node::Null));
-                    items.len() - 1
-                }
-            };
-            let Item::Pair(_, child) = &mut items[at] else {
-                return Err(bad());
-            };
-            insert(child, rest, value, key)
-        }
-        Step::List(i) => {
-            if matches!(node, Node::Null) {
-                *node = Node::List(Vec::new());
-            }
-            let Node::List(items) = node else {
-                return Err(bad());
-            };
-            while items.len() <= *i {
-                items.push(Node::Null);
-            }
-            insert(&mut items[*i], rest, value, key)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -352,6 +352,10 @@ impl Metadata {
                 "shamir_threshold" => {
                     m.shamir_threshold = match &v {
                         Node::Leaf(Scalar::Int(i)) if *i > 0 => Some(*i as u64),
+                        // The flattened dotenv and INI blocks hold text.
+                        Node::Leaf(Scalar::Str(t)) if t.parse::<u64>().is_ok_and(|n| n > 0) => {
+                            t.parse().ok()
+                        }
                         Node::Leaf(Scalar::Float(f)) if *f >= 1.0 && f.fract() == 0.0 => {
                             Some(*f as u64)
                         }

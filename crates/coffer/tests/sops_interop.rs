@@ -103,6 +103,51 @@ fn sops_and_coffer_read_each_others_files() {
     dotenv_files_go_both_ways(&sops);
     yaml_files_go_both_ways(&sops);
     key_groups_go_both_ways(&sops);
+    ini_files_go_both_ways(&sops);
+}
+
+/// INI: a DEFAULT section, comments of sections and keys, quoted and
+/// inline-commented values, the suffix rule; each tool prints the other's
+/// file exactly as `sops decrypt` prints its own.
+fn ini_files_go_both_ways(sops: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let k = keys(d, 1);
+    let plain = "; top comment\nglobal = 1\n# hash comment\n[database]\n; key comment\nuser = app\npassword = \"  spaced  \"\nurl = `http://x#frag`\nnote = text ; inline\nempty =\npw_unencrypted = visible\n[other]\nkey = a = b\n";
+    std::fs::write(d.join("app.ini"), plain).expect("plain");
+    let recipient = k.ids[0].public.clone();
+    let theirs = run_sops(
+        sops,
+        d,
+        &k.file,
+        &["encrypt", "--age", &recipient, "app.ini"],
+    );
+    assert!(theirs.contains("\n[sops]\n"), "{theirs}");
+    std::fs::write(d.join("theirs.ini"), &theirs).expect("write");
+    let reference = run_sops(sops, d, &k.file, &["decrypt", "theirs.ini"]);
+    assert!(
+        reference.contains("pw_unencrypted = visible"),
+        "{reference}"
+    );
+    let coffer = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+        cmd.arg("sops")
+            .args(args)
+            .current_dir(d)
+            .env("SOPS_AGE_KEY_FILE", &k.file);
+        ok(cmd, &format!("coffer sops {args:?}"))
+    };
+    assert_eq!(coffer(&["decrypt", "theirs.ini"]), reference);
+    let ours = coffer(&["encrypt", "--age", &recipient, "app.ini"]);
+    assert!(
+        !ours.contains("hash comment") && !ours.contains("app\n"),
+        "{ours}"
+    );
+    std::fs::write(d.join("ours.ini"), &ours).expect("write");
+    assert_eq!(
+        run_sops(sops, d, &k.file, &["decrypt", "ours.ini"]),
+        reference
+    );
 }
 
 /// Three key groups with a threshold of two, from `.sops.yaml`: a file

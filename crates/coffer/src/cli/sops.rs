@@ -1,4 +1,4 @@
-//! `coffer sops …`: SOPS-format files (YAML, JSON, dotenv, whole-file
+//! `coffer sops …`: SOPS-format files (YAML, JSON, dotenv, INI, whole-file
 //! binary) with age or transit keys.
 
 use std::io::{Read, Write};
@@ -9,7 +9,7 @@ use base64::Engine as _;
 use coffer_sops::config::GroupKeys;
 use coffer_sops::document::{self, EncryptOptions};
 use coffer_sops::metadata::{KeyGroup, Metadata, Rule, VaultEntry};
-use coffer_sops::{DataKey, age_keys, binary, dotenv, json, yaml};
+use coffer_sops::{DataKey, age_keys, binary, dotenv, ini, json, yaml};
 use serde_json::json as js;
 
 use coffer_sops::tree::Node;
@@ -19,7 +19,7 @@ use super::{ClientArgs, Format, UsageError};
 /// SOPS subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum SopsCommand {
-    /// Encrypt a file's values (YAML, JSON, dotenv) or the whole file (binary);
+    /// Encrypt a file's values (YAML, JSON, dotenv, INI) or the whole file (binary);
     /// prints the encrypted file unless --output is given.
     Encrypt(EncryptArgs),
     /// Decrypt a file and check its MAC; prints the plaintext unless
@@ -128,6 +128,8 @@ pub enum FileType {
     Json,
     /// `KEY=value` lines.
     Dotenv,
+    /// `[section]` and `key = value` lines.
+    Ini,
     /// Any file as one value.
     Binary,
 }
@@ -173,7 +175,7 @@ pub struct EncryptArgs {
     #[arg(long)]
     allow_plaintext: bool,
     /// Input format (default: from the extension: `.yaml`/`.yml`, `.json`,
-    /// `.env`; anything else is binary).
+    /// `.env`, `.ini`; anything else is binary).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
     /// Write here (atomically, mode 0644) instead of stdout.
@@ -213,10 +215,7 @@ pub(super) fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<
     Ok(match ext.as_str() {
         "json" => FileType::Json,
         "yaml" | "yml" => FileType::Yaml,
-        "ini" => bail!(UsageError(format!(
-            "{} files are not supported by coffer sops yet; use --input-type binary to encrypt the whole file",
-            ext.to_uppercase()
-        ))),
+        "ini" => FileType::Ini,
         _ if path == Path::new("-") => {
             bail!(UsageError("reading stdin needs --input-type".into()))
         }
@@ -537,6 +536,7 @@ pub(super) fn parse_plain(kind: FileType, input: Vec<u8>) -> anyhow::Result<Node
             dotenv::check_plain(&t)?;
             t
         }
+        FileType::Ini => ini::parse(&text(&input)?)?,
         FileType::Binary => binary::parse(input),
     })
 }
@@ -547,6 +547,7 @@ pub(super) fn emit_plain(kind: FileType, plain: &Node) -> anyhow::Result<Vec<u8>
         FileType::Yaml => yaml::emit(plain)?.into_bytes(),
         FileType::Json => json::emit(plain).into_bytes(),
         FileType::Dotenv => dotenv::emit(plain)?.into_bytes(),
+        FileType::Ini => ini::emit(plain)?.into_bytes(),
         FileType::Binary => binary::emit(plain)?,
     })
 }
@@ -571,7 +572,7 @@ async fn seal(
     let key = DataKey::random()?;
     let groups = wrap_groups(&key, &plan.groups, plan.shamir_threshold).await?;
     let opts = match kind {
-        FileType::Yaml | FileType::Json | FileType::Dotenv => EncryptOptions {
+        FileType::Yaml | FileType::Json | FileType::Dotenv | FileType::Ini => EncryptOptions {
             rule: plan.rule,
             mac_only_encrypted: plan.mac_only_encrypted,
             shamir_threshold: plan.shamir_threshold,
@@ -605,6 +606,7 @@ pub(super) fn load(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadat
     let parsed = match kind {
         FileType::Yaml => yaml::parse(text)?,
         FileType::Dotenv => dotenv::parse(text)?,
+        FileType::Ini => ini::parse(text)?,
         FileType::Json | FileType::Binary => json::parse(text)?,
     };
     Ok(document::split(parsed)?)
@@ -615,6 +617,7 @@ pub(super) fn emit_encrypted(kind: FileType, enc: &Node) -> anyhow::Result<Strin
     Ok(match kind {
         FileType::Yaml => yaml::emit(enc)?,
         FileType::Dotenv => dotenv::emit(enc)?,
+        FileType::Ini => ini::emit(enc)?,
         FileType::Json | FileType::Binary => json::emit(enc),
     })
 }
