@@ -65,21 +65,20 @@ pub fn check(
             "the file has no MAC (sops.mac is empty)".into(),
         ));
     }
-    let Scalar::Str(plain) =
-        cipher::decrypt(stored, key, &mac_aad(lastmodified)?).map_err(|e| match e {
-            SopsError::Decrypt { .. } => SopsError::Decrypt {
-                path: "sops.mac (under sops.lastmodified)".into(),
-            },
-            other => other,
-        })?
-    else {
+    let opened = cipher::decrypt(stored, key, &mac_aad(lastmodified)?).map_err(|e| match e {
+        SopsError::Decrypt { .. } => SopsError::Decrypt {
+            path: "sops.mac (under sops.lastmodified)".into(),
+        },
+        other => other,
+    })?;
+    let Scalar::Str(plain) = &opened else {
         return Err(SopsError::Malformed("sops.mac is not a string".into()));
     };
     if subtle_eq(plain.as_bytes(), computed.as_bytes()) {
         Ok(())
     } else {
         Err(SopsError::MacMismatch {
-            stored: plain,
+            stored: plain.clone(),
             computed: computed.to_owned(),
         })
     }

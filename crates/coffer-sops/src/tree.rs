@@ -224,12 +224,9 @@ impl Walk<'_> {
                 {
                     stash.0.insert(IvStash::id(&aad, &plain), iv);
                 }
-                match plain {
-                    Scalar::Comment(c) | Scalar::Str(c) => Ok(c),
-                    _ => Err(SopsError::Malformed(
-                        "a comment decrypted to a non-text value".into(),
-                    )),
-                }
+                plain.take_text().ok_or_else(|| {
+                    SopsError::Malformed("a comment decrypted to a non-text value".into())
+                })
             }
             // Comments written before they were encrypted stay as they are.
             Mode::Decrypt => Ok(text.to_owned()),

@@ -33,7 +33,29 @@ impl std::fmt::Debug for Scalar {
     }
 }
 
+/// Plaintext is wiped when a value is dropped.
+impl Drop for Scalar {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            Scalar::Str(s) | Scalar::Time(s) | Scalar::Comment(s) => s.zeroize(),
+            Scalar::RawStr(b) | Scalar::Bytes(b) => b.zeroize(),
+            Scalar::Int(i) => i.zeroize(),
+            Scalar::Float(f) => f.zeroize(),
+            Scalar::Bool(b) => b.zeroize(),
+        }
+    }
+}
+
 impl Scalar {
+    /// The text of a string or comment, moved out (the value keeps nothing).
+    pub fn take_text(mut self) -> Option<String> {
+        match &mut self {
+            Scalar::Str(s) | Scalar::Comment(s) => Some(std::mem::take(s)),
+            _ => None,
+        }
+    }
+
     /// The `type:` tag.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -363,13 +363,13 @@ impl Builder<'_> {
                     self.anchors.insert(*anchor, node.clone());
                 }
                 if self.awaiting_key() {
-                    let key = match node {
-                        Node::Leaf(Scalar::Str(s)) => s,
+                    let key = match &node {
+                        Node::Leaf(Scalar::Str(s)) => s.clone(),
                         other => {
                             return Err(bad(format!(
                                 "line {}: the key {text:?} is a {}, not a string (SOPS supports only string keys)",
                                 at.0,
-                                kind(&other)
+                                kind(other)
                             )));
                         }
                     };
