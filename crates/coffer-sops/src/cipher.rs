@@ -2,7 +2,7 @@
 //! with SOPS' 32-byte IVs, the value's key path as associated data.
 
 use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::aes::Aes256;
 use aes_gcm::{AesGcm, Nonce};
 use base64::Engine;
@@ -68,28 +68,29 @@ pub fn encrypt_with_iv(
     aad: &str,
     iv: &[u8; IV_LEN],
 ) -> Result<String, SopsError> {
-    let plain = Zeroizing::new(value.to_bytes());
+    let plain = value.bytes();
     if plain.is_empty() {
         return Ok(String::new());
     }
-    let sealed = key
+    // One buffer for the ciphertext, encrypted in place, and the text
+    // written straight into one string: large values are not copied again.
+    let mut buf = Zeroizing::new(Vec::with_capacity(plain.len()));
+    buf.extend_from_slice(&plain);
+    let tag = key
         .gcm()
-        .encrypt(
-            Nonce::<U32>::from_slice(iv),
-            Payload {
-                msg: &plain,
-                aad: aad.as_bytes(),
-            },
-        )
+        .encrypt_in_place_detached(Nonce::<U32>::from_slice(iv), aad.as_bytes(), &mut buf)
         .map_err(|_| SopsError::Malformed("encryption failed".into()))?;
-    let (data, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-    Ok(format!(
-        "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
-        B64.encode(data),
-        B64.encode(iv),
-        B64.encode(tag),
-        value.type_name()
-    ))
+    let mut out = String::with_capacity(buf.len() / 3 * 4 + 140);
+    out.push_str("ENC[AES256_GCM,data:");
+    B64.encode_string(&*buf, &mut out);
+    out.push_str(",iv:");
+    B64.encode_string(iv, &mut out);
+    out.push_str(",tag:");
+    B64.encode_string(tag, &mut out);
+    out.push_str(",type:");
+    out.push_str(value.type_name());
+    out.push(']');
+    Ok(out)
 }
 
 /// The parts of an encrypted value.
@@ -113,12 +114,7 @@ pub fn is_encrypted(s: &str) -> bool {
 /// after the closing bracket; so does this).
 pub fn parse(s: &str) -> Result<Parts, SopsError> {
     let bad = || SopsError::Malformed(format!("not a SOPS encrypted value: {}", preview(s)));
-    let rest = s.strip_prefix("ENC[AES256_GCM,data:").ok_or_else(bad)?;
-    let (data, rest) = rest.split_once(",iv:").ok_or_else(bad)?;
-    let (iv, rest) = rest.split_once(",tag:").ok_or_else(bad)?;
-    let (tag, rest) = rest.split_once(",type:").ok_or_else(bad)?;
-    let end = rest.rfind(']').ok_or_else(bad)?;
-    let kind = &rest[..end];
+    let (data, iv, tag, kind) = split(s)?;
     let decode = |part: &str| B64.decode(part).map_err(|_| bad());
     Ok(Parts {
         data: decode(data)?,
@@ -126,6 +122,19 @@ pub fn parse(s: &str) -> Result<Parts, SopsError> {
         tag: decode(tag)?,
         kind: kind.to_owned(),
     })
+}
+
+/// The still encoded parts of an encrypted value: data, IV, tag (base64)
+/// and type. Found from the end, so a large value is not scanned.
+pub fn split(s: &str) -> Result<(&str, &str, &str, &str), SopsError> {
+    let bad = || SopsError::Malformed(format!("not a SOPS encrypted value: {}", preview(s)));
+    let rest = s.strip_prefix("ENC[AES256_GCM,data:").ok_or_else(bad)?;
+    let end = rest.rfind(']').ok_or_else(bad)?;
+    let rest = &rest[..end];
+    let (rest, kind) = rest.rsplit_once(",type:").ok_or_else(bad)?;
+    let (rest, tag) = rest.rsplit_once(",tag:").ok_or_else(bad)?;
+    let (data, iv) = rest.rsplit_once(",iv:").ok_or_else(bad)?;
+    Ok((data, iv, tag, kind))
 }
 
 fn preview(s: &str) -> String {
@@ -152,16 +161,13 @@ pub fn decrypt(s: &str, key: &DataKey, aad: &str) -> Result<Scalar, SopsError> {
             p.tag.len()
         )));
     }
-    let mut sealed = p.data;
-    sealed.extend_from_slice(&p.tag);
-    let plain = key
-        .gcm()
-        .decrypt(
+    let mut plain = p.data;
+    key.gcm()
+        .decrypt_in_place_detached(
             Nonce::<U32>::from_slice(&p.iv),
-            Payload {
-                msg: &sealed,
-                aad: aad.as_bytes(),
-            },
+            aad.as_bytes(),
+            &mut plain,
+            aes_gcm::Tag::from_slice(&p.tag),
         )
         .map_err(|_| SopsError::Decrypt {
             path: aad.to_owned(),

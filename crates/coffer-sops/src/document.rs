@@ -117,6 +117,14 @@ pub fn encrypt_with_key(
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
         ));
     }
+    check_groups(&groups, opts)?;
+    let rules = opts.rule.rules(opts.mac_only_encrypted)?;
+    let computed = tree::encrypt(&mut root, key, &rules, stash)?;
+    Ok(join(root, &metadata(opts, groups, &computed, key)?))
+}
+
+/// Every group needs a key, and several groups a threshold they can meet.
+fn check_groups(groups: &[KeyGroup], opts: &EncryptOptions) -> Result<(), SopsError> {
     if groups.is_empty()
         || groups
             .iter()
@@ -130,24 +138,33 @@ pub fn encrypt_with_key(
     if groups.len() > 1 {
         threshold_of(groups.len(), opts.shamir_threshold)?;
     }
-    let rules = opts.rule.rules(opts.mac_only_encrypted)?;
-    let computed = tree::encrypt(&mut root, key, &rules, stash)?;
+    Ok(())
+}
+
+/// The `sops` block of a file just encrypted: its groups, the rule, now as
+/// `lastmodified`, and the MAC of its values sealed under it.
+pub fn metadata(
+    opts: &EncryptOptions,
+    groups: Vec<KeyGroup>,
+    computed_mac: &str,
+    key: &DataKey,
+) -> Result<Metadata, SopsError> {
+    check_groups(&groups, opts)?;
     let lastmodified = now_rfc3339()?;
-    let meta = Metadata {
+    Ok(Metadata {
         shamir_threshold: if groups.len() > 1 {
             Some(opts.shamir_threshold.unwrap_or(groups.len() as u64))
         } else {
             None
         },
         groups,
-        mac: mac::seal(&computed, key, &lastmodified)?,
+        mac: mac::seal(computed_mac, key, &lastmodified)?,
         lastmodified,
         rule: opts.rule.clone(),
         mac_only_encrypted: opts.mac_only_encrypted,
         version: FORMAT_VERSION.into(),
         other: Vec::new(),
-    };
-    Ok(join(root, &meta))
+    })
 }
 
 /// The top-level mappings of a document: the root, or each document of a

@@ -18,6 +18,7 @@ pub mod json;
 pub mod mac;
 pub mod metadata;
 pub mod path;
+pub mod stream;
 pub mod tree;
 pub mod value;
 pub mod yaml;

@@ -25,8 +25,13 @@ impl Mac {
     /// Adds a value (comments are skipped).
     pub fn add(&mut self, v: &Scalar) {
         if !matches!(v, Scalar::Comment(_)) {
-            self.0.update(v.to_bytes());
+            self.0.update(v.bytes());
         }
+    }
+
+    /// Adds a value's plaintext bytes directly (a value read in pieces).
+    pub fn add_bytes(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
     }
 
     /// The MAC as SOPS writes it: 128 uppercase hex characters.

@@ -99,6 +99,9 @@ pub fn aad(path: &[String]) -> String {
     s
 }
 
+/// Values at least this large are hashed and encrypted in parallel.
+const PARALLEL_MIN: usize = 1 << 20;
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Encrypt,
@@ -148,19 +151,37 @@ impl Walk<'_> {
                 let aad = aad(path);
                 match self.mode {
                     Mode::Encrypt => {
-                        if encrypts || !self.rules.mac_only_encrypted {
-                            self.mac.add(v);
+                        let hashed = encrypts || !self.rules.mac_only_encrypted;
+                        if !encrypts {
+                            if hashed {
+                                self.mac.add(v);
+                            }
+                            return Ok(());
                         }
-                        if encrypts {
-                            let iv = self
-                                .stash
-                                .as_ref()
-                                .and_then(|s| s.0.get(&IvStash::id(&aad, v)).copied());
-                            *v = Scalar::Str(match iv {
-                                Some(iv) => cipher::encrypt_with_iv(v, self.key, &aad, &iv)?,
-                                None => cipher::encrypt(v, self.key, &aad)?,
-                            });
-                        }
+                        let iv = self
+                            .stash
+                            .as_ref()
+                            .and_then(|s| s.0.get(&IvStash::id(&aad, v)).copied());
+                        let (key, mac) = (self.key, &mut self.mac);
+                        let seal = |v: &Scalar| match iv {
+                            Some(iv) => cipher::encrypt_with_iv(v, key, &aad, &iv),
+                            None => cipher::encrypt(v, key, &aad),
+                        };
+                        // A large value (a whole binary file) is hashed on a
+                        // second core while it is encrypted.
+                        let sealed = if hashed && v.bytes().len() >= PARALLEL_MIN {
+                            std::thread::scope(|s| {
+                                let value: &Scalar = v;
+                                s.spawn(move || mac.add(value));
+                                seal(value)
+                            })?
+                        } else {
+                            if hashed {
+                                mac.add(v);
+                            }
+                            seal(v)?
+                        };
+                        *v = Scalar::Str(sealed);
                     }
                     Mode::Decrypt => {
                         if encrypts && let Scalar::Str(s) = v {

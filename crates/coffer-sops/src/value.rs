@@ -69,6 +69,17 @@ impl Scalar {
         }
     }
 
+    /// [`Scalar::to_bytes`] without copying text and bytes (large values
+    /// are hashed and encrypted where they lie).
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
+        match self {
+            Scalar::Str(s) | Scalar::Time(s) | Scalar::Comment(s) => Cow::Borrowed(s.as_bytes()),
+            Scalar::Bytes(b) | Scalar::RawStr(b) => Cow::Borrowed(b),
+            other => Cow::Owned(other.to_bytes()),
+        }
+    }
+
     /// The plaintext SOPS encrypts and feeds to the MAC: Go's formatting
     /// (`True`/`False`, floats without exponent, `+Inf`).
     pub fn to_bytes(&self) -> Vec<u8> {

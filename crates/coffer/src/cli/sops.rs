@@ -249,6 +249,37 @@ pub(super) fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> 
     }
 }
 
+/// Writes to stdout or, atomically, to a file (through a temporary file
+/// beside it) as `write` produces the bytes.
+fn stream_output(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            write(&mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+        Some(p) => {
+            let tmp = p.with_extension("coffer-tmp");
+            let result = (|| {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("writing {}", tmp.display()))?;
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+                write(&mut out)?;
+                out.flush()?;
+                std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        }
+    }
+}
+
 /// Runs a sops command.
 pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -507,6 +538,27 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     };
     let mac_only_encrypted =
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
+    if kind == FileType::Binary {
+        // A whole file is encrypted while it is read, never held whole.
+        let key = DataKey::random()?;
+        let groups = wrap_groups(&key, &groups, a.shamir_secret_sharing_threshold).await?;
+        let opts = EncryptOptions {
+            shamir_threshold: a.shamir_secret_sharing_threshold,
+            ..EncryptOptions::default()
+        };
+        let input: Box<dyn Read> = if a.file == Path::new("-") {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(
+                std::fs::File::open(&a.file)
+                    .with_context(|| format!("reading {}", a.file.display()))?,
+            )
+        };
+        stream_output(a.output.as_deref(), |w| {
+            Ok(binary::encrypt_stream(input, w, &key, groups, &opts)?)
+        })?;
+        return Ok(0);
+    }
     let tree = parse_plain(kind, read_input(&a.file)?)?;
     let plan = Plan {
         shamir_threshold: a
@@ -748,6 +800,19 @@ async fn change(
 
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
+    if kind == FileType::Binary && a.extract.is_none() {
+        // A whole file is decoded, decrypted and hashed piece by piece into
+        // one buffer, checked, then written.
+        let input = read_input(&a.file)?;
+        let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
+        if let Some((value, rest)) = binary::split_encrypted(text) {
+            let (_, meta) = document::split(rest)?;
+            let key = data_key(&meta).await?;
+            let plain = binary::decrypt_data(value, &meta, &key)?;
+            write_output(a.output.as_deref(), &plain, true)?;
+            return Ok(0);
+        }
+    }
     let (plain, _) = open(&a.file, kind).await?;
     let bytes = match &a.extract {
         Some(path) => extract(&plain, path, kind)?,
