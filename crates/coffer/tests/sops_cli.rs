@@ -284,6 +284,18 @@ fn rotate_changes_the_data_key_and_recipients_and_exec_env_runs_a_command() {
         Some(&keys_b),
     );
     assert_ne!(code, 0);
+    // A master key coffer cannot wrap for (here a PGP one) stops a rotation
+    // instead of being dropped.
+    let mut with_pgp = std::fs::read_to_string(d.join("app.enc.env")).expect("read");
+    with_pgp.push_str("sops_pgp__list_0__map_fp=85D77543B3D624B63CEA9E6DBC17301B491B3F21\n");
+    std::fs::write(d.join("pgp.enc.env"), &with_pgp).expect("write");
+    let (code, _, pgp_err) = coffer(d, &["rotate", "-i", "pgp.enc.env"], Some(&keys_b));
+    assert_ne!(code, 0);
+    assert!(pgp_err.contains("pgp master keys"), "{pgp_err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("pgp.enc.env")).expect("read"),
+        with_pgp
+    );
     assert!(err.contains("without any master key"), "{err}");
 
     // exec-env: the values reach the command's environment, nothing on disk.

@@ -825,6 +825,20 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
 async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let (plain, meta) = open(&a.file, kind).await?;
+    // A new data key must be wrapped for every master key the file has.
+    let foreign: Vec<&str> = meta
+        .groups
+        .iter()
+        .flat_map(|g| &g.other)
+        .filter(|(_, v)| matches!(v, Node::List(l) if !l.is_empty()))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !foreign.is_empty() {
+        bail!(UsageError(format!(
+            "the file also has {} master keys, which coffer cannot wrap a new data key for; rotate it with sops, or remove them with updatekeys first",
+            foreign.join(", ")
+        )));
+    }
     let remove = split(a.rm_age.as_deref().unwrap_or(""));
     let mut groups: Vec<GroupKeys> = meta
         .groups
