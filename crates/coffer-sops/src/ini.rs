@@ -32,10 +32,21 @@ pub fn parse(text: &str) -> Result<Node, SopsError> {
             continue;
         }
         if let Some(rest) = line.strip_prefix('[') {
-            let name = rest
-                .strip_suffix(']')
-                .ok_or_else(|| bad(format!("INI line {}: a section header needs ']'", n + 1)))?
-                .trim();
+            let (name, after) = rest
+                .split_once(']')
+                .ok_or_else(|| bad(format!("INI line {}: a section header needs ']'", n + 1)))?;
+            let after = after.trim();
+            if !after.is_empty() && !after.starts_with([';', '#']) {
+                return Err(bad(format!(
+                    "INI line {}: text after a section header",
+                    n + 1
+                )));
+            }
+            // A comment after the header is the section's, as go-ini reads it.
+            if let Some(c) = after.get(1..) {
+                pending.push(c.trim_start_matches([';', '#']).trim().to_owned());
+            }
+            let name = name.trim();
             if sections.iter().any(|(s, _)| s == name) {
                 return Err(bad(format!(
                     "INI line {}: section [{name}] appears twice",
@@ -239,7 +250,7 @@ fn quote(v: &str) -> String {
 mod tests {
     use super::*;
 
-    const INI: &str = "; top comment\nglobal = 1\n# hash comment\n[database]\n; key comment\nuser = app\npassword = \"  spaced  \"\nurl = `http://x#frag`\nnote = text ; inline\nmulti = \"\"\"one\ntwo\"\"\"\nempty =\n";
+    const INI: &str = "; top comment\nglobal = 1\n# hash comment\n[database] ; header\n; key comment\nuser = app\npassword = \"  spaced  \"\nurl = `http://x#frag`\nnote = text ; inline\nmulti = \"\"\"one\ntwo\"\"\"\nempty =\n";
 
     #[test]
     fn values_comments_and_sections_round_trip() {
@@ -262,6 +273,7 @@ mod tests {
             panic!("database")
         };
         assert_eq!(db[0], Item::Comment("hash comment".into()));
+        assert_eq!(db[1], Item::Comment("header".into()));
         let value = |k: &str| {
             db.iter()
                 .find_map(|i| match i {
@@ -278,7 +290,7 @@ mod tests {
         let text = emit(&tree).expect("emit");
         assert_eq!(
             text,
-            "; top comment\nglobal = 1\n\n; hash comment\n[database]\n; key comment\nuser     = app\npassword = \"  spaced  \"\nurl      = `http://x#frag`\n; inline\nnote     = text\nmulti    = \"\"\"one\ntwo\"\"\"\nempty    = \n"
+            "; top comment\nglobal = 1\n\n; hash comment\n; header\n[database]\n; key comment\nuser     = app\npassword = \"  spaced  \"\nurl      = `http://x#frag`\n; inline\nnote     = text\nmulti    = \"\"\"one\ntwo\"\"\"\nempty    = \n"
         );
         assert_eq!(parse(&text).expect("again"), tree);
     }
