@@ -58,9 +58,13 @@ enum Command {
     /// Audit devices and logs: list, enable, disable, hash, verify, query.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
-    /// SOPS-format files with age keys: encrypt, decrypt (JSON, binary).
+    /// SOPS-format files (YAML, JSON, dotenv, INI, binary) with age or
+    /// transit keys.
     #[command(subcommand)]
     Sops(cli::sops::SopsCommand),
+    /// Find leaked credentials in a directory tree or standard input.
+    #[command(subcommand)]
+    Scan(cli::scan::ScanCommand),
 }
 
 /// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             Command::Auth(c) => cli::auth_cmds::auth(c).await,
             Command::Audit(c) => cli::audit::run(c).await,
             Command::Sops(c) => cli::sops::run(c).await,
+            Command::Scan(c) => cli::scan::run(c),
         }
     });
     match result {

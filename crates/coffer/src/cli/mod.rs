@@ -9,6 +9,7 @@ pub mod operator;
 mod output;
 mod private_file;
 pub mod rotation;
+pub mod scan;
 pub mod sops;
 mod sops_files;
 mod token_file;

@@ -1,0 +1,82 @@
+//! coffer's leak scanner: gitleaks-format rules (a built-in set of our
+//! own, or a user's `.gitleaks.toml`), matched by keyword anchors and
+//! regexes run only around them.
+//!
+//! `config` loads rule files, `rule` compiles rules and allowlists,
+//! `engine` scans bytes.
+
+pub mod config;
+pub mod engine;
+pub mod rule;
+pub mod walk;
+
+pub use config::Config;
+pub use engine::{Origin, Scanner};
+
+/// Why rules could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// A rule file is not valid.
+    #[error("{file}: {message}")]
+    Config {
+        /// The file (or "built-in rules").
+        file: String,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A regex does not compile.
+    #[error("regex {0}")]
+    Regex(String),
+}
+
+/// One finding, with gitleaks' report field names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Finding {
+    /// The rule's id.
+    #[serde(rename = "RuleID")]
+    pub rule_id: String,
+    /// The rule's description.
+    pub description: String,
+    /// The file, as given.
+    pub file: String,
+    /// The commit, in history scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// 1-based.
+    pub start_line: usize,
+    /// 1-based.
+    pub end_line: usize,
+    /// 1-based, in bytes.
+    pub start_column: usize,
+    /// 1-based, in bytes, inclusive.
+    pub end_column: usize,
+    /// The text the rule matched.
+    #[serde(rename = "Match")]
+    pub matched: String,
+    /// The secret inside it.
+    pub secret: String,
+    /// Shannon entropy of the secret.
+    pub entropy: f64,
+    /// The rule's tags.
+    pub tags: Vec<String>,
+}
+
+impl Finding {
+    /// The stable id used by ignore files and baselines:
+    /// `commit:path:rule:line` in history, `path:rule:line` in trees.
+    pub fn fingerprint(&self) -> String {
+        match &self.commit {
+            Some(c) => format!("{c}:{}:{}:{}", self.file, self.rule_id, self.start_line),
+            None => format!("{}:{}:{}", self.file, self.rule_id, self.start_line),
+        }
+    }
+
+    /// The secret hidden in `Secret` and `Match`.
+    pub fn redact(&mut self) {
+        if !self.secret.is_empty() {
+            self.matched = self.matched.replace(&self.secret, "REDACTED");
+        }
+        self.secret = "REDACTED".into();
+    }
+}

@@ -1,0 +1,468 @@
+//! Every built-in rule finds a realistic (made-up) credential and stays
+//! quiet on a look-alike. The credentials are generated here from a fixed
+//! seed; none is live.
+
+use coffer_scan::{Config, Origin, Scanner};
+
+const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const UPPER32: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const HEX: &str = "0123456789abcdef";
+const B64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+const BECH32: &str = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
+
+/// `n` characters from `alphabet`, pseudo-random from `seed`.
+fn r(alphabet: &str, n: usize, seed: u64) -> String {
+    let a: Vec<char> = alphabet.chars().collect();
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            a[((x >> 33) % a.len() as u64) as usize]
+        })
+        .collect()
+}
+
+/// (rule, text with a finding whose secret is `secret`, secret, look-alike)
+fn cases() -> Vec<(&'static str, String, String, String)> {
+    let mut v = Vec::new();
+    let mut add = |rule: &'static str, text: String, secret: String, fp: String| {
+        v.push((rule, text, secret, fp));
+    };
+    let s = format!("AKIA{}", r(UPPER32, 16, 1));
+    add(
+        "aws-access-token",
+        format!("aws_access_key_id = {s}\n"),
+        s,
+        "AKIAEXAMPLE is a doc placeholder\n".into(),
+    );
+    let s = r(B64, 40, 2);
+    add(
+        "aws-secret-access-key",
+        format!("aws_secret_access_key = \"{s}\"\n"),
+        s,
+        "aws_secret_access_key = ${AWS_SECRET}\n".into(),
+    );
+    let s = format!("AIza{}", r(B64URL, 35, 3));
+    add(
+        "gcp-api-key",
+        format!("key: {s}\n"),
+        s,
+        "AIza is the prefix of Google API keys\n".into(),
+    );
+    let s = r(HEX, 40, 4);
+    add(
+        "gcp-service-account",
+        format!(
+            "{{\"type\": \"service_account\", \"project_id\": \"p\", \"private_key_id\": \"{s}\"}}\n"
+        ),
+        s,
+        "{\"type\": \"service_account\", \"private_key_id\": \"\"}\n".into(),
+    );
+    let s = format!("{}==", r(B64, 86, 5));
+    add(
+        "azure-storage-account-key",
+        format!(
+            "DefaultEndpointsProtocol=https;AccountName=x;AccountKey={s};EndpointSuffix=core.windows.net\n"
+        ),
+        s,
+        "AccountKey=<your key here>\n".into(),
+    );
+    let s = format!("{}8Q~{}", r(ALNUM, 3, 6), r(ALNUM, 34, 7));
+    add(
+        "azure-ad-client-secret",
+        format!("client_secret: {s}\n"),
+        s,
+        "see Q~ notation in the docs\n".into(),
+    );
+    let s = format!("dop_v1_{}", r(HEX, 64, 8));
+    add(
+        "digitalocean-token",
+        format!("DO_TOKEN={s}\n"),
+        s,
+        "dop_v1_ tokens are 64 hex characters\n".into(),
+    );
+    let s = format!("ghp_{}", r(ALNUM, 36, 9));
+    add(
+        "github-pat",
+        format!("GITHUB_TOKEN={s}\n"),
+        s,
+        "ghp_ is followed by 36 characters\n".into(),
+    );
+    let s = format!("github_pat_{}", r(&(ALNUM.to_owned() + "_"), 82, 10));
+    add(
+        "github-fine-grained-pat",
+        format!("token: {s}\n"),
+        s,
+        "github_pat_example\n".into(),
+    );
+    let s = format!("gho_{}", r(ALNUM, 36, 11));
+    add("github-oauth", format!("{s}\n"), s, "gho_short\n".into());
+    let s = format!("ghs_{}", r(ALNUM, 36, 12));
+    add(
+        "github-app-token",
+        format!("Authorization: token {s}\n"),
+        s,
+        "ghs_tooShort123\n".into(),
+    );
+    let s = format!("ghr_{}", r(ALNUM, 76, 13));
+    add(
+        "github-refresh-token",
+        format!("refresh={s}\n"),
+        s,
+        "ghr_x\n".into(),
+    );
+    let s = format!("glpat-{}", r(B64URL, 20, 14));
+    add(
+        "gitlab-pat",
+        format!("GITLAB_TOKEN={s}\n"),
+        s,
+        "glpat-xxxx\n".into(),
+    );
+    let s = format!("glrt-{}", r(B64URL, 20, 15));
+    add(
+        "gitlab-runner-token",
+        format!("token = \"{s}\"\n"),
+        s,
+        "glrt-abc\n".into(),
+    );
+    let s = format!("glptt-{}", r(HEX, 40, 16));
+    add(
+        "gitlab-pipeline-trigger-token",
+        format!("curl -F token={s}\n"),
+        s,
+        "glptt-0123\n".into(),
+    );
+    let s = format!("ATBB{}", r(ALNUM, 28, 17));
+    add(
+        "bitbucket-app-password",
+        format!("password: {s}\n"),
+        s,
+        "ATBB short\n".into(),
+    );
+    let s = format!("npm_{}", r(ALNUM, 36, 18));
+    add(
+        "npm-access-token",
+        format!("//registry.npmjs.org/:_authToken={s}\n"),
+        s,
+        "npm_config_cache=/tmp\n".into(),
+    );
+    let s = format!("pypi-AgEIcHlwaS5vcmc{}", r(B64URL, 60, 19));
+    add(
+        "pypi-upload-token",
+        format!("password = {s}\n"),
+        s,
+        "pypi-AgEIcHlwaS5vcmc\n".into(),
+    );
+    let s = format!("rubygems_{}", r(HEX, 48, 20));
+    add(
+        "rubygems-api-key",
+        format!(":rubygems_api_key: {s}\n"),
+        s,
+        "rubygems_version: 3\n".into(),
+    );
+    let s = format!("dckr_pat_{}", r(B64URL, 27, 21));
+    add(
+        "dockerhub-pat",
+        format!("DOCKER_PASSWORD={s}\n"),
+        s,
+        "dckr_pat_\n".into(),
+    );
+    let s = format!(
+        "xoxb-{}-{}-{}",
+        r("0123456789", 12, 22),
+        r("0123456789", 13, 23),
+        r(ALNUM, 24, 24)
+    );
+    add(
+        "slack-bot-token",
+        format!("SLACK_BOT_TOKEN={s}\n"),
+        s,
+        "xoxb-your-token\n".into(),
+    );
+    let s = format!(
+        "xoxp-{}-{}-{}-{}",
+        r("0123456789", 12, 25),
+        r("0123456789", 12, 26),
+        r("0123456789", 13, 27),
+        r(HEX, 32, 28)
+    );
+    add(
+        "slack-user-token",
+        format!("{s}\n"),
+        s,
+        "xoxp-1-2-3-abc\n".into(),
+    );
+    let s = format!(
+        "https://hooks.slack.com/services/T{}/B{}/{}",
+        r(UPPER32, 8, 29),
+        r(UPPER32, 10, 30),
+        r(ALNUM, 24, 31)
+    );
+    add(
+        "slack-webhook-url",
+        format!("url: {s}\n"),
+        s,
+        "https://hooks.slack.com/services/T000/B000/XXXX\n".into(),
+    );
+    let s = format!(
+        "https://discord.com/api/webhooks/{}/{}",
+        r("0123456789", 18, 32),
+        r(B64URL, 68, 33)
+    );
+    add(
+        "discord-webhook-url",
+        format!("hook = \"{s}\"\n"),
+        s,
+        "https://discord.com/api/webhooks/123/abc\n".into(),
+    );
+    let s = format!("{}:AA{}", r("0123456789", 10, 34), r(B64URL, 33, 35));
+    add(
+        "telegram-bot-token",
+        format!("TELEGRAM_TOKEN={s}\n"),
+        s,
+        "time 12:AA is not a token\n".into(),
+    );
+    let s = format!("sk_live_{}", r(ALNUM, 24, 36));
+    add(
+        "stripe-secret-key",
+        format!("Stripe.api_key = '{s}'\n"),
+        s,
+        "sk_live_ keys start like this\n".into(),
+    );
+    let s = format!("EAAA{}", r(B64URL, 60, 37));
+    add(
+        "square-access-token",
+        format!("SQUARE_TOKEN={s}\n"),
+        s,
+        "EAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n".into(),
+    );
+    let s = format!("sq0csp-{}", r(B64URL, 43, 38));
+    add(
+        "square-oauth-secret",
+        format!("secret: {s}\n"),
+        s,
+        "sq0csp-\n".into(),
+    );
+    let s = format!(
+        "access_token$production${}${}",
+        r("abcdefghijklmnopqrstuvwxyz0123456789", 16, 39),
+        r(HEX, 32, 40)
+    );
+    add(
+        "braintree-access-token",
+        format!("BT={s}\n"),
+        s,
+        "access_token$production$\n".into(),
+    );
+    let s = format!("SG.{}.{}", r(B64URL, 22, 41), r(B64URL, 43, 42));
+    add(
+        "sendgrid-api-key",
+        format!("SENDGRID_API_KEY={s}\n"),
+        s,
+        "sg.example.com\n".into(),
+    );
+    let s = format!("key-{}", r(HEX, 32, 43));
+    add(
+        "mailgun-api-key",
+        format!("MAILGUN_KEY={s}\n"),
+        s,
+        "primary-key-rotation\n".into(),
+    );
+    let s = format!("SK{}", r(HEX, 32, 44));
+    add(
+        "twilio-api-key",
+        format!("TWILIO_API_KEY={s}\n"),
+        s,
+        "twilio sid SKIPPED\n".into(),
+    );
+    let s = r(HEX, 32, 45);
+    add(
+        "datadog-api-key",
+        format!("DATADOG_API_KEY={s}\n"),
+        s,
+        "datadog: enabled\n".into(),
+    );
+    let s = format!("NRAK-{}", r("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 27, 46));
+    add(
+        "new-relic-user-key",
+        format!("NEW_RELIC_API_KEY={s}\n"),
+        s,
+        "NRAK-XXXX\n".into(),
+    );
+    let s = format!("sntrys_eyJ{}", r(B64URL, 80, 47));
+    add(
+        "sentry-org-token",
+        format!("SENTRY_AUTH_TOKEN={s}\n"),
+        s,
+        "sntrys_\n".into(),
+    );
+    let s = format!("sntryu_{}", r(HEX, 64, 48));
+    add(
+        "sentry-user-token",
+        format!("auth.token={s}\n"),
+        s,
+        "sntryu_abc\n".into(),
+    );
+    let s = format!("sk-proj-{}T3BlbkFJ{}", r(B64URL, 40, 49), r(B64URL, 40, 50));
+    add(
+        "openai-api-key",
+        format!("OPENAI_API_KEY={s}\n"),
+        s,
+        "sk-proj-placeholder\n".into(),
+    );
+    let s = format!("sk-ant-api03-{}AA", r(B64URL, 93, 51));
+    add(
+        "anthropic-api-key",
+        format!("ANTHROPIC_API_KEY={s}\n"),
+        s,
+        "sk-ant-api03-...\n".into(),
+    );
+    let s = format!(
+        "hf_{}",
+        r(&(LOWER.to_owned() + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 34, 52)
+    );
+    add(
+        "huggingface-token",
+        format!("HF_TOKEN={s}\n"),
+        s,
+        "hf_hub_download(repo)\n".into(),
+    );
+    let s = format!("shpat_{}", r(HEX, 32, 53));
+    add(
+        "shopify-token",
+        format!("SHOPIFY_TOKEN={s}\n"),
+        s,
+        "shpat_\n".into(),
+    );
+    let s = format!("ATATT3{}", r(B64URL, 186, 54));
+    add(
+        "atlassian-api-token",
+        format!("JIRA_TOKEN={s}\n"),
+        s,
+        "ATATT3xFfGF0\n".into(),
+    );
+    let s = format!("dp.st.{}", r(ALNUM, 43, 55));
+    add(
+        "doppler-token",
+        format!("DOPPLER_TOKEN={s}\n"),
+        s,
+        "dp.st.dev\n".into(),
+    );
+    let s = format!("ops_eyJ{}", r(B64, 300, 56));
+    add(
+        "onepassword-service-account",
+        format!("OP_SERVICE_ACCOUNT_TOKEN={s}\n"),
+        s,
+        "ops_eyJ\n".into(),
+    );
+    let s = format!("dapi{}", r(HEX, 32, 57));
+    add(
+        "databricks-token",
+        format!("DATABRICKS_TOKEN={s}\n"),
+        s,
+        "dapi_version: 2\n".into(),
+    );
+    let s = format!("hvs.{}", r(ALNUM, 24, 58));
+    add(
+        "vault-service-token",
+        format!("VAULT_TOKEN={s}\n"),
+        s,
+        "hvs.placeholder\n".into(),
+    );
+    let s = format!("cvs.{}", r(ALNUM, 24, 59));
+    add(
+        "coffer-token",
+        format!("COFFER_TOKEN={s}\n"),
+        s,
+        "cvs.short\n".into(),
+    );
+    let s = format!("AGE-SECRET-KEY-1{}", r(BECH32, 58, 60));
+    add(
+        "age-secret-key",
+        format!("# created\n{s}\n"),
+        s,
+        "AGE-SECRET-KEY-1 lines hold identities\n".into(),
+    );
+    let body: String = (0..8).map(|i| r(B64, 64, 61 + i) + "\n").collect();
+    let s = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----");
+    add(
+        "private-key",
+        format!("{s}\n"),
+        s,
+        "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n".into(),
+    );
+    let s = format!(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.{}",
+        r(B64URL, 40, 70),
+        r(B64URL, 43, 71)
+    );
+    add(
+        "jwt",
+        format!("Authorization: Bearer {s}\n"),
+        s,
+        "eyJhbGciOiJIUzI1NiJ9 alone is a header\n".into(),
+    );
+    let s = r(ALNUM, 20, 72);
+    add(
+        "database-url-password",
+        format!("DATABASE_URL=postgres://app:{s}@db.internal:5432/app\n"),
+        s,
+        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app\n".into(),
+    );
+    let s = r(ALNUM, 24, 73);
+    add(
+        "generic-secret-assignment",
+        format!("db_password = \"{s}\"\n"),
+        s,
+        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\n".into(),
+    );
+    v
+}
+
+#[test]
+fn every_built_in_rule_finds_its_credential_and_not_its_look_alike() {
+    let config = Config::defaults().expect("defaults");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let ids: Vec<String> = config.rules.iter().map(|r| r.id.clone()).collect();
+    let scanner = Scanner::new(config).expect("scanner");
+    let cases = cases();
+    for id in &ids {
+        assert!(
+            cases.iter().any(|c| c.0 == id),
+            "rule {id} has no test case"
+        );
+    }
+    for (rule, text, secret, fp) in &cases {
+        assert!(ids.iter().any(|i| i == rule), "no rule {rule}");
+        let found = scanner.scan(
+            text.as_bytes(),
+            Origin {
+                path: "app/config.txt",
+                commit: None,
+            },
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.rule_id == *rule && f.secret == *secret),
+            "{rule} missed {secret:?} in {text:?}: {found:?}"
+        );
+        let quiet = scanner.scan(
+            fp.as_bytes(),
+            Origin {
+                path: "app/config.txt",
+                commit: None,
+            },
+        );
+        assert!(
+            !quiet.iter().any(|f| f.rule_id == *rule),
+            "{rule} fired on {fp:?}: {quiet:?}"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! `coffer scan` end to end on trees and stdin: what is scanned and skipped,
+//! a user's gitleaks config, reports and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn scan(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.arg("scan").args(args).current_dir(dir);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run coffer");
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        std::io::Write::write_all(&mut input, text.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A made-up token of the GitHub classic format (not a live one).
+const GHP: &str = "ghp_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
+
+#[test]
+fn a_tree_is_scanned_as_git_would_see_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("app/.hidden")).expect("mkdir");
+    std::fs::write(
+        d.join("app/config.env"),
+        format!("A=1\nGITHUB_TOKEN={GHP}\n"),
+    )
+    .expect("w");
+    std::fs::write(d.join("app/.hidden/x.yaml"), format!("token: {GHP}\n")).expect("w");
+    std::fs::write(d.join("app/ok.txt"), format!("{GHP} # coffer:allow\n")).expect("w");
+    std::fs::write(d.join(".gitignore"), "build/\n").expect("w");
+    std::fs::create_dir_all(d.join("build")).expect("mkdir");
+    std::fs::write(d.join("build/out.txt"), GHP).expect("w");
+    let mut binary = b"\x00\x01binary".to_vec();
+    binary.extend_from_slice(GHP.as_bytes());
+    std::fs::write(d.join("app/blob.bin"), binary).expect("w");
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret.txt"), GHP).expect("w");
+    std::os::unix::fs::symlink(outside.path(), d.join("app/link")).expect("symlink");
+
+    let (code, out, err) = scan(d, &["dir", ".", "-f", "json"], None);
+    assert_eq!(code, 1, "{err}");
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let files: Vec<&str> = report
+        .iter()
+        .map(|f| f["File"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(files, ["app/.hidden/x.yaml", "app/config.env"], "{out}");
+    assert_eq!(report[1]["RuleID"], "github-pat");
+    assert_eq!(report[1]["StartLine"], 2);
+    assert_eq!(report[1]["Secret"], "REDACTED");
+    assert_eq!(report[1]["Fingerprint"], "app/config.env:github-pat:2");
+
+    let (code, out, _) = scan(d, &["dir", "app", "--no-redact"], None);
+    assert_eq!(code, 1);
+    assert!(out.contains(GHP) && out.contains("2 leaks found"), "{out}");
+    let (code, _, _) = scan(d, &["dir", ".", "--exit-code", "7"], None);
+    assert_eq!(code, 7);
+}
+
+#[test]
+fn a_gitleaks_config_extends_the_defaults_and_bad_ones_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join(".gitleaks.toml"),
+        "[extend]\nuseDefault = true\n\n[[rules]]\nid = 'acme-key'\ndescription = 'ACME key'\nregex = '''acme_[a-z0-9]{16}'''\nkeywords = ['acme_']\n\n[allowlist]\npaths = ['''^fixtures/''']\n",
+    )
+    .expect("config");
+    std::fs::create_dir(d.join("fixtures")).expect("mkdir");
+    std::fs::write(
+        d.join("fixtures/t.txt"),
+        format!("{GHP}\nacme_0123456789abcdef\n"),
+    )
+    .expect("w");
+    std::fs::write(
+        d.join("main.rs"),
+        format!("let k = \"acme_0123456789abcdef\";\n// {GHP}\n"),
+    )
+    .expect("w");
+    let (code, out, err) = scan(d, &["dir", "."], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("main.rs:1:10  acme-key"), "{out}");
+    assert!(out.contains("main.rs:2:4  github-pat"), "{out}");
+    assert!(!out.contains("fixtures"), "{out}");
+
+    std::fs::write(d.join("bad.toml"), "[[rules]]\nid = 'x'\nregex = '('\n").expect("w");
+    let (code, _, err) = scan(d, &["dir", ".", "--config", "bad.toml"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml: rule 1 (x)"), "{err}");
+    std::fs::write(d.join("odd.toml"), "[extend]\nuseDefault = true\nfoo = 1\n").expect("w");
+    let (code, _, err) = scan(d, &["dir", "main.rs", "--config", "odd.toml"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("`foo` is not a key coffer knows"), "{err}");
+}
+
+#[test]
+fn stdin_is_scanned_under_a_label() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out, _) = scan(
+        dir.path(),
+        &["stdin", "--label", "paste.txt", "-f", "json"],
+        Some(&format!("export TOKEN={GHP}\n")),
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("\"File\": \"paste.txt\""), "{out}");
+    let (code, out, _) = scan(dir.path(), &["stdin"], Some("nothing to see\n"));
+    assert_eq!((code, out.as_str()), (0, "no leaks found\n"));
+}
