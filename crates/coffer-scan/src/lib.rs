@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod report;
 pub mod rule;
 pub mod walk;
 
@@ -27,6 +28,9 @@ pub enum ScanError {
     /// A regex does not compile.
     #[error("regex {0}")]
     Regex(String),
+    /// A report could not be written or read.
+    #[error("report: {0}")]
+    Report(String),
 }
 
 /// One finding, with gitleaks' report field names.

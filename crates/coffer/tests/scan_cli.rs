@@ -120,3 +120,48 @@ fn stdin_is_scanned_under_a_label() {
     let (code, out, _) = scan(dir.path(), &["stdin"], Some("nothing to see\n"));
     assert_eq!((code, out.as_str()), (0, "no leaks found\n"));
 }
+
+#[test]
+fn ignore_files_baselines_and_other_report_formats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("a.env"), format!("T={GHP}\n")).expect("w");
+    std::fs::write(d.join("b.env"), format!("\nT={GHP}\n")).expect("w");
+    // A baseline taken now leaves nothing; a new leak still shows.
+    let (code, _, _) = scan(d, &["dir", ".", "-f", "json", "-r", "base.json"], None);
+    assert_eq!(code, 1);
+    std::fs::write(d.join("c.env"), format!("T={GHP}\n")).expect("w");
+    let (code, out, err) = scan(d, &["dir", ".", "--baseline-path", "base.json"], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("c.env:1:3") && out.contains("1 leaks found"),
+        "{out}"
+    );
+    // .gitleaksignore fingerprints are left out.
+    std::fs::write(
+        d.join(".gitleaksignore"),
+        "# reviewed\nc.env:github-pat:1\nb.env:github-pat:2\n",
+    )
+    .expect("w");
+    let (code, out, _) = scan(d, &["dir", ".", "-f", "csv"], None);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("RuleID,Commit,File,Secret,Match"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("github-pat,,a.env,REDACTED,REDACTED,1,1,3,"),
+        "{out}"
+    );
+    let (code, out, _) = scan(d, &["dir", ".", "-f", "junit"], None);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("<testsuite name=\"coffer scan\" tests=\"1\" failures=\"1\">"),
+        "{out}"
+    );
+    std::fs::write(d.join("bad.json"), "{").expect("w");
+    let (code, _, err) = scan(d, &["dir", ".", "-b", "bad.json"], None);
+    assert_eq!(code, 2, "{err}");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use coffer_scan::walk::scan_tree;
-use coffer_scan::{Config, Finding, Origin, Scanner};
+use coffer_scan::{Config, Finding, Origin, Scanner, report};
 
 /// Scan targets.
 #[derive(clap::Subcommand, Debug)]
@@ -49,6 +49,14 @@ pub struct ScanOpts {
     /// Exit code when there are findings.
     #[arg(long, default_value_t = 1)]
     exit_code: u8,
+    /// Fingerprints to leave out, one per line (default: `.gitleaksignore`
+    /// in the scanned directory if there is one).
+    #[arg(short = 'i', long)]
+    ignore_path: Option<PathBuf>,
+    /// A JSON report of an earlier scan: only findings not in it are
+    /// reported.
+    #[arg(short = 'b', long)]
+    baseline_path: Option<PathBuf>,
     /// Skip files larger than this many megabytes (0: no limit).
     #[arg(long, default_value_t = 100)]
     max_file_size: u64,
@@ -64,6 +72,10 @@ pub enum ReportFormat {
     Table,
     /// gitleaks' JSON report.
     Json,
+    /// CSV with gitleaks' columns.
+    Csv,
+    /// JUnit XML, a failed test case per finding.
+    Junit,
 }
 
 /// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 2
@@ -112,11 +124,30 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
             )
         }
     };
+    let ignore = opts.ignore_path.clone().or_else(|| {
+        root.map(|r| r.join(".gitleaksignore"))
+            .filter(|p| p.is_file())
+    });
+    if let Some(p) = ignore {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        report::apply_ignore_file(&mut findings, &text);
+    }
+    if let Some(p) = &opts.baseline_path {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        if let Err(e) = report::apply_baseline(&mut findings, &text) {
+            eprintln!("Error: {}: {e}", p.display());
+            return Ok(2);
+        }
+    }
     if !opts.no_redact {
         findings.iter_mut().for_each(Finding::redact);
     }
     let text = match opts.report_format {
-        ReportFormat::Json => json(&findings)?,
+        ReportFormat::Json => report::json(&findings)?,
+        ReportFormat::Csv => report::csv(&findings),
+        ReportFormat::Junit => report::junit(&findings),
         ReportFormat::Table => table(&findings),
     };
     match &opts.report_path {
@@ -150,21 +181,6 @@ fn load(config: Option<&Path>, root: Option<&Path>) -> anyhow::Result<Scanner> {
         eprintln!("warning: {w}");
     }
     Ok(Scanner::new(config)?)
-}
-
-/// gitleaks' JSON report: an array of findings with a `Fingerprint`.
-fn json(findings: &[Finding]) -> anyhow::Result<String> {
-    let rows: Vec<serde_json::Value> = findings
-        .iter()
-        .map(|f| {
-            let mut v = serde_json::to_value(f)?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("Fingerprint".into(), f.fingerprint().into());
-            }
-            Ok(v)
-        })
-        .collect::<Result<_, serde_json::Error>>()?;
-    Ok(serde_json::to_string_pretty(&rows)? + "\n")
 }
 
 fn table(findings: &[Finding]) -> String {
