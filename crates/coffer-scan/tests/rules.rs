@@ -422,6 +422,333 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         s,
         "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\n".into(),
     );
+    let s = format!("HRKU-{}", r(B64URL, 60, 100));
+    add(
+        "heroku-api-key",
+        format!("HEROKU_API_KEY={s}\n"),
+        s,
+        "HRKU-short\n".into(),
+    );
+    let s = format!("{}-us{}", r(HEX, 32, 101), 14);
+    add(
+        "mailchimp-api-key",
+        format!("MAILCHIMP_KEY={s}\n"),
+        s,
+        "campaign-us14 region\n".into(),
+    );
+    let s = format!("00{}", r(B64URL, 40, 102));
+    add(
+        "okta-api-token",
+        format!("OKTA_API_TOKEN={s}\n"),
+        s,
+        "okta: 0000000000000000000000000000000000000000\n".into(),
+    );
+    let s = format!("lin_api_{}", r(ALNUM, 40, 103));
+    add(
+        "linear-api-key",
+        format!("LINEAR_API_KEY={s}\n"),
+        s,
+        "lin_api_\n".into(),
+    );
+    let s = format!("PMAK-{}-{}", r(HEX, 24, 104), r(HEX, 34, 105));
+    add(
+        "postman-api-key",
+        format!("x-api-key: {s}\n"),
+        s,
+        "PMAK-abc\n".into(),
+    );
+    let s = format!("glc_{}", r(B64, 60, 106));
+    add(
+        "grafana-cloud-token",
+        format!("GRAFANA_TOKEN={s}\n"),
+        s,
+        "glc_x\n".into(),
+    );
+    let s = format!("glsa_{}_{}", r(ALNUM, 32, 107), r(HEX, 8, 108));
+    add(
+        "grafana-service-account-token",
+        format!("token: {s}\n"),
+        s,
+        "glsa_x_y\n".into(),
+    );
+    let s = format!("fo1_{}", r(B64URL, 43, 109));
+    add(
+        "flyio-token",
+        format!("FLY_API_TOKEN={s}\n"),
+        s,
+        "fo1_\n".into(),
+    );
+    let s = format!("pul-{}", r(HEX, 40, 110));
+    add(
+        "pulumi-token",
+        format!("PULUMI_ACCESS_TOKEN={s}\n"),
+        s,
+        "pul-request\n".into(),
+    );
+    let s = format!("{}.atlasv1.{}", r(ALNUM, 14, 111), r(B64URL, 67, 112));
+    add(
+        "terraform-cloud-token",
+        format!("token = \"{s}\"\n"),
+        s,
+        "atlasv1 is the token format\n".into(),
+    );
+    let s = format!("whsec_{}", r(ALNUM, 32, 113));
+    add(
+        "stripe-webhook-secret",
+        format!("STRIPE_WEBHOOK_SECRET={s}\n"),
+        s,
+        "whsec_...\n".into(),
+    );
+    let s = format!("gldt-{}", r(B64URL, 20, 114));
+    add(
+        "gitlab-deploy-token",
+        format!("password: {s}\n"),
+        s,
+        "gldt-\n".into(),
+    );
+    let s = format!("glft-{}", r(B64URL, 20, 115));
+    add(
+        "gitlab-feed-token",
+        format!("feed_token={s}\n"),
+        s,
+        "glft-x\n".into(),
+    );
+    let s = format!("gloas-{}", r(HEX, 64, 116));
+    add(
+        "gitlab-oauth-secret",
+        format!("secret: {s}\n"),
+        s,
+        "gloas-\n".into(),
+    );
+    let s = format!("glcbt-{}_{}", r(HEX, 2, 117), r(B64URL, 20, 118));
+    add(
+        "gitlab-ci-build-token",
+        format!("CI_JOB_TOKEN={s}\n"),
+        s,
+        "glcbt-\n".into(),
+    );
+    let s = format!("glagent-{}", r(B64URL, 50, 119));
+    add(
+        "gitlab-agent-token",
+        format!("token: {s}\n"),
+        s,
+        "glagent-config\n".into(),
+    );
+    let s = format!("aio_{}", r(ALNUM, 28, 120));
+    add(
+        "adafruit-io-key",
+        format!("ADAFRUIT_IO_KEY={s}\n"),
+        s,
+        "aio_key\n".into(),
+    );
+    let s = format!("pat{}.{}", r(ALNUM, 14, 121), r(HEX, 64, 122));
+    add(
+        "airtable-pat",
+        format!("AIRTABLE_TOKEN={s}\n"),
+        s,
+        "pattern.matches\n".into(),
+    );
+    let s = format!(
+        "CLOJARS_{}",
+        r("abcdefghijklmnopqrstuvwxyz0123456789", 60, 123)
+    );
+    add(
+        "clojars-token",
+        format!("CLOJARS_PASSWORD={s}\n"),
+        s,
+        "CLOJARS_USERNAME=me\n".into(),
+    );
+    let s = format!("duffel_test_{}", r(B64URL, 43, 124));
+    add(
+        "duffel-api-token",
+        format!("DUFFEL_TOKEN={s}\n"),
+        s,
+        "duffel_test_\n".into(),
+    );
+    let s = format!(
+        "dt0c01.{}.{}",
+        r("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 24, 125),
+        r("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 64, 126)
+    );
+    add(
+        "dynatrace-api-token",
+        format!("DT_API_TOKEN={s}\n"),
+        s,
+        "dt0c01.ABC\n".into(),
+    );
+    let s = format!("EZAK{}", r("abcdefghijklmnopqrstuvwxyz0123456789", 54, 127));
+    add(
+        "easypost-api-key",
+        format!("EASYPOST_API_KEY={s}\n"),
+        s,
+        "EZAK\n".into(),
+    );
+    let s = format!("fio-u-{}", r(B64URL, 64, 128));
+    add(
+        "frameio-token",
+        format!("FRAMEIO_TOKEN={s}\n"),
+        s,
+        "fio-u-\n".into(),
+    );
+    let s = format!("ico-{}", r(ALNUM, 32, 129));
+    add(
+        "infracost-api-key",
+        format!("INFRACOST_API_KEY={s}\n"),
+        s,
+        "ico-file.png\n".into(),
+    );
+    let s = format!("sk.eyJ{}.{}", r(B64URL, 60, 130), r(B64URL, 22, 131));
+    add(
+        "mapbox-secret-token",
+        format!("MAPBOX_TOKEN={s}\n"),
+        s,
+        "sk.eyJ\n".into(),
+    );
+    let s = format!("pscale_pw_{}", r(B64URL, 43, 132));
+    add(
+        "planetscale-token",
+        format!("DATABASE_PASSWORD={s}\n"),
+        s,
+        "pscale_pw_\n".into(),
+    );
+    let s = format!("pnu_{}", r(ALNUM, 36, 133));
+    add(
+        "prefect-api-key",
+        format!("PREFECT_API_KEY={s}\n"),
+        s,
+        "pnu_\n".into(),
+    );
+    let s = format!(
+        "rdme_{}",
+        r("abcdefghijklmnopqrstuvwxyz0123456789", 70, 134)
+    );
+    add(
+        "readme-api-key",
+        format!("README_API_KEY={s}\n"),
+        s,
+        "rdme_\n".into(),
+    );
+    let s = format!("shippo_live_{}", r(HEX, 40, 135));
+    add(
+        "shippo-api-token",
+        format!("SHIPPO_TOKEN={s}\n"),
+        s,
+        "shippo_live_\n".into(),
+    );
+    let s = format!("sgp_{}_{}", r(HEX, 16, 136), r(HEX, 40, 137));
+    add(
+        "sourcegraph-token",
+        format!("SRC_ACCESS_TOKEN={s}\n"),
+        s,
+        "sgp_\n".into(),
+    );
+    let s = format!("tfp_{}", r(B64URL, 59, 138));
+    add(
+        "typeform-token",
+        format!("TYPEFORM_TOKEN={s}\n"),
+        s,
+        "tfp_\n".into(),
+    );
+    let s = format!("FLWSECK_TEST-{}-X", r(HEX, 32, 139));
+    add(
+        "flutterwave-secret-key",
+        format!("FLW_SECRET_KEY={s}\n"),
+        s,
+        "FLWSECK_TEST-\n".into(),
+    );
+    let s = format!("LTAI{}", r(ALNUM, 20, 140));
+    add(
+        "alibaba-access-key-id",
+        format!("ALIBABA_CLOUD_ACCESS_KEY_ID={s}\n"),
+        s,
+        "LTAI\n".into(),
+    );
+    let s = format!("sha256~{}", r(B64URL, 43, 141));
+    add(
+        "openshift-token",
+        format!("oc login --token={s}\n"),
+        s,
+        "image@sha256:abc\n".into(),
+    );
+    let s = format!("oy2{}", r("abcdefghijklmnopqrstuvwxyz0123456789", 43, 142));
+    add(
+        "nuget-api-key",
+        format!("NUGET_API_KEY={s}\n"),
+        s,
+        "oy2\n".into(),
+    );
+    let s = format!("NRII-{}", r(B64URL, 32, 143));
+    add(
+        "new-relic-insert-key",
+        format!("NEW_RELIC_INSERT_KEY={s}\n"),
+        s,
+        "NRII-\n".into(),
+    );
+    let s = format!("GOCSPX-{}", r(B64URL, 28, 144));
+    add(
+        "gcp-oauth-client-secret",
+        format!("\"client_secret\": \"{s}\"\n"),
+        s,
+        "GOCSPX-\n".into(),
+    );
+    let s = format!("1//0{}", r(B64URL, 60, 145));
+    add(
+        "google-oauth-refresh-token",
+        format!("refresh_token={s}\n"),
+        s,
+        "see http://0.0.0.0\n".into(),
+    );
+    let s = format!(
+        "xapp-1-A{}-{}-{}",
+        r("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 10, 146),
+        r("0123456789", 13, 147),
+        r(HEX, 64, 148)
+    );
+    add(
+        "slack-app-token",
+        format!("SLACK_APP_TOKEN={s}\n"),
+        s,
+        "xapp-1-\n".into(),
+    );
+    let body: String = (0..6).map(|i| r(B64, 64, 150 + i) + "\n").collect();
+    let s = format!(
+        "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPublic-Lines: 2\n{body}Private-MAC: {}",
+        r(HEX, 64, 160)
+    );
+    add(
+        "putty-private-key",
+        format!("{s}\n"),
+        s,
+        "PuTTY-User-Key-File-3: is the header of .ppk files\n".into(),
+    );
+    let s = r(ALNUM, 16, 161);
+    add(
+        "jdbc-url-password",
+        format!("url=jdbc:postgresql://db:5432/app?user=app&password={s}\n"),
+        s,
+        "url=jdbc:postgresql://db:5432/app?user=app\n".into(),
+    );
+    let s = format!("AKCp{}", r(ALNUM, 69, 162));
+    add(
+        "artifactory-token",
+        format!("ARTIFACTORY_API_KEY={s}\n"),
+        s,
+        "AKCp\n".into(),
+    );
+    let s = r("abcdefghijklmnopqrstuvwxyz234567", 52, 163);
+    add(
+        "azure-devops-pat",
+        format!("AZURE_DEVOPS_PAT={s}\n"),
+        s,
+        "azure-devops pipeline ran\n".into(),
+    );
+    let s = r(B64URL, 40, 164);
+    add(
+        "cloudflare-api-token",
+        format!("CLOUDFLARE_API_TOKEN={s}\n"),
+        s,
+        "cloudflare: enabled\n".into(),
+    );
     v
 }
 
