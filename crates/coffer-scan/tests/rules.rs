@@ -413,14 +413,14 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "database-url-password",
         format!("DATABASE_URL=postgres://app:{s}@db.internal:5432/app\n"),
         s,
-        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app\n".into(),
+        "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app\nlike user:pass@tcp(h)/ or mysql://user:pass@host:port/\nformat!(\"mysql://{user}:{pw}@127.0.0.1:3306/test\")\n".into(),
     );
     let s = r(ALNUM, 24, 73);
     add(
         "generic-secret-assignment",
         format!("db_password = \"{s}\"\n"),
         s,
-        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\n".into(),
+        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\n".into(),
     );
     let s = format!("HRKU-{}", r(B64URL, 60, 100));
     add(
