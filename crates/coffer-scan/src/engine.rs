@@ -238,6 +238,10 @@ fn finding(
         secret: String::from_utf8_lossy(secret).into_owned(),
         entropy: entropy(secret),
         tags: rule.tags.clone(),
+        author: None,
+        email: None,
+        date: None,
+        message: None,
     }
 }
 

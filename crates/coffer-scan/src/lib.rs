@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod history;
 pub mod report;
 pub mod rule;
 pub mod walk;
@@ -31,6 +32,9 @@ pub enum ScanError {
     /// A report could not be written or read.
     #[error("report: {0}")]
     Report(String),
+    /// The git repository could not be read.
+    #[error("git: {0}")]
+    Git(String),
 }
 
 /// One finding, with gitleaks' report field names.
@@ -64,6 +68,18 @@ pub struct Finding {
     pub entropy: f64,
     /// The rule's tags.
     pub tags: Vec<String>,
+    /// The commit's author, in history scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The author's email, in history scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The commit's date (RFC 3339), in history scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The commit message's first line, in history scans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Finding {

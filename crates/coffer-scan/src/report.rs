@@ -170,6 +170,10 @@ mod tests {
             secret: "ghp_x".into(),
             entropy: 2.5,
             tags: vec!["vcs".into()],
+            author: None,
+            email: None,
+            date: None,
+            message: None,
         }
     }
 

@@ -165,3 +165,144 @@ fn ignore_files_baselines_and_other_report_formats() {
     let (code, _, err) = scan(d, &["dir", ".", "-b", "bad.json"], None);
     assert_eq!(code, 2, "{err}");
 }
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.com",
+        ])
+        .args([
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn commit(dir: &Path, message: &str, seconds: u32) -> String {
+    let date = format!("2026-01-02T03:04:{seconds:02}Z");
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test Author",
+            "-c",
+            "user.email=author@example.com",
+        ])
+        .args(["-c", "commit.gpgsign=false", "commit", "-q", "-m", message])
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .expect("git commit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn history_finds_each_key_in_the_commit_that_added_it_and_staged_only_additions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    let k1 = "ghp_AAAAbbbbCCCCdddd1111eeeeFFFFgggg2222";
+    let k2 = "ghp_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
+    let k3 = "glpat-Zq8r2LmX0vTk5NwPb7Yc";
+    let k4 = "npm_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
+    std::fs::write(d.join("app.env"), format!("A=1\nTOKEN={k1}\n")).expect("w");
+    git(d, &["add", "."]);
+    let c1 = commit(d, "add config", 1);
+    // The key is removed later: history still has it, under c1 only.
+    std::fs::write(d.join("app.env"), "A=2\n").expect("w");
+    std::fs::write(d.join("old.txt"), format!("x\n{k2}\n")).expect("w");
+    git(d, &["add", "."]);
+    let c2 = commit(d, "rotate", 2);
+    git(d, &["rm", "-q", "old.txt"]);
+    let _c3 = commit(d, "delete old file", 3);
+    git(d, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(d.join("feature.yaml"), format!("token: {k3}\n")).expect("w");
+    git(d, &["add", "."]);
+    let c4 = commit(d, "feature work", 4);
+    git(d, &["checkout", "-q", "main"]);
+    assert!(!d.join("feature.yaml").exists());
+
+    let (code, out, err) = scan(d, &["git", ".", "-f", "json", "--no-redact"], None);
+    assert_eq!(code, 1, "{err}");
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let got: Vec<(String, String, String)> = report
+        .iter()
+        .map(|f| {
+            (
+                f["Secret"].as_str().unwrap_or("").to_owned(),
+                f["Commit"].as_str().unwrap_or("").to_owned(),
+                f["File"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (k1.to_owned(), c1.clone(), "app.env".to_owned()),
+            (k2.to_owned(), c2.clone(), "old.txt".to_owned()),
+            (k3.to_owned(), c4.clone(), "feature.yaml".to_owned()),
+        ],
+        "{out}"
+    );
+    assert_eq!(report[0]["Author"], "Test Author");
+    assert_eq!(report[0]["Email"], "author@example.com");
+    assert_eq!(report[0]["Date"], "2026-01-02T03:04:01Z");
+    assert_eq!(report[0]["Message"], "add config");
+    assert_eq!(report[0]["StartLine"], 2);
+    assert_eq!(
+        report[0]["Fingerprint"].as_str(),
+        Some(format!("{c1}:app.env:github-pat:2").as_str())
+    );
+    // A range: only what main added after c1.
+    let (_, out, err) = scan(
+        d,
+        &[
+            "git",
+            ".",
+            "--log-opts",
+            &format!("{c1}..main"),
+            "-f",
+            "json",
+        ],
+        None,
+    );
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect(&err);
+    assert_eq!(report.len(), 1, "{out}");
+    assert_eq!(report[0]["Commit"].as_str(), Some(c2.as_str()));
+
+    // --staged: only the staged addition, not the working tree, not HEAD.
+    let lines: String = (0..40).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(d.join("notes.txt"), &lines).expect("w");
+    git(d, &["add", "notes.txt"]);
+    commit(d, "notes", 5);
+    std::fs::write(d.join("notes.txt"), format!("{lines}TOKEN={k4}\n")).expect("w");
+    git(d, &["add", "notes.txt"]);
+    std::fs::write(d.join("unstaged.txt"), format!("{k2}\n")).expect("w");
+    let (code, out, err) = scan(d, &["git", "--staged", "-f", "json"], None);
+    assert_eq!(code, 1, "{err}");
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    assert_eq!(report.len(), 1, "{out}");
+    assert_eq!(report[0]["File"], "notes.txt");
+    assert_eq!(report[0]["StartLine"], 41);
+}

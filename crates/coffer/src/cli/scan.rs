@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use coffer_scan::history::{Range, scan_history, scan_staged};
 use coffer_scan::walk::scan_tree;
 use coffer_scan::{Config, Finding, Origin, Scanner, report};
 
@@ -17,6 +18,23 @@ pub enum ScanCommand {
         /// The directory (or a single file).
         #[arg(default_value = ".")]
         path: PathBuf,
+        #[command(flatten)]
+        opts: ScanOpts,
+    },
+    /// Scan a git repository's history (every blob once, each finding
+    /// reported for the commit that introduced it), or with --staged what is
+    /// staged for the next commit.
+    Git {
+        /// The repository (or a directory inside it).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Which commits: revisions (`main`), ranges (`v1..main`),
+        /// exclusions (`^v1`), `--all` (the default: every ref).
+        #[arg(long, allow_hyphen_values = true)]
+        log_opts: Option<String>,
+        /// Only the lines staged for the next commit (for pre-commit hooks).
+        #[arg(long, conflicts_with = "log_opts")]
+        staged: bool,
         #[command(flatten)]
         opts: ScanOpts,
     },
@@ -82,7 +100,9 @@ pub enum ReportFormat {
 /// (bad rules or usage).
 pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
     let (opts, root) = match &cmd {
-        ScanCommand::Dir { path, opts } => (opts, Some(path.as_path())),
+        ScanCommand::Dir { path, opts } | ScanCommand::Git { path, opts, .. } => {
+            (opts, Some(path.as_path()))
+        }
         ScanCommand::Stdin { opts, .. } => (opts, None),
     };
     let scanner = match load(opts.config.as_deref(), root) {
@@ -111,6 +131,42 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                 );
             }
             report.findings
+        }
+        ScanCommand::Git {
+            path,
+            log_opts,
+            staged,
+            opts,
+        } => {
+            let result = if *staged {
+                scan_staged(&scanner, path)
+            } else {
+                let range = match parse_log_opts(log_opts.as_deref().unwrap_or("")) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        return Ok(2);
+                    }
+                };
+                scan_history(&scanner, path, &range, opts.max_file_size << 20).map(|r| {
+                    if std::io::stderr().is_terminal() {
+                        eprintln!(
+                            "scanned {} commits, {} distinct blobs, {:.1} MB",
+                            r.commits,
+                            r.blobs,
+                            r.bytes as f64 / 1e6
+                        );
+                    }
+                    r.findings
+                })
+            };
+            match result {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return Ok(2);
+                }
+            }
         }
         ScanCommand::Stdin { label, .. } => {
             let mut data = Vec::new();
@@ -196,4 +252,32 @@ fn table(findings: &[Finding]) -> String {
     }
     out.push_str(&format!("{} leaks found\n", findings.len()));
     out
+}
+
+/// The part of `git log` options a history scan understands: revisions,
+/// `A..B`, `^A`, `--all`.
+fn parse_log_opts(text: &str) -> Result<Range, String> {
+    let mut range = Range::default();
+    for word in text.split_whitespace() {
+        if word == "--all" {
+            continue;
+        } else if let Some((from, to)) = word.split_once("..") {
+            if from.is_empty() || to.is_empty() || to.starts_with('.') {
+                return Err(format!(
+                    "--log-opts: {word:?} is not a range coffer understands (A..B)"
+                ));
+            }
+            range.exclude.push(from.to_owned());
+            range.tips.push(to.to_owned());
+        } else if let Some(x) = word.strip_prefix('^') {
+            range.exclude.push(x.to_owned());
+        } else if word.starts_with('-') {
+            return Err(format!(
+                "--log-opts: {word} is not supported (revisions, A..B, ^A and --all are)"
+            ));
+        } else {
+            range.tips.push(word.to_owned());
+        }
+    }
+    Ok(range)
 }

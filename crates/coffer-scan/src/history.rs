@@ -1,0 +1,267 @@
+//! Scanning a git repository's history through gix: every commit reachable
+//! from the refs, oldest first; each tree and each blob is read once (a
+//! subtree already seen is skipped whole, since its content is), so a blob
+//! is scanned in the commit and at the path where it first appears, and a
+//! finding is reported once, for the commit that introduced it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use gix::ObjectId;
+
+use crate::{Finding, Origin, ScanError, Scanner};
+
+fn git(e: impl std::fmt::Display) -> ScanError {
+    ScanError::Git(e.to_string())
+}
+
+/// What a history scan read and found.
+#[derive(Debug, Default)]
+pub struct HistoryReport {
+    /// Findings, oldest commit first.
+    pub findings: Vec<Finding>,
+    /// Commits walked.
+    pub commits: usize,
+    /// Distinct blobs scanned.
+    pub blobs: usize,
+    /// Bytes scanned.
+    pub bytes: u64,
+}
+
+/// Which commits to walk.
+#[derive(Debug, Clone, Default)]
+pub struct Range {
+    /// Start from these revisions (`main`, a commit id …); none: every ref.
+    pub tips: Vec<String>,
+    /// Leave out commits reachable from these (`--since-commit`-like).
+    pub exclude: Vec<String>,
+}
+
+/// Scans the history of the repository at `path`.
+pub fn scan_history(
+    scanner: &Scanner,
+    path: &Path,
+    range: &Range,
+    max_blob_size: u64,
+) -> Result<HistoryReport, ScanError> {
+    let repo = gix::discover(path).map_err(git)?;
+    let resolve = |spec: &String| -> Result<ObjectId, ScanError> {
+        repo.rev_parse_single(spec.as_str())
+            .map_err(|e| ScanError::Git(format!("{spec}: {e}")))
+            .map(|id| id.detach())
+    };
+    let mut tips: Vec<ObjectId> = Vec::new();
+    if range.tips.is_empty() {
+        let refs = repo.references().map_err(git)?;
+        for r in refs.all().map_err(git)?.peeled().map_err(git)? {
+            let r = r.map_err(git)?;
+            if let Some(id) = r.try_id() {
+                tips.push(id.detach());
+            }
+        }
+    } else {
+        for t in &range.tips {
+            tips.push(resolve(t)?);
+        }
+    }
+    let excluded: HashSet<ObjectId> = if range.exclude.is_empty() {
+        HashSet::new()
+    } else {
+        let ends: Vec<ObjectId> = range
+            .exclude
+            .iter()
+            .map(resolve)
+            .collect::<Result<_, _>>()?;
+        let mut set = HashSet::new();
+        for info in repo.rev_walk(ends).all().map_err(git)? {
+            set.insert(info.map_err(git)?.id);
+        }
+        set
+    };
+    // Every commit, then oldest first so a blob is met where it was added.
+    let mut commits: Vec<(i64, ObjectId)> = Vec::new();
+    let mut walked = HashSet::new();
+    for info in repo.rev_walk(tips).all().map_err(git)? {
+        let info = info.map_err(git)?;
+        if excluded.contains(&info.id) || !walked.insert(info.id) {
+            continue;
+        }
+        let c = match repo.find_commit(info.id) {
+            Ok(c) => c,
+            Err(_) => continue, // a ref to something that is not a commit
+        };
+        commits.push((c.time().map_err(git)?.seconds, info.id));
+    }
+    commits.sort();
+    let mut seen_trees: HashSet<ObjectId> = HashSet::new();
+    let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
+    let mut reported: HashSet<(String, String)> = HashSet::new();
+    let mut report = HistoryReport::default();
+    for (_, id) in &commits {
+        let commit = repo.find_commit(*id).map_err(git)?;
+        let meta = CommitMeta::of(&commit)?;
+        let root = commit.tree_id().map_err(git)?.detach();
+        let mut stack = vec![(root, String::new())];
+        while let Some((tree_id, prefix)) = stack.pop() {
+            if !seen_trees.insert(tree_id) {
+                continue;
+            }
+            let tree = repo.find_tree(tree_id).map_err(git)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(git)?;
+                let name = entry.filename().to_string();
+                let path = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let mode = entry.mode();
+                let oid = entry.oid().to_owned();
+                if mode.is_tree() {
+                    stack.push((oid, path));
+                } else if mode.is_blob() && seen_blobs.insert(oid) {
+                    let blob = repo.find_blob(oid).map_err(git)?;
+                    let data = &blob.data;
+                    if (max_blob_size > 0 && data.len() as u64 > max_blob_size)
+                        || data[..data.len().min(8192)].contains(&0)
+                    {
+                        continue;
+                    }
+                    report.blobs += 1;
+                    report.bytes += data.len() as u64;
+                    let hex = id.to_string();
+                    for mut f in scanner.scan(
+                        data,
+                        Origin {
+                            path: &path,
+                            commit: Some(&hex),
+                        },
+                    ) {
+                        // A secret carried into a new version of a file was
+                        // introduced earlier: reported there only.
+                        if reported.insert((f.rule_id.clone(), f.secret.clone())) {
+                            meta.fill(&mut f);
+                            report.findings.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        report.commits += 1;
+    }
+    Ok(report)
+}
+
+struct CommitMeta {
+    author: String,
+    email: String,
+    date: String,
+    message: String,
+}
+
+impl CommitMeta {
+    fn of(c: &gix::Commit<'_>) -> Result<Self, ScanError> {
+        let author = c.author().map_err(git)?;
+        let seconds = c.time().map_err(git)?.seconds;
+        let date = time::OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            author: author.name.to_string(),
+            email: author.email.to_string(),
+            date,
+            message: c
+                .message_raw_sloppy()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        })
+    }
+
+    fn fill(&self, f: &mut Finding) {
+        f.author = Some(self.author.clone());
+        f.email = Some(self.email.clone());
+        f.date = Some(self.date.clone());
+        f.message = Some(self.message.clone());
+    }
+}
+
+/// Scans what is staged for the next commit (the index, not the working
+/// tree): only findings on lines the index adds to `HEAD`'s version of each
+/// file are reported. For pre-commit hooks.
+pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanError> {
+    let repo = gix::discover(path).map_err(git)?;
+    let index = repo.index_or_empty().map_err(git)?;
+    // A repository without commits yet: everything staged is new.
+    let head = repo.head_tree().ok();
+    let mut findings = Vec::new();
+    for entry in index.entries() {
+        if !matches!(
+            entry.mode,
+            gix::index::entry::Mode::FILE | gix::index::entry::Mode::FILE_EXECUTABLE
+        ) {
+            continue;
+        }
+        let rela = entry.path(&index).to_string();
+        let old = match &head {
+            Some(tree) => tree
+                .lookup_entry_by_path(&rela)
+                .map_err(git)?
+                .map(|e| e.object_id()),
+            None => None,
+        };
+        if old == Some(entry.id) {
+            continue;
+        }
+        let new = repo.find_blob(entry.id).map_err(git)?;
+        if new.data[..new.data.len().min(8192)].contains(&0) {
+            continue;
+        }
+        let old_lines: Vec<Vec<u8>> = match old {
+            Some(id) => match repo.find_blob(id) {
+                Ok(b) => b.data.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect(),
+                Err(_) => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let added = added_lines(&old_lines, &new.data);
+        findings.extend(
+            scanner
+                .scan(
+                    &new.data,
+                    Origin {
+                        path: &rela,
+                        commit: None,
+                    },
+                )
+                .into_iter()
+                .filter(|f| (f.start_line..=f.end_line).any(|l| added.contains(&l))),
+        );
+    }
+    Ok(findings)
+}
+
+/// 1-based numbers of the lines of `new` that `old` does not have (each old
+/// line accounts for one equal new line).
+fn added_lines(old: &[Vec<u8>], new: &[u8]) -> HashSet<usize> {
+    let mut pool: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for l in old {
+        *pool.entry(l.as_slice()).or_default() += 1;
+    }
+    let mut added = HashSet::new();
+    for (i, l) in new.split(|c| *c == b'\n').enumerate() {
+        match pool.get_mut(l) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => {
+                added.insert(i + 1);
+            }
+        }
+    }
+    added
+}
