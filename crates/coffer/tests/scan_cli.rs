@@ -306,3 +306,46 @@ fn history_finds_each_key_in_the_commit_that_added_it_and_staged_only_additions(
     assert_eq!(report[0]["File"], "notes.txt");
     assert_eq!(report[0]["StartLine"], 41);
 }
+
+#[test]
+fn the_installed_hook_stops_a_commit_with_a_credential() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    std::fs::write(d.join(".git/hooks/pre-commit"), "#!/bin/sh\nexit 0\n").expect("w");
+    let (code, _, err) = scan(d, &["install-hook"], None);
+    assert_eq!(code, 2, "a hook of someone else's is kept: {err}");
+    let (code, _, err) = scan(d, &["install-hook", "--force"], None);
+    assert_eq!(code, 0, "{err}");
+    let hook = std::fs::read_to_string(d.join(".git/hooks/pre-commit")).expect("hook");
+    assert!(hook.contains("scan git --staged"), "{hook}");
+    let (code, _, _) = scan(d, &["install-hook"], None);
+    assert_eq!(code, 0, "coffer's own hook is replaced without --force");
+    std::fs::write(d.join("ok.txt"), "nothing secret\n").expect("w");
+    git(d, &["add", "."]);
+    commit(d, "clean", 1);
+    std::fs::write(d.join("leak.env"), format!("TOKEN={GHP}\n")).expect("w");
+    git(d, &["add", "."]);
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-q",
+            "-m",
+            "leak",
+        ])
+        .current_dir(d)
+        .output()
+        .expect("git commit");
+    assert!(!out.status.success(), "the hook let the credential through");
+    // git hands a hook's output to its own stderr.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("leak.env:1:7"), "{said}");
+}

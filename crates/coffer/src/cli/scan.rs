@@ -38,6 +38,15 @@ pub enum ScanCommand {
         #[command(flatten)]
         opts: ScanOpts,
     },
+    /// Install a git pre-commit hook that runs `coffer scan git --staged`.
+    InstallHook {
+        /// The repository (or a directory inside it).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Replace a pre-commit hook that coffer did not install.
+        #[arg(long)]
+        force: bool,
+    },
     /// Scan standard input.
     Stdin {
         /// The name findings are reported under.
@@ -99,11 +108,16 @@ pub enum ReportFormat {
 /// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 2
 /// (bad rules or usage).
 pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
+    if let ScanCommand::InstallHook { path, force } = &cmd {
+        return install_hook(path, *force);
+    }
     let (opts, root) = match &cmd {
         ScanCommand::Dir { path, opts } | ScanCommand::Git { path, opts, .. } => {
             (opts, Some(path.as_path()))
         }
         ScanCommand::Stdin { opts, .. } => (opts, None),
+        // Handled above.
+        ScanCommand::InstallHook { .. } => return Ok(0),
     };
     let scanner = match load(opts.config.as_deref(), root) {
         Ok(s) => s,
@@ -168,6 +182,8 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                 }
             }
         }
+        // Handled above.
+        ScanCommand::InstallHook { .. } => Vec::new(),
         ScanCommand::Stdin { label, .. } => {
             let mut data = Vec::new();
             std::io::stdin().read_to_end(&mut data)?;
@@ -280,4 +296,47 @@ fn parse_log_opts(text: &str) -> Result<Range, String> {
         }
     }
     Ok(range)
+}
+
+const HOOK_MARK: &str = "# installed by coffer scan install-hook";
+
+/// Writes `<git dir>/hooks/pre-commit` (0755) running this coffer on the
+/// staged changes; an existing hook that is not coffer's is kept unless
+/// `force`.
+fn install_hook(path: &Path, force: bool) -> anyhow::Result<u8> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "--git-path", "hooks"])
+        .current_dir(path)
+        .output()
+        .context("running git to find the hooks directory")?;
+    if !output.status.success() {
+        eprintln!("Error: {} is not inside a git repository", path.display());
+        return Ok(2);
+    }
+    let hooks = path.join(String::from_utf8_lossy(&output.stdout).trim());
+    std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
+    let hook = hooks.join("pre-commit");
+    if let Ok(existing) = std::fs::read_to_string(&hook)
+        && !existing.contains(HOOK_MARK)
+        && !force
+    {
+        eprintln!(
+            "Error: {} exists and was not installed by coffer; add `coffer scan git --staged` to it, or pass --force to replace it",
+            hook.display()
+        );
+        return Ok(2);
+    }
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.contains('\''))
+        .unwrap_or_else(|| "coffer".into());
+    let script = format!(
+        "#!/bin/sh\n{HOOK_MARK}\n# Finds credentials in the changes being committed; `git commit --no-verify` skips it.\nexec '{exe}' scan git --staged\n"
+    );
+    std::fs::write(&hook, script).with_context(|| format!("writing {}", hook.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+    eprintln!("installed {}", hook.display());
+    Ok(0)
 }
