@@ -4,7 +4,8 @@
 //! is scanned in the commit and at the path where it first appears, and a
 //! finding is reported once, for the commit that introduced it.
 
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 
 use gix::ObjectId;
@@ -78,26 +79,28 @@ pub fn scan_history(
         }
         set
     };
-    // Every commit, then oldest first so a blob is met where it was added.
-    let mut commits: Vec<(i64, ObjectId)> = Vec::new();
-    let mut walked = HashSet::new();
+    // Every commit, then parents before children (oldest first among those
+    // ready), so a blob is met in the commit that added it even when a
+    // rebase gave a whole series the same time.
+    let mut graph: HashMap<ObjectId, (i64, Vec<ObjectId>)> = HashMap::new();
     for info in repo.rev_walk(tips).all().map_err(git)? {
         let info = info.map_err(git)?;
-        if excluded.contains(&info.id) || !walked.insert(info.id) {
+        if excluded.contains(&info.id) || graph.contains_key(&info.id) {
             continue;
         }
         let c = match repo.find_commit(info.id) {
             Ok(c) => c,
             Err(_) => continue, // a ref to something that is not a commit
         };
-        commits.push((c.time().map_err(git)?.seconds, info.id));
+        let parents = c.parent_ids().map(|p| p.detach()).collect();
+        graph.insert(info.id, (c.time().map_err(git)?.seconds, parents));
     }
-    commits.sort();
+    let commits = parents_first(&graph);
     let mut seen_trees: HashSet<ObjectId> = HashSet::new();
     let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
     let mut reported: HashSet<(String, String)> = HashSet::new();
     let mut report = HistoryReport::default();
-    for (_, id) in &commits {
+    for id in &commits {
         let commit = repo.find_commit(*id).map_err(git)?;
         let meta = CommitMeta::of(&commit)?;
         let root = commit.tree_id().map_err(git)?.detach();
@@ -150,6 +153,38 @@ pub fn scan_history(
         report.commits += 1;
     }
     Ok(report)
+}
+
+/// The commits ordered so every parent in the set comes before its
+/// children; among the commits ready, the oldest first.
+fn parents_first(graph: &HashMap<ObjectId, (i64, Vec<ObjectId>)>) -> Vec<ObjectId> {
+    let mut waiting: HashMap<ObjectId, usize> = HashMap::new();
+    let mut children: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    for (id, (_, parents)) in graph {
+        let inside: Vec<&ObjectId> = parents.iter().filter(|p| graph.contains_key(*p)).collect();
+        waiting.insert(*id, inside.len());
+        for p in inside {
+            children.entry(*p).or_default().push(*id);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<(i64, ObjectId)>> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| Reverse((graph[id].0, *id)))
+        .collect();
+    let mut out = Vec::with_capacity(graph.len());
+    while let Some(Reverse((_, id))) = ready.pop() {
+        out.push(id);
+        for child in children.get(&id).into_iter().flatten() {
+            if let Some(n) = waiting.get_mut(child) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(Reverse((graph[child].0, *child)));
+                }
+            }
+        }
+    }
+    out
 }
 
 struct CommitMeta {

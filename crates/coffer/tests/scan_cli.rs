@@ -349,3 +349,28 @@ fn the_installed_hook_stops_a_commit_with_a_credential() {
     );
     assert!(said.contains("leak.env:1:7"), "{said}");
 }
+
+#[test]
+fn commits_with_one_timestamp_keep_parents_first() {
+    // A rebase gives a whole series one committer time; the key must still
+    // be reported for the commit that added it, not a later one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let text = if i == 0 {
+            format!("TOKEN={GHP}\n0\n")
+        } else {
+            format!("TOKEN={GHP}\n{i}\n")
+        };
+        std::fs::write(d.join("a.env"), text).expect("w");
+        git(d, &["add", "."]);
+        ids.push(commit(d, &format!("c{i}"), 7));
+    }
+    let (code, out, err) = scan(d, &["git", ".", "-f", "json"], None);
+    assert_eq!(code, 1, "{err}");
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    assert_eq!(report.len(), 1, "{out}");
+    assert_eq!(report[0]["Commit"].as_str(), Some(ids[0].as_str()));
+}
