@@ -420,7 +420,7 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "generic-secret-assignment",
         format!("db_password = \"{s}\"\n"),
         s,
-        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\n".into(),
+        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\ntoken_stream: __IncompleteArrayField\n".into(),
     );
     let s = format!("HRKU-{}", r(B64URL, 60, 100));
     add(
