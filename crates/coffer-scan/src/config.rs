@@ -13,7 +13,9 @@ pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConfig {
+    #[allow(dead_code)] // accepted; nothing to do with it
     title: Option<String>,
+    #[allow(dead_code)] // accepted; nothing to do with it
     description: Option<String>,
     extend: Option<RawExtend>,
     #[serde(default)]
@@ -62,6 +64,7 @@ struct RawRule {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAllowlist {
+    #[allow(dead_code)] // accepted; nothing to do with it
     description: Option<String>,
     condition: Option<String>,
     #[serde(default)]
@@ -112,7 +115,6 @@ impl Config {
             }
         };
         unknown(&mut warnings, &raw.other, "top level");
-        let _ = (&raw.title, &raw.description);
         let mut config = Config::default();
         if let Some(ext) = &raw.extend {
             unknown(&mut warnings, &ext.other, "[extend]");
@@ -226,7 +228,6 @@ fn allowlist(a: RawAllowlist, source: &str, place: &str) -> Result<Allowlist, Sc
             )));
         }
     };
-    let _ = a.description;
     Allowlist::new(
         condition,
         target,

@@ -111,15 +111,14 @@ impl Scanner {
                 found.push(finding(rule, data, origin, (0, 0), b"", b""));
                 continue;
             };
-            let mut seen: Vec<(usize, usize)> = Vec::new();
+            let mut seen: std::collections::HashSet<(usize, usize)> = Default::default();
             for &(ws, we) in &windows[i] {
                 for caps in re.captures_iter(&data[ws..we]) {
                     let Some(m) = caps.get(0) else { continue };
                     let span = (ws + m.start(), ws + m.end());
-                    if seen.contains(&span) {
+                    if !seen.insert(span) {
                         continue;
                     }
-                    seen.push(span);
                     let secret = if rule.secret_group > 0 {
                         caps.get(rule.secret_group).map(|g| g.as_bytes())
                     } else {

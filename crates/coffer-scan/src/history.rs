@@ -104,6 +104,7 @@ pub fn scan_history(
         let commit = repo.find_commit(*id).map_err(git)?;
         let meta = CommitMeta::of(&commit)?;
         let root = commit.tree_id().map_err(git)?.detach();
+        let hex = id.to_string();
         let mut stack = vec![(root, String::new())];
         while let Some((tree_id, prefix)) = stack.pop() {
             if !seen_trees.insert(tree_id) {
@@ -132,7 +133,6 @@ pub fn scan_history(
                     }
                     report.blobs += 1;
                     report.bytes += data.len() as u64;
-                    let hex = id.to_string();
                     for mut f in scanner.scan(
                         data,
                         Origin {

@@ -293,13 +293,13 @@ impl Builder<'_> {
                     .get(at.0.saturating_sub(1))
                     .and_then(|l| l.chars().nth(at.1))
                     .is_some_and(|c| c == '[' || c == '{');
+                if self.awaiting_key() {
+                    return Err(bad(format!(
+                        "line {}: a mapping or list used as a key (only string keys are supported)",
+                        at.0
+                    )));
+                }
                 let frame = if matches!(ev, Event::MappingStart(..)) {
-                    if self.awaiting_key() {
-                        return Err(bad(format!(
-                            "line {}: a mapping or list used as a key (only string keys are supported)",
-                            at.0
-                        )));
-                    }
                     Frame::Map {
                         items: Vec::new(),
                         key: None,
@@ -311,12 +311,6 @@ impl Builder<'_> {
                         anchor: *anchor,
                     }
                 } else {
-                    if self.awaiting_key() {
-                        return Err(bad(format!(
-                            "line {}: a list used as a key (only string keys are supported)",
-                            at.0
-                        )));
-                    }
                     Frame::Seq {
                         items: Vec::new(),
                         col: at.1,

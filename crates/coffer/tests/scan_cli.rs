@@ -167,6 +167,11 @@ fn ignore_files_baselines_and_other_report_formats() {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
+    git_at(dir, args, "2026-01-02T03:04:05Z")
+}
+
+/// Runs git as a fixed author, with `date` as author and committer date.
+fn git_at(dir: &Path, args: &[&str], date: &str) -> String {
     let out = Command::new("git")
         .args([
             "-c",
@@ -182,8 +187,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
         ])
         .args(args)
         .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
         .output()
         .expect("git");
     assert!(
@@ -194,26 +199,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Commits what is staged at second `seconds`; returns the commit id.
 fn commit(dir: &Path, message: &str, seconds: u32) -> String {
     let date = format!("2026-01-02T03:04:{seconds:02}Z");
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test Author",
-            "-c",
-            "user.email=author@example.com",
-        ])
-        .args(["-c", "commit.gpgsign=false", "commit", "-q", "-m", message])
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .expect("git commit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    git_at(dir, &["commit", "-q", "-m", message], &date);
     git(dir, &["rev-parse", "HEAD"])
 }
 

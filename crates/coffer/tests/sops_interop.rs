@@ -63,6 +63,24 @@ fn ok(mut cmd: Command, what: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// `coffer sops ARGS` in `dir` with `keys` as the age key file; asserts
+/// success, returns stdout.
+fn run_coffer(dir: &Path, keys: &Path, args: &[&str]) -> Vec<u8> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.arg("sops")
+        .args(args)
+        .current_dir(dir)
+        .env("SOPS_AGE_KEY_FILE", keys)
+        .env_remove("SOPS_AGE_KEY");
+    let out = cmd.output().expect("run coffer");
+    assert!(
+        out.status.success(),
+        "coffer sops {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn run_sops(sops: &Path, dir: &Path, keys: &Path, args: &[&str]) -> String {
     let mut cmd = Command::new(sops);
     cmd.args(args)
@@ -116,20 +134,7 @@ fn binary_files_go_both_ways(sops: &Path) {
     let blob: Vec<u8> = (0..70_000u32).map(|i| (i * 7919 % 251) as u8).collect();
     std::fs::write(d.join("blob.bin"), &blob).expect("blob");
     let recipient = k.ids[0].public.clone();
-    let coffer = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
-        cmd.arg("sops")
-            .args(args)
-            .current_dir(d)
-            .env("SOPS_AGE_KEY_FILE", &k.file);
-        let out = cmd.output().expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
+    let coffer = |args: &[&str]| run_coffer(d, &k.file, args);
     let theirs = run_sops(
         sops,
         d,
@@ -224,14 +229,7 @@ fn ini_files_go_both_ways(sops: &Path) {
         reference.contains("pw_unencrypted = visible"),
         "{reference}"
     );
-    let coffer = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
-        cmd.arg("sops")
-            .args(args)
-            .current_dir(d)
-            .env("SOPS_AGE_KEY_FILE", &k.file);
-        ok(cmd, &format!("coffer sops {args:?}"))
-    };
+    let coffer = |args: &[&str]| String::from_utf8(run_coffer(d, &k.file, args)).expect("utf-8");
     assert_eq!(coffer(&["decrypt", "theirs.ini"]), reference);
     let ours = coffer(&["encrypt", "--age", &recipient, "app.ini"]);
     assert!(
@@ -463,17 +461,11 @@ fn dotenv_files_go_both_ways(sops: &Path) {
         "{theirs}"
     );
     std::fs::write(d.join("theirs.env"), &theirs).expect("write");
-    let mut decrypt = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    decrypt
-        .args(["sops", "decrypt", "theirs.env"])
-        .current_dir(d)
-        .env("SOPS_AGE_KEY_FILE", &k.file);
-    assert_eq!(ok(decrypt, "coffer sops decrypt"), plain);
-    let mut encrypt = Command::new(env!("CARGO_BIN_EXE_coffer"));
-    encrypt
-        .args(["sops", "encrypt", "--age", &recipient, "app.env"])
-        .current_dir(d);
-    let enc = ok(encrypt, "coffer sops encrypt");
+    assert_eq!(
+        run_coffer(d, &k.file, &["decrypt", "theirs.env"]),
+        plain.as_bytes()
+    );
+    let enc = run_coffer(d, &k.file, &["encrypt", "--age", &recipient, "app.env"]);
     std::fs::write(d.join("ours.env"), &enc).expect("write");
     assert_eq!(run_sops(sops, d, &k.file, &["decrypt", "ours.env"]), plain);
 }

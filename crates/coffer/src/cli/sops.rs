@@ -234,18 +234,8 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 pub(super) fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Result<()> {
     match path {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes)?;
-            out.flush()?;
-            Ok(())
-        }
         Some(p) if private => super::private_file::write(p, bytes),
-        Some(p) => {
-            let tmp = p.with_extension("coffer-tmp");
-            std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
-        }
+        _ => stream_output(path, |w| Ok(w.write_all(bytes)?)),
     }
 }
 
@@ -575,21 +565,21 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
 
 /// A plaintext file's tree.
 pub(super) fn parse_plain(kind: FileType, input: Vec<u8>) -> anyhow::Result<Node> {
-    let text = |b: &[u8]| -> anyhow::Result<String> {
-        Ok(std::str::from_utf8(b)
-            .context("the file is not UTF-8")?
-            .to_owned())
-    };
+    // The plaintext is parsed where it lies and wiped afterwards.
+    let mut input = zeroize::Zeroizing::new(input);
+    fn text(b: &[u8]) -> anyhow::Result<&str> {
+        std::str::from_utf8(b).context("the file is not UTF-8")
+    }
     Ok(match kind {
-        FileType::Yaml => yaml::parse(&text(&input)?)?,
-        FileType::Json => json::parse(&text(&input)?)?,
+        FileType::Binary => binary::parse(std::mem::take(&mut *input)),
+        FileType::Yaml => yaml::parse(text(&input)?)?,
+        FileType::Json => json::parse(text(&input)?)?,
         FileType::Dotenv => {
-            let t = dotenv::parse(&text(&input)?)?;
+            let t = dotenv::parse(text(&input)?)?;
             dotenv::check_plain(&t)?;
             t
         }
-        FileType::Ini => ini::parse(&text(&input)?)?,
-        FileType::Binary => binary::parse(input),
+        FileType::Ini => ini::parse(text(&input)?)?,
     })
 }
 
@@ -675,7 +665,7 @@ pub(super) fn emit_encrypted(kind: FileType, enc: &Node) -> anyhow::Result<Strin
 }
 
 /// Reads, decrypts and checks an encrypted file: the plain tree and its metadata.
-async fn open(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadata)> {
+pub(super) async fn open(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadata)> {
     let (tree, meta) = load(file, kind)?;
     let key = data_key(&meta).await?;
     let plain = document::decrypt_with_key(tree, &meta, &key, None)?;
@@ -814,10 +804,10 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
         }
     }
     let (plain, _) = open(&a.file, kind).await?;
-    let bytes = match &a.extract {
+    let bytes = zeroize::Zeroizing::new(match &a.extract {
         Some(path) => extract(&plain, path, kind)?,
         None => emit_plain(kind, &plain)?,
-    };
+    });
     write_output(a.output.as_deref(), &bytes, true)?;
     Ok(0)
 }

@@ -15,7 +15,8 @@ use coffer_sops::tree::IvStash;
 
 use super::UsageError;
 use super::sops::{
-    FileType, data_key, emit_encrypted, emit_plain, file_type, load, parse_plain, write_output,
+    FileType, data_key, emit_encrypted, emit_plain, file_type, load, open, parse_plain,
+    write_output,
 };
 
 /// A directory only the owner can enter, removed with everything in it on
@@ -181,9 +182,7 @@ pub struct ExecFileArgs {
 /// private file with `--no-fifo`; exits with the command's code.
 pub async fn exec_file(a: ExecFileArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
-    let (tree, meta) = load(&a.file, kind)?;
-    let key = data_key(&meta).await?;
-    let plain = document::decrypt_with_key(tree, &meta, &key, None)?;
+    let (plain, _) = open(&a.file, kind).await?;
     let bytes = zeroize::Zeroizing::new(emit_plain(kind, &plain)?);
     drop(plain);
     let name = match a.filename {
@@ -209,7 +208,8 @@ pub async fn exec_file(a: ExecFileArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("creating the FIFO {}", path.display()));
         }
         let fifo = path.clone();
-        let data = bytes.clone();
+        // The writer thread owns the plaintext: no second copy.
+        let data = bytes;
         // Opening blocks until the command opens it for reading; a command
         // that never does leaves this thread blocked until coffer exits.
         std::thread::spawn(move || {
