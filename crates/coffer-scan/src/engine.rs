@@ -3,9 +3,8 @@
 //! around each keyword hit (merged per rule), never over the whole input.
 //! Rules without keywords run over the whole input, as in gitleaks.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
 use crate::config::Config;
+use crate::keywords::Keywords;
 use crate::rule::{Candidate, Rule, entropy};
 use crate::{Finding, ScanError};
 
@@ -17,7 +16,7 @@ const UNBOUNDED_AFTER: usize = 16 << 10;
 /// A compiled rule set, ready to scan bytes.
 pub struct Scanner {
     config: Config,
-    keywords: Option<AhoCorasick>,
+    keywords: Option<Keywords>,
     /// For each keyword pattern, the rules that have it.
     owners: Vec<Vec<usize>>,
     /// Rules that run everywhere.
@@ -56,13 +55,7 @@ impl Scanner {
         let keywords = if words.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&words)
-                    .map_err(|e| ScanError::Regex(format!("keywords: {e}")))?,
-            )
+            Some(Keywords::new(&words)?)
         };
         Ok(Self {
             config,
@@ -83,11 +76,11 @@ impl Scanner {
         // Per rule, the byte ranges its regex must look at.
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); rules.len()];
         if let Some(ac) = &self.keywords {
-            for hit in ac.find_overlapping_iter(data) {
-                for &r in &self.owners[hit.pattern().as_usize()] {
+            for hit in ac.find_all(data) {
+                for &r in &self.owners[hit.keyword] {
                     let after = rules[r].max_len.unwrap_or(UNBOUNDED_AFTER);
-                    let start = line_start(data, hit.start()).saturating_sub(BEFORE);
-                    let end = (line_end(data, hit.end()) + after).min(data.len());
+                    let start = line_start(data, hit.start).saturating_sub(BEFORE);
+                    let end = (line_end(data, hit.end) + after).min(data.len());
                     let end = line_end(data, end);
                     push_merged(&mut windows[r], (start, end));
                 }

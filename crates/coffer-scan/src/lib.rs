@@ -3,11 +3,12 @@
 //! regexes run only around them.
 //!
 //! `config` loads rule files, `rule` compiles rules and allowlists,
-//! `engine` scans bytes.
+//! `keywords` finds keyword anchors, `engine` scans bytes.
 
 pub mod config;
 pub mod engine;
 pub mod history;
+pub mod keywords;
 pub mod report;
 pub mod rule;
 pub mod walk;

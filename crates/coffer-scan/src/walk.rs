@@ -1,7 +1,9 @@
-//! Scanning a directory tree: `.gitignore` (and `.ignore`) respected, `.git`
-//! skipped, symlinks not followed, binary files (a NUL in the first 8 KiB)
+//! Scanning a directory tree: `.gitignore` respected inside a git work tree
+//! (as git and ripgrep read it; a tarball's stray `.gitignore` does not hide
+//! the tree), `.ignore` always, `.git` skipped, symlinks not followed, binary files (a NUL in the first 8 KiB)
 //! and files over a size limit skipped, files read in parallel.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -27,20 +29,24 @@ pub struct TreeReport {
 /// Scans every file under `root` with `threads` threads (0: one per core).
 pub fn scan_tree(scanner: &Scanner, root: &Path, max_file_size: u64, threads: usize) -> TreeReport {
     let report = Mutex::new(TreeReport::default());
+    let shared = &report;
     WalkBuilder::new(root)
         .hidden(false)
         .follow_links(false)
         .git_global(false)
-        .require_git(false)
+        .require_git(true)
         .filter_entry(|e| e.file_name() != ".git")
         .threads(threads)
         .build_parallel()
         .run(|| {
-            Box::new(|entry| {
+            // One read buffer per thread, reused: a fresh allocation per
+            // file costs the kernel a page-zeroing per page.
+            let mut buf = Vec::new();
+            Box::new(move |entry| {
                 let entry = match entry {
                     Ok(e) => e,
                     Err(e) => {
-                        if let Ok(mut r) = report.lock() {
+                        if let Ok(mut r) = shared.lock() {
                             r.errors.push(e.to_string());
                         }
                         return WalkState::Continue;
@@ -51,8 +57,14 @@ pub fn scan_tree(scanner: &Scanner, root: &Path, max_file_size: u64, threads: us
                 }
                 let path = entry.path();
                 let shown = path.strip_prefix(root).unwrap_or(path);
-                let outcome = scan_file(scanner, path, &shown.to_string_lossy(), max_file_size);
-                if let Ok(mut r) = report.lock() {
+                let outcome = scan_file(
+                    scanner,
+                    path,
+                    &shown.to_string_lossy(),
+                    max_file_size,
+                    &mut buf,
+                );
+                if let Ok(mut r) = shared.lock() {
                     match outcome {
                         Ok(Some((bytes, mut f))) => {
                             r.files += 1;
@@ -84,17 +96,24 @@ fn scan_file(
     path: &Path,
     shown: &str,
     max_file_size: u64,
+    buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<(u64, Vec<Finding>)>> {
-    let len = std::fs::symlink_metadata(path)?.len();
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
     if max_file_size > 0 && len > max_file_size {
         return Ok(None);
     }
-    let data = std::fs::read(path)?;
+    buf.clear();
+    // The size is a hint (the file may change); +1 lets read_to_end see
+    // the end without growing the buffer.
+    buf.reserve(usize::try_from(len).unwrap_or(0).saturating_add(1));
+    file.read_to_end(buf)?;
+    let data = buf.as_slice();
     if data[..data.len().min(8192)].contains(&0) {
         return Ok(None);
     }
     let found = scanner.scan(
-        &data,
+        data,
         Origin {
             path: shown,
             commit: None,

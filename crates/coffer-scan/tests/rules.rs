@@ -420,7 +420,10 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "generic-secret-assignment",
         format!("db_password = \"{s}\"\n"),
         s,
-        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\ntoken_stream: __IncompleteArrayField\n".into(),
+        "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\ntoken_stream: __IncompleteArrayField\n\
+         .secret\t= curve25519_compute_shared_secret,\n.pwd = &sifive_fu540_prci_corepll_data,\n\
+         pwdn: regulator-fec1-pwdn\npwdown\t\t= GPIO105_HX4700_nIR_ON,\ncase TOKEN_VERBOSE:\n\t\tqla1280_verbose\n\
+         private_key = OSSL_STORE_INFO_get1_PKEY(info);\n".into(),
     );
     let s = format!("HRKU-{}", r(B64URL, 60, 100));
     add(

@@ -33,6 +33,7 @@ const GHP: &str = "ghp_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
 fn a_tree_is_scanned_as_git_would_see_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    git(d, &["init", "-q"]);
     std::fs::create_dir_all(d.join("app/.hidden")).expect("mkdir");
     std::fs::write(
         d.join("app/config.env"),

@@ -1,7 +1,7 @@
 //! `coffer scan dir|stdin`: the leak scanner over a directory tree or
 //! standard input, with gitleaks-format rules and reports.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -126,6 +126,7 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
             return Ok(2);
         }
     };
+    let started = std::time::Instant::now();
     let mut findings = match &cmd {
         ScanCommand::Dir { path, opts } => {
             if !path.exists() {
@@ -136,14 +137,13 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
             for e in &report.errors {
                 eprintln!("warning: {e}");
             }
-            if std::io::stderr().is_terminal() {
-                eprintln!(
-                    "scanned {} files, {:.1} MB ({} skipped)",
-                    report.files,
-                    report.bytes as f64 / 1e6,
-                    report.skipped
-                );
-            }
+            eprintln!(
+                "scanned {} files, {:.1} MB in {:.2} s ({} skipped: binary or over the size limit)",
+                report.files,
+                report.bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64(),
+                report.skipped
+            );
             report.findings
         }
         ScanCommand::Git {
@@ -163,14 +163,13 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                     }
                 };
                 scan_history(&scanner, path, &range, opts.max_file_size << 20).map(|r| {
-                    if std::io::stderr().is_terminal() {
-                        eprintln!(
-                            "scanned {} commits, {} distinct blobs, {:.1} MB",
-                            r.commits,
-                            r.blobs,
-                            r.bytes as f64 / 1e6
-                        );
-                    }
+                    eprintln!(
+                        "scanned {} commits, {} distinct blobs, {:.1} MB in {:.2} s",
+                        r.commits,
+                        r.blobs,
+                        r.bytes as f64 / 1e6,
+                        started.elapsed().as_secs_f64()
+                    );
                     r.findings
                 })
             };
