@@ -1,4 +1,4 @@
-//! Reports (JSON, CSV, JUnit XML) and the filters applied before them: an
+//! Reports (JSON, SARIF, CSV, JUnit XML) and the filters applied before them: an
 //! ignore file of fingerprints (`.gitleaksignore`) and a baseline report.
 
 use std::collections::HashSet;
@@ -20,6 +20,120 @@ pub fn json(findings: &[Finding]) -> Result<String, ScanError> {
     serde_json::to_string_pretty(&rows)
         .map(|s| s + "\n")
         .map_err(|e| ScanError::Report(e.to_string()))
+}
+
+/// SARIF 2.1.0, as code-scanning services (GitHub, GitLab, Azure DevOps)
+/// take it: one run whose driver lists every rule in force, one result per
+/// finding with its file, region and a partial fingerprint, and for history
+/// scans the commit, author and date as partial fingerprints too.
+pub fn sarif(
+    findings: &[Finding],
+    rules: &[crate::rule::Rule],
+    version: &str,
+) -> Result<String, ScanError> {
+    use serde_json::{Value, json};
+    let rules_json: Vec<Value> = rules
+        .iter()
+        .map(|r| {
+            let tags: Vec<&str> = ["security", "secret"]
+                .into_iter()
+                .chain(r.tags.iter().map(String::as_str))
+                .collect();
+            let precision = if r.tags.iter().any(|t| t == "generic") {
+                "medium"
+            } else {
+                "high"
+            };
+            json!({
+                "id": r.id,
+                "name": r.id,
+                "shortDescription": { "text": r.description },
+                "fullDescription": { "text": r.description },
+                "defaultConfiguration": { "level": "error" },
+                "properties": {
+                    "tags": tags,
+                    "precision": precision,
+                    "security-severity": "8.0",
+                },
+            })
+        })
+        .collect();
+    let index: std::collections::HashMap<&str, usize> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i))
+        .collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let mut partial = serde_json::Map::new();
+            partial.insert("secretFingerprint/v1".into(), f.fingerprint().into());
+            if let Some(c) = &f.commit {
+                partial.insert("commitSha".into(), c.clone().into());
+            }
+            for (key, value) in [("author", &f.author), ("email", &f.email), ("date", &f.date), ("commitMessage", &f.message)] {
+                if let Some(v) = value {
+                    partial.insert(key.into(), v.clone().into());
+                }
+            }
+            let mut result = json!({
+                "ruleId": f.rule_id,
+                "level": "error",
+                "message": { "text": match &f.commit {
+                    Some(c) => format!("{}: {} in {} at commit {c}", f.rule_id, f.description, f.file),
+                    None => format!("{}: {} in {}", f.rule_id, f.description, f.file),
+                }},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": sarif_uri(&f.file) },
+                        "region": {
+                            "startLine": f.start_line,
+                            "startColumn": f.start_column,
+                            "endLine": f.end_line,
+                            // SARIF's end column is exclusive.
+                            "endColumn": f.end_column + 1,
+                            "snippet": { "text": f.matched },
+                        },
+                    },
+                }],
+                "partialFingerprints": partial,
+                "properties": { "tags": f.tags },
+            });
+            if let (Some(i), Some(o)) = (index.get(f.rule_id.as_str()), result.as_object_mut()) {
+                o.insert("ruleIndex".into(), (*i).into());
+            }
+            result
+        })
+        .collect();
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "coffer scan",
+                "version": version,
+                "semanticVersion": version,
+                "rules": rules_json,
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&log)
+        .map(|s| s + "\n")
+        .map_err(|e| ScanError::Report(e.to_string()))
+}
+
+/// A path as a relative URI reference: `%`-escaped where RFC 3986 needs it.
+fn sarif_uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// CSV with gitleaks' columns.

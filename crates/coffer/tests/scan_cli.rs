@@ -1,6 +1,8 @@
 //! `coffer scan` end to end on trees and stdin: what is scanned and skipped,
 //! a user's gitleaks config, reports and exit codes.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -363,4 +365,98 @@ fn commits_with_one_timestamp_keep_parents_first() {
     let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
     assert_eq!(report.len(), 1, "{out}");
     assert_eq!(report[0]["Commit"].as_str(), Some(ids[0].as_str()));
+}
+
+/// SARIF reports of a tree scan and a history scan validate against the
+/// SARIF 2.1.0 JSON schema (OASIS' published schema, a fixture here) with
+/// Python's `jsonschema`, and carry what code scanning reads.
+#[test]
+fn sarif_reports_validate_against_the_schema() {
+    let Some(venv) = common::pip_venv("jsonschema-venv", "jsonschema==4.26.0") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    std::fs::create_dir_all(d.join("conf dir")).expect("mkdir");
+    std::fs::write(
+        d.join("conf dir/app%1.env"),
+        format!("A=1\nGITHUB_TOKEN={GHP}\n"),
+    )
+    .expect("w");
+    git(d, &["add", "-A"]);
+    let id = commit(d, "add config", 0);
+
+    let tree = d.join("tree.sarif");
+    let (code, _, err) = scan(d, &["dir", ".", "-f", "sarif", "-r", "tree.sarif"], None);
+    assert_eq!(code, 1, "{err}");
+    let history = d.join("history.sarif");
+    let (code, _, err) = scan(d, &["git", ".", "-f", "sarif", "-r", "history.sarif"], None);
+    assert_eq!(code, 1, "{err}");
+    let clean = d.join("clean.sarif");
+    let (code, _, err) = scan(
+        d,
+        &["stdin", "-f", "sarif", "-r", "clean.sarif"],
+        Some("nothing\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let schema =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif-schema-2.1.0.json");
+    let check = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft7Validator.check_schema(schema)\n\
+        for p in sys.argv[2:]:\n    \
+            jsonschema.Draft7Validator(schema).validate(json.load(open(p)))\n";
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", check])
+        .arg(&schema)
+        .args([&tree, &history, &clean])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
+    };
+    let log = read(&tree);
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert!(rules.len() >= 95, "every rule in force is listed");
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "github-pat");
+    assert_eq!(
+        rules[result["ruleIndex"].as_u64().expect("index") as usize]["id"],
+        "github-pat"
+    );
+    let location = &result["locations"][0]["physicalLocation"];
+    assert_eq!(
+        location["artifactLocation"]["uri"],
+        "conf%20dir/app%251.env"
+    );
+    assert_eq!(location["region"]["startLine"], 2);
+    assert_eq!(location["region"]["startColumn"], 14);
+    assert_eq!(location["region"]["endColumn"], 14 + GHP.len());
+    assert!(
+        !location["region"]["snippet"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains(GHP),
+        "redacted"
+    );
+
+    let log = read(&history);
+    let result = &log["runs"][0]["results"][0];
+    assert_eq!(result["partialFingerprints"]["commitSha"], id.as_str());
+    assert_eq!(result["partialFingerprints"]["author"], "Test Author");
+    assert!(
+        read(&clean)["runs"][0]["results"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
 }

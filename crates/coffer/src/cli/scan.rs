@@ -103,6 +103,8 @@ pub enum ReportFormat {
     Csv,
     /// JUnit XML, a failed test case per finding.
     Junit,
+    /// SARIF 2.1.0, for code-scanning uploads.
+    Sarif,
 }
 
 /// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 2
@@ -219,6 +221,11 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
         ReportFormat::Json => report::json(&findings)?,
         ReportFormat::Csv => report::csv(&findings),
         ReportFormat::Junit => report::junit(&findings),
+        ReportFormat::Sarif => report::sarif(
+            &findings,
+            &scanner.config().rules,
+            env!("CARGO_PKG_VERSION"),
+        )?,
         ReportFormat::Table => table(&findings),
     };
     match &opts.report_path {
