@@ -11,6 +11,11 @@ const B64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
 const BECH32: &str = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
+const LETTERS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const UPALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const LOWALNUM: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+const DIGITS: &str = "0123456789";
+const UPHEX: &str = "0123456789ABCDEF";
 
 /// `n` characters from `alphabet`, pseudo-random from `seed`.
 fn r(alphabet: &str, n: usize, seed: u64) -> String {
@@ -26,6 +31,18 @@ fn r(alphabet: &str, n: usize, seed: u64) -> String {
             a[((x >> 33) % a.len() as u64) as usize]
         })
         .collect()
+}
+
+/// A made-up UUID (lower-case hex), pseudo-random from `seed`.
+fn uuid(seed: u64) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        r(HEX, 8, seed),
+        r(HEX, 4, seed + 1000),
+        r(HEX, 4, seed + 2000),
+        r(HEX, 4, seed + 3000),
+        r(HEX, 12, seed + 4000)
+    )
 }
 
 /// (rule, text with a finding whose secret is `secret`, secret, look-alike)
@@ -751,6 +768,755 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         format!("CLOUDFLARE_API_TOKEN={s}\n"),
         s,
         "cloudflare: enabled\n".into(),
+    );
+    let s = format!("glsoat-{}", r(ALNUM, 20, 301));
+    add(
+        "gitlab-scim-token",
+        format!("GITLAB_SCIM_TOKEN={s}\n"),
+        s,
+        "glsoat-short\n".into(),
+    );
+    let s = format!("glimt-{}", r(ALNUM, 25, 302));
+    add(
+        "gitlab-incoming-mail-token",
+        format!("incoming_email_token: {s}\n"),
+        s,
+        "glimt-token-here\n".into(),
+    );
+    let s = format!("glffct-{}", r(ALNUM, 20, 303));
+    add(
+        "gitlab-feature-flag-client-token",
+        format!("UNLEASH_INSTANCE_ID={s}\n"),
+        s,
+        "glffct-\n".into(),
+    );
+    let s = format!("GR1348941{}", r(ALNUM, 20, 304));
+    add(
+        "gitlab-runner-registration-token",
+        format!("--registration-token {s}\n"),
+        s,
+        "GR1348941 is the prefix\n".into(),
+    );
+    let s = format!("ATCTT3xFfGN0{}", r(ALNUM, 180, 305));
+    add(
+        "bitbucket-access-token",
+        format!("BITBUCKET_TOKEN={s}\n"),
+        s,
+        "ATCTT3xFfGN0short\n".into(),
+    );
+    let s = r(HEX, 40, 306);
+    add(
+        "gitea-token",
+        format!("GITEA_TOKEN={s}\n"),
+        s,
+        "gitea commit 0000000000000000000000000000000000000000\n".into(),
+    );
+    let s = format!("cio{}", r(ALNUM, 32, 307));
+    add(
+        "crates-io-token",
+        format!("CARGO_REGISTRY_TOKEN={s}\n"),
+        s,
+        "ciosomething short\n".into(),
+    );
+    let s = format!("squ_{}", r(HEX, 40, 308));
+    add(
+        "sonarqube-token",
+        format!("SONAR_TOKEN={s}\n"),
+        s,
+        "sqp_short\n".into(),
+    );
+    let s = format!("CCIPAT_{}_{}", r(ALNUM, 22, 309), r(HEX, 40, 310));
+    add(
+        "circleci-pat",
+        format!("CIRCLE_TOKEN={s}\n"),
+        s,
+        "CCIPAT_example\n".into(),
+    );
+    let s = format!("bkua_{}", r(HEX, 40, 311));
+    add(
+        "buildkite-token",
+        format!("BUILDKITE_API_TOKEN={s}\n"),
+        s,
+        "bkua_\n".into(),
+    );
+    let s = format!(
+        "pat.{}.{}.{}",
+        r(ALNUM, 22, 312),
+        r(HEX, 24, 313),
+        r(ALNUM, 20, 314)
+    );
+    add(
+        "harness-pat",
+        format!("HARNESS_TOKEN={s}\n"),
+        s,
+        "see pat.example.com\n".into(),
+    );
+    let s = format!("eyJrIjoi{}", r(ALNUM, 80, 315));
+    add(
+        "grafana-api-key",
+        format!("GRAFANA_API_KEY={s}\n"),
+        s,
+        "eyJrIjoi\n".into(),
+    );
+    let s = r(ALNUM, 36, 316);
+    add(
+        "npmrc-auth-token",
+        format!("//registry.example.org/:_authToken={s}\n"),
+        s,
+        "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n".into(),
+    );
+    let s = format!("{}==", r(B64, 30, 317));
+    add(
+        "docker-config-auth",
+        format!("{{\"auths\": {{\"ghcr.io\": {{\"auth\": \"{s}\"}}}}}}\n"),
+        s,
+        "{\"auths\": {\"ghcr.io\": {\"auth\": \"\"}}}\n".into(),
+    );
+    let s = format!("xoxs-1234567890-1234567890123-{}", r(ALNUM, 32, 318));
+    add(
+        "slack-legacy-token",
+        format!("SLACK_TOKEN={s}\n"),
+        s,
+        "xoxa-example\n".into(),
+    );
+    let s = format!(
+        "M{}.{}.{}",
+        r(ALNUM, 23, 319),
+        r(ALNUM, 6, 320),
+        r(ALNUM, 27, 321)
+    );
+    add(
+        "discord-bot-token",
+        format!("DISCORD_BOT_TOKEN={s}\n"),
+        s,
+        "discord token: MTIz.short.x\n".into(),
+    );
+    let s = format!(
+        "https://contoso.webhook.office.com/webhookb2/{}@{}/IncomingWebhook/{}/{}",
+        uuid(322),
+        uuid(323),
+        r(ALNUM, 32, 324),
+        uuid(325)
+    );
+    add(
+        "teams-webhook-url",
+        format!("url: {s}\n"),
+        s,
+        "https://contoso.webhook.office.com/webhookb2/\n".into(),
+    );
+    let s = format!(
+        "https://chat.googleapis.com/v1/spaces/{}/messages?key=AIza{}&token={}",
+        r(ALNUM, 11, 326),
+        r(ALNUM, 35, 327),
+        r(ALNUM, 43, 328)
+    );
+    add(
+        "google-chat-webhook-url",
+        format!("WEBHOOK={s}\n"),
+        s,
+        "https://chat.googleapis.com/v1/spaces/AAAA/messages\n".into(),
+    );
+    let s = format!(
+        "https://hooks.zapier.com/hooks/catch/{}/{}/",
+        r(DIGITS, 8, 329),
+        r(LOWALNUM, 7, 330)
+    );
+    add(
+        "zapier-webhook-url",
+        format!("ZAP={s}\n"),
+        s,
+        "https://hooks.zapier.com/hooks/catch/\n".into(),
+    );
+    let s = format!("AAAAAAAAAAAAAAAAAAAAAM{}", r(ALNUM, 90, 331));
+    add(
+        "twitter-bearer-token",
+        format!("TWITTER_BEARER_TOKEN={s}\n"),
+        s,
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n".into(),
+    );
+    let s = format!("EAAG{}", r(ALNUM, 120, 332));
+    add(
+        "facebook-access-token",
+        format!("FB_TOKEN={s}\n"),
+        s,
+        "EAAG is a prefix\n".into(),
+    );
+    let s = format!("IGQV{}", r(ALNUM, 140, 333));
+    add(
+        "instagram-access-token",
+        format!("IG_TOKEN={s}\n"),
+        s,
+        "IGQV token\n".into(),
+    );
+    let s = format!("oauth:{}", r(LOWALNUM, 30, 334));
+    add(
+        "twitch-oauth-token",
+        format!("TWITCH_PASS={s}\n"),
+        s,
+        "oauth:token\n".into(),
+    );
+    let s = format!("RGAPI-{}", uuid(335));
+    add(
+        "riot-games-api-key",
+        format!("RIOT_KEY={s}\n"),
+        s,
+        "RGAPI-key\n".into(),
+    );
+    let s = r(UPHEX, 32, 336);
+    add(
+        "steam-web-api-key",
+        format!("STEAM_API_KEY={s}\n"),
+        s,
+        "steam id 00000000000000000000000000000000\n".into(),
+    );
+    let s = format!("IQoJb3JpZ2luX2Vj{}", r(B64, 200, 337));
+    add(
+        "aws-session-token",
+        format!("aws_session_token = {s}\n"),
+        s,
+        "aws_session_token = ${AWS_SESSION_TOKEN}\n".into(),
+    );
+    let s = format!("amzn.mws.{}", uuid(338));
+    add(
+        "amazon-mws-key",
+        format!("MWS_AUTH_TOKEN={s}\n"),
+        s,
+        "amzn.mws.example\n".into(),
+    );
+    let s = format!("amzn1.oa2-cs.v1.{}", r(HEX, 64, 339));
+    add(
+        "amazon-lwa-client-secret",
+        format!("LWA_CLIENT_SECRET={s}\n"),
+        s,
+        "amzn1.oa2-cs.v1.\n".into(),
+    );
+    let s = format!("ya29.{}", r(ALNUM, 150, 340));
+    add(
+        "gcp-oauth-access-token",
+        format!("Authorization: Bearer {s}\n"),
+        s,
+        "ya29.example\n".into(),
+    );
+    let s = format!("AAAA{}:APA91b{}", r(ALNUM, 7, 341), r(ALNUM, 134, 342));
+    add(
+        "firebase-cloud-messaging-key",
+        format!("FCM_SERVER_KEY={s}\n"),
+        s,
+        "registration id :APA91bxyz\n".into(),
+    );
+    let s = format!("{}=", r(B64, 43, 343));
+    add(
+        "azure-shared-access-key",
+        format!(
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey={s}\n"
+        ),
+        s,
+        "SharedAccessKey=<key>\n".into(),
+    );
+    let s = format!("{}=", r(B64, 43, 344));
+    add(
+        "azure-app-configuration-secret",
+        format!("Endpoint=https://cfg.azconfig.io;Id=AbCd-l0-s0:Xyz;Secret={s}\n"),
+        s,
+        "Endpoint=https://cfg.azconfig.io;Id=x;Secret=\n".into(),
+    );
+    let s = format!("{}%3D", r(ALNUM, 43, 345));
+    add(
+        "azure-sas-token",
+        format!(
+            "https://acct.blob.core.windows.net/c/f?sv=2022-11-02&ss=b&srt=sco&sp=r&se=2026-01-01T00:00:00Z&spr=https&sig={s}\n"
+        ),
+        s,
+        "https://example.org/?sig=short\n".into(),
+    );
+    let s = r(ALNUM, 30, 346);
+    add(
+        "alibaba-access-key-secret",
+        format!("ALIBABA_CLOUD_ACCESS_KEY_SECRET={s}\n"),
+        s,
+        "aliyun secret: see the console\n".into(),
+    );
+    let s = format!("AKID{}", r(ALNUM, 32, 347));
+    add(
+        "tencent-cloud-secret-id",
+        format!("TENCENTCLOUD_SECRET_ID={s}\n"),
+        s,
+        "AKID prefix\n".into(),
+    );
+    let s = r(ALNUM, 44, 348);
+    add(
+        "ibm-cloud-api-key",
+        format!("IBMCLOUD_API_KEY={s}\n"),
+        s,
+        "ibm api key: none\n".into(),
+    );
+    let s = format!("v1.0-{}-{}", r(HEX, 24, 349), r(HEX, 146, 350));
+    add(
+        "cloudflare-origin-ca-key",
+        format!("CF_ORIGIN_CA_KEY={s}\n"),
+        s,
+        "version v1.0-beta\n".into(),
+    );
+    let s = r(ALNUM, 32, 351);
+    add(
+        "fastly-api-token",
+        format!("FASTLY_API_TOKEN={s}\n"),
+        s,
+        "fastly: cdn\n".into(),
+    );
+    let s = r(HEX, 64, 352);
+    add(
+        "linode-token",
+        format!("LINODE_TOKEN={s}\n"),
+        s,
+        "linode region us-east\n".into(),
+    );
+    let s = r(UPALNUM, 36, 353);
+    add(
+        "vultr-api-key",
+        format!("VULTR_API_KEY={s}\n"),
+        s,
+        "vultr plan vc2-1c-1gb\n".into(),
+    );
+    let s = r(ALNUM, 64, 354);
+    add(
+        "hetzner-cloud-token",
+        format!("HCLOUD_TOKEN={s}\n"),
+        s,
+        "hcloud server create\n".into(),
+    );
+    let s = uuid(355);
+    add(
+        "scaleway-secret-key",
+        format!("SCW_SECRET_KEY={s}\n"),
+        s,
+        "scaleway secret key: set SCW_SECRET_KEY\n".into(),
+    );
+    let s = format!("tskey-auth-{}-{}", r(ALNUM, 12, 356), r(ALNUM, 30, 357));
+    add(
+        "tailscale-key",
+        format!("TS_AUTHKEY={s}\n"),
+        s,
+        "tskey-auth-XXXX\n".into(),
+    );
+    let s = format!("{}_{}", r(ALNUM, 27, 358), r(ALNUM, 21, 359));
+    add(
+        "ngrok-authtoken",
+        format!("NGROK_AUTHTOKEN={s}\n"),
+        s,
+        "ngrok http 8080\n".into(),
+    );
+    let s = format!("LS0tLS1CRUdJTi{}=", r(B64, 120, 360));
+    add(
+        "kubeconfig-client-key",
+        format!("    client-key-data: {s}\n"),
+        s,
+        "    client-key-data: REDACTED\n".into(),
+    );
+    let s = format!("nfp_{}", r(ALNUM, 36, 361));
+    add(
+        "netlify-pat",
+        format!("NETLIFY_AUTH_TOKEN={s}\n"),
+        s,
+        "nfp_short\n".into(),
+    );
+    let s = format!("rnd_{}", r(ALNUM, 32, 362));
+    add(
+        "render-api-key",
+        format!("RENDER_API_KEY={s}\n"),
+        s,
+        "rnd_seed\n".into(),
+    );
+    let s = format!("sbp_{}", r(HEX, 40, 363));
+    add(
+        "supabase-access-token",
+        format!("SUPABASE_ACCESS_TOKEN={s}\n"),
+        s,
+        "sbp_\n".into(),
+    );
+    let s = format!("sb_secret_{}", r(ALNUM, 31, 364));
+    add(
+        "supabase-secret-key",
+        format!("SUPABASE_SECRET_KEY={s}\n"),
+        s,
+        "sb_secret_short\n".into(),
+    );
+    let s = format!("napi_{}", r(LOWALNUM, 64, 365));
+    add(
+        "neon-api-key",
+        format!("NEON_API_KEY={s}\n"),
+        s,
+        "napi_schedule(&priv->napi);\n".into(),
+    );
+    let s = format!("st.{}.{}.{}", uuid(366), r(HEX, 32, 367), r(HEX, 32, 368));
+    add(
+        "infisical-service-token",
+        format!("INFISICAL_TOKEN={s}\n"),
+        s,
+        "infisical st.example\n".into(),
+    );
+    let s = format!(
+        "A3-{}-{}-{}-{}-{}-{}",
+        r(UPALNUM, 6, 369),
+        r(UPALNUM, 6, 370),
+        r(UPALNUM, 5, 371),
+        r(UPALNUM, 5, 372),
+        r(UPALNUM, 5, 373),
+        r(UPALNUM, 5, 374)
+    );
+    add(
+        "onepassword-secret-key",
+        format!("OP_SECRET_KEY={s}\n"),
+        s,
+        "paper size A3-ISO\n".into(),
+    );
+    let s = r(HEX, 32, 375);
+    add(
+        "twilio-auth-token",
+        format!("TWILIO_AUTH_TOKEN={s}\n"),
+        s,
+        "twilio_auth_token = 00000000000000000000000000000000\n".into(),
+    );
+    let s = format!("md-{}", r(ALNUM, 22, 376));
+    add(
+        "mandrill-api-key",
+        format!("MANDRILL_KEY={s}\n"),
+        s,
+        "mandrill md-short\n".into(),
+    );
+    let s = format!("NRJS-{}", r(HEX, 19, 377));
+    add(
+        "new-relic-browser-key",
+        format!("NEW_RELIC_BROWSER_KEY={s}\n"),
+        s,
+        "NRJS-\n".into(),
+    );
+    let s = format!("{}NRAL", r(HEX, 36, 378));
+    add(
+        "new-relic-license-key",
+        format!("NEW_RELIC_LICENSE_KEY={s}\n"),
+        s,
+        "NRAL license\n".into(),
+    );
+    let s = format!("api_org_{}", r(LETTERS, 34, 379));
+    add(
+        "huggingface-org-token",
+        format!("HF_ORG_TOKEN={s}\n"),
+        s,
+        "api_org_id\n".into(),
+    );
+    let s = uuid(380);
+    add(
+        "heroku-api-key-uuid",
+        format!("HEROKU_API_KEY={s}\n"),
+        s,
+        "heroku app web-1\n".into(),
+    );
+    let s = format!("E{}", r(ALNUM, 79, 381));
+    add(
+        "paypal-client-secret",
+        format!("PAYPAL_CLIENT_SECRET={s}\n"),
+        s,
+        "paypal_client_secret = ${PAYPAL_SECRET}\n".into(),
+    );
+    let s = r(HEX, 30, 382);
+    add(
+        "plaid-secret",
+        format!("PLAID_SECRET={s}\n"),
+        s,
+        "plaid secret: see dashboard\n".into(),
+    );
+    let s = r(ALNUM, 24, 383);
+    add(
+        "razorpay-key-secret",
+        format!("RAZORPAY_KEY_SECRET={s}\n"),
+        s,
+        "razorpay secret\n".into(),
+    );
+    let s = format!("live_{}", r(ALNUM, 40, 384));
+    add(
+        "gocardless-access-token",
+        format!("GOCARDLESS_ACCESS_TOKEN={s}\n"),
+        s,
+        "gocardless live_\n".into(),
+    );
+    let s = format!("pat-na1-{}", uuid(385));
+    add(
+        "hubspot-private-app-token",
+        format!("HUBSPOT_TOKEN={s}\n"),
+        s,
+        "pat-na1-\n".into(),
+    );
+    let s = r(ALNUM, 40, 386);
+    add(
+        "zendesk-api-token",
+        format!("ZENDESK_API_TOKEN={s}\n"),
+        s,
+        "zendesk ticket 1234\n".into(),
+    );
+    let s = format!("dG9rOj{}=", r(ALNUM, 54, 387));
+    add(
+        "intercom-access-token",
+        format!("INTERCOM_TOKEN={s}\n"),
+        s,
+        "dG9rOj\n".into(),
+    );
+    let s = r(HEX, 32, 388);
+    add(
+        "algolia-admin-key",
+        format!("ALGOLIA_ADMIN_KEY={s}\n"),
+        s,
+        "algolia index products\n".into(),
+    );
+    let s = format!("CFPAT-{}", r(ALNUM, 43, 389));
+    add(
+        "contentful-pat",
+        format!("CONTENTFUL_MANAGEMENT_TOKEN={s}\n"),
+        s,
+        "CFPAT-\n".into(),
+    );
+    let s = format!("sdk-{}", uuid(390));
+    add(
+        "launchdarkly-access-token",
+        format!("LAUNCHDARKLY_SDK_KEY={s}\n"),
+        s,
+        "launchdarkly sdk-key\n".into(),
+    );
+    let s = format!("u+{}", r(ALNUM, 18, 391));
+    add(
+        "pagerduty-api-key",
+        format!("PAGERDUTY_TOKEN={s}\n"),
+        s,
+        "pagerduty: on-call\n".into(),
+    );
+    let s = uuid(392);
+    add(
+        "opsgenie-api-key",
+        format!("OPSGENIE_API_KEY={s}\n"),
+        s,
+        "opsgenie team ops\n".into(),
+    );
+    let s = r(HEX, 32, 393);
+    add(
+        "rollbar-access-token",
+        format!("ROLLBAR_ACCESS_TOKEN={s}\n"),
+        s,
+        "rollbar level error\n".into(),
+    );
+    let s = r(HEX, 32, 394);
+    add(
+        "bugsnag-api-key",
+        format!("BUGSNAG_API_KEY={s}\n"),
+        s,
+        "bugsnag notify\n".into(),
+    );
+    let s = uuid(395);
+    add(
+        "splunk-hec-token",
+        format!("SPLUNK_HEC_TOKEN={s}\n"),
+        s,
+        "splunk index main\n".into(),
+    );
+    let s = uuid(396);
+    add(
+        "snyk-token",
+        format!("SNYK_TOKEN={s}\n"),
+        s,
+        "snyk test --all-projects\n".into(),
+    );
+    let s = uuid(397);
+    add(
+        "postmark-server-token",
+        format!("POSTMARK_SERVER_TOKEN={s}\n"),
+        s,
+        "postmark template welcome\n".into(),
+    );
+    let s = format!("re_{}_{}", r(ALNUM, 8, 398), r(ALNUM, 24, 399));
+    add(
+        "resend-api-key",
+        format!("RESEND_API_KEY={s}\n"),
+        s,
+        "resend re_short\n".into(),
+    );
+    let s = format!("xkeysib-{}-{}", r(HEX, 64, 400), r(ALNUM, 16, 401));
+    add(
+        "brevo-api-key",
+        format!("BREVO_API_KEY={s}\n"),
+        s,
+        "xkeysib-\n".into(),
+    );
+    let s = r(HEX, 40, 402);
+    add(
+        "sparkpost-api-key",
+        format!("SPARKPOST_API_KEY={s}\n"),
+        s,
+        "sparkpost region eu\n".into(),
+    );
+    let s = r(HEX, 32, 403);
+    add(
+        "mailjet-api-key",
+        format!("MAILJET_API_SECRET={s}\n"),
+        s,
+        "mailjet sender\n".into(),
+    );
+    let s = format!("KEY{}_{}", r(UPHEX, 32, 404), r(ALNUM, 22, 405));
+    add(
+        "telnyx-api-key",
+        format!("TELNYX_API_KEY={s}\n"),
+        s,
+        "KEY0_SHORT\n".into(),
+    );
+    let s = r(ALNUM, 16, 406);
+    add(
+        "vonage-api-secret",
+        format!("VONAGE_API_SECRET={s}\n"),
+        s,
+        "vonage secret\n".into(),
+    );
+    let s = format!("ntn_{}{}", r(DIGITS, 11, 407), r(ALNUM, 35, 408));
+    add(
+        "notion-token",
+        format!("NOTION_TOKEN={s}\n"),
+        s,
+        "ntn_12345\nsecret_key_base\n".into(),
+    );
+    let s = format!("figd_{}", r(ALNUM, 40, 409));
+    add(
+        "figma-pat",
+        format!("FIGMA_TOKEN={s}\n"),
+        s,
+        "figd_short\n".into(),
+    );
+    let s = format!("pk_{}_{}", r(DIGITS, 8, 410), r(UPALNUM, 32, 411));
+    add(
+        "clickup-api-token",
+        format!("CLICKUP_TOKEN={s}\n"),
+        s,
+        "pk_live_public\n".into(),
+    );
+    let s = format!("ATTA{}{}", r(HEX, 64, 412), r(UPHEX, 8, 413));
+    add(
+        "trello-api-token",
+        format!("TRELLO_TOKEN={s}\n"),
+        s,
+        "trello board 1234\n".into(),
+    );
+    let s = format!(
+        "2/{}/{}:{}",
+        r(DIGITS, 16, 414),
+        r(DIGITS, 16, 415),
+        r(ALNUM, 32, 416)
+    );
+    add(
+        "asana-pat",
+        format!("ASANA_PAT={s}\n"),
+        s,
+        "asana task 1/2\n".into(),
+    );
+    let s = r(ALNUM, 64, 417);
+    add(
+        "auth0-client-secret",
+        format!("AUTH0_CLIENT_SECRET={s}\n"),
+        s,
+        "auth0 secret rotation docs\n".into(),
+    );
+    let s = format!("AQVN{}", r(ALNUM, 36, 418));
+    add(
+        "yandex-api-key",
+        format!("YC_API_KEY={s}\n"),
+        s,
+        "AQVN\n".into(),
+    );
+    let s = format!("sl.{}", r(ALNUM, 140, 419));
+    add(
+        "dropbox-access-token",
+        format!("DROPBOX_TOKEN={s}\n"),
+        s,
+        "see tsl.example and sl.short\n".into(),
+    );
+    let s = format!("pplx-{}", r(ALNUM, 48, 420));
+    add(
+        "perplexity-api-key",
+        format!("PERPLEXITY_API_KEY={s}\n"),
+        s,
+        "pplx-short\n".into(),
+    );
+    let s = format!("gsk_{}", r(ALNUM, 52, 421));
+    add(
+        "groq-api-key",
+        format!("GROQ_API_KEY={s}\n"),
+        s,
+        "gsk_short\n".into(),
+    );
+    let s = format!("xai-{}", r(ALNUM, 80, 422));
+    add(
+        "xai-api-key",
+        format!("XAI_API_KEY={s}\n"),
+        s,
+        "xai-short\n".into(),
+    );
+    let s = format!("r8_{}", r(ALNUM, 37, 423));
+    add(
+        "replicate-api-token",
+        format!("REPLICATE_API_TOKEN={s}\n"),
+        s,
+        "r8_short\n".into(),
+    );
+    let s = r(ALNUM, 40, 424);
+    add(
+        "cohere-api-key",
+        format!("COHERE_API_KEY={s}\n"),
+        s,
+        "coherent text\n".into(),
+    );
+    let s = r(ALNUM, 32, 425);
+    add(
+        "mistral-api-key",
+        format!("MISTRAL_API_KEY={s}\n"),
+        s,
+        "mistral-large-latest\n".into(),
+    );
+    let s = format!("lsv2_pt_{}_{}", r(HEX, 32, 426), r(HEX, 10, 427));
+    add(
+        "langsmith-api-key",
+        format!("LANGSMITH_API_KEY={s}\n"),
+        s,
+        "lsv2_pt_\n".into(),
+    );
+    let s = format!("pcsk_{}", r(ALNUM, 70, 428));
+    add(
+        "pinecone-api-key",
+        format!("PINECONE_API_KEY={s}\n"),
+        s,
+        "pcsk_short\n".into(),
+    );
+    let s = r(HEX, 40, 429);
+    add(
+        "wandb-api-key",
+        format!("WANDB_API_KEY={s}\n"),
+        s,
+        "wandb login\n".into(),
+    );
+    let s = r(ALNUM, 16, 430);
+    add(
+        "url-credentials",
+        format!("proxy = http://build:{s}@proxy.internal:3128\n"),
+        s,
+        "git clone https://user:${TOKEN}@host/repo\nhttps://user:password@example.com\nhttp://www.example.org/a@b\n".into(),
+    );
+    let s = format!("{}==", r(B64, 30, 431));
+    add(
+        "http-basic-auth",
+        format!("Authorization: Basic {s}\n"),
+        s,
+        "Authorization: Basic <credentials>\n".into(),
+    );
+    let s = r(ALNUM, 40, 432);
+    add(
+        "http-bearer-token",
+        format!("curl -H 'Authorization: Bearer {s}' https://api.example.org\n"),
+        s,
+        "Authorization: Bearer $TOKEN\nAuthorization: Bearer ${ACCESS_TOKEN}\n".into(),
     );
     v
 }
