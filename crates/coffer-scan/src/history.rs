@@ -2,11 +2,13 @@
 //! from the refs, oldest first; each tree and each blob is read once (a
 //! subtree already seen is skipped whole, since its content is), so a blob
 //! is scanned in the commit and at the path where it first appears, and a
-//! finding is reported once, for the commit that introduced it.
+//! finding is reported once, for the commit that introduced it. Trees are
+//! walked on one thread; blobs are inflated and scanned on all of them.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gix::ObjectId;
 
@@ -44,6 +46,7 @@ pub fn scan_history(
     path: &Path,
     range: &Range,
     max_blob_size: u64,
+    threads: usize,
 ) -> Result<HistoryReport, ScanError> {
     let repo = gix::discover(path).map_err(git)?;
     let resolve = |spec: &String| -> Result<ObjectId, ScanError> {
@@ -96,15 +99,14 @@ pub fn scan_history(
         graph.insert(info.id, (c.time().map_err(git)?.seconds, parents));
     }
     let commits = parents_first(&graph);
+    // First the trees, in commit order (cheap, sequential): each blob not
+    // seen before becomes a job at the commit and path where it appears.
     let mut seen_trees: HashSet<ObjectId> = HashSet::new();
     let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
-    let mut reported: HashSet<(String, String)> = HashSet::new();
-    let mut report = HistoryReport::default();
-    for id in &commits {
+    let mut jobs: Vec<Job> = Vec::new();
+    for (index, id) in commits.iter().enumerate() {
         let commit = repo.find_commit(*id).map_err(git)?;
-        let meta = CommitMeta::of(&commit)?;
         let root = commit.tree_id().map_err(git)?.detach();
-        let hex = id.to_string();
         let mut stack = vec![(root, String::new())];
         while let Some((tree_id, prefix)) = stack.pop() {
             if !seen_trees.insert(tree_id) {
@@ -124,35 +126,126 @@ pub fn scan_history(
                 if mode.is_tree() {
                     stack.push((oid, path));
                 } else if mode.is_blob() && seen_blobs.insert(oid) {
-                    let blob = repo.find_blob(oid).map_err(git)?;
-                    let data = &blob.data;
-                    if (max_blob_size > 0 && data.len() as u64 > max_blob_size)
-                        || data[..data.len().min(8192)].contains(&0)
-                    {
-                        continue;
-                    }
-                    report.blobs += 1;
-                    report.bytes += data.len() as u64;
-                    for mut f in scanner.scan(
-                        data,
-                        Origin {
-                            path: &path,
-                            commit: Some(&hex),
-                        },
-                    ) {
-                        // A secret carried into a new version of a file was
-                        // introduced earlier: reported there only.
-                        if reported.insert((f.rule_id.clone(), f.secret.clone())) {
-                            meta.fill(&mut f);
-                            report.findings.push(f);
-                        }
-                    }
+                    jobs.push(Job {
+                        blob: oid,
+                        path,
+                        commit: index,
+                    });
                 }
             }
         }
-        report.commits += 1;
+    }
+    // Then the blobs, on every thread: inflating and scanning them is the
+    // work.
+    let hex: Vec<String> = commits.iter().map(ToString::to_string).collect();
+    let shared = repo.into_sync();
+    let next = AtomicUsize::new(0);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        threads
+    }
+    .min(jobs.len().max(1));
+    let outcomes: Vec<Result<Scanned, ScanError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (shared, jobs, next, hex) = (&shared, &jobs, &next, &hex);
+                scope.spawn(move || scan_blobs(scanner, shared, jobs, next, hex, max_blob_size))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(ScanError::Git("a scanning thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut report = HistoryReport {
+        commits: commits.len(),
+        ..HistoryReport::default()
+    };
+    let mut found: Vec<(usize, Finding)> = Vec::new();
+    for outcome in outcomes {
+        let scanned = outcome?;
+        report.blobs += scanned.blobs;
+        report.bytes += scanned.bytes;
+        found.extend(scanned.findings);
+    }
+    // Jobs are in commit order, so the first finding of a secret is in
+    // the commit that introduced it; later copies (a secret carried into a
+    // new version of a file) are not reported again.
+    found.sort_by_key(|(job, f)| (*job, f.start_line, f.start_column));
+    let repo = shared.to_thread_local();
+    let mut reported: HashSet<(String, String)> = HashSet::new();
+    let mut metas: HashMap<usize, CommitMeta> = HashMap::new();
+    for (job, mut f) in found {
+        if !reported.insert((f.rule_id.clone(), f.secret.clone())) {
+            continue;
+        }
+        let index = jobs[job].commit;
+        let meta = match metas.entry(index) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let commit = repo.find_commit(commits[index]).map_err(git)?;
+                e.insert(CommitMeta::of(&commit)?)
+            }
+        };
+        meta.fill(&mut f);
+        report.findings.push(f);
     }
     Ok(report)
+}
+
+/// A blob to scan: where it first appears.
+struct Job {
+    blob: ObjectId,
+    path: String,
+    /// Index of the commit in walk order.
+    commit: usize,
+}
+
+/// What one thread scanned.
+#[derive(Default)]
+struct Scanned {
+    blobs: usize,
+    bytes: u64,
+    /// Findings with the index of their job.
+    findings: Vec<(usize, Finding)>,
+}
+
+/// Takes jobs until none are left.
+fn scan_blobs(
+    scanner: &Scanner,
+    shared: &gix::ThreadSafeRepository,
+    jobs: &[Job],
+    next: &AtomicUsize,
+    hex: &[String],
+    max_blob_size: u64,
+) -> Result<Scanned, ScanError> {
+    let repo = shared.to_thread_local();
+    let mut out = Scanned::default();
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(index) else {
+            return Ok(out);
+        };
+        let blob = repo.find_blob(job.blob).map_err(git)?;
+        let data = &blob.data;
+        if (max_blob_size > 0 && data.len() as u64 > max_blob_size)
+            || data[..data.len().min(8192)].contains(&0)
+        {
+            continue;
+        }
+        out.blobs += 1;
+        out.bytes += data.len() as u64;
+        let origin = Origin {
+            path: &job.path,
+            commit: Some(&hex[job.commit]),
+        };
+        out.findings
+            .extend(scanner.scan(data, origin).into_iter().map(|f| (index, f)));
+    }
 }
 
 /// The commits ordered so every parent in the set comes before its

@@ -56,14 +56,14 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "aws-access-token",
         format!("aws_access_key_id = {s}\n"),
         s,
-        "AKIAEXAMPLE is a doc placeholder\n".into(),
+        "AKIAEXAMPLE is a doc placeholder\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n".into(),
     );
     let s = r(B64, 40, 2);
     add(
         "aws-secret-access-key",
         format!("aws_secret_access_key = \"{s}\"\n"),
         s,
-        "aws_secret_access_key = ${AWS_SECRET}\n".into(),
+        "aws_secret_access_key = ${AWS_SECRET}\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n".into(),
     );
     let s = format!("AIza{}", r(B64URL, 35, 3));
     add(

@@ -87,7 +87,7 @@ pub struct ScanOpts {
     /// Skip files larger than this many megabytes (0: no limit).
     #[arg(long, default_value_t = 100)]
     max_file_size: u64,
-    /// Threads reading files (0: one per core).
+    /// Threads reading and scanning files or blobs (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
@@ -164,7 +164,14 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                         return Ok(2);
                     }
                 };
-                scan_history(&scanner, path, &range, opts.max_file_size << 20).map(|r| {
+                scan_history(
+                    &scanner,
+                    path,
+                    &range,
+                    opts.max_file_size << 20,
+                    opts.threads,
+                )
+                .map(|r| {
                     eprintln!(
                         "scanned {} commits, {} distinct blobs, {:.1} MB in {:.2} s",
                         r.commits,
