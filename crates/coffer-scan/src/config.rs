@@ -96,7 +96,7 @@ pub struct Config {
 impl Config {
     /// The built-in rules.
     pub fn defaults() -> Result<Self, ScanError> {
-        Self::parse(DEFAULT_RULES, "built-in rules")
+        Self::parse(DEFAULT_RULES, BUILT_IN)
     }
 
     /// Parses a gitleaks-format file; `[extend] useDefault = true` puts the
@@ -200,8 +200,20 @@ fn rule(r: RawRule, source: &str, place: &str) -> Result<Rule, ScanError> {
         r.tags,
         allowlists,
     )
+    .and_then(|rule| {
+        // A user's regex is compiled now, so a bad one stops the scan at
+        // once; the built-in ones (all compiled by the tests) wait until
+        // a keyword needs them.
+        if source != BUILT_IN {
+            rule.check()?;
+        }
+        Ok(rule)
+    })
     .map_err(|e| err(e.to_string()))
 }
+
+/// The name built-in rules are loaded under.
+const BUILT_IN: &str = "built-in rules";
 
 fn allowlist(a: RawAllowlist, source: &str, place: &str) -> Result<Allowlist, ScanError> {
     let err = |message: String| ScanError::Config {

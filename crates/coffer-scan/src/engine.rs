@@ -99,11 +99,13 @@ impl Scanner {
             {
                 continue;
             }
-            let Some(re) = &rule.regex else {
+            if !rule.has_regex() {
                 // A path-only rule: the file itself is the finding.
                 found.push(finding(rule, data, origin, (0, 0), b"", b""));
                 continue;
-            };
+            }
+            // A regex over the size limit: Rule::check reports it.
+            let Some(re) = rule.regex() else { continue };
             let mut seen: std::collections::HashSet<(usize, usize)> = Default::default();
             for &(ws, we) in &windows[i] {
                 for caps in re.captures_iter(&data[ws..we]) {

@@ -326,8 +326,29 @@ impl CommitMeta {
 pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanError> {
     let repo = gix::discover(path).map_err(git)?;
     let index = repo.index_or_empty().map_err(git)?;
-    // A repository without commits yet: everything staged is new.
-    let head = repo.head_tree().ok();
+    // HEAD's files by path, read once (a lookup per staged path would
+    // read the same trees again for every file). A repository without
+    // commits yet has none: everything staged is new.
+    let mut head: HashMap<Vec<u8>, ObjectId> = HashMap::new();
+    if let Ok(tree) = repo.head_tree() {
+        let mut stack = vec![(tree.id, Vec::new())];
+        while let Some((id, prefix)) = stack.pop() {
+            let tree = repo.find_tree(id).map_err(git)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(git)?;
+                let mut path = prefix.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(entry.filename());
+                if entry.mode().is_tree() {
+                    stack.push((entry.oid().to_owned(), path));
+                } else {
+                    head.insert(path, entry.oid().to_owned());
+                }
+            }
+        }
+    }
     let mut findings = Vec::new();
     for entry in index.entries() {
         if !matches!(
@@ -337,13 +358,7 @@ pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanE
             continue;
         }
         let rela = entry.path(&index).to_string();
-        let old = match &head {
-            Some(tree) => tree
-                .lookup_entry_by_path(&rela)
-                .map_err(git)?
-                .map(|e| e.object_id()),
-            None => None,
-        };
+        let old = head.get(entry.path(&index).as_ref() as &[u8]).copied();
         if old == Some(entry.id) {
             continue;
         }

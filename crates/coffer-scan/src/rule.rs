@@ -2,6 +2,8 @@
 //! (`\w`, `\d`, `\s`, `\b` as Go's RE2 reads them in gitleaks rules, and
 //! about a hundred times faster to build than Unicode classes).
 
+use std::sync::OnceLock;
+
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::ScanError;
@@ -141,8 +143,11 @@ pub struct Rule {
     pub id: String,
     /// What it finds.
     pub description: String,
-    /// The pattern (none: a path-only rule).
-    pub regex: Option<Regex>,
+    /// The pattern (none: a path-only rule), checked when the rule is
+    /// loaded and compiled the first time a keyword calls for it: a
+    /// pre-commit scan touches a few rules, not all of them.
+    pattern: Option<String>,
+    compiled: OnceLock<Option<Regex>>,
     /// Which capture group is the secret (0: the first non-empty group,
     /// else the whole match).
     pub secret_group: usize,
@@ -174,28 +179,29 @@ impl Rule {
         tags: Vec<String>,
         allowlists: Vec<Allowlist>,
     ) -> Result<Self, ScanError> {
-        let max_len = regex.and_then(|r| {
-            regex_syntax::ParserBuilder::new()
+        let mut max_len = None;
+        if let Some(pattern) = regex {
+            // The regex crate's own parser, as compile() configures it:
+            // a pattern that parses here compiles later.
+            let hir = regex_syntax::ParserBuilder::new()
                 .unicode(false)
                 .utf8(false)
                 .build()
-                .parse(r)
-                .ok()
-                .and_then(|h| h.properties().maximum_len())
-        });
-        let regex = regex.map(compile).transpose()?;
-        if let Some(r) = &regex
-            && secret_group >= r.captures_len()
-        {
-            return Err(ScanError::Regex(format!(
-                "secretGroup {secret_group} but the regex has {} groups",
-                r.captures_len() - 1
-            )));
+                .parse(pattern)
+                .map_err(|e| ScanError::Regex(format!("{pattern:?}: {e}")))?;
+            let groups = hir.properties().explicit_captures_len();
+            if secret_group > groups {
+                return Err(ScanError::Regex(format!(
+                    "secretGroup {secret_group} but the regex has {groups} groups"
+                )));
+            }
+            max_len = hir.properties().maximum_len();
         }
         Ok(Self {
             id,
             description,
-            regex,
+            pattern: regex.map(str::to_owned),
+            compiled: OnceLock::new(),
             secret_group,
             entropy,
             keywords: keywords
@@ -208,6 +214,28 @@ impl Rule {
             allowlists,
             max_len,
         })
+    }
+
+    /// Whether the rule has a regex (else it matches paths only).
+    pub fn has_regex(&self) -> bool {
+        self.pattern.is_some()
+    }
+
+    /// The compiled regex; `None` for a path-only rule or one whose regex
+    /// is over the compiled-size limit (see [`Rule::check`]).
+    pub fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| self.pattern.as_deref().and_then(|p| compile(p).ok()))
+            .as_ref()
+    }
+
+    /// Compiles the regex now, reporting why it does not compile (a
+    /// pattern that parses can still be too large).
+    pub fn check(&self) -> Result<(), ScanError> {
+        match &self.pattern {
+            Some(p) if self.regex().is_none() => compile(p).map(|_| ()),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -1525,6 +1525,9 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
 fn every_built_in_rule_finds_its_credential_and_not_its_look_alike() {
     let config = Config::defaults().expect("defaults");
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    for rule in &config.rules {
+        rule.check().expect("every built-in regex compiles");
+    }
     let ids: Vec<String> = config.rules.iter().map(|r| r.id.clone()).collect();
     let scanner = Scanner::new(config).expect("scanner");
     let cases = cases();
