@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gix::ObjectId;
 
-use crate::{Finding, Origin, ScanError, Scanner};
+use crate::{Finding, Origin, Progress, ScanError, Scanner};
 
 fn git(e: impl std::fmt::Display) -> ScanError {
     ScanError::Git(e.to_string())
@@ -47,6 +47,7 @@ pub fn scan_history(
     range: &Range,
     max_blob_size: u64,
     threads: usize,
+    progress: &Progress,
 ) -> Result<HistoryReport, ScanError> {
     let repo = gix::discover(path).map_err(git)?;
     let resolve = |spec: &String| -> Result<ObjectId, ScanError> {
@@ -137,6 +138,9 @@ pub fn scan_history(
     }
     // Then the blobs, on every thread: inflating and scanning them is the
     // work.
+    progress
+        .total
+        .store(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let hex: Vec<String> = commits.iter().map(ToString::to_string).collect();
     let shared = repo.into_sync();
     let next = AtomicUsize::new(0);
@@ -150,7 +154,9 @@ pub fn scan_history(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let (shared, jobs, next, hex) = (&shared, &jobs, &next, &hex);
-                scope.spawn(move || scan_blobs(scanner, shared, jobs, next, hex, max_blob_size))
+                scope.spawn(move || {
+                    scan_blobs(scanner, shared, jobs, next, hex, max_blob_size, progress)
+                })
             })
             .collect();
         workers
@@ -222,6 +228,7 @@ fn scan_blobs(
     next: &AtomicUsize,
     hex: &[String],
     max_blob_size: u64,
+    progress: &Progress,
 ) -> Result<Scanned, ScanError> {
     let repo = shared.to_thread_local();
     let mut out = Scanned::default();
@@ -232,6 +239,7 @@ fn scan_blobs(
         };
         let blob = repo.find_blob(job.blob).map_err(git)?;
         let data = &blob.data;
+        progress.add(data.len() as u64);
         if (max_blob_size > 0 && data.len() as u64 > max_blob_size)
             || data[..data.len().min(8192)].contains(&0)
         {

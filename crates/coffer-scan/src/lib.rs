@@ -16,6 +16,26 @@ pub mod walk;
 pub use config::Config;
 pub use engine::{Origin, Scanner};
 
+/// Counters a scan advances as it goes, for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files or blobs scanned.
+    pub done: std::sync::atomic::AtomicU64,
+    /// Bytes scanned.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Files or blobs to scan, once known (0: not known).
+    pub total: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    /// One more file or blob of `bytes` done.
+    pub fn add(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
 /// Why rules could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {

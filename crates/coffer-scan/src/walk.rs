@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use ignore::{WalkBuilder, WalkState};
 
-use crate::{Finding, Origin, Scanner};
+use crate::{Finding, Origin, Progress, Scanner};
 
 /// What a tree scan read and found.
 #[derive(Debug, Default)]
@@ -27,7 +27,13 @@ pub struct TreeReport {
 }
 
 /// Scans every file under `root` with `threads` threads (0: one per core).
-pub fn scan_tree(scanner: &Scanner, root: &Path, max_file_size: u64, threads: usize) -> TreeReport {
+pub fn scan_tree(
+    scanner: &Scanner,
+    root: &Path,
+    max_file_size: u64,
+    threads: usize,
+    progress: &Progress,
+) -> TreeReport {
     let report = Mutex::new(TreeReport::default());
     let shared = &report;
     WalkBuilder::new(root)
@@ -67,6 +73,7 @@ pub fn scan_tree(scanner: &Scanner, root: &Path, max_file_size: u64, threads: us
                 if let Ok(mut r) = shared.lock() {
                     match outcome {
                         Ok(Some((bytes, mut f))) => {
+                            progress.add(bytes);
                             r.files += 1;
                             r.bytes += bytes;
                             r.findings.append(&mut f);

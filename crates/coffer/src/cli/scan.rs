@@ -1,13 +1,13 @@
 //! `coffer scan dir|stdin`: the leak scanner over a directory tree or
 //! standard input, with gitleaks-format rules and reports.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use coffer_scan::history::{Range, scan_history, scan_staged};
 use coffer_scan::walk::scan_tree;
-use coffer_scan::{Config, Finding, Origin, Scanner, report};
+use coffer_scan::{Config, Finding, Origin, Progress, Scanner, report};
 
 /// Scan targets.
 #[derive(clap::Subcommand, Debug)]
@@ -135,7 +135,16 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                 eprintln!("Error: {} does not exist", path.display());
                 return Ok(2);
             }
-            let report = scan_tree(&scanner, path, opts.max_file_size << 20, opts.threads);
+            let progress = Progress::default();
+            let report = with_progress("files", &progress, || {
+                scan_tree(
+                    &scanner,
+                    path,
+                    opts.max_file_size << 20,
+                    opts.threads,
+                    &progress,
+                )
+            });
             for e in &report.errors {
                 eprintln!("warning: {e}");
             }
@@ -164,13 +173,17 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
                         return Ok(2);
                     }
                 };
-                scan_history(
-                    &scanner,
-                    path,
-                    &range,
-                    opts.max_file_size << 20,
-                    opts.threads,
-                )
+                let progress = Progress::default();
+                with_progress("blobs", &progress, || {
+                    scan_history(
+                        &scanner,
+                        path,
+                        &range,
+                        opts.max_file_size << 20,
+                        opts.threads,
+                        &progress,
+                    )
+                })
                 .map(|r| {
                     eprintln!(
                         "scanned {} commits, {} distinct blobs, {:.1} MB in {:.2} s",
@@ -247,6 +260,63 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
         0
     } else {
         opts.exit_code
+    })
+}
+
+/// Runs `scan`, showing its progress on stderr when that is a terminal
+/// (a counter of `unit`s and bytes, a bar once the total is known); silent
+/// otherwise, so logs and pipes get only the summary.
+fn with_progress<T>(unit: &str, progress: &Progress, scan: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    if !std::io::stderr().is_terminal() {
+        return scan();
+    }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr_with_hz(10),
+            );
+            let counting = indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {{pos}} {unit}, {{msg}} ({{elapsed}})"
+            ));
+            let mut measured = indicatif::ProgressStyle::with_template(&format!(
+                "[{{bar:30}}] {{pos}}/{{len}} {unit}, {{msg}} ({{eta}} left)"
+            ))
+            .ok();
+            if let Ok(style) = counting {
+                bar.set_style(style);
+            }
+            let mut has_total = false;
+            // Nothing is drawn for a scan that ends within a quarter second.
+            let mut ticks = 0u32;
+            while !done.load(Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                ticks += 1;
+                if ticks < 5 {
+                    continue;
+                }
+                let total = progress.total.load(Relaxed);
+                if total > 0 && !has_total {
+                    has_total = true;
+                    bar.set_length(total);
+                    if let Some(style) = measured.take() {
+                        bar.set_style(style.progress_chars("=> "));
+                    }
+                }
+                bar.set_position(progress.done.load(Relaxed));
+                bar.set_message(format!(
+                    "{:.1} MB",
+                    progress.bytes.load(Relaxed) as f64 / 1e6
+                ));
+                bar.tick();
+            }
+            bar.finish_and_clear();
+        });
+        let out = scan();
+        done.store(true, Relaxed);
+        out
     })
 }
 
