@@ -1,10 +1,15 @@
 //! Rule files in gitleaks' TOML format (`[[rules]]`, `[extend]`, rule and
 //! global allowlists in both the old single-table and the newer list form).
 //! Keys coffer does not use are reported as warnings, never ignored silently.
+//! betterleaks' files (the same shape, with Expr `filter`s instead of
+//! allowlists) load too: see `expr` for the part of a filter that is read.
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
 use crate::ScanError;
+use crate::expr;
 use crate::rule::{Allowlist, Condition, Rule, Target};
 
 /// The built-in rules, in the same format.
@@ -17,7 +22,14 @@ struct RawConfig {
     title: Option<String>,
     #[allow(dead_code)] // accepted; nothing to do with it
     description: Option<String>,
+    /// The gitleaks version a file asks for; coffer reads every 8.x file.
+    #[allow(dead_code)]
+    min_version: Option<String>,
     extend: Option<RawExtend>,
+    /// betterleaks: drops candidates everywhere.
+    filter: Option<String>,
+    /// betterleaks: drops files (by path) before they are scanned.
+    prefilter: Option<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
     allowlist: Option<RawAllowlist>,
@@ -57,6 +69,18 @@ struct RawRule {
     allowlist: Option<RawAllowlist>,
     #[serde(default)]
     allowlists: Vec<RawAllowlist>,
+    /// betterleaks: Expr code dropping candidates.
+    filter: Option<String>,
+    /// betterleaks: a rule used only inside composite rules.
+    #[serde(default)]
+    skip_report: bool,
+    /// betterleaks: a label; findings are reported whatever it says.
+    #[allow(dead_code)]
+    confidence: Option<String>,
+    /// betterleaks: live checks against the provider, never run here.
+    validate: Option<toml::Value>,
+    analyze: Option<toml::Value>,
+    revoke: Option<toml::Value>,
     #[serde(flatten)]
     other: toml::Table,
 }
@@ -134,9 +158,26 @@ impl Config {
                 config.allowlists = base.allowlists;
             }
         }
+        // Per key, the rules that have it: one warning per key, not one per
+        // rule (a betterleaks file has hundreds).
+        let mut unknown_in_rules: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut live_checks: Vec<String> = Vec::new();
+        let mut partial_filters: Vec<String> = Vec::new();
         for (i, r) in raw.rules.into_iter().enumerate() {
             let place = format!("rule {}", i + 1);
-            unknown(&mut warnings, &r.other, &place);
+            let name = r.id.clone().unwrap_or_else(|| place.clone());
+            for k in r.other.keys() {
+                unknown_in_rules
+                    .entry(k.clone())
+                    .or_default()
+                    .push(name.clone());
+            }
+            if r.validate.is_some() || r.analyze.is_some() || r.revoke.is_some() {
+                live_checks.push(name.clone());
+            }
+            if r.skip_report {
+                continue;
+            }
             for a in r.allowlist.iter().chain(&r.allowlists) {
                 unknown(&mut warnings, &a.other, &format!("{place} allowlist"));
                 if !a.target_rules.is_empty() {
@@ -145,10 +186,44 @@ impl Config {
                     ));
                 }
             }
-            let rule = rule(r, source, &place)?;
+            let (rule, skipped) = rule(r, source, &place)?;
+            if skipped > 0 {
+                partial_filters.push(name);
+            }
             match config.rules.iter_mut().find(|x| x.id == rule.id) {
                 Some(existing) => *existing = rule,
                 None => config.rules.push(rule),
+            }
+        }
+        for (key, rules) in unknown_in_rules {
+            warnings.push(format!(
+                "{source}: {}: `{key}` is not a key coffer knows; ignored",
+                some_rules(&rules)
+            ));
+        }
+        if !live_checks.is_empty() {
+            warnings.push(format!(
+                "{source}: {}: `validate`/`analyze`/`revoke` ignored: coffer never sends a credential it finds anywhere",
+                some_rules(&live_checks)
+            ));
+        }
+        if !partial_filters.is_empty() {
+            warnings.push(format!(
+                "{source}: {}: part of the `filter` is Expr code coffer does not run (it reads entropy limits and matchesAny/containsAny lists); more may be reported than betterleaks reports",
+                some_rules(&partial_filters)
+            ));
+        }
+        for (key, code, paths_only) in [
+            ("filter", &raw.filter, false),
+            ("prefilter", &raw.prefilter, true),
+        ] {
+            let Some(code) = code else { continue };
+            let (lists, skipped) = filter_allowlists(code, paths_only, &mut None);
+            config.allowlists.extend(lists);
+            if skipped > 0 {
+                warnings.push(format!(
+                    "{source}: top level: part of the `{key}` is Expr code coffer does not run; more may be reported than betterleaks reports"
+                ));
             }
         }
         for (i, a) in raw.allowlist.into_iter().chain(raw.allowlists).enumerate() {
@@ -167,7 +242,66 @@ impl Config {
     }
 }
 
-fn rule(r: RawRule, source: &str, place: &str) -> Result<Rule, ScanError> {
+/// "rule a-id" or "3 rules (a, b, c)" or "40 rules (a, b, c, …)".
+fn some_rules(names: &[String]) -> String {
+    match names {
+        [one] => format!("rule {one}"),
+        _ => {
+            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+            let more = if names.len() > 3 { ", …" } else { "" };
+            format!("{} rules ({}{more})", names.len(), shown.join(", "))
+        }
+    }
+}
+
+/// The allowlists (and entropy floor) a betterleaks filter translates to,
+/// and how many of its tests were left out. A list whose regexes do not
+/// compile counts as left out.
+fn filter_allowlists(
+    code: &str,
+    paths_only: bool,
+    entropy: &mut Option<f64>,
+) -> (Vec<Allowlist>, usize) {
+    let f = expr::translate(code);
+    let mut skipped = f.skipped;
+    if let Some(e) = f.entropy {
+        *entropy = Some(entropy.map_or(e, |x: f64| x.max(e)));
+    }
+    let mut lists = Vec::new();
+    for l in f.lists {
+        if paths_only && l.target != "path" {
+            skipped += 1;
+            continue;
+        }
+        let mut regexes = l.regexes;
+        regexes.extend(l.words.iter().map(|w| regex::escape(w)));
+        let target = match l.target {
+            "match" => Target::Match,
+            "line" => Target::Line,
+            _ => Target::Secret,
+        };
+        let (regexes, paths) = if l.target == "path" {
+            (Vec::new(), regexes)
+        } else {
+            (regexes, Vec::new())
+        };
+        match Allowlist::new(
+            Condition::Or,
+            target,
+            &regexes,
+            &paths,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        ) {
+            Ok(a) => lists.push(a),
+            Err(_) => skipped += 1,
+        }
+    }
+    (lists, skipped)
+}
+
+fn rule(r: RawRule, source: &str, place: &str) -> Result<(Rule, usize), ScanError> {
     let err = |message: String| ScanError::Config {
         file: source.to_owned(),
         message: format!("{place}: {message}"),
@@ -183,18 +317,25 @@ fn rule(r: RawRule, source: &str, place: &str) -> Result<Rule, ScanError> {
     if r.regex.is_none() && r.path.is_none() {
         return Err(err("needs a regex or a path".into()));
     }
-    let allowlists = r
+    let mut allowlists = r
         .allowlist
         .into_iter()
         .chain(r.allowlists)
         .map(|a| allowlist(a, source, &place))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut entropy = r.entropy;
+    let mut skipped = 0;
+    if let Some(code) = &r.filter {
+        let (lists, left_out) = filter_allowlists(code, false, &mut entropy);
+        allowlists.extend(lists);
+        skipped = left_out;
+    }
     Rule::new(
         id,
         r.description.unwrap_or_default(),
         r.regex.as_deref(),
         r.secret_group,
-        r.entropy,
+        entropy,
         r.keywords,
         r.path.as_deref(),
         r.tags,
@@ -207,7 +348,7 @@ fn rule(r: RawRule, source: &str, place: &str) -> Result<Rule, ScanError> {
         if source != BUILT_IN {
             rule.check()?;
         }
-        Ok(rule)
+        Ok((rule, skipped))
     })
     .map_err(|e| err(e.to_string()))
 }
@@ -255,6 +396,70 @@ fn allowlist(a: RawAllowlist, source: &str, place: &str) -> Result<Allowlist, Sc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Origin, Scanner};
+
+    #[test]
+    fn a_betterleaks_file_loads_with_its_filters_read_and_one_warning_per_key() {
+        let c = Config::parse(
+            r#"
+title = "betterleaks config"
+minVersion = "v2.0.0"
+prefilter = '''
+matchesAny(attributes["path"], [`(?i)\.lock$`])
+'''
+filter = '''
+matchesAny(finding["secret"], [`^\$\{[A-Z_]+}$`]) || containsAny(finding["secret"], ["EXAMPLE"])
+'''
+
+[[rules]]
+id = "acme-key"
+description = "ACME key"
+regex = '''acme_([A-Za-z0-9${}_]{16,})'''
+keywords = ["acme_"]
+confidence = "high"
+filter = '''
+entropy(finding["secret"]) < 3.0 || tokenRatio(finding["secret"]) >= 2.5
+'''
+validate = '''http.get("https://acme.example/me")'''
+components = [{ id = "acme-id" }]
+
+[[rules]]
+id = "acme-id"
+description = "ACME id, reported only with a key"
+regex = '''acmeid_[0-9]{6}'''
+keywords = ["acmeid_"]
+skipReport = true
+components = [{ id = "x" }]
+"#,
+            "bl.toml",
+        )
+        .expect("loads");
+        let ids: Vec<&str> = c.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["acme-key"], "a skipReport rule is not reported");
+        assert_eq!(c.warnings.len(), 3, "{:#?}", c.warnings);
+        assert!(c.warnings[0].contains("2 rules (acme-key, acme-id): `components`"));
+        assert!(c.warnings[1].contains("rule acme-key: `validate`"));
+        assert!(c.warnings[2].contains("rule acme-key: part of the `filter`"));
+        let s = Scanner::new(c).expect("scanner");
+        let at = |path| Origin { path, commit: None };
+        let text = b"acme_Q8zr2LmX0vTk5NwPb
+acme_aaaaaaaaaaaaaaaaaa
+acme_${ACME_TOKEN_VALUE}
+acme_Q8zr2LmX0vEXAMPLE
+acmeid_123456
+";
+        let found = s.scan(text, at("app.env"));
+        let lines: Vec<usize> = found.iter().map(|f| f.start_line).collect();
+        assert_eq!(
+            lines,
+            [1],
+            "entropy, secret regex and word filters: {found:?}"
+        );
+        assert!(
+            s.scan(text, at("Cargo.lock")).is_empty(),
+            "the prefilter's paths"
+        );
+    }
 
     #[test]
     fn extend_defaults_with_a_rule_an_allowlist_and_warnings() {

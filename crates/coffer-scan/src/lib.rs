@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod expr;
 pub mod history;
 pub mod keywords;
 pub mod report;

@@ -13,11 +13,118 @@ const SIZE_LIMIT: usize = 64 << 20;
 
 /// Compiles a rule or allowlist regex.
 pub fn compile(pattern: &str) -> Result<Regex, ScanError> {
-    RegexBuilder::new(pattern)
+    RegexBuilder::new(&from_re2(pattern))
         .unicode(false)
         .size_limit(SIZE_LIMIT)
         .build()
         .map_err(|e| ScanError::Regex(format!("{pattern:?}: {e}")))
+}
+
+/// Rewrites what Go's RE2 (gitleaks' regex engine) reads literally but the
+/// regex crate would not: a `{` that opens no repetition (`{{[^}]+}}` in
+/// template allowlists), a lone `}`, and inside a class a `[` that starts no
+/// `[:name:]` and the doubled `--`, `&&`, `~~` the regex crate takes as set
+/// operations. Everything else passes through unchanged.
+pub fn from_re2(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = next {
+                out.push(n);
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' => in_class = false,
+                '[' if next == Some(':') => {
+                    if let Some(len) = posix_class_len(&chars[i..]) {
+                        out.extend(&chars[i..i + len]);
+                        i += len;
+                        continue;
+                    }
+                    out.push('\\');
+                }
+                '[' => out.push('\\'),
+                '-' | '&' | '~' if next == Some(c) => out.push('\\'),
+                _ => {}
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                out.push(c);
+                i += 1;
+                // `[]…]` and `[^]…]`: a leading `]` is a member.
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if chars.get(i) == Some(&']') {
+                    out.push_str("\\]");
+                    i += 1;
+                }
+                continue;
+            }
+            '{' => {
+                let len = repetition_len(&chars[i..]);
+                if len > 0 {
+                    out.extend(&chars[i..i + len]);
+                    i += len;
+                    continue;
+                }
+                out.push('\\');
+            }
+            '}' => out.push('\\'),
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Length of `{n}`, `{n,}` or `{n,m}` at the start of `s`, else 0.
+fn repetition_len(s: &[char]) -> usize {
+    let mut i = 1;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while s.get(*i).is_some_and(char::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return 0;
+    }
+    if s.get(i) == Some(&',') {
+        i += 1;
+        digits(&mut i);
+    }
+    if s.get(i) == Some(&'}') { i + 1 } else { 0 }
+}
+
+/// Length of `[:name:]` or `[:^name:]` at the start of `s`, if it is one.
+fn posix_class_len(s: &[char]) -> Option<usize> {
+    let end = (2..s.len().min(16)).find(|&j| s[j] == ']')?;
+    let name: String = s[2..end].iter().collect();
+    let name = name.strip_prefix('^').unwrap_or(&name);
+    (name.ends_with(':')
+        && name.len() > 1
+        && name[..name.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_lowercase()))
+    .then_some(end + 1)
 }
 
 /// What an allowlist's regexes are matched against.
@@ -187,7 +294,7 @@ impl Rule {
                 .unicode(false)
                 .utf8(false)
                 .build()
-                .parse(pattern)
+                .parse(&from_re2(pattern))
                 .map_err(|e| ScanError::Regex(format!("{pattern:?}: {e}")))?;
             let groups = hir.properties().explicit_captures_len();
             if secret_group > groups {
@@ -269,6 +376,30 @@ mod tests {
         assert_eq!(entropy(b"aaaa"), 0.0);
         assert!((entropy(b"ab") - 1.0).abs() < 1e-9);
         assert!(entropy(b"q8Zr2LmX0vTk5NwPb7Yc") > 4.0);
+    }
+
+    #[test]
+    fn re2_literal_braces_and_brackets_compile_as_re2_reads_them() {
+        let cases: [(&str, &[u8], bool); 8] = [
+            (r"\$?{{[^}]+}}", b"${{ secrets.TOKEN }}", true),
+            (r"a{2}b{1,}c{1,3}", b"aabbc", true),
+            (r"x{,3}", b"x{,3}", true),
+            (r"[a[]+", b"a[a", true),
+            (r"[\w.--]+", b"a--b", true),
+            (r"[[:alpha:]]+", b"abc", true),
+            (r"[]a]", b"]", true),
+            (r"}", b"}", true),
+        ];
+        for (pattern, text, want) in cases {
+            let re = compile(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            assert_eq!(
+                re.is_match(text),
+                want,
+                "{pattern} on {:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert_eq!(from_re2(r"\{x\}[a-z]{3}"), r"\{x\}[a-z]{3}");
     }
 
     #[test]
