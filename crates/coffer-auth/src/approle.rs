@@ -313,6 +313,21 @@ impl AppRole {
         coffer_core::cidr::parse_all(&cidr_list)?;
         let token_bound_cidrs = f.str_list("token_bound_cidrs")?.unwrap_or_default();
         coffer_core::cidr::parse_all(&token_bound_cidrs)?;
+        // A secret ID may narrow its role's bounds, never widen them.
+        if !cidr_list.is_empty()
+            && !coffer_core::cidr::subset(&cidr_list, &role.secret_id_bound_cidrs)?
+        {
+            return Err(bad(
+                "failed to verify the CIDR restrictions set on the secret ID: cidr_list must lie within the role's secret_id_bound_cidrs",
+            ));
+        }
+        if !token_bound_cidrs.is_empty()
+            && !coffer_core::cidr::subset(&token_bound_cidrs, &role.token.token_bound_cidrs)?
+        {
+            return Err(bad(
+                "failed to verify the token bound CIDR restrictions set on the secret ID: token_bound_cidrs must lie within the role's token_bound_cidrs",
+            ));
+        }
         let ttl = f.duration("ttl")?.unwrap_or(role.secret_id_ttl);
         let num_uses = f.int("num_uses")?.unwrap_or(role.secret_id_num_uses);
         if num_uses < 0 {
@@ -455,6 +470,7 @@ impl AppRole {
             return Err(invalid());
         }
         let mut metadata = BTreeMap::from([("role_name".to_string(), name.clone())]);
+        let mut token_cidrs = None;
         if role.bind_secret_id {
             let secret_id = f
                 .str("secret_id")?
@@ -481,9 +497,15 @@ impl AppRole {
                 }
             }
             metadata.extend(entry.metadata);
+            token_cidrs = Some(entry.token_bound_cidrs).filter(|c| !c.is_empty());
+        }
+        let mut login = role.token.login("", metadata);
+        if let Some(c) = token_cidrs {
+            // The secret ID's bounds, already checked to lie within the role's.
+            login.bound_cidrs = c;
         }
         Ok(Some(Response {
-            login: Some(role.token.login("", metadata)),
+            login: Some(login),
             ..Response::default()
         }))
     }

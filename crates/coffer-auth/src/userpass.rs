@@ -95,13 +95,12 @@ fn verify(password: &str, phc: &str) -> bool {
     })
 }
 
-/// Argon2 is deliberately slow: keep it off the async workers.
+/// Argon2 is deliberately slow and memory-hungry: run it in core's bounded
+/// pool, so a flood of logins queues instead of exhausting memory.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, LogicalError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| LogicalError::Internal(format!("password hashing task failed: {e}")))
+    coffer_core::heavy::run("password hashing", f).await
 }
 
 /// The userpass auth method.

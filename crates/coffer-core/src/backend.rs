@@ -76,7 +76,7 @@ impl StorageView {
             .map_err(|e| {
                 LogicalError::Internal(format!("password policy {policy:?} is corrupt: {e}"))
             })?;
-        p.generate()
+        crate::heavy::run("password generation", move || p.generate()).await?
     }
 
     /// Reads and parses a JSON value.
@@ -215,6 +215,21 @@ pub trait Backend: Send + Sync {
     async fn revoke_lease(&self, _req: LeaseRequest<'_>) -> Result<(), LogicalError> {
         Err(LogicalError::Internal(
             "this engine issues no leases and cannot revoke one".into(),
+        ))
+    }
+
+    /// Signs `message` with the named key for core's own use (an audit
+    /// device's `head_key`), with the key's default options; the signature
+    /// as the engine's `sign/` answers it. Only engines holding signing keys
+    /// answer; no request path reaches this.
+    async fn sign_for_core(
+        &self,
+        _storage: &StorageView,
+        _key: &str,
+        _message: &[u8],
+    ) -> Result<String, LogicalError> {
+        Err(LogicalError::BadRequest(
+            "this engine holds no signing keys".into(),
         ))
     }
 

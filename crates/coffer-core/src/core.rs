@@ -158,6 +158,8 @@ pub struct Core {
     active: RwLock<Option<Arc<Active>>>,
     /// Serialises changes to the mount table.
     pub(crate) mount_lock: Mutex<()>,
+    /// Claims on wrapped responses, by wrapping token (`sys/wrapping.rs`).
+    pub(crate) wrap_claims: crate::stripes::Stripes,
     sys: SysPaths,
     pub(crate) audit: crate::audit::Broker,
 }
@@ -224,6 +226,7 @@ impl Core {
             rotation_health: std::sync::Mutex::new(Default::default()),
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
+            wrap_claims: crate::stripes::Stripes::default(),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
         })
@@ -336,6 +339,15 @@ impl Core {
                     .wrap(root.expose(), ROOT_KEY_PATH.as_bytes())
                     .await
                     .map_err(seal_failure)?;
+                let back = s
+                    .unwrap(&wrapped, ROOT_KEY_PATH.as_bytes())
+                    .await
+                    .map_err(seal_failure)?;
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(back.expose(), root.expose())) {
+                    return Err(internal(
+                        "the seal's encryption of the root key does not decrypt to it; nothing was initialised",
+                    ));
+                }
                 let (recovery, check) = if p.recovery_shares == 0 {
                     (Vec::new(), None)
                 } else {
@@ -410,7 +422,8 @@ impl Core {
         let root = match seal.unwrap(&wrapped, ROOT_KEY_PATH.as_bytes()).await {
             Ok(root) => root,
             Err(e) => {
-                self.set_auto_unseal_error(Some(e.to_string()));
+                tracing::warn!(error = %e, "automatic unseal failed");
+                self.set_auto_unseal_error(Some(e.class()));
                 return Err(AutoUnsealError::Seal(e));
             }
         };
@@ -421,10 +434,30 @@ impl Core {
             .await
         {
             Ok(None) => {}
-            Ok(Some(rewrapped)) => match self.storage().put(ROOT_KEY_PATH, rewrapped).await {
-                Ok(()) => tracing::info!("root key rewrapped under the seal's current key version"),
-                Err(e) => tracing::warn!(error = %e, "storing the rewrapped root key failed"),
-            },
+            Ok(Some(rewrapped)) => {
+                // Stored only once the seal has proved it can open it again:
+                // a bad ciphertext stored here would lock the server out for good.
+                let opens = seal
+                    .unwrap(&rewrapped, ROOT_KEY_PATH.as_bytes())
+                    .await
+                    .is_ok_and(|again| {
+                        bool::from(subtle::ConstantTimeEq::ct_eq(again.expose(), root.expose()))
+                    });
+                if !opens {
+                    tracing::error!(
+                        "the seal's new wrapping of the root key does not decrypt to it; keeping the old wrapping"
+                    );
+                } else {
+                    match self.storage().put(ROOT_KEY_PATH, rewrapped).await {
+                        Ok(()) => tracing::info!(
+                            "root key rewrapped under the seal's current key version"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "storing the rewrapped root key failed")
+                        }
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "rewrapping the root key failed; the old wrapping stays")
             }
@@ -809,8 +842,11 @@ impl Core {
         req: &Request,
         token: Option<&Token>,
     ) -> Result<Response, LogicalError> {
+        // Looking up a wrapping token (which the token itself may do) never
+        // uses it up.
+        let counted = req.path != "sys/wrapping/lookup";
         let spent = match token {
-            Some(t) if t.entry.num_uses > 0 => {
+            Some(t) if t.entry.num_uses > 0 && counted => {
                 let after = active
                     .tokens
                     .use_token(t)
@@ -828,9 +864,18 @@ impl Core {
         } else {
             self.route(active, req, token).await
         };
-        if spent && let Some(t) = token {
+        let refused = matches!(
+            resp,
+            Err(LogicalError::UnsupportedPath | LogicalError::UnsupportedOperation)
+        );
+        match token {
+            // A request nothing could serve does not cost a use.
+            Some(t) if refused && counted && t.entry.num_uses > 0 => {
+                active.tokens.give_back_use(t).await?;
+            }
             // The last use is over: the token dies now, as in Vault.
-            active.tokens.revoke_tree(&t.hash).await?;
+            Some(t) if spent => active.tokens.revoke_tree(&t.hash).await?,
+            _ => {}
         }
         let resp = finish(op, resp?)?;
         match req.wrap_ttl.filter(|t| *t > 0) {
@@ -985,6 +1030,15 @@ impl Core {
                     .await
                 {
                     Ok(lease) => {
+                        // The token may have been revoked while the engine
+                        // worked; its revocation listed its leases before this
+                        // one existed, so this one goes now.
+                        if let Some(t) = token
+                            && !active.tokens.holds_leases(&t.hash).await?
+                        {
+                            active.expiration.revoke(&lease.id, false).await?;
+                            return Err(LogicalError::PermissionDenied);
+                        }
                         r.lease_id = lease.id;
                         r.lease_duration = lease.ttl;
                         r.renewable = lease.renewable;

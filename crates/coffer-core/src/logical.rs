@@ -210,9 +210,15 @@ pub enum LogicalError {
     /// 405.
     #[error("unsupported operation")]
     UnsupportedOperation,
+    /// 408: the request's body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 429: the server is saturated with this kind of work; retry.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 415.
     #[error("PATCH requires Content-Type: application/merge-patch+json")]
     UnsupportedMediaType,
@@ -235,8 +241,10 @@ impl LogicalError {
             LogicalError::PermissionDenied | LogicalError::Forbidden(_) => 403,
             LogicalError::NotFound | LogicalError::UnsupportedPath => 404,
             LogicalError::UnsupportedOperation => 405,
+            LogicalError::RequestTimeout(_) => 408,
             LogicalError::PayloadTooLarge(_) => 413,
             LogicalError::UnsupportedMediaType => 415,
+            LogicalError::TooManyRequests(_) => 429,
             LogicalError::Internal(_) => 500,
             LogicalError::Sealed | LogicalError::Unavailable(_) => 503,
         }

@@ -65,12 +65,19 @@ pub static AUDIT_REFUSALS: Counter = Counter::new(
     "Requests refused (500) because no enabled audit device recorded them.",
 );
 
+/// Requests refused because too much heavy work (password hashing) was queued.
+pub static HEAVY_REFUSALS: Counter = Counter::new(
+    "coffer_heavy_work_refused_total",
+    "Requests refused (429) because the bounded pool for password hashing and generation was full.",
+);
+
 /// Every counter, for export.
-pub fn counters() -> [&'static Counter; 4] {
+pub fn counters() -> [&'static Counter; 5] {
     [
         &ROTATION_FAILURES,
         &REVOCATION_FAILURES,
         &AUDIT_DEVICE_FAILURES,
         &AUDIT_REFUSALS,
+        &HEAVY_REFUSALS,
     ]
 }

@@ -7,11 +7,13 @@ use coffer_core::secret::SecretString;
 use coffer_core::{LogicalError, Operation, Request};
 use serde_json::{Map, Value};
 
-/// Reads the body, refusing more than `limit` bytes.
+/// Reads the body, refusing more than the size limit and giving up after
+/// the read timeout (a client trickling a body holds nothing for long).
 pub(crate) async fn read_body(
     req: HttpRequest<Body>,
-    limit: usize,
+    opts: &crate::HttpOptions,
 ) -> Result<bytes::Bytes, LogicalError> {
+    let limit = opts.max_request_size;
     let too_large = || {
         LogicalError::PayloadTooLarge(format!(
             "request body is larger than the limit of {limit} bytes"
@@ -26,8 +28,15 @@ pub(crate) async fn read_body(
     {
         return Err(too_large());
     }
-    axum::body::to_bytes(req.into_body(), limit)
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    tokio::time::timeout(opts.read_timeout, read)
         .await
+        .map_err(|_| {
+            LogicalError::RequestTimeout(format!(
+                "request body not received within {} s",
+                opts.read_timeout.as_secs()
+            ))
+        })?
         .map_err(|e| {
             let limited = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -118,7 +127,7 @@ pub(crate) async fn logical_request(
     req: HttpRequest<Body>,
     mut path: String,
     remote: Option<std::net::SocketAddr>,
-    limit: usize,
+    opts: &crate::HttpOptions,
 ) -> Result<Request, LogicalError> {
     let method = req.method().clone();
     let headers = req.headers().clone();
@@ -163,7 +172,7 @@ pub(crate) async fn logical_request(
         _ => return Err(LogicalError::UnsupportedOperation),
     };
     if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        let body = read_body(req, limit).await?;
+        let body = read_body(req, opts).await?;
         // Body parameters replace query parameters, as in Vault.
         data = parse_body(&headers, &body)?;
     }

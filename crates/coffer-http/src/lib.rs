@@ -8,6 +8,7 @@ mod decode;
 mod encode;
 mod raw;
 mod serve;
+mod watchdog;
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use axum::http::{Method, Request as HttpRequest};
 use axum::response::Response;
 use coffer_core::Core;
 
-pub use serve::{ServeError, TlsFiles, load_tls, serve};
+pub use serve::{ConnLimits, ServeError, TlsFiles, load_tls, serve};
 
 /// Default request body limit, as Vault's (32 MiB).
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -28,12 +29,15 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 pub struct HttpOptions {
     /// Largest request body accepted, in bytes.
     pub max_request_size: usize,
+    /// Longest time for reading a request's body (408 after it).
+    pub read_timeout: std::time::Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            read_timeout: ConnLimits::default().read_timeout,
         }
     }
 }
@@ -91,7 +95,7 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
             return match resp {
                 raw::Raw::Ready(r) => r,
                 raw::Raw::WithBody(kind) => {
-                    let body = match decode::read_body(req, st.opts.max_request_size).await {
+                    let body = match decode::read_body(req, &st.opts).await {
                         Ok(b) => b,
                         Err(e) => return encode::logical_error(&e),
                     };
@@ -101,7 +105,7 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
         }
     }
     let head_only = req.method() == Method::HEAD;
-    match decode::logical_request(req, path, remote, st.opts.max_request_size).await {
+    match decode::logical_request(req, path, remote, &st.opts).await {
         Ok(lr) => {
             let id = lr.id.clone();
             let resp = match st.core.handle(lr).await {

@@ -59,6 +59,11 @@ pub struct ListenerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Body size limit in bytes.
     pub max_request_size: usize,
+    /// Timeouts and the connection bound.
+    pub limits: coffer_http::ConnLimits,
+    /// Whether `max_connections` was set (otherwise it follows the file
+    /// descriptor limit at start).
+    pub max_connections_set: bool,
 }
 
 /// The whole configuration.
@@ -98,6 +103,8 @@ impl Default for ListenerConfig {
             address: "127.0.0.1:8200".into(),
             tls: None,
             max_request_size: coffer_http::DEFAULT_MAX_REQUEST_SIZE,
+            limits: coffer_http::ConnLimits::default(),
+            max_connections_set: false,
         }
     }
 }
@@ -531,9 +538,35 @@ fn listener(ctx: &Ctx<'_>, b: &Block) -> Result<ListenerConfig, ConfigError> {
             "tls_cert_file",
             "tls_key_file",
             "max_request_size",
+            "http_read_header_timeout",
+            "http_read_timeout",
+            "http_idle_timeout",
+            "tls_handshake_timeout",
+            "max_connections",
         ],
     )?;
     let mut l = ListenerConfig::default();
+    // Vault's names; 0 keeps the default rather than meaning "no limit".
+    for (key, slot) in [
+        (
+            "http_read_header_timeout",
+            &mut l.limits.read_header_timeout,
+        ),
+        ("http_read_timeout", &mut l.limits.read_timeout),
+        ("http_idle_timeout", &mut l.limits.idle_timeout),
+        ("tls_handshake_timeout", &mut l.limits.tls_handshake_timeout),
+    ] {
+        if let Some(d) = a.duration(key)?.filter(|d| *d > 0) {
+            *slot = std::time::Duration::from_secs(d);
+        }
+    }
+    if let Some(m) = a.uint("max_connections")? {
+        if m == 0 {
+            return Err(a.bad("max_connections", "at least 1"));
+        }
+        l.limits.max_connections = usize::try_from(m).unwrap_or(usize::MAX);
+        l.max_connections_set = true;
+    }
     if let Some(addr) = a.str("address") {
         if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
             return Err(a.bad("address", "host:port, e.g. \"127.0.0.1:8200\""));

@@ -3,6 +3,7 @@
 mod audit;
 mod cli;
 mod config;
+mod fd_limit;
 mod server;
 mod transit_seal;
 

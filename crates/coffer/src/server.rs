@@ -180,9 +180,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         core.clone(),
         coffer_http::HttpOptions {
             max_request_size: cfg.listener.max_request_size,
+            read_timeout: cfg.listener.limits.read_timeout,
         },
     );
-    coffer_http::serve(listener, app, tls, shutdown_signal()).await?;
+    let mut limits = cfg.listener.limits;
+    let fds = crate::fd_limit::raise();
+    if !cfg.listener.max_connections_set {
+        limits.max_connections = crate::fd_limit::connection_budget(fds);
+    }
+    tracing::info!(
+        max_connections = limits.max_connections,
+        open_files_limit = fds,
+        "listener limits"
+    );
+    coffer_http::serve(listener, app, tls, limits, shutdown_signal()).await?;
     if let Err(e) = core.audit_flush().await {
         tracing::error!(error = %e, "storing audit chain heads at shutdown failed");
     }

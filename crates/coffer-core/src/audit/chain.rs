@@ -39,11 +39,18 @@ impl ChainHead {
     }
 }
 
-/// What a transit key signs for a device's head: the device, the sequence
-/// number and the hash, so a signature cannot be moved to another device or
-/// position.
-pub fn head_message(device: &str, head: &ChainHead) -> String {
-    format!("coffer-audit-head:v1:{device}:{}:{}", head.seq, head.hash)
+/// What a transit key signs for a device's head: the device, where its
+/// current file begins (v2), the sequence number and the hash, so a
+/// signature cannot be moved to another device or position, nor a cut
+/// start hidden. Heads saved without a start are checked as v1.
+pub fn head_message(device: &str, first_seq: Option<u64>, head: &ChainHead) -> String {
+    match first_seq {
+        Some(first) => format!(
+            "coffer-audit-head:v2:{device}:{first}:{}:{}",
+            head.seq, head.hash
+        ),
+        None => format!("coffer-audit-head:v1:{device}:{}:{}", head.seq, head.hash),
+    }
 }
 
 /// SHA-256 (hex) of one line's bytes, newline excluded.
@@ -125,6 +132,9 @@ pub enum Break {
     Truncated { line: u64 },
     /// The log ends before the server's head: lines at its end are gone.
     MissingTail { last_seq: u64, head_seq: u64 },
+    /// The log begins after the line the head says its file begins with:
+    /// lines at its start are gone.
+    MissingStart { first_seq: u64, file_first_seq: u64 },
 }
 
 impl Break {
@@ -136,6 +146,7 @@ impl Break {
             Break::Removed { after_seq, .. } => *after_seq,
             Break::Reordered { expected, .. } => expected.saturating_sub(1),
             Break::MissingTail { last_seq, .. } => *last_seq,
+            Break::MissingStart { .. } => 0,
             Break::Unreadable { .. } | Break::Truncated { .. } => last,
         }
     }
@@ -178,6 +189,14 @@ impl std::fmt::Display for Break {
                 "the log ends at seq {last_seq} but the server's chain head is seq {head_seq}: {} line(s) at the end are missing",
                 head_seq - last_seq
             ),
+            Break::MissingStart {
+                first_seq,
+                file_first_seq,
+            } => write!(
+                f,
+                "the log begins at seq {first_seq} but the server's chain head says its file begins at seq {file_first_seq}: {} line(s) at the start are missing",
+                first_seq - file_first_seq
+            ),
         }
     }
 }
@@ -193,6 +212,8 @@ pub struct Verifier {
     gap: Option<(u64, u64, u64)>,
     /// The server's head: the line with its seq must hash to it.
     pin: Option<ChainHead>,
+    /// Where the head says the current file begins: the log must not begin later.
+    pin_first: Option<u64>,
     broken: Option<Break>,
 }
 
@@ -223,6 +244,14 @@ impl Verifier {
             pin: Some(head),
             ..Self::default()
         }
+    }
+
+    /// Also requires the log to begin no later than `first_seq` (the head's
+    /// record of where the device's current file begins); older files may
+    /// come first.
+    pub fn expect_start(mut self, first_seq: Option<u64>) -> Self {
+        self.pin_first = first_seq;
+        self
     }
 
     /// Whether a problem has been found (later lines need not be read).
@@ -267,6 +296,15 @@ impl Verifier {
         }
         match &self.last {
             None => {
+                if let Some(file_first_seq) = self.pin_first
+                    && seq > file_first_seq
+                {
+                    self.broken = Some(Break::MissingStart {
+                        first_seq: seq,
+                        file_first_seq,
+                    });
+                    return;
+                }
                 self.first = Some(ChainHead {
                     seq,
                     hash: prev.to_owned(),
@@ -414,6 +452,28 @@ mod tests {
                 last_seq: 3,
                 head_seq: 5
             })
+        );
+
+        // Lines cut from the start: the head knows where the file began.
+        let mut v = Verifier::with_head(head.clone()).expect_start(Some(1));
+        for l in &lines[2..] {
+            v.push(l);
+        }
+        assert_eq!(
+            v.finish().broken,
+            Some(Break::MissingStart {
+                first_seq: 3,
+                file_first_seq: 1
+            })
+        );
+        let mut v = Verifier::with_head(head.clone()).expect_start(Some(3));
+        for l in &lines {
+            v.push(l);
+        }
+        assert_eq!(
+            v.finish().broken,
+            None,
+            "older lines before the file may come first"
         );
 
         // The last line edited: nothing after it records its hash, the head does.

@@ -63,6 +63,12 @@ pub trait AuditSink: Send + Sync {
     async fn last_line(&self) -> Option<Vec<u8>> {
         None
     }
+    /// The sequence number of the first line in the destination as it is
+    /// now (a file: its first line), so that a head records where the file
+    /// begins and lines cut from its start are caught.
+    fn first_seq(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Builds sinks for devices enabled through `sys/audit/:path`.
@@ -290,6 +296,8 @@ pub struct DeviceHead {
     pub head: ChainHead,
     /// The device's path (`file/`).
     pub device: String,
+    /// Where the device's current file begins in the chain, when known.
+    pub first_seq: Option<u64>,
     /// The transit key (`mount`, `name`) that signs it.
     pub key: Option<(String, String)>,
 }
@@ -564,6 +572,7 @@ impl Broker {
         let (head, _) = d.head().map_err(internal)?;
         Ok(DeviceHead {
             head,
+            first_seq: d.sink.first_seq(),
             device: d.spec.path.clone(),
             key: d.opts.head_key.clone(),
         })

@@ -123,7 +123,7 @@ impl Expiration {
     }
 
     /// Schedules a check of `token_hash` at `at` unless one is pending.
-    fn watch_token(&self, token_hash: &str, at: i64) {
+    pub(crate) fn watch_token(&self, token_hash: &str, at: i64) {
         let fresh = self
             .watched
             .lock()
@@ -135,9 +135,9 @@ impl Expiration {
         }
     }
 
-    /// A token's check came due: when it has expired its leases go (the
-    /// token store revokes it and, through it, them); otherwise look again
-    /// when it would expire next.
+    /// A token's check came due: when it is no longer valid (expired, or
+    /// below an expired or revoked parent) it is revoked with its tree and
+    /// leases; otherwise look again when it would expire next.
     async fn check_token(&self, hash: &str) {
         if let Ok(mut w) = self.watched.lock() {
             w.remove(hash);
@@ -149,8 +149,8 @@ impl Expiration {
             Ok(Some(t)) if t.entry.expire_time > 0 => self.watch_token(hash, t.entry.expire_time),
             Ok(Some(_)) => {}
             Ok(None) => {
-                if let Err(e) = self.revoke_for_token(hash).await {
-                    tracing::warn!(error = %e, "revoking the leases of an expired token failed; retrying");
+                if let Err(e) = tokens.revoke_tree(hash).await {
+                    tracing::warn!(error = %e, "revoking an expired token failed; retrying");
                     self.watch_token(hash, now_unix() + 5);
                 }
             }
@@ -184,6 +184,31 @@ impl Expiration {
         });
         let me = self.clone();
         tokio::spawn(async move { me.run().await });
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.load_tokens().await {
+                Ok(n) => tracing::debug!(tokens = n, "token expiries scheduled"),
+                Err(e) if me.stopped.load(Ordering::Acquire) => {
+                    tracing::debug!(error = %e, "token load stopped by seal");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduling token expiry failed; expired tokens are refused on use and removed by tidy")
+                }
+            }
+        });
+    }
+
+    /// Schedules every stored token that expires, so a token and its
+    /// children are revoked when it expires, not when next used.
+    async fn load_tokens(&self) -> Result<usize, LogicalError> {
+        let Some(tokens) = self.tokens.get().and_then(std::sync::Weak::upgrade) else {
+            return Ok(0);
+        };
+        let expiring = tokens.expiring().await?;
+        for (hash, at) in &expiring {
+            self.watch_token(hash, *at);
+        }
+        Ok(expiring.len())
     }
 
     /// Ends the loop (the server is sealing).

@@ -56,6 +56,26 @@ pub enum SealError {
 }
 
 impl SealError {
+    /// A short description without the details (addresses, key paths, the
+    /// KMS's own error text), for unauthenticated answers such as
+    /// `sys/seal-status`; the details go to the server log.
+    pub fn class(&self) -> String {
+        match self {
+            SealError::Config { seal, .. } => {
+                format!("seal ({seal}): configuration error; see the server log")
+            }
+            SealError::Unwrap(seal) => {
+                format!("seal ({seal}): the root key does not decrypt with this seal's key")
+            }
+            SealError::Wrap(seal) => format!("seal ({seal}): encryption failed"),
+            SealError::Unavailable { seal, .. } => {
+                format!(
+                    "seal ({seal}): the key service is unreachable or refused the request; see the server log"
+                )
+            }
+        }
+    }
+
     /// Whether trying again later may succeed (the KMS is down, sealed, or
     /// misconfigured in a way its operator can fix without restarting us).
     pub fn retryable(&self) -> bool {

@@ -3,9 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use base64::Engine;
-
-use super::{b64, obj, top_level};
+use super::{obj, top_level};
 use crate::audit::DeviceSpec;
 use crate::audit::chain;
 use crate::core::{Active, Core};
@@ -74,35 +72,63 @@ impl Core {
         active: &Active,
         path: &str,
     ) -> Result<Response, LogicalError> {
-        let crate::audit::DeviceHead { head, device, key } = self.audit.head(path)?;
-        let message = chain::head_message(&device, &head);
+        let crate::audit::DeviceHead {
+            head,
+            device,
+            first_seq,
+            key,
+        } = self.audit.head(path)?;
+        let message = chain::head_message(&device, first_seq, &head);
         let mut data = obj(json!({
             "device": device,
             "sequence": head.seq,
             "hash": head.hash,
             "message": message,
         }));
+        if let Some(first) = first_seq {
+            data.insert("file_first_sequence".into(), first.into());
+        }
         if let Some((mount, key)) = key {
-            // Signed inside the server, as if by a root token: the device's
-            // configuration chose the key.
-            let mut sign = Request::new(Operation::Update, format!("{mount}/sign/{key}"));
-            sign.data = obj(json!({ "input": b64().encode(message.as_bytes()) }));
-            let signed = self.route(active, &sign, None).await.map_err(|e| {
-                LogicalError::BadRequest(format!(
-                    "signing the chain head with transit key {mount}/{key} failed: {e}"
-                ))
-            })?;
-            let signature = signed
-                .and_then(|r| r.data)
-                .and_then(|d| d.get("signature").cloned())
-                .ok_or_else(|| {
-                    LogicalError::Internal(format!(
-                        "transit key {mount}/{key} returned no signature"
-                    ))
-                })?;
-            data.insert("signature".into(), signature);
+            let signature = self.sign_head(active, &mount, &key, &message).await?;
+            data.insert("signature".into(), Value::String(signature));
             data.insert("key".into(), Value::String(format!("{mount}/{key}")));
         }
         Ok(Response::data(data))
+    }
+
+    /// Signs a chain head with the device's `head_key`, which must name a key
+    /// of a transit mount: the engine's signing is called directly, never a
+    /// request path, so the option cannot be turned into a write elsewhere.
+    async fn sign_head(
+        &self,
+        active: &Active,
+        mount: &str,
+        key: &str,
+        message: &str,
+    ) -> Result<String, LogicalError> {
+        let mounts = self.mounts(active, crate::mounts::MountKind::Secret)?;
+        let wanted = format!("{}/", mount.trim_end_matches('/'));
+        let m = mounts
+            .iter()
+            .find(|m| m.entry.path == wanted)
+            .ok_or_else(|| {
+                LogicalError::BadRequest(format!(
+                    "the audit device's head_key {mount}/{key} names mount {wanted:?}, which is not mounted"
+                ))
+            })?;
+        if m.entry.kind != "transit" {
+            return Err(LogicalError::BadRequest(format!(
+                "the audit device's head_key {mount}/{key} must name a transit key; {wanted:?} is a {:?} mount",
+                m.entry.kind
+            )));
+        }
+        m.backend
+            .sign_for_core(&m.view, key, message.as_bytes())
+            .await
+            .map_err(|e| {
+                LogicalError::BadRequest(format!(
+                    "signing the chain head with transit key {mount}/{key} failed: {e}"
+                ))
+            })
     }
 }

@@ -147,7 +147,7 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
     },
     PathSpec {
         pattern: "wrapping/{op}",
-        operations: &[Update],
+        operations: &[Read, Update],
         route: SysRoute::Wrapping,
         help: "Wrap, unwrap, look up or rewrap a response-wrapping token.",
     },
@@ -451,7 +451,7 @@ impl Core {
                 crate::tools::random(&req.data, m.param("a"), m.param("b")).map(Some)
             }
             SysRoute::Hash => crate::tools::hash(&req.data, m.param("alg")).map(Some),
-            SysRoute::UiMounts => self.ui_mounts(active, token).map(Some),
+            SysRoute::UiMounts => self.ui_mounts(active, token).await.map(Some),
             SysRoute::UiMount => self
                 .ui_mount(active, m.param("path"), token)
                 .await
@@ -502,15 +502,30 @@ impl Core {
         }
     }
 
-    /// Without a token nothing is listed (no mount opts into `listing_visibility` yet).
-    fn ui_mounts(&self, active: &Active, token: Option<&Token>) -> Result<Response, LogicalError> {
+    /// Without a token nothing is listed (no mount opts into
+    /// `listing_visibility` yet); with one, only the mounts it may do
+    /// something under, as Vault lists them.
+    async fn ui_mounts(
+        &self,
+        active: &Active,
+        token: Option<&Token>,
+    ) -> Result<Response, LogicalError> {
         let mut secret = Map::new();
-        if token.is_some() {
+        if let Some(t) = token {
+            let acl = match t.entry.is_root() {
+                true => None,
+                false => Some(active.policies.acl(&t.entry.policies).await?),
+            };
+            let sees = |path: &str| acl.as_ref().is_none_or(|a| a.any_access_below(path));
             for m in self.mounts(active, MountKind::Secret)?.iter() {
-                secret.insert(m.entry.path.clone(), Value::Object(m.entry.to_api()));
+                if sees(&m.entry.path) {
+                    secret.insert(m.entry.path.clone(), Value::Object(m.entry.to_api()));
+                }
             }
             let sys = crate::mounts::system_mount();
-            secret.insert(sys.path.clone(), Value::Object(sys.to_api()));
+            if sees(&sys.path) {
+                secret.insert(sys.path.clone(), Value::Object(sys.to_api()));
+            }
         }
         Ok(Response::data(obj(json!({"auth": {}, "secret": secret}))))
     }

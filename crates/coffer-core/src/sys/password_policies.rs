@@ -37,7 +37,7 @@ impl Core {
             let p = stored().await?.ok_or_else(|| {
                 LogicalError::BadRequest(format!("policy {name:?} does not exist"))
             })?;
-            let pw = p.generate()?;
+            let pw = crate::heavy::run("password generation", move || p.generate()).await??;
             return Ok(Some(Response::data(obj(json!({"password": pw.expose()})))));
         }
         match req.operation {

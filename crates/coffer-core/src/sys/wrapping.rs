@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::core::{Active, Core};
 use crate::fields::Fields;
-use crate::logical::{LogicalError, Request, Response};
+use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::policy::RESPONSE_WRAPPING;
 use crate::token::{Token, TokenEntry, random_base62};
 
@@ -134,9 +134,19 @@ impl Core {
             .map_err(|e| LogicalError::Internal(format!("wrapped response is corrupt: {e}")))
     }
 
-    async fn consume(&self, active: &Active, t: &Token) -> Result<(), LogicalError> {
-        self.barrier.delete(&format!("{PREFIX}{}", t.hash)).await?;
-        active.tokens.revoke_tree(&t.hash).await
+    /// Takes the wrapped response and ends the wrapping token. The read and
+    /// the delete happen under the token's stripe, so of any number of
+    /// concurrent unwraps (or rewraps) exactly one gets the response.
+    async fn claim(&self, active: &Active, t: &Token) -> Result<Wrapped, LogicalError> {
+        let key = format!("{PREFIX}{}", t.hash);
+        let w = {
+            let _g = self.wrap_claims.lock(&t.hash).await;
+            let w = self.read_wrapped(t).await?;
+            self.barrier.delete(&key).await?;
+            w
+        };
+        active.tokens.revoke_tree(&t.hash).await?;
+        Ok(w)
     }
 
     /// `sys/wrapping/{wrap,unwrap,lookup,rewrap}`.
@@ -147,6 +157,9 @@ impl Core {
         caller: Option<&Token>,
         op: &str,
     ) -> Result<Response, LogicalError> {
+        if req.operation == Operation::Read && op != "lookup" {
+            return Err(LogicalError::UnsupportedOperation);
+        }
         match op {
             "wrap" => {
                 if req.wrap_ttl.is_none_or(|t| t == 0) {
@@ -159,8 +172,7 @@ impl Core {
             }
             "unwrap" => {
                 let t = self.wrapping_target(active, req, caller).await?;
-                let w = self.read_wrapped(&t).await?;
-                self.consume(active, &t).await?;
+                let w = self.claim(active, &t).await?;
                 Ok(Response {
                     data: w.data,
                     auth: w.auth,
@@ -172,7 +184,9 @@ impl Core {
                 })
             }
             "lookup" => {
-                let t = self.wrapping_target(active, req, None).await?;
+                // The token may come in the header (as OpenBao Agent sends
+                // it); looking it up never uses it up.
+                let t = self.wrapping_target(active, req, caller).await?;
                 let w = self.read_wrapped(&t).await?;
                 Ok(Response::data(
                     json!({"creation_path": w.creation_path, "creation_time": w.creation_time, "creation_ttl": w.creation_ttl})
@@ -183,12 +197,12 @@ impl Core {
             }
             _ => {
                 let t = self.wrapping_target(active, req, caller).await?;
-                let mut w = self.read_wrapped(&t).await?;
-                let wrapped_accessor = w.auth.as_ref().and_then(|a| a.get("accessor")).cloned();
-                w.creation_time = OffsetDateTime::now_utc()
+                let creation_time = OffsetDateTime::now_utc()
                     .format(&Rfc3339)
                     .map_err(|e| LogicalError::Internal(e.to_string()))?;
-                self.consume(active, &t).await?;
+                let mut w = self.claim(active, &t).await?;
+                let wrapped_accessor = w.auth.as_ref().and_then(|a| a.get("accessor")).cloned();
+                w.creation_time = creation_time;
                 self.store_wrapped(active, w, wrapped_accessor).await
             }
         }

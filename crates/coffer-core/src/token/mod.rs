@@ -11,11 +11,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
 
 use crate::barrier::{Barrier, BarrierOp};
 use crate::logical::LogicalError;
 use crate::secret::{Key32, SecretString};
+use crate::stripes::Stripes;
 
 pub use entry::{TokenEntry, now_unix, rfc3339};
 pub use roles::TokenRole;
@@ -29,6 +29,11 @@ const PARENT_PREFIX: &str = "sys/token/parent/";
 pub const SERVICE_TOKEN_PREFIX: &str = "cvs.";
 /// Parsed entries kept in memory; every change to a token goes through this store.
 const ENTRY_CACHE: usize = 16_384;
+/// `num_uses` of a token whose revocation has begun: it authenticates
+/// nowhere and nothing gives it uses back.
+const REVOKING: i64 = -2;
+/// Ancestors looked at on each use; deeper trees are refused rather than walked.
+const MAX_DEPTH: usize = 256;
 
 /// The stored form: the entry plus the id's hash, compared in constant time on lookup.
 #[derive(Serialize, Deserialize)]
@@ -65,8 +70,10 @@ pub struct TokenStore {
     barrier: Arc<Barrier>,
     salt: Key32,
     cache: quick_cache::sync::Cache<String, Arc<TokenEntry>>,
-    /// Serialises read-modify-write of entries (use counts, renewals).
-    update: Mutex<()>,
+    /// Every change to an entry, and every fill of the cache from storage,
+    /// happens under the entry's stripe: a slow write or read can never put
+    /// back an entry that a revocation removed.
+    locks: Stripes,
     /// Leases to revoke with a token (absent while initialising).
     leases: Option<Arc<crate::expiration::Expiration>>,
 }
@@ -112,7 +119,7 @@ impl TokenStore {
             barrier,
             salt,
             cache: quick_cache::sync::Cache::new(ENTRY_CACHE),
-            update: Mutex::new(()),
+            locks: Stripes::default(),
             leases: None,
         })
     }
@@ -150,6 +157,7 @@ impl TokenStore {
         entry: &TokenEntry,
     ) -> Result<Token, LogicalError> {
         let hash = self.hash(id.expose());
+        let _g = self.locks.lock(&hash).await;
         if self
             .barrier
             .get(&format!("{ID_PREFIX}{hash}"))
@@ -191,12 +199,19 @@ impl TokenStore {
         }
         self.barrier.batch(ops).await?;
         self.cache.insert(hash.clone(), Arc::new(stored.entry));
+        if let Some(leases) = &self.leases
+            && entry.expire_time > 0
+        {
+            // Expiry revokes the token's tree on time, leases or not.
+            leases.watch_token(&hash, entry.expire_time);
+        }
         Ok(Token {
             hash,
             entry: Arc::new(entry.clone()),
         })
     }
 
+    /// Writes an entry; the caller holds its stripe.
     async fn write_entry(&self, hash: &str, entry: &TokenEntry) -> Result<(), LogicalError> {
         let stored = StoredToken {
             hash: hash.to_owned(),
@@ -213,7 +228,18 @@ impl TokenStore {
         Ok(())
     }
 
+    /// The entry, from the cache or storage.
     async fn read_entry(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if let Some(e) = self.cache.get(hash) {
+            return Ok(Some(e));
+        }
+        let _g = self.locks.lock(hash).await;
+        self.read_locked(hash).await
+    }
+
+    /// The entry; the caller holds its stripe, so a cache fill cannot race
+    /// a write or a delete.
+    async fn read_locked(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         if let Some(e) = self.cache.get(hash) {
             return Ok(Some(e));
         }
@@ -243,7 +269,8 @@ impl TokenStore {
         })
     }
 
-    /// Resolves a token id; `None` if unknown, used up or expired (expired ones are revoked).
+    /// Resolves a token id; `None` if unknown, used up, expired (expired ones
+    /// are revoked) or below a parent that is no longer valid.
     pub async fn lookup(&self, id: &str) -> Result<Option<Token>, LogicalError> {
         if id.is_empty() || id.len() > 256 {
             return Ok(None);
@@ -255,17 +282,54 @@ impl TokenStore {
         let Some(entry) = self.read_entry(hash).await? else {
             return Ok(None);
         };
-        if entry.is_expired(now_unix()) {
+        let now = now_unix();
+        if entry.is_expired(now) {
             self.revoke_tree(hash).await?;
             return Ok(None);
         }
-        if entry.num_uses < 0 {
+        if entry.num_uses < 0 || !self.ancestors_valid(&entry, now).await? {
             return Ok(None);
         }
         Ok(Some(Token {
             hash: hash.to_owned(),
             entry,
         }))
+    }
+
+    /// Whether a lease may still be registered for this token: it exists,
+    /// its revocation has not begun, and its ancestors are valid. (A token
+    /// spent by the request that made the lease qualifies: its revocation,
+    /// which takes the lease along, comes after the request.)
+    pub(crate) async fn holds_leases(&self, hash: &str) -> Result<bool, LogicalError> {
+        let Some(entry) = self.read_entry(hash).await? else {
+            return Ok(false);
+        };
+        Ok(entry.num_uses != REVOKING && self.ancestors_valid(&entry, now_unix()).await?)
+    }
+
+    /// Whether every ancestor still exists, is not being revoked and has not
+    /// expired: a child is never valid longer than its parent, even before
+    /// the parent's revocation reached it. An expired ancestor is revoked
+    /// (with its whole tree) here.
+    async fn ancestors_valid(&self, entry: &TokenEntry, now: i64) -> Result<bool, LogicalError> {
+        let mut next = entry.parent.clone();
+        for _ in 0..MAX_DEPTH {
+            let Some(hash) = next else {
+                return Ok(true);
+            };
+            let Some(parent) = self.read_entry(&hash).await? else {
+                return Ok(false);
+            };
+            if parent.is_expired(now) {
+                self.revoke_tree(&hash).await?;
+                return Ok(false);
+            }
+            if parent.num_uses < 0 {
+                return Ok(false);
+            }
+            next = parent.parent.clone();
+        }
+        Ok(false)
     }
 
     /// Resolves an accessor to its token.
@@ -303,8 +367,8 @@ impl TokenStore {
         if token.entry.num_uses == 0 {
             return Ok(Some(token.entry.clone()));
         }
-        let _g = self.update.lock().await;
-        let Some(current) = self.read_entry(&token.hash).await? else {
+        let _g = self.locks.lock(&token.hash).await;
+        let Some(current) = self.read_locked(&token.hash).await? else {
             return Ok(None);
         };
         if current.num_uses <= 0 {
@@ -321,25 +385,52 @@ impl TokenStore {
         Ok(Some(Arc::new(next)))
     }
 
-    /// Replaces a token's entry (renewals).
+    /// Returns the use a refused request took (see `use_token`), unless the
+    /// token's revocation has begun meanwhile.
+    pub(crate) async fn give_back_use(&self, token: &Token) -> Result<(), LogicalError> {
+        let _g = self.locks.lock(&token.hash).await;
+        let Some(current) = self.read_locked(&token.hash).await? else {
+            return Ok(());
+        };
+        let back = match current.num_uses {
+            -1 => 1,
+            n if n > 0 => n + 1,
+            _ => return Ok(()),
+        };
+        let mut next = (*current).clone();
+        next.num_uses = back;
+        self.write_entry(&token.hash, &next).await
+    }
+
+    /// Replaces a live token's entry (renewals). A token that is gone, spent
+    /// or being revoked is "not found": nothing brings it back.
     pub async fn update_entry(
         &self,
         token: &Token,
         f: impl FnOnce(&mut TokenEntry),
     ) -> Result<Arc<TokenEntry>, LogicalError> {
-        let _g = self.update.lock().await;
+        let _g = self.locks.lock(&token.hash).await;
         let current = self
-            .read_entry(&token.hash)
+            .read_locked(&token.hash)
             .await?
+            .filter(|e| e.num_uses >= 0)
             .ok_or_else(|| LogicalError::BadRequest("token not found".into()))?;
         let mut next = (*current).clone();
         f(&mut next);
         self.write_entry(&token.hash, &next).await?;
+        if let Some(leases) = &self.leases
+            && next.expire_time > 0
+        {
+            leases.watch_token(&token.hash, next.expire_time);
+        }
         Ok(Arc::new(next))
     }
 
-    /// Revokes a token and every descendant.
+    /// Revokes a token and every descendant. The token stops authenticating
+    /// (and, through the parent check, so do its descendants) before anything
+    /// else is done.
     pub async fn revoke_tree(&self, hash: &str) -> Result<(), LogicalError> {
+        self.mark_revoking(hash).await?;
         // Depth-first without recursion: collect the subtree, then delete leaves first.
         let mut order = vec![hash.to_owned()];
         let mut i = 0;
@@ -359,41 +450,74 @@ impl TokenStore {
 
     /// Revokes only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<(), LogicalError> {
+        self.mark_revoking(hash).await?;
         let prefix = format!("{PARENT_PREFIX}{hash}/");
         for child in self.barrier.list(&prefix).await? {
             self.barrier.delete(&format!("{prefix}{child}")).await?;
-            if let Some(t) = self.lookup_hash(&child).await? {
-                self.update_entry(&t, |e| {
-                    e.parent = None;
-                    e.orphan = true;
-                })
-                .await?;
+            let _g = self.locks.lock(&child).await;
+            if let Some(current) = self.read_locked(&child).await? {
+                let mut next = (*current).clone();
+                next.parent = None;
+                next.orphan = true;
+                self.write_entry(&child, &next).await?;
             }
         }
         self.delete_one(hash).await
     }
 
+    /// Marks a token as being revoked, under its stripe; returns whether it exists.
+    async fn mark_revoking(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        let _g = self.locks.lock(hash).await;
+        let Some(current) = self.read_locked(hash).await? else {
+            return Ok(None);
+        };
+        if current.num_uses != REVOKING {
+            let mut next = (*current).clone();
+            next.num_uses = REVOKING;
+            self.write_entry(hash, &next).await?;
+        }
+        Ok(Some(current))
+    }
+
+    /// Revokes one token: marked first (it stops authenticating at once),
+    /// then its leases, then its records. A failure part-way leaves it marked,
+    /// so it never works again and tidy finishes the job.
     async fn delete_one(&self, hash: &str) -> Result<(), LogicalError> {
+        let entry = self.mark_revoking(hash).await?;
         if let Some(leases) = &self.leases {
             leases.revoke_for_token(hash).await?;
         }
-        let entry = self.read_entry(hash).await?;
+        let Some(e) = entry else {
+            return Ok(());
+        };
+        let mut ops = vec![
+            BarrierOp::Delete(format!("{ID_PREFIX}{hash}")),
+            BarrierOp::Delete(format!(
+                "{ACCESSOR_PREFIX}{}",
+                self.hmac("accessor:", &e.accessor)
+            )),
+        ];
+        if let Some(p) = &e.parent {
+            ops.push(BarrierOp::Delete(format!("{PARENT_PREFIX}{p}/{hash}")));
+        }
+        let _g = self.locks.lock(hash).await;
+        self.barrier.batch(ops).await?;
         self.cache.remove(hash);
-        self.barrier.delete(&format!("{ID_PREFIX}{hash}")).await?;
-        if let Some(e) = entry {
-            self.barrier
-                .delete(&format!(
-                    "{ACCESSOR_PREFIX}{}",
-                    self.hmac("accessor:", &e.accessor)
-                ))
-                .await?;
-            if let Some(p) = &e.parent {
-                self.barrier
-                    .delete(&format!("{PARENT_PREFIX}{p}/{hash}"))
-                    .await?;
+        Ok(())
+    }
+
+    /// Tokens that expire, with when (scheduled at unseal so that expiry
+    /// revokes them on time).
+    pub(crate) async fn expiring(&self) -> Result<Vec<(String, i64)>, LogicalError> {
+        let mut out = Vec::new();
+        for hash in self.barrier.list(ID_PREFIX).await? {
+            if let Some(e) = self.read_entry(&hash).await?
+                && e.expire_time > 0
+            {
+                out.push((hash, e.expire_time));
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Whether a token with this hash is stored (expired or not).
@@ -420,9 +544,15 @@ impl TokenStore {
         let now = now_unix();
         let mut removed = 0;
         for hash in self.barrier.list(ID_PREFIX).await? {
-            if let Some(e) = self.read_entry(&hash).await?
-                && (e.is_expired(now) || e.num_uses < 0)
-            {
+            let Some(e) = self.read_entry(&hash).await? else {
+                continue;
+            };
+            // A child whose parent is gone lost its revocation part-way.
+            let parent_gone = match &e.parent {
+                Some(p) => self.read_entry(p).await?.is_none(),
+                None => false,
+            };
+            if e.is_expired(now) || e.num_uses < 0 || parent_gone {
                 self.revoke_tree(&hash).await?;
                 removed += 1;
             }

@@ -404,6 +404,10 @@ impl Core {
     ) -> Result<Response, LogicalError> {
         let f = Fields::new(&req.data);
         let now = now_unix();
+        if caller.entry.num_uses != 0 {
+            // Otherwise a token limited to n uses could mint unlimited ones.
+            return Err(bad("restricted use token cannot generate child tokens"));
+        }
         let sudo = self.has_sudo(active, caller, &req.path).await?;
         match f.str("type")?.as_deref() {
             None | Some("") | Some("service") => {}
@@ -527,6 +531,16 @@ impl Core {
                 warnings.push(format!("Policy {p:?} does not exist"));
             }
         }
+        // A token bound to addresses makes only tokens bound as narrowly
+        // (orphans too: they would otherwise be an escape).
+        let role_cidrs = role
+            .as_ref()
+            .map(|r| r.token_bound_cidrs.clone())
+            .unwrap_or_default();
+        let bound_cidrs = crate::cidr::intersect(&caller.entry.bound_cidrs, &role_cidrs)?
+            .ok_or_else(|| {
+                bad("the role's token_bound_cidrs do not overlap the calling token's bound CIDRs")
+            })?;
         let path = match &role {
             Some(r) if !r.path_suffix.is_empty() => format!("{}/{}", req.path, r.path_suffix),
             _ => req.path.clone(),
@@ -563,10 +577,7 @@ impl Core {
                 && role.as_ref().is_none_or(|r| r.renewable),
             role: role.as_ref().map(|r| r.name.clone()),
             last_renewal_time: 0,
-            bound_cidrs: role
-                .as_ref()
-                .map(|r| r.token_bound_cidrs.clone())
-                .unwrap_or_default(),
+            bound_cidrs,
         };
         let client_token = match id {
             Some(id) => {

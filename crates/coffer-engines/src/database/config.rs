@@ -161,7 +161,7 @@ impl DbConfig {
             "plugin_name": self.plugin_name,
             "plugin_version": "",
             "connection_details": {
-                "connection_url": self.connection_url,
+                "connection_url": redact_url(&self.connection_url),
                 "username": self.username,
                 "max_open_connections": self.max_open_connections,
             },
@@ -171,5 +171,79 @@ impl DbConfig {
             "username_template": self.username_template,
             "verify_connection": self.verify_connection,
         }))
+    }
+}
+
+/// The connection URL as reads show it: a password written into it (rather
+/// than the `{{password}}` placeholder) becomes `xxxxx`, as Vault's reads
+/// show it. URLs (`scheme://user:pass@host`), MySQL DSNs (`user:pass@tcp(...)`)
+/// and `password=` in key/value connection strings are covered.
+pub(super) fn redact_url(url: &str) -> String {
+    const MASK: &str = "xxxxx";
+    let is_template = |p: &str| p.starts_with("{{") && p.ends_with("}}");
+    // user:pass@ right after the scheme, or at the start of a DSN.
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    if let Some(at) = rest.rfind('@')
+        && let Some(colon) = rest[..at].find(':')
+        && !rest[..at].contains('/')
+        && !is_template(&rest[colon + 1..at])
+    {
+        return format!("{}{}:{MASK}{}", &url[..start], &rest[..colon], &rest[at..]);
+    }
+    // key=value form: password=secret (possibly quoted).
+    let mut out = String::with_capacity(url.len());
+    let mut changed = false;
+    for (i, part) in url.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match part.split_once('=') {
+            Some((k, v))
+                if k.eq_ignore_ascii_case("password") && !is_template(v.trim_matches('\'')) =>
+            {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(MASK);
+                changed = true;
+            }
+            _ => out.push_str(part),
+        }
+    }
+    if changed { out } else { url.to_owned() }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_urls_are_masked_and_templates_kept() {
+        for (url, shown) in [
+            (
+                "postgresql://postgres:s3cret@127.0.0.1:5432/db?sslmode=disable",
+                "postgresql://postgres:xxxxx@127.0.0.1:5432/db?sslmode=disable",
+            ),
+            (
+                "postgresql://{{username}}:{{password}}@127.0.0.1:5432/db",
+                "postgresql://{{username}}:{{password}}@127.0.0.1:5432/db",
+            ),
+            (
+                "root:pw@tcp(127.0.0.1:3306)/",
+                "root:xxxxx@tcp(127.0.0.1:3306)/",
+            ),
+            (
+                "{{username}}:{{password}}@tcp(db:3306)/",
+                "{{username}}:{{password}}@tcp(db:3306)/",
+            ),
+            (
+                "host=db user=app password=hunter2 dbname=x",
+                "host=db user=app password=xxxxx dbname=x",
+            ),
+            ("postgresql://db:5432/x", "postgresql://db:5432/x"),
+            ("mysql://u:p@a@h:3306/", "mysql://u:xxxxx@h:3306/"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

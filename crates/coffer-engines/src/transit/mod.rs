@@ -451,6 +451,32 @@ impl Backend for Transit {
         }
     }
 
+    async fn sign_for_core(
+        &self,
+        storage: &StorageView,
+        key: &str,
+        message: &[u8],
+    ) -> Result<String, LogicalError> {
+        use base64::Engine as _;
+        check_name(key)?;
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "input".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(message)
+                .into(),
+        );
+        let signed = self.sign(storage, key, "", &data).await?;
+        signed
+            .and_then(|r| r.data)
+            .and_then(|d| {
+                d.get("signature")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| LogicalError::Internal(format!("transit key {key} gave no signature")))
+    }
+
     /// `encrypt/:name` tells create from update, so a policy can allow
     /// encrypting with existing keys without allowing new ones. `keys/:name`
     /// is always an update, as in OpenBao (its audit log shows it).

@@ -1,10 +1,17 @@
 //! The `file` audit device: one JSON line per entry, appended with a single
 //! write so concurrent writers never interleave; `fsync = true` also syncs
 //! each line to disk. `stdout` and `discard` are accepted as Vault does.
+//!
+//! A write that fails part-way (disk full) is cut back to the last complete
+//! line, so the log never holds a torn line that `verify` would take for an
+//! edit. A destination that cannot be (re)opened is a failing device: the old
+//! descriptor is dropped, every write tries to open the path again, and until
+//! one succeeds the device records nothing (requests fail closed unless
+//! another device records them).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -28,7 +35,39 @@ pub struct FileSink {
     fsync: bool,
     /// Refuse to open through a symlink (devices enabled through the API).
     no_follow: bool,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<Open>>,
+}
+
+/// The open destination and the chain position its first line holds.
+struct Open {
+    file: File,
+    /// `seq` of the file's first line (`None`: empty, or not a chain line).
+    first_seq: Option<u64>,
+}
+
+/// Longest first line looked at for its sequence number.
+const FIRST_LINE_MAX: usize = 4 << 20;
+
+/// The `seq` of the first line of `file`, if it is a complete chain line.
+fn first_seq_of(file: &File) -> Option<u64> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut have = 0;
+    loop {
+        if let Some(end) = buf[..have].iter().position(|b| *b == b'\n') {
+            return coffer_core::audit::chain::chain_fields(&buf[..end]).map(|(seq, _)| seq);
+        }
+        if have == buf.len() {
+            if buf.len() >= FIRST_LINE_MAX {
+                return None;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read_at(&mut buf[have..], have as u64).ok()?;
+        if n == 0 {
+            return None;
+        }
+        have += n;
+    }
 }
 
 impl FileSink {
@@ -49,12 +88,13 @@ impl FileSink {
         Ok(sink)
     }
 
-    fn open_file(&self) -> Result<Option<File>, String> {
+    fn open_file(&self) -> Result<Option<Open>, String> {
         let Target::Path(path) = &self.target else {
             return Ok(None);
         };
         let mut opts = OpenOptions::new();
-        opts.append(true).create(true).mode(self.mode);
+        // Readable too: the first line's position in the chain is read back.
+        opts.read(true).append(true).create(true).mode(self.mode);
         if self.no_follow {
             opts.custom_flags(libc::O_NOFOLLOW);
         }
@@ -70,7 +110,12 @@ impl FileSink {
             file.set_permissions(std::fs::Permissions::from_mode(self.mode))
                 .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
         }
-        Ok(Some(file))
+        let first_seq = if meta.is_file() && meta.len() > 0 {
+            first_seq_of(&file)
+        } else {
+            None
+        };
+        Ok(Some(Open { file, first_seq }))
     }
 }
 
@@ -102,26 +147,67 @@ impl AuditSink for FileSink {
                 if slot.is_none() {
                     *slot = self.open_file()?;
                 }
-                let Some(file) = slot.as_mut() else {
+                let Some(open) = slot.as_mut() else {
                     return Err(format!("audit file {} is not open", path.display()));
                 };
-                let written = file
-                    .write_all(line)
-                    .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) });
-                written.map_err(|e| {
-                    // Reopen on the next line: the file may have been replaced.
-                    *slot = None;
-                    format!("writing to {}: {e}", path.display())
-                })
+                let before = open
+                    .file
+                    .metadata()
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|m| m.len());
+                let written = open.file.write_all(line).and_then(|()| {
+                    if self.fsync {
+                        open.file.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                });
+                match written {
+                    Ok(()) => {
+                        if before == Some(0) {
+                            open.first_seq = coffer_core::audit::chain::chain_fields(
+                                line.split(|b| *b == b'\n').next().unwrap_or_default(),
+                            )
+                            .map(|(seq, _)| seq);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // Cut a torn write back to the last whole line.
+                        if let Some(len) = before
+                            && let Err(t) = open.file.set_len(len)
+                        {
+                            tracing::error!(path = %path.display(), error = %t, "could not remove a partly written audit line; verify will report it as truncated");
+                        }
+                        // Reopen on the next line: the file may have been replaced.
+                        *slot = None;
+                        Err(format!("writing to {}: {e}", path.display()))
+                    }
+                }
             }
         }
     }
 
     async fn reopen(&self) -> Result<(), String> {
-        let file = self.open_file()?;
+        let opened = self.open_file();
         let mut slot = self.file.lock().map_err(|_| "audit file lock poisoned")?;
-        *slot = file;
-        Ok(())
+        match opened {
+            Ok(open) => {
+                *slot = open;
+                Ok(())
+            }
+            Err(e) => {
+                // Never keep writing to the old descriptor (a deleted or
+                // moved file): the device fails until the path opens again.
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn first_seq(&self) -> Option<u64> {
+        self.file.lock().ok()?.as_ref()?.first_seq
     }
 
     async fn last_line(&self) -> Option<Vec<u8>> {

@@ -287,6 +287,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
                 .await?
                 .context("sys/audit-head returned nothing")?;
             Verifier::with_head(head_of(&body["data"])?)
+                .expect_start(body["data"]["file_first_sequence"].as_u64())
         }
         (None, Some(file)) => {
             let text = std::fs::read_to_string(file)
@@ -295,7 +296,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("{} is not a saved head (JSON)", file.display()))?;
             let head = head_of(&saved)?;
             check_head_signature(&args, &saved, &head).await?;
-            Verifier::with_head(head)
+            Verifier::with_head(head).expect_start(saved["file_first_sequence"].as_u64())
         }
         (None, None) => Verifier::new(),
     };
@@ -366,8 +367,9 @@ fn head_of(v: &Value) -> anyhow::Result<ChainHead> {
     }
 }
 
-/// A saved head's signature must cover exactly this device, sequence and
-/// hash, and verify with the transit key that made it.
+/// A saved head's signature must cover exactly this device, where its file
+/// begins, the sequence and the hash, and verify with the transit key that
+/// made it.
 async fn check_head_signature(
     args: &VerifyArgs,
     saved: &Value,
@@ -378,7 +380,11 @@ async fn check_head_signature(
         return Ok(());
     };
     let device = saved["device"].as_str().unwrap_or("");
-    let message = coffer_core::audit::chain::head_message(device, head);
+    let message = coffer_core::audit::chain::head_message(
+        device,
+        saved["file_first_sequence"].as_u64(),
+        head,
+    );
     let (mount, name) = key
         .rsplit_once('/')
         .with_context(|| format!("the saved head names an unusable key {key:?}"))?;
