@@ -1092,3 +1092,154 @@ async fn a_rotated_log_links_to_the_new_file() {
     let (code, out) = coffer(&["audit", "verify", n, o], &[]);
     assert_eq!(code, 1, "{out}");
 }
+
+#[tokio::test]
+async fn a_device_that_cannot_reopen_fails_closed_and_recovers() {
+    let b = Sandbox::new("audit \"file\" \"file\" {\n  file_path = \"{DIR}/logs/audit.log\"\n}\n");
+    std::fs::create_dir(b.path("logs")).expect("mkdir");
+    let (s, _, root_token) = ready(&b).await;
+    let root = s.http(Some(&root_token));
+    assert_eq!(root.get("sys/mounts").await.status, 200);
+    // The directory goes (a mistaken cleanup, a full volume swapped out),
+    // then a reopen: the device cannot write where it is configured to.
+    std::fs::remove_dir_all(b.path("logs")).expect("rm");
+    hangup(&s);
+    let r = root.get("sys/mounts").await;
+    assert_eq!(
+        r.status, 500,
+        "served with no audit device able to record: {}",
+        r.text
+    );
+    // Once the path can be opened again the next request creates the file
+    // and is recorded there.
+    std::fs::create_dir(b.path("logs")).expect("mkdir");
+    assert_eq!(root.get("sys/auth").await.status, 200);
+    let after = lines(&b.path("logs/audit.log"));
+    assert!(
+        after.iter().any(|l| l["request"]["path"] == "sys/auth"),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn lines_cut_from_the_start_are_caught_against_the_head() {
+    let b = Sandbox::new("audit \"file\" \"file\" {\n  file_path = \"{DIR}/audit.log\"\n}\n");
+    let (s, _, root_token) = ready(&b).await;
+    let root = s.http(Some(&root_token));
+    for _ in 0..4 {
+        assert_eq!(root.get("sys/mounts").await.status, 200);
+    }
+    let head = root.get("sys/audit-head/file").await.json();
+    assert_eq!(head["data"]["file_first_sequence"], 1, "{head}");
+    let log = b.path("audit.log");
+    let env = [("VAULT_TOKEN", root_token.as_str())];
+    let verify = |file: &Path| {
+        coffer(
+            &[
+                "audit",
+                "verify",
+                file.to_str().unwrap_or(""),
+                "--device",
+                "file",
+                "--address",
+                &s.addr,
+            ],
+            &env,
+        )
+    };
+    let (code, out) = verify(&log);
+    assert_eq!(code, 0, "{out}");
+    // Someone removes the first lines: the rest still links, the head knows.
+    let cut = b.path("cut.log");
+    edit(&log, &cut, |l| {
+        l.drain(..2);
+    });
+    let (code, out) = verify(&cut);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("at the start are missing"), "{out}");
+}
+
+#[tokio::test]
+async fn head_key_signs_only_with_a_transit_key() {
+    let b = Sandbox::new(
+        "audit \"file\" \"file\" {\n  file_path = \"{DIR}/audit.log\"\n  head_key = \"kv1/prod-db\"\n}\n",
+    );
+    let (s, _, root_token) = ready(&b).await;
+    let root = s.http(Some(&root_token));
+    assert_eq!(
+        root.post("sys/mounts/kv1", json!({"type": "kv"}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        root.put("kv1/prod-db", json!({"password": "keep-me"}))
+            .await
+            .status,
+        204
+    );
+    let r = root.get("sys/audit-head/file").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("transit"), "{}", r.text);
+    // Nothing was written anywhere in the KV mount.
+    assert_eq!(
+        root.get("kv1/prod-db").await.json()["data"]["password"],
+        "keep-me"
+    );
+    assert_eq!(root.get("kv1/sign/prod-db").await.status, 404);
+}
+
+#[tokio::test]
+async fn a_full_disk_never_leaves_a_torn_line() {
+    let b = Sandbox::new("audit \"file\" \"file\" {\n  file_path = \"{DIR}/audit.log\"\n}\n");
+    // In-memory storage, so the file-size limit below only bites the log.
+    let config = std::fs::read_to_string(&b.config).expect("config");
+    let config = config.replace(
+        &format!(
+            "storage \"file\" {{\n  path = \"{}/data\"\n}}",
+            b.dir.path().display()
+        ),
+        "storage \"inmem\" {}",
+    );
+    std::fs::write(&b.config, config).expect("config");
+    // A 64 KiB file-size limit stands in for a full disk: the write that
+    // crosses it is cut short (EFBIG) instead of killing the process.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "trap '' XFSZ; ulimit -f 128; exec \"$0\" server --config \"$1\"",
+        &common::server_binary(),
+        b.config.to_str().expect("utf-8"),
+    ]);
+    let s = Server::spawn_command(cmd);
+    let (keys, root_token) = init(&s.http(None), 1, 1).await;
+    unseal(&s.http(None), &keys).await;
+    let root = s.http(Some(&root_token));
+    let mut refused = 0;
+    for i in 0..400 {
+        let r = root
+            .put(
+                &format!("sys/policies/acl/p{i}"),
+                json!({"policy": format!("path \"kv/{i}/*\" {{ capabilities = [\"read\"] }}")}),
+            )
+            .await;
+        if r.status == 500 {
+            refused += 1;
+            if refused == 3 {
+                break;
+            }
+        }
+    }
+    assert!(refused > 0, "the log never filled up");
+    let bytes = std::fs::read(b.path("audit.log")).expect("log");
+    assert!(bytes.ends_with(b"\n"), "the log ends with a partial line");
+    let (code, out) = coffer(
+        &[
+            "audit",
+            "verify",
+            b.path("audit.log").to_str().unwrap_or(""),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+}

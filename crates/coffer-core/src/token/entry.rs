@@ -128,6 +128,9 @@ impl TokenEntry {
         if let Some(r) = &self.role {
             d["role"] = json!(r);
         }
+        if !self.bound_cidrs.is_empty() {
+            d["bound_cidrs"] = json!(self.bound_cidrs);
+        }
         if self.last_renewal_time > 0 {
             d["last_renewal_time"] = json!(self.last_renewal_time);
             d["last_renewal"] = rfc3339(self.last_renewal_time);

@@ -10,6 +10,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// The `coffer` binary the server tests start: this build's, or the one
+/// `COFFER_TEST_SERVER_BIN` names (to show that a test fails on an older
+/// build, e.g. the commit before a fix).
+pub fn server_binary() -> String {
+    std::env::var("COFFER_TEST_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_coffer").into())
+}
+
 /// A running server process; killed on drop.
 pub struct Server {
     child: Child,
@@ -29,14 +36,18 @@ impl Drop for Server {
 impl Server {
     /// Starts `coffer server` with these arguments and environment.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
-        cmd.arg("server")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        let mut cmd = Command::new(server_binary());
+        cmd.arg("server").args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn_command(cmd)
+    }
+
+    /// Starts a prepared command that runs `coffer server` (possibly through
+    /// a wrapper such as `sh -c 'ulimit ...; exec ...'`).
+    pub fn spawn_command(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start coffer");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -277,6 +288,28 @@ impl Http {
             base: base.to_owned(),
             token: token.map(String::from),
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// The same, with connections made from `source` (another loopback
+    /// address such as 127.0.0.3), to exercise address-bound tokens.
+    pub fn from_source(&self, source: std::net::IpAddr) -> Http {
+        Http {
+            base: self.base.clone(),
+            token: self.token.clone(),
+            client: reqwest::Client::builder()
+                .local_address(source)
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// The same with another token.
+    pub fn with_token(&self, token: &str) -> Http {
+        Http {
+            base: self.base.clone(),
+            token: Some(token.to_owned()),
+            client: self.client.clone(),
         }
     }
 
