@@ -235,7 +235,7 @@ async fn children_inherit_their_parents_address_bounds() {
     assert_eq!(from_here.get("auth/token/lookup-self").await.status, 200);
     assert_eq!(
         from_here
-            .from_source(elsewhere())
+            .via_source(elsewhere())
             .get("auth/token/lookup-self")
             .await
             .status,
@@ -256,7 +256,7 @@ async fn children_inherit_their_parents_address_bounds() {
     assert_eq!(look.json()["data"]["bound_cidrs"], json!(["127.0.0.1/32"]));
     assert_eq!(
         child_http
-            .from_source(elsewhere())
+            .via_source(elsewhere())
             .get("auth/token/lookup-self")
             .await
             .status,
@@ -310,7 +310,7 @@ async fn approle_secret_id_token_bounds_apply_to_the_token() {
     let h = root.with_token(&t);
     assert_eq!(h.get("auth/token/lookup-self").await.status, 200);
     assert_eq!(
-        h.from_source(elsewhere())
+        h.via_source(elsewhere())
             .get("auth/token/lookup-self")
             .await
             .status,

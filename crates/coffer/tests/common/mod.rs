@@ -293,7 +293,7 @@ impl Http {
 
     /// The same, with connections made from `source` (another loopback
     /// address such as 127.0.0.3), to exercise address-bound tokens.
-    pub fn from_source(&self, source: std::net::IpAddr) -> Http {
+    pub fn via_source(&self, source: std::net::IpAddr) -> Http {
         Http {
             base: self.base.clone(),
             token: self.token.clone(),
