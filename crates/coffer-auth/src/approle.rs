@@ -10,11 +10,11 @@ use coffer_core::fields::Fields;
 use coffer_core::logical::Operation::{self, *};
 use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
+use coffer_core::stripes::Stripes;
 use coffer_core::token::{now_unix, rfc3339};
 use coffer_core::{LogicalError, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::Mutex;
 
 use crate::TokenFields;
 use crate::salt::Salt;
@@ -168,8 +168,12 @@ struct SecretIdEntry {
 pub struct AppRole {
     paths: PathTable<Route>,
     salt: Salt,
-    /// Serialises secret ID use counting.
-    uses: Mutex<()>,
+    /// Serialise each role's read-modify-writes (updates, role ID changes,
+    /// deletion). Taken before `secret_locks` when both are held.
+    role_locks: Stripes,
+    /// Serialise each secret ID's use counting, creation and destruction, so
+    /// a destroyed secret ID is never written back by a login in flight.
+    secret_locks: Stripes,
 }
 
 /// Builds the method for a mount.
@@ -177,7 +181,8 @@ pub fn factory(_: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(AppRole {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
         salt: Salt::default(),
-        uses: Mutex::new(()),
+        role_locks: Stripes::default(),
+        secret_locks: Stripes::default(),
     }))
 }
 
@@ -346,6 +351,7 @@ impl AppRole {
             token_bound_cidrs,
         };
         let key = self.secret_key(st, &role.name, &secret_id).await?;
+        let _g = self.secret_locks.lock(&key).await;
         if st.get(&key).await?.is_some() {
             return Err(bad("secret_id already exists"));
         }
@@ -383,6 +389,17 @@ impl AppRole {
     }
 
     async fn destroy(&self, st: &StorageView, role: &str, key: &str) -> Result<(), LogicalError> {
+        let _g = self.secret_locks.lock(key).await;
+        self.destroy_locked(st, role, key).await
+    }
+
+    /// Removes a secret ID and its accessor; the caller holds its lock.
+    async fn destroy_locked(
+        &self,
+        st: &StorageView,
+        role: &str,
+        key: &str,
+    ) -> Result<(), LogicalError> {
         if let Some(e) = st.get_json::<SecretIdEntry>(key).await? {
             st.delete(&format!("accessor/{role}/{}", e.accessor))
                 .await?;
@@ -477,11 +494,11 @@ impl AppRole {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| bad("missing secret_id"))?;
             let key = self.secret_key(st, &name, &secret_id).await?;
-            let _g = self.uses.lock().await;
+            let _g = self.secret_locks.lock(&key).await;
             let mut entry: SecretIdEntry = st.get_json(&key).await?.ok_or_else(invalid)?;
             let now = now_unix();
             if entry.expiration_time > 0 && entry.expiration_time <= now {
-                self.destroy(st, &name, &key).await?;
+                self.destroy_locked(st, &name, &key).await?;
                 return Err(invalid());
             }
             if !coffer_core::cidr::allows(&entry.cidr_list, req.remote_addr)? {
@@ -489,7 +506,7 @@ impl AppRole {
             }
             match entry.num_uses {
                 0 => {}
-                1 => self.destroy(st, &name, &key).await?,
+                1 => self.destroy_locked(st, &name, &key).await?,
                 n => {
                     entry.num_uses = n - 1;
                     entry.last_updated_time = now;
@@ -521,6 +538,13 @@ impl Backend for AppRole {
         let m = self.paths.route(req.operation, req.path)?;
         let st = req.storage;
         let name = m.param("name").to_lowercase();
+        let changes_role = req.operation != Read
+            && req.operation != List
+            && matches!(m.route, Route::Role | Route::RoleId | Route::Field);
+        let _role_guard = match changes_role {
+            true => Some(self.role_locks.lock(&name).await),
+            false => None,
+        };
         match m.route {
             Route::Login => self.login(&req).await,
             Route::Roles => {

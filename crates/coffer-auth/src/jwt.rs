@@ -103,6 +103,8 @@ pub struct Jwt {
     paths: PathTable<Route>,
     /// Fetched key set: when, from where, what.
     jwks: Mutex<Option<(Instant, String, JwkSet)>>,
+    /// Serialise each role's read-modify-writes.
+    role_locks: coffer_core::stripes::Stripes,
 }
 
 /// Builds the method for a mount.
@@ -110,6 +112,7 @@ pub fn factory(_: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(Jwt {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
         jwks: Mutex::new(None),
+        role_locks: coffer_core::stripes::Stripes::default(),
     }))
 }
 
@@ -589,10 +592,13 @@ impl Backend for Jwt {
                         .await?
                         .map(|r| Response::data(Self::role_api(&r)))),
                     Delete => {
+                        let _g = self.role_locks.lock(&name).await;
                         st.delete(&key).await?;
                         Ok(None)
                     }
                     _ => {
+                        // A partial update must not lose a concurrent one.
+                        let _g = self.role_locks.lock(&name).await;
                         let role = Self::apply_role(st.get_json(&key).await?, req.data)?;
                         st.put_json(&key, &role).await?;
                         Ok(None)

@@ -106,12 +106,16 @@ async fn blocking<T: Send + 'static>(
 /// The userpass auth method.
 pub struct Userpass {
     paths: PathTable<Route>,
+    /// Serialise each user's read-modify-writes, so a password change or a
+    /// deletion is never undone by an update that read the user before it.
+    locks: coffer_core::stripes::Stripes,
 }
 
 /// Builds the method for a mount.
 pub fn factory(_: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(Userpass {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
+        locks: coffer_core::stripes::Stripes::default(),
     }))
 }
 
@@ -146,6 +150,12 @@ impl Backend for Userpass {
         let m = self.paths.route(req.operation, req.path)?;
         let name = m.param("username").to_lowercase();
         let st = req.storage;
+        let changes_user = matches!(m.route, Route::User | Route::Password | Route::Policies)
+            && req.operation != Read;
+        let _user_guard = match changes_user {
+            true => Some(self.locks.lock(&name).await),
+            false => None,
+        };
         match m.route {
             Route::Users => {
                 let mut names = st.list("user/").await?;

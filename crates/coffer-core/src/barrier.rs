@@ -52,6 +52,9 @@ pub struct Barrier {
     storage: DynStorage,
     keys: RwLock<Option<Arc<Unsealed>>>,
     encryptions: AtomicU64,
+    /// One keyring rotation at a time: two would each add a term from the
+    /// same keyring, and the one stored might not be the one in use.
+    rotation: tokio::sync::Mutex<()>,
 }
 
 /// A write for [`Barrier::batch`].
@@ -69,6 +72,7 @@ impl Barrier {
             storage,
             keys: RwLock::new(None),
             encryptions: AtomicU64::new(0),
+            rotation: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -138,6 +142,7 @@ impl Barrier {
 
     /// Adds a term and persists the keyring; returns the new term.
     pub async fn rotate(&self) -> Result<u32, BarrierError> {
+        let _one_at_a_time = self.rotation.lock().await;
         let cur = self.keys()?;
         let key =
             Key32::random().map_err(|e| BarrierError::Encrypt(AeadError::Random(e.to_string())))?;

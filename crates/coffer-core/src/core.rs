@@ -160,6 +160,8 @@ pub struct Core {
     pub(crate) mount_lock: Mutex<()>,
     /// Claims on wrapped responses, by wrapping token (`sys/wrapping.rs`).
     pub(crate) wrap_claims: crate::stripes::Stripes,
+    /// Read-modify-writes of `sys/` records that are not mounts (token roles).
+    pub(crate) record_locks: crate::stripes::Stripes,
     sys: SysPaths,
     pub(crate) audit: crate::audit::Broker,
 }
@@ -227,6 +229,7 @@ impl Core {
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
             wrap_claims: crate::stripes::Stripes::default(),
+            record_locks: crate::stripes::Stripes::default(),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
         })

@@ -436,3 +436,105 @@ async fn failed_revocations_are_kept_retried_and_survive_a_restart() {
         "the engine never revoked it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_renewed_while_revoked_stays_revoked() {
+    let h = Arc::new(harness(Arc::new(MemoryStorage::new())).await);
+    h.mount("race").await;
+    for _ in 0..10 {
+        let (lease, user) = h
+            .creds(
+                "race/creds/app",
+                json!({"ttl": 60, "max_ttl": 600}),
+                &h.root,
+            )
+            .await;
+        let mut renewals = Vec::new();
+        for _ in 0..6 {
+            let (h, lease) = (h.clone(), lease.clone());
+            renewals.push(tokio::spawn(async move {
+                let _ = h
+                    .root(
+                        Operation::Update,
+                        "sys/leases/renew",
+                        json!({"lease_id": lease, "increment": 120}),
+                    )
+                    .await;
+            }));
+        }
+        h.root(
+            Operation::Update,
+            "sys/leases/revoke",
+            json!({ "lease_id": lease }),
+        )
+        .await
+        .unwrap();
+        for r in renewals {
+            r.await.unwrap();
+        }
+        assert!(
+            h.root(
+                Operation::Update,
+                "sys/leases/lookup",
+                json!({ "lease_id": lease })
+            )
+            .await
+            .is_err(),
+            "a revoked lease is still stored"
+        );
+        assert!(
+            h.root(
+                Operation::Update,
+                "sys/leases/renew",
+                json!({ "lease_id": lease })
+            )
+            .await
+            .is_err()
+        );
+        with_world("race/", |w| {
+            assert!(!w.alive.contains(&user));
+            assert_eq!(w.revoked.iter().filter(|u| **u == user).count(), 1);
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_made_while_their_token_is_revoked_go_with_it() {
+    let h = Arc::new(harness(Arc::new(MemoryStorage::new())).await);
+    h.mount("tok").await;
+    for _ in 0..10 {
+        let r = h
+            .root(Operation::Update, "auth/token/create", json!({"ttl": "1h"}))
+            .await
+            .unwrap();
+        let token = r.auth.unwrap()["client_token"].as_str().unwrap().to_owned();
+        let mut reads = Vec::new();
+        for _ in 0..8 {
+            let (h, token) = (h.clone(), token.clone());
+            reads.push(tokio::spawn(async move {
+                let mut r = Request::new(Operation::Read, "tok/creds/app");
+                r.token = Some(SecretString::new(token));
+                r.data = json!({"ttl": 600}).as_object().cloned().unwrap_or_default();
+                let _ = h.core.handle(r).await;
+            }));
+        }
+        h.root(
+            Operation::Update,
+            "auth/token/revoke",
+            json!({ "token": token }),
+        )
+        .await
+        .unwrap();
+        for r in reads {
+            r.await.unwrap();
+        }
+    }
+    // Every user handed out to a revoked token was revoked with it.
+    with_world("tok/", |w| {
+        assert!(
+            w.alive.is_empty(),
+            "users outlived their token: {:?}",
+            w.alive
+        );
+    });
+}

@@ -668,4 +668,36 @@ async fn static_roles_rotate_on_demand_on_schedule_and_with_grace() {
             .any(|r| r["path"] == "database/rotate-root/adm"),
         "{st}"
     );
+
+    // Concurrently: rotations of the static role and of the admin's root
+    // credentials, interleaved with partial updates of both records. None
+    // may write back a password another replaced: afterwards the stored
+    // static password logs in, and the admin connection still works.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let (path, body) = match i % 3 {
+                0 => ("database/rotate-role/solo".to_owned(), json!({})),
+                1 => (
+                    "database/static-roles/solo".to_owned(),
+                    json!({"rotation_period": format!("{}h", 1 + i)}),
+                ),
+                _ => ("database/rotate-root/adm".to_owned(), json!({})),
+            };
+            let r = h.post(&path, body).await;
+            assert!(r.status < 300, "{path}: {}", r.text);
+            let r = h
+                .post("database/config/adm", json!({"allowed_roles": "*"}))
+                .await;
+            assert!(r.status < 300, "{}", r.text);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, stored) = creds_of(&h.get("database/static-creds/solo").await.json());
+    pg_login(&pg, "solo", &stored).await.unwrap();
+    let (_, user, pw) = user_of(&h.get("database/creds/via-adm").await.json());
+    pg_login(&pg, &user, &pw).await.unwrap();
 }

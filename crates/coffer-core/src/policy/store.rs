@@ -1,6 +1,7 @@
 //! Named policies behind the barrier, plus the built-in `root` and `default`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use base64::Engine;
@@ -85,10 +86,18 @@ pub fn normalize_policy_names(names: &[String]) -> Vec<String> {
 }
 
 /// Policies by name, with compiled ACLs cached per policy set.
+///
+/// A cache fill that read storage before a change finished must not land
+/// after it (a removed grant would live on in the cache): every change bumps
+/// `generation` while holding both cache locks, and a fill is kept only if
+/// the generation it started under is still current. Changes themselves are
+/// serialised so storage and cache end in the same order.
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    generation: AtomicU64,
+    writes: tokio::sync::Mutex<()>,
 }
 
 fn poisoned() -> LogicalError {
@@ -102,6 +111,8 @@ impl PolicyStore {
             barrier,
             policies: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            writes: tokio::sync::Mutex::new(()),
         };
         if store.get("default").await?.is_none() {
             store.put("default", DEFAULT_POLICY).await?;
@@ -145,6 +156,7 @@ impl PolicyStore {
         if let Some(p) = self.policies.read().map_err(|_| poisoned())?.get(&name) {
             return Ok(Some(p.clone()));
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let Some(bytes) = self.barrier.get(&format!("{PREFIX}{name}")).await? else {
             return Ok(None);
         };
@@ -154,11 +166,24 @@ impl PolicyStore {
             parse_policy(&stored.name, &stored.raw)
                 .map_err(|e| LogicalError::Internal(format!("stored policy {name:?}: {e}")))?,
         );
-        self.policies
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name, p.clone());
+        let mut cache = self.policies.write().map_err(|_| poisoned())?;
+        if self.generation.load(Ordering::Acquire) == generation {
+            cache.insert(name, p.clone());
+        }
         Ok(Some(p))
+    }
+
+    /// Applies a change to the caches: both locks held, generation bumped.
+    fn changed(&self, name: String, policy: Option<Arc<Policy>>) -> Result<(), LogicalError> {
+        let mut policies = self.policies.write().map_err(|_| poisoned())?;
+        let mut acls = self.acls.write().map_err(|_| poisoned())?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        match policy {
+            Some(p) => policies.insert(name, p),
+            None => policies.remove(&name),
+        };
+        acls.clear();
+        Ok(())
     }
 
     /// Parses and stores a policy (text may be base64-encoded, as Vault allows).
@@ -177,13 +202,9 @@ impl PolicyStore {
             raw,
         })
         .map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let _w = self.writes.lock().await;
         self.barrier.put(&format!("{PREFIX}{name}"), &bytes).await?;
-        self.policies
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name, Arc::new(policy));
-        self.acls.write().map_err(|_| poisoned())?.clear();
-        Ok(())
+        self.changed(name, Some(Arc::new(policy)))
     }
 
     /// Deletes a policy; `root` and `default` cannot be deleted.
@@ -194,10 +215,9 @@ impl PolicyStore {
                 "cannot delete the {name:?} policy"
             )));
         }
+        let _w = self.writes.lock().await;
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
-        self.policies.write().map_err(|_| poisoned())?.remove(&name);
-        self.acls.write().map_err(|_| poisoned())?.clear();
-        Ok(())
+        self.changed(name, None)
     }
 
     /// Stored policy names, sorted (without `root`).
@@ -213,6 +233,7 @@ impl PolicyStore {
         if let Some(a) = self.acls.read().map_err(|_| poisoned())?.get(names) {
             return Ok(a.clone());
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let mut found = Vec::with_capacity(names.len());
         for n in names {
             if let Some(p) = self.get(n).await? {
@@ -221,10 +242,10 @@ impl PolicyStore {
         }
         let refs: Vec<&Policy> = found.iter().map(|p| p.as_ref()).collect();
         let acl = Arc::new(Acl::new(&refs));
-        self.acls
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(names.to_vec(), acl.clone());
+        let mut cache = self.acls.write().map_err(|_| poisoned())?;
+        if self.generation.load(Ordering::Acquire) == generation {
+            cache.insert(names.to_vec(), acl.clone());
+        }
         Ok(acl)
     }
 }

@@ -362,10 +362,19 @@ impl Core {
                 .await?
                 .map(|r| Response::data(r.to_api()))),
             Delete => {
+                let _g = self
+                    .record_locks
+                    .lock(&format!("{ROLE_PREFIX}{name}"))
+                    .await;
                 self.barrier.delete(&format!("{ROLE_PREFIX}{name}")).await?;
                 Ok(None)
             }
             _ => {
+                // A partial update must not lose a concurrent one.
+                let _g = self
+                    .record_locks
+                    .lock(&format!("{ROLE_PREFIX}{name}"))
+                    .await;
                 let role = TokenRole::apply(&name, self.read_role(&name).await?, &req.data)?;
                 let bytes =
                     serde_json::to_vec(&role).map_err(|e| LogicalError::Internal(e.to_string()))?;

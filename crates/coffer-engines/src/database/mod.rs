@@ -117,7 +117,9 @@ static PATHS: &[PathSpec<Route>] = &[
 pub struct Database {
     paths: PathTable<Route>,
     pools: RwLock<HashMap<String, Arc<dyn Driver>>>,
-    /// One rotation at a time per mount, so two can never race on a user.
+    /// One rotation at a time per mount, so two can never race on a user;
+    /// config and static-role writes take it too, so none of them writes
+    /// back a password a rotation replaced meanwhile.
     rotation_lock: tokio::sync::Mutex<()>,
 }
 
@@ -214,6 +216,9 @@ impl Database {
         name: &str,
         data: &Map<String, Value>,
     ) -> Result<Option<Response>, LogicalError> {
+        // Under the rotation lock: a root rotation in flight must not have
+        // its new password overwritten by a config read before it.
+        let _g = self.rotation_lock.lock().await;
         let existing: Option<DbConfig> = st.get_json(&format!("config/{name}")).await?;
         let cfg = DbConfig::from_request(existing, data)?;
         if !cfg.password_policy.is_empty() {
@@ -388,6 +393,7 @@ impl Backend for Database {
                     .await?
                     .map(|c| Response::data(c.api()))),
                 Delete => {
+                    let _g = self.rotation_lock.lock().await;
                     st.delete(&format!("config/{name}")).await?;
                     self.forget_pool(name).await;
                     Ok(None)
@@ -407,6 +413,8 @@ impl Backend for Database {
                     Ok(None)
                 }
                 _ => {
+                    // A partial update must not lose a concurrent one.
+                    let _g = self.rotation_lock.lock().await;
                     let existing = self.role(st, name).await?;
                     let role = Role::from_request(existing, req.data)?;
                     st.put_json(&format!("role/{name}"), &role).await?;
@@ -421,10 +429,14 @@ impl Backend for Database {
                     .await?
                     .map(|r| Response::data(r.api()))),
                 Delete => {
+                    let _g = self.rotation_lock.lock().await;
                     st.delete(&format!("static-role/{name}")).await?;
                     Ok(None)
                 }
                 _ => {
+                    // Same lock as rotation: an update that read the role
+                    // before a rotation must not write its old password back.
+                    let _g = self.rotation_lock.lock().await;
                     let existing = self.load_static(st, name).await?;
                     let is_new = existing.is_none();
                     let role = static_role::StaticRole::from_request(existing, req.data)?;
