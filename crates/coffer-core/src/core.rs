@@ -850,11 +850,17 @@ impl Core {
         let counted = req.path != "sys/wrapping/lookup";
         let spent = match token {
             Some(t) if t.entry.num_uses > 0 && counted => {
-                let after = active
-                    .tokens
-                    .use_token(t)
-                    .await?
-                    .ok_or(LogicalError::PermissionDenied)?;
+                let Some(after) = active.tokens.use_token(t).await? else {
+                    // Another request took the last use meanwhile; for an
+                    // unwrap that is a spent wrapping token, as in Vault.
+                    return Err(if req.path == "sys/wrapping/unwrap" {
+                        LogicalError::BadRequest(
+                            "wrapping token is not valid or does not exist".into(),
+                        )
+                    } else {
+                        LogicalError::PermissionDenied
+                    });
+                };
                 after.num_uses < 0
             }
             _ => false,

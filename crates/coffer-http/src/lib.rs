@@ -121,3 +121,31 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
         Err(e) => encode::logical_error(&e),
     }
 }
+
+/// Decodes a query string and a body exactly as requests are decoded, then
+/// reads every field with each of the loose typings engines use. For the
+/// fuzz targets under `fuzz/`; answers nothing.
+#[doc(hidden)]
+pub fn fuzz_decode(query: &str, form: bool, body: &[u8]) {
+    use coffer_core::fields::Fields;
+    let mut headers = axum::http::HeaderMap::new();
+    if form {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+    }
+    for data in [
+        decode::query_map(Some(query)),
+        decode::parse_body(&headers, body),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let f = Fields::new(&data);
+        for k in data.keys() {
+            let _ = (f.str(k), f.bool(k), f.int(k), f.duration(k));
+            let _ = (f.str_list(k), f.str_map(k), f.object(k));
+        }
+    }
+}

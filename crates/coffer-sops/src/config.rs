@@ -143,10 +143,16 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, SopsError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SopsError::Malformed(format!("{}: {e}", path.display())))?;
-        let raw: RawConfig = serde_norway::from_str(&text)
-            .map_err(|e| SopsError::Malformed(format!("{}: {e}", path.display())))?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| SopsError::Malformed(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses configuration text; rules' paths are relative to `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Self, SopsError> {
+        let raw: RawConfig =
+            serde_norway::from_str(text).map_err(|e| SopsError::Malformed(e.to_string()))?;
         Ok(Self {
-            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            dir: dir.to_path_buf(),
             rules: raw.creation_rules,
         })
     }

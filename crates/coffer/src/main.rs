@@ -1,13 +1,8 @@
 //! `coffer`: the server and its command-line client in one binary.
 
-mod audit;
-mod cli;
-mod config;
-mod fd_limit;
-mod server;
-mod transit_seal;
-
 use std::process::ExitCode;
+
+use coffer::{cli, server};
 
 use clap::{Parser, Subcommand};
 

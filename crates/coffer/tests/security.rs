@@ -122,7 +122,7 @@ async fn a_wrapping_token_unwraps_exactly_once_under_concurrency() {
     let root = s.http(Some(&root_token));
     let big = "x".repeat(100 * 1024);
     assert_eq!(root.put("kv/big", json!({ "v": big })).await.status, 204);
-    for _ in 0..3 {
+    for trial in 0..4 {
         let r = root
             .send("GET", "kv/big", None, &[("X-Vault-Wrap-TTL", "5m")])
             .await;
@@ -136,9 +136,17 @@ async fn a_wrapping_token_unwraps_exactly_once_under_concurrency() {
             let root = root.clone();
             let w = wrapping.clone();
             tasks.push(tokio::spawn(async move {
-                root.post("sys/wrapping/unwrap", json!({ "token": w }))
-                    .await
-                    .status
+                // As a parameter (another token calls), or as the caller.
+                if trial % 2 == 0 {
+                    root.post("sys/wrapping/unwrap", json!({ "token": w }))
+                        .await
+                        .status
+                } else {
+                    root.with_token(&w)
+                        .post("sys/wrapping/unwrap", json!({}))
+                        .await
+                        .status
+                }
             }));
         }
         let mut ok = 0;

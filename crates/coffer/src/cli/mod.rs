@@ -1,7 +1,7 @@
 //! Client-side commands: they talk to a running server over HTTP.
 
 pub mod audit;
-mod audit_query;
+pub mod audit_query;
 pub mod auth_cmds;
 pub mod generic;
 pub mod kv;
