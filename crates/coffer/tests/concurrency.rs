@@ -58,12 +58,7 @@ async fn a_limited_use_token_serves_exactly_its_uses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approle_secret_ids_are_used_exactly_and_destroyed_for_good() {
     let (s, root) = dev();
-    assert_eq!(
-        root.post("sys/auth/approle", json!({"type": "approle"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/auth/approle", "approle").await;
     assert_eq!(
         root.post(
             "auth/approle/role/r",
@@ -206,12 +201,7 @@ async fn kv_check_and_set_lets_exactly_one_writer_win_and_loses_no_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transit_rotations_and_encryptions_race_safely() {
     let (_s, root) = dev();
-    assert_eq!(
-        root.post("sys/mounts/transit", json!({"type": "transit"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/mounts/transit", "transit").await;
     assert!(root.post("transit/keys/k", json!({})).await.status < 300);
     let results = all(40, |i| {
         let root = root.clone();
@@ -250,12 +240,7 @@ async fn transit_rotations_and_encryptions_race_safely() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_user_is_not_brought_back_by_a_password_change() {
     let (s, root) = dev();
-    assert_eq!(
-        root.post("sys/auth/userpass", json!({"type": "userpass"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/auth/userpass", "userpass").await;
     let anon = Http::new(&s.addr, None);
     for round in 0..4 {
         let user = format!("u{round}");
@@ -383,12 +368,7 @@ async fn concurrent_keyring_rotations_keep_every_entry_readable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partial_role_updates_are_never_lost() {
     let (_s, root) = dev();
-    assert_eq!(
-        root.post("sys/auth/approle", json!({"type": "approle"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/auth/approle", "approle").await;
     assert_eq!(
         root.post("auth/approle/role/r", json!({})).await.status,
         204

@@ -47,12 +47,7 @@ async fn a_revoked_token_never_comes_back_under_concurrent_renewals() {
         "seed a secret"
     );
     let policy = "path \"kv/*\" { capabilities = [\"read\"] }";
-    assert_eq!(
-        root.put("sys/policies/acl/reader", json!({ "policy": policy }))
-            .await
-            .status,
-        204
-    );
+    common::put_policy(&root, "reader", policy).await;
     const TRIALS: usize = 24;
     let mut revoked = Vec::new();
     for _ in 0..TRIALS {
@@ -217,12 +212,7 @@ async fn a_limited_use_token_cannot_mint_children() {
 async fn children_inherit_their_parents_address_bounds() {
     let (_s, root) = dev().await;
     let minter = "path \"auth/token/create\" { capabilities = [\"update\"] }";
-    assert_eq!(
-        root.put("sys/policies/acl/minter", json!({ "policy": minter }))
-            .await
-            .status,
-        204
-    );
+    common::put_policy(&root, "minter", minter).await;
     // Token bound CIDRs come from a role, as in Vault.
     let r = root
         .post(
@@ -276,12 +266,7 @@ async fn children_inherit_their_parents_address_bounds() {
 #[tokio::test]
 async fn approle_secret_id_token_bounds_apply_to_the_token() {
     let (_s, root) = dev().await;
-    assert_eq!(
-        root.post("sys/auth/approle", json!({"type": "approle"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/auth/approle", "approle").await;
     let r = root
         .post(
             "auth/approle/role/app",
@@ -346,12 +331,7 @@ async fn approle_secret_id_token_bounds_apply_to_the_token() {
 async fn children_die_with_an_expired_parent_within_seconds() {
     let (_s, root) = dev().await;
     let minter = "path \"auth/token/create\" { capabilities = [\"update\"] }";
-    assert_eq!(
-        root.put("sys/policies/acl/minter", json!({ "policy": minter }))
-            .await
-            .status,
-        204
-    );
+    common::put_policy(&root, "minter", minter).await;
     let (parent, _) = token(&root, json!({"ttl": "2s", "policies": ["minter"]})).await;
     let r = root
         .with_token(&parent)
@@ -407,12 +387,7 @@ fn peak_rss_mib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_login_flood_keeps_memory_flat() {
     let (s, root) = dev().await;
-    assert_eq!(
-        root.post("sys/auth/userpass", json!({"type": "userpass"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/auth/userpass", "userpass").await;
     let before = peak_rss_mib(s.pid());
     let anon = Http::new(&s.addr, None);
     let mut tasks = Vec::new();
@@ -537,12 +512,7 @@ async fn slow_clients_are_cut_off_and_connections_are_bounded() {
 #[tokio::test]
 async fn database_config_reads_mask_a_password_in_the_url() {
     let (_s, root) = dev().await;
-    assert_eq!(
-        root.post("sys/mounts/database", json!({"type": "database"}))
-            .await
-            .status,
-        204
-    );
+    common::enable(&root, "sys/mounts/database", "database").await;
     let r = root
         .post(
             "database/config/pg",
@@ -568,20 +538,10 @@ async fn database_config_reads_mask_a_password_in_the_url() {
 async fn ui_mounts_lists_only_what_a_token_can_reach() {
     let (_s, root) = dev().await;
     for m in ["team-a", "team-b"] {
-        assert_eq!(
-            root.post(&format!("sys/mounts/{m}"), json!({"type": "kv"}))
-                .await
-                .status,
-            204
-        );
+        common::enable(&root, &format!("sys/mounts/{m}"), "kv").await;
     }
     let policy = "path \"team-a/*\" { capabilities = [\"read\"] }";
-    assert_eq!(
-        root.put("sys/policies/acl/a", json!({ "policy": policy }))
-            .await
-            .status,
-        204
-    );
+    common::put_policy(&root, "a", policy).await;
     let (t, _) = token(&root, json!({"policies": ["a"], "ttl": "1h"})).await;
     let listed = root
         .with_token(&t)

@@ -687,3 +687,21 @@ pub fn pip_venv(name: &str, package: &str) -> Option<PathBuf> {
     std::fs::write(&ready, b"").ok()?;
     Some(venv)
 }
+
+/// Mounts an engine or enables an auth method: `at` is `sys/mounts/<path>`
+/// or `sys/auth/<path>`; fails the test unless the server answers 204.
+pub async fn enable(h: &Http, at: &str, kind: &str) {
+    let r = h.post(at, json!({ "type": kind })).await;
+    assert_eq!(r.status, 204, "enabling {kind} at {at}: {}", r.text);
+}
+
+/// Writes an ACL policy; fails the test unless the server answers 204.
+pub async fn put_policy(h: &Http, name: &str, text: &str) {
+    let r = h
+        .put(
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": text }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "policy {name}: {}", r.text);
+}
