@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use crate::logical::LogicalError;
 
 /// Callers allowed to wait for a slot, per slot.
-const QUEUE_PER_SLOT: usize = 64;
+const QUEUE_PER_SLOT: usize = 256;
 /// Longest wait for a slot.
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
