@@ -113,6 +113,8 @@ pub(crate) fn parse_body(
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
+        // The Go client sends `null` for a write with no data (`write -f`).
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(LogicalError::BadRequest(
             "failed to parse JSON input: the body must be a JSON object".into(),
         )),

@@ -32,6 +32,12 @@ pub(crate) fn no_content() -> Response {
     *r.status_mut() = StatusCode::NO_CONTENT;
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // As Vault: OpenBao Agent's cache acts only on answers whose content type
+    // is exactly this, revocations (204) included.
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 

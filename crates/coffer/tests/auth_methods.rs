@@ -76,6 +76,29 @@ async fn auth_methods_mount_list_tune_and_disable() {
         root.get("sys/auth/userpass/tune").await.json()["data"]["default_lease_ttl"],
         600
     );
+    // `bao auth tune` uses the sys/mounts/auth/<path>/tune spelling.
+    assert_eq!(
+        root.post(
+            "sys/mounts/auth/userpass/tune",
+            json!({"default_lease_ttl": "15m"})
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        root.get("sys/mounts/auth/userpass/tune").await.json()["data"]["default_lease_ttl"],
+        900
+    );
+    assert_eq!(
+        root.post(
+            "sys/auth/userpass/tune",
+            json!({"default_lease_ttl": "10m"})
+        )
+        .await
+        .status,
+        204
+    );
 
     // A login token dies with its method.
     root.post(

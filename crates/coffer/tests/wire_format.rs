@@ -13,8 +13,30 @@ async fn writes_answer_204_with_an_empty_body() {
         .post("secret/a", json!({"k": "v"}))
         .await;
     assert_eq!((r.status, r.text.as_str()), (204, ""));
+    // OpenBao Agent's cache ignores answers of any other content type,
+    // revocations included.
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
     let r = s.http(Some("root")).delete("secret/a").await;
     assert_eq!((r.status, r.text.as_str()), (204, ""));
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_null_or_empty_body_is_no_data() {
+    // `bao write -f` sends `null` with no content type.
+    let s = Server::dev();
+    let h = s.http(Some("root"));
+    common::enable(&h, "sys/mounts/transit", "transit").await;
+    for body in [&b"null"[..], b"", b"  null \n"] {
+        let r = h
+            .send("POST", "transit/keys/k", Some(body.to_vec()), &[])
+            .await;
+        assert!(r.status < 300, "{body:?}: {}", r.text);
+    }
+    let r = h
+        .send("POST", "transit/keys/k", Some(b"[1]".to_vec()), &[])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
 }
 
 #[tokio::test]

@@ -419,8 +419,15 @@ impl Core {
         match m.route {
             SysRoute::MountsList => self.list_mounts(active, MountKind::Secret).map(Some),
             SysRoute::Mount => {
-                self.mount_op(active, req, m.param("path"), MountKind::Secret)
-                    .await
+                // Vault serves an auth method's tune here too
+                // (`bao auth tune` posts to sys/mounts/auth/<path>/tune).
+                let path = m.param("path");
+                match path.strip_prefix("auth/") {
+                    Some(auth) if auth.trim_end_matches('/').ends_with("/tune") => {
+                        self.mount_op(active, req, auth, MountKind::Auth).await
+                    }
+                    _ => self.mount_op(active, req, path, MountKind::Secret).await,
+                }
             }
             SysRoute::AuthList => self.list_mounts(active, MountKind::Auth).map(Some),
             SysRoute::Auth => {
