@@ -152,6 +152,18 @@ impl Backend for Userpass {
         let st = req.storage;
         let changes_user = matches!(m.route, Route::User | Route::Password | Route::Policies)
             && req.operation != Read;
+        // A new password is hashed before the user's lock is taken: the hash
+        // does not depend on what is stored, and the lock is not held while
+        // the hashing pool is busy.
+        let new_hash = match (m.route, req.operation) {
+            (Route::User | Route::Password, op) if op != Read && op != Delete => {
+                match password_param(req.data)? {
+                    Some(p) => Some(blocking(move || hash_password(&p)).await??),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let _user_guard = match changes_user {
             true => Some(self.locks.lock(&name).await),
             false => None,
@@ -174,9 +186,8 @@ impl Backend for Userpass {
                 }
                 _ => {
                     let prev = load(st, &name).await?;
-                    let password = password_param(req.data)?;
-                    let password_hash = match (password, &prev) {
-                        (Some(p), _) => blocking(move || hash_password(&p)).await??,
+                    let password_hash = match (new_hash, &prev) {
+                        (Some(h), _) => h,
                         (None, Some(u)) => u.password_hash.clone(),
                         (None, None) => {
                             return Err(LogicalError::BadRequest("missing password".into()));
@@ -199,9 +210,8 @@ impl Backend for Userpass {
                 let mut u = load(st, &name)
                     .await?
                     .ok_or_else(|| LogicalError::BadRequest("username does not exist".into()))?;
-                let p = password_param(req.data)?
-                    .ok_or_else(|| LogicalError::BadRequest("missing password".into()))?;
-                u.password_hash = blocking(move || hash_password(&p)).await??;
+                u.password_hash =
+                    new_hash.ok_or_else(|| LogicalError::BadRequest("missing password".into()))?;
                 st.put_json(&key(&name), &u).await?;
                 Ok(None)
             }

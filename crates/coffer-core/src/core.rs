@@ -180,6 +180,14 @@ fn seal_failure(e: SealError) -> LogicalError {
     }
 }
 
+/// Whether the seal decrypts `wrapped` back to `root`: checked before a
+/// wrapping the seal just made is relied on.
+async fn opens_to(seal: &dyn crate::seal::AutoSeal, wrapped: &[u8], root: &[u8]) -> bool {
+    seal.unwrap(wrapped, ROOT_KEY_PATH.as_bytes())
+        .await
+        .is_ok_and(|back| bool::from(subtle::ConstantTimeEq::ct_eq(back.expose(), root)))
+}
+
 /// Why an automatic unseal did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AutoUnsealError {
@@ -342,11 +350,7 @@ impl Core {
                     .wrap(root.expose(), ROOT_KEY_PATH.as_bytes())
                     .await
                     .map_err(seal_failure)?;
-                let back = s
-                    .unwrap(&wrapped, ROOT_KEY_PATH.as_bytes())
-                    .await
-                    .map_err(seal_failure)?;
-                if !bool::from(subtle::ConstantTimeEq::ct_eq(back.expose(), root.expose())) {
+                if !opens_to(s.as_ref(), &wrapped, root.expose()).await {
                     return Err(internal(
                         "the seal's encryption of the root key does not decrypt to it; nothing was initialised",
                     ));
@@ -440,13 +444,7 @@ impl Core {
             Ok(Some(rewrapped)) => {
                 // Stored only once the seal has proved it can open it again:
                 // a bad ciphertext stored here would lock the server out for good.
-                let opens = seal
-                    .unwrap(&rewrapped, ROOT_KEY_PATH.as_bytes())
-                    .await
-                    .is_ok_and(|again| {
-                        bool::from(subtle::ConstantTimeEq::ct_eq(again.expose(), root.expose()))
-                    });
-                if !opens {
+                if !opens_to(seal.as_ref(), &rewrapped, root.expose()).await {
                     tracing::error!(
                         "the seal's new wrapping of the root key does not decrypt to it; keeping the old wrapping"
                     );

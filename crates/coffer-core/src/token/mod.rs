@@ -448,9 +448,10 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Revokes only this token; its children become orphans.
+    /// Revokes only this token; its children become orphans. They are
+    /// orphaned before the token is marked, so no child is refused on the
+    /// way (a child made meanwhile keeps a dead parent and stays refused).
     pub async fn revoke_orphan(&self, hash: &str) -> Result<(), LogicalError> {
-        self.mark_revoking(hash).await?;
         let prefix = format!("{PARENT_PREFIX}{hash}/");
         for child in self.barrier.list(&prefix).await? {
             self.barrier.delete(&format!("{prefix}{child}")).await?;
