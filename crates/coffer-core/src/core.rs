@@ -11,6 +11,7 @@ use crate::aead;
 use crate::audit::EntryKind;
 use crate::backend::{Backend, EngineRegistry, EngineRequest, StorageView};
 use crate::barrier::Barrier;
+use crate::clock::after_secs;
 use crate::keyring::Keyring;
 use crate::logical::LoginAuth;
 use crate::logical::{LogicalError, Operation, Request, Response};
@@ -1017,7 +1018,7 @@ impl Core {
             Some(mut r) if r.login.is_some() => {
                 let login = r.login.take().unwrap_or_default();
                 let (id, entry) = self.issue_login_token(active, req, &m.entry, login).await?;
-                r.auth = Some(entry.auth_block(&id, now_unix()));
+                r.auth = Some(entry.auth_block(&id, crate::clock::now_ms()));
                 Ok(Some(r))
             }
             Some(mut r) if r.secret.is_some() => {
@@ -1079,7 +1080,7 @@ impl Core {
         mount: &MountEntry,
         login: LoginAuth,
     ) -> Result<(String, TokenEntry), LogicalError> {
-        let now = now_unix();
+        let now = crate::clock::now_ms();
         let mount_max = match mount.config.max_lease_ttl {
             0 => self.config.max_lease_ttl,
             m => m,
@@ -1110,9 +1111,9 @@ impl Core {
             policies.sort();
         }
         let hard_cap = match (login.explicit_max_ttl, login.period) {
-            (e, _) if e > 0 => now + e as i64,
+            (e, _) if e > 0 => after_secs(now, e),
             (_, p) if p > 0 => 0,
-            _ => now + max as i64,
+            _ => after_secs(now, max),
         };
         let entry = TokenEntry {
             accessor: crate::token::random_base62(24)?,
@@ -1125,7 +1126,7 @@ impl Core {
             },
             creation_time: now,
             creation_ttl: ttl,
-            expire_time: now + ttl as i64,
+            expire_time: after_secs(now, ttl),
             explicit_max_ttl: login.explicit_max_ttl,
             max_expire_time: hard_cap,
             period: login.period,
@@ -1137,6 +1138,7 @@ impl Core {
             role: None,
             last_renewal_time: 0,
             bound_cidrs: login.bound_cidrs,
+            legacy_secs: false,
         };
         let (id, _) = active.tokens.create(&entry).await?;
         Ok((id.expose().to_owned(), entry))

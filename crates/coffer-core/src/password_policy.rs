@@ -13,6 +13,7 @@
 //! of draws; then built to hold them).
 
 use hcl_edit::expr::Expression;
+use hcl_edit::repr::Span;
 use hcl_edit::structure::{BlockLabel, Structure};
 use serde::{Deserialize, Serialize};
 
@@ -67,18 +68,26 @@ fn number_of(e: &Expression) -> Option<usize> {
 impl PasswordPolicy {
     /// Parses and checks policy text.
     pub fn parse(raw: &str) -> Result<Self, LogicalError> {
-        let body = hcl_edit::parser::parse_body(raw).map_err(|e| bad(e.to_string()))?;
+        let (body, text) = crate::hcl1::parse_body(raw).map_err(bad)?;
         let mut length = None;
         let mut rules = Vec::new();
         for s in body.iter() {
             match s {
                 Structure::Attribute(a) => match a.key.as_str() {
                     "length" => {
-                        length = Some(
-                            number_of(&a.value).ok_or_else(|| bad("length must be a number"))?,
-                        )
+                        length = Some(number_of(&a.value).ok_or_else(|| {
+                            bad(format!(
+                                "{}length must be a number",
+                                text.line_prefix(a.span())
+                            ))
+                        })?)
                     }
-                    other => return Err(bad(format!("unknown key {other:?}"))),
+                    other => {
+                        return Err(bad(format!(
+                            "{}unknown key {other:?}",
+                            text.line_prefix(a.span())
+                        )));
+                    }
                 },
                 Structure::Block(b) => {
                     let label = b.labels.first().map(|l| match l {
@@ -86,35 +95,60 @@ impl PasswordPolicy {
                         BlockLabel::Ident(i) => i.as_str().to_owned(),
                     });
                     if b.ident.as_str() != "rule" || label.as_deref() != Some("charset") {
-                        return Err(bad("only rule \"charset\" blocks are supported"));
+                        return Err(bad(format!(
+                            "{}only rule \"charset\" blocks are supported",
+                            text.line_prefix(b.span())
+                        )));
                     }
                     let (mut charset, mut min_chars) = (None, 0);
                     for inner in b.body.iter() {
                         let Structure::Attribute(a) = inner else {
-                            return Err(bad("rule \"charset\" holds only charset and min-chars"));
+                            return Err(bad(format!(
+                                "{}rule \"charset\" holds only charset and min-chars",
+                                text.line_prefix(inner.span())
+                            )));
                         };
                         match a.key.as_str() {
                             "charset" => {
-                                charset = Some(
-                                    string_of(&a.value)
-                                        .ok_or_else(|| bad("charset must be a string"))?,
-                                )
+                                charset = Some(string_of(&a.value).ok_or_else(|| {
+                                    bad(format!(
+                                        "{}charset must be a string",
+                                        text.line_prefix(a.span())
+                                    ))
+                                })?)
                             }
                             "min-chars" | "min_chars" => {
-                                min_chars = number_of(&a.value)
-                                    .ok_or_else(|| bad("min-chars must be a number"))?
+                                min_chars = number_of(&a.value).ok_or_else(|| {
+                                    bad(format!(
+                                        "{}min-chars must be a number",
+                                        text.line_prefix(a.span())
+                                    ))
+                                })?
                             }
-                            other => return Err(bad(format!("unknown key {other:?} in rule"))),
+                            other => {
+                                return Err(bad(format!(
+                                    "{}unknown key {other:?} in rule",
+                                    text.line_prefix(a.span())
+                                )));
+                            }
                         }
                     }
                     let mut chars: Vec<char> = charset
-                        .ok_or_else(|| bad("rule \"charset\" needs charset"))?
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "{}rule \"charset\" needs charset",
+                                text.line_prefix(b.span())
+                            ))
+                        })?
                         .chars()
                         .collect();
                     chars.sort_unstable();
                     chars.dedup();
                     if chars.is_empty() {
-                        return Err(bad("charset must not be empty"));
+                        return Err(bad(format!(
+                            "{}charset must not be empty",
+                            text.line_prefix(b.span())
+                        )));
                     }
                     rules.push(CharsetRule {
                         charset: chars,
@@ -292,6 +326,20 @@ rule "charset" {
     }
 
     #[test]
+    fn one_line_policies_parse_as_in_openbao() {
+        let p = PasswordPolicy::parse("length=12 rule \"charset\" { charset = \"abc\" }").unwrap();
+        let pw = p.generate().unwrap();
+        assert_eq!(pw.expose().len(), 12);
+        assert!(pw.expose().chars().all(|c| "abc".contains(c)));
+        let p = PasswordPolicy::parse(
+            "length = 8 rule \"charset\" { charset = \"ab\" min-chars = 1 } rule \"charset\" { charset = \"9\" min-chars = 2 }",
+        )
+        .unwrap();
+        let pw = p.generate().unwrap();
+        assert!(pw.expose().chars().filter(|c| *c == '9').count() >= 2);
+    }
+
+    #[test]
     fn mistakes_are_refused() {
         for (src, needle) in [
             (
@@ -309,7 +357,11 @@ rule "charset" {
             ),
             (
                 "length = 8\nfoo = 1\nrule \"charset\" { charset = \"ab\" }",
-                "unknown key",
+                "line 2: unknown key",
+            ),
+            (
+                "length = 8 rule \"charset\" {\n charset = \"ab\"\n}\nrule \"charset\" {\n charset = 3\n}",
+                "line 5: charset must be a string",
             ),
         ] {
             let e = PasswordPolicy::parse(src).unwrap_err().to_string();

@@ -555,3 +555,70 @@ async fn token_mount_tuning_sets_default_and_max_ttl() {
         "default above max"
     );
 }
+
+fn unix_ms() -> i128 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}
+
+fn parse_ms(v: &Value) -> i128 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp_nanos()
+        / 1_000_000
+}
+
+/// Expiry is kept to the millisecond: a TTL is never cut by rounding to the
+/// second (OpenBao Agent renews a 3 s token at 2 s and uses it at 4.5 s).
+#[tokio::test]
+async fn short_ttls_are_not_rounded_down() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    // Start late in a second, where truncation would take the most.
+    while unix_ms() % 1000 < 600 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = unix_ms();
+    let v = create(&root, json!({"ttl": "2s"})).await;
+    let after = unix_ms();
+    let me = s.http(Some(&tok(&v)));
+    let d = me.get("auth/token/lookup-self").await.json()["data"].clone();
+    let expire = parse_ms(&d["expire_time"]);
+    assert!(
+        (before + 2000..=after + 2000).contains(&expire),
+        "expire_time {} is not 2 s after the request ({before}..{after})",
+        d["expire_time"]
+    );
+    assert_eq!(d["ttl"], 2);
+
+    // Truncated to the second it would be gone 1.4 s in; it lives to 2 s.
+    let at = before + 1650;
+    tokio::time::sleep(Duration::from_millis((at - unix_ms()).max(0) as u64)).await;
+    let r = me.get("auth/token/lookup-self").await;
+    assert_eq!(
+        r.status,
+        200,
+        "a 2 s token died {} ms in",
+        unix_ms() - before
+    );
+
+    // Renewal keeps the fraction too.
+    let renew_at = unix_ms();
+    let r = me
+        .post("auth/token/renew-self", json!({"increment": "2s"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["auth"]["lease_duration"], 2);
+    let d = me.get("auth/token/lookup-self").await.json()["data"].clone();
+    let expire = parse_ms(&d["expire_time"]);
+    assert!(
+        expire >= renew_at + 2000,
+        "renewed to {expire}, asked at {renew_at}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(
+        (expire - unix_ms() + 300).max(0) as u64
+    ))
+    .await;
+    assert_eq!(me.get("auth/token/lookup-self").await.status, 403);
+}

@@ -92,9 +92,11 @@ impl Context {
         self.token_issue_time
             .get_or_init(|| {
                 token.and_then(|t| {
-                    OffsetDateTime::from_unix_timestamp(t.entry.creation_time)
-                        .ok()
-                        .and_then(|t| t.format(&Rfc3339).ok())
+                    OffsetDateTime::from_unix_timestamp(crate::clock::floor_secs(
+                        t.entry.creation_time,
+                    ))
+                    .ok()
+                    .and_then(|t| t.format(&Rfc3339).ok())
                 })
             })
             .as_deref()

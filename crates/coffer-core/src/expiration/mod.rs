@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::LeaseRequest;
 use crate::barrier::{Barrier, BarrierOp};
+use crate::clock::{after_secs, ceil_secs, now_ms, secs_left};
 use crate::core::{Mounted, find_mount_index};
 use crate::logical::{LeaseSpec, LogicalError};
-use crate::token::now_unix;
 
 pub use entry::LeaseEntry;
 use schedule::{Due, Schedule};
@@ -151,12 +151,12 @@ impl Expiration {
             Ok(None) => {
                 if let Err(e) = tokens.revoke_tree(hash).await {
                     tracing::warn!(error = %e, "revoking an expired token failed; retrying");
-                    self.watch_token(hash, now_unix() + 5);
+                    self.watch_token(hash, now_ms() + 5000);
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "checking a token's expiry failed; retrying");
-                self.watch_token(hash, now_unix() + 5);
+                self.watch_token(hash, now_ms() + 5000);
             }
         }
     }
@@ -261,7 +261,7 @@ impl Expiration {
                         me.note_failure(&e);
                     }
                     if let Some(t) = &e.token_hash {
-                        me.watch_token(t, now_unix());
+                        me.watch_token(t, now_ms());
                     }
                     me.schedule.push(e.due(), id);
                     Ok(true)
@@ -278,8 +278,11 @@ impl Expiration {
     async fn read(&self, id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
         match self.barrier.get(&format!("{LEASE_PREFIX}{id}")).await? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(b.expose())
-                .map(Some)
+            Some(b) => serde_json::from_slice::<LeaseEntry>(b.expose())
+                .map(|mut e| {
+                    e.upgrade();
+                    Some(e)
+                })
                 .map_err(|e| internal(format!("lease {id} is corrupt: {e}"))),
         }
     }
@@ -301,7 +304,7 @@ impl Expiration {
         spec: &LeaseSpec,
         ttls: MountTtls,
     ) -> Result<LeaseEntry, LogicalError> {
-        let now = now_unix();
+        let now = now_ms();
         let max = match spec.max_ttl {
             0 => ttls.max_ttl,
             m => m.min(ttls.max_ttl),
@@ -321,14 +324,15 @@ impl Expiration {
             internal: spec.internal.clone(),
             token_hash: token_hash.map(str::to_owned),
             issue_time: now,
-            expire_time: now + ttl as i64,
-            max_expire_time: now + max as i64,
+            expire_time: after_secs(now, ttl),
+            max_expire_time: after_secs(now, max),
             last_renewal: None,
             renewable: spec.renewable,
             ttl,
             revoke_attempts: 0,
             last_error: None,
             next_attempt: None,
+            legacy_secs: false,
         };
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
         let mut ops = vec![BarrierOp::Put(
@@ -364,7 +368,7 @@ impl Expiration {
             .read(id)
             .await?
             .ok_or_else(|| LogicalError::BadRequest("lease not found".into()))?;
-        let now = now_unix();
+        let now = now_ms();
         if e.expire_time <= now || e.revoke_attempts > 0 {
             return Err(LogicalError::BadRequest("lease expired".into()));
         }
@@ -372,19 +376,19 @@ impl Expiration {
             return Err(LogicalError::BadRequest("lease is not renewable".into()));
         }
         let wanted = if increment == 0 { e.ttl } else { increment };
-        let mut until = now + wanted as i64;
+        let mut until = after_secs(now, wanted);
         let mut warning = None;
         if until > e.max_expire_time {
             until = e.max_expire_time;
             warning = Some(format!(
                 "TTL of {wanted}s exceeded the effective max_ttl; TTL value is capped to {}s",
-                until - now
+                secs_left(until, now)
             ));
         }
         self.call_engine(&e, EngineCall::Renew, until).await?;
         e.expire_time = until;
         e.last_renewal = Some(now);
-        e.ttl = (until - now).max(0) as u64;
+        e.ttl = secs_left(until, now);
         self.write(&e).await?;
         self.schedule.push(e.expire_time, id.to_owned());
         Ok((e, warning))
@@ -414,7 +418,7 @@ impl Expiration {
             internal: &e.internal,
             storage: &m.view,
             mount: &m.entry,
-            expire_time: expire,
+            expire_time: ceil_secs(expire),
         };
         match call {
             EngineCall::Renew => m.backend.renew_lease(req).await,
@@ -466,14 +470,14 @@ impl Expiration {
         e.revoke_attempts += 1;
         e.last_error = Some(err.to_string());
         crate::metrics::REVOCATION_FAILURES.inc();
-        let next = now_unix() + backoff(e.revoke_attempts);
+        let next = after_secs(now_ms(), backoff(e.revoke_attempts).unsigned_abs());
         e.next_attempt = Some(next);
         self.write(&e).await?;
         self.note_failure(&e);
         if e.revoke_attempts == IRREVOCABLE_AFTER {
             tracing::error!(lease = %e.id, attempts = e.revoke_attempts, error = %err, "lease could not be revoked; still retrying");
         } else {
-            tracing::warn!(lease = %e.id, attempts = e.revoke_attempts, retry_in_s = next - now_unix(), error = %err, "lease revocation failed");
+            tracing::warn!(lease = %e.id, attempts = e.revoke_attempts, retry_in_s = secs_left(next, now_ms()), error = %err, "lease revocation failed");
         }
         self.schedule.push(next, e.id);
         Ok(())
@@ -663,13 +667,13 @@ impl Expiration {
             Err(e) => {
                 if !self.stopped.load(Ordering::Acquire) {
                     tracing::warn!(lease = %id, error = %e, "reading an expiring lease failed; retrying");
-                    self.schedule.push(now_unix() + 5, id.to_owned());
+                    self.schedule.push(now_ms() + 5000, id.to_owned());
                 }
                 return;
             }
         };
         let due = entry.due();
-        if due > now_unix() {
+        if due > now_ms() {
             self.schedule.push(due, id.to_owned());
             return;
         }
@@ -682,5 +686,5 @@ impl Expiration {
 
 /// A lease as `sys/leases/lookup` answers it.
 pub(crate) fn lookup_data(e: &LeaseEntry) -> Map<String, Value> {
-    e.to_api(now_unix())
+    e.to_api(now_ms())
 }

@@ -1,4 +1,4 @@
-//! When each lease is next due: a min-heap of (unix second, lease id). A
+//! When each lease is next due: a min-heap of (unix millisecond, lease id). A
 //! renewal pushes a new entry and leaves the old one, which is recognised as
 //! stale when it comes up (the stored lease says when it is really due).
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::token::now_unix;
+use crate::clock::now_ms;
 
 /// What comes due: a lease to expire, or a token whose expiry takes its
 /// leases with it.
@@ -51,20 +51,19 @@ impl Schedule {
             if stopped.load(Ordering::Acquire) {
                 return None;
             }
-            let now = now_unix();
+            let now = now_ms();
             let wait = {
                 let mut h = self.heap.lock().ok()?;
                 match h.peek() {
                     Some(Reverse((t, _))) if *t <= now => {
                         return h.pop().map(|Reverse((_, id))| id);
                     }
-                    Some(Reverse((t, _))) => Some(Duration::from_secs((*t - now) as u64)),
+                    Some(Reverse((t, _))) => Some(Duration::from_millis((*t - now) as u64)),
                     None => None,
                 }
             };
             match wait {
-                // Whole seconds are the lease resolution; also re-checks the
-                // stop flag at least once a minute.
+                // Re-checks the stop flag at least once a minute.
                 Some(d) => {
                     let d = d.min(Duration::from_secs(60));
                     let _ = tokio::time::timeout(d, self.changed.notified()).await;

@@ -15,16 +15,6 @@ use crate::fields::parse_duration;
 #[error("failed to parse policy: {0}")]
 pub struct PolicyError(pub String);
 
-fn line_of(src: &str, span: Option<std::ops::Range<usize>>) -> String {
-    span.map(|r| {
-        format!(
-            "line {}: ",
-            src[..r.start.min(src.len())].matches('\n').count() + 1
-        )
-    })
-    .unwrap_or_default()
-}
-
 /// Parses a policy's text (HCL or JSON) under `name`.
 pub fn parse_policy(name: &str, raw: &str) -> Result<Policy, PolicyError> {
     let text = raw.trim_start();
@@ -70,79 +60,94 @@ fn legacy_policy(p: &str) -> Result<Caps, String> {
     })
 }
 
-fn build_rule(pattern: &str, fields: Vec<(String, Loose)>) -> Result<PathRule, String> {
+/// Why a rule is wrong, and which of its fields (by index) when one is.
+type RuleError = (Option<usize>, String);
+
+fn build_rule(pattern: &str, fields: Vec<(String, Loose)>) -> Result<PathRule, RuleError> {
+    let whole = |m: String| (None, m);
     let pattern = pattern.strip_prefix('/').unwrap_or(pattern).to_owned();
     if pattern.contains("+*") || pattern.contains("*+") {
-        return Err(format!("path {pattern:?}: '+*' is not a valid pattern"));
+        return Err(whole(format!(
+            "path {pattern:?}: '+*' is not a valid pattern"
+        )));
     }
     if pattern.find('*').is_some_and(|i| i != pattern.len() - 1) {
-        return Err(format!(
+        return Err(whole(format!(
             "path {pattern:?}: '*' may only be the last character"
-        ));
+        )));
     }
     let mut perms = Permissions::default();
     let mut saw_caps = false;
-    for (key, v) in fields {
-        let wrong = |want: &str| format!("path {pattern:?}: {key} must be {want}");
-        match (key.as_str(), v) {
-            ("capabilities", Loose::List(list)) => {
-                saw_caps = true;
-                for c in list {
-                    let cap = Caps::from_name(&c.to_lowercase())
-                        .ok_or_else(|| format!("path {pattern:?}: unknown capability {c:?}"))?;
-                    perms.caps = perms.caps.union(cap);
-                }
-            }
-            ("policy", Loose::Str(p)) => {
-                saw_caps = true;
-                perms.caps = perms.caps.union(
-                    legacy_policy(&p.to_lowercase())
-                        .map_err(|e| format!("path {pattern:?}: {e}"))?,
-                );
-            }
-            ("allowed_parameters", Loose::Map(m)) => {
-                perms.allowed_parameters =
-                    m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
-            }
-            ("denied_parameters", Loose::Map(m)) => {
-                perms.denied_parameters =
-                    m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
-            }
-            ("required_parameters", Loose::List(l)) => perms.required_parameters = l,
-            ("min_wrapping_ttl", Loose::Str(s)) => {
-                perms.min_wrapping_ttl =
-                    parse_duration(&s).map_err(|e| format!("path {pattern:?}: {e}"))?
-            }
-            ("max_wrapping_ttl", Loose::Str(s)) => {
-                perms.max_wrapping_ttl =
-                    parse_duration(&s).map_err(|e| format!("path {pattern:?}: {e}"))?
-            }
-            ("capabilities" | "required_parameters", _) => return Err(wrong("a list of strings")),
-            ("allowed_parameters" | "denied_parameters", _) => return Err(wrong("a map of lists")),
-            ("policy" | "min_wrapping_ttl" | "max_wrapping_ttl", _) => {
-                return Err(wrong("a string"));
-            }
-            (other, _) => return Err(format!("path {pattern:?}: unknown key {other:?}")),
-        }
+    for (i, (key, v)) in fields.into_iter().enumerate() {
+        apply_field(&pattern, &key, v, &mut perms, &mut saw_caps).map_err(|m| (Some(i), m))?;
     }
     if !saw_caps {
-        return Err(format!(
+        return Err(whole(format!(
             "path {pattern:?}: needs capabilities (or the legacy policy key)"
-        ));
+        )));
     }
     if perms.min_wrapping_ttl > 0
         && perms.max_wrapping_ttl > 0
         && perms.min_wrapping_ttl > perms.max_wrapping_ttl
     {
-        return Err(format!(
+        return Err(whole(format!(
             "path {pattern:?}: min_wrapping_ttl is greater than max_wrapping_ttl"
-        ));
+        )));
     }
     if perms.caps.contains(Caps::DENY) {
         // A deny rule grants nothing else.
         perms.caps = Caps::DENY;
     }
     Ok(PathRule { pattern, perms })
+}
+
+/// Applies one key of a path rule.
+fn apply_field(
+    pattern: &str,
+    key: &str,
+    v: Loose,
+    perms: &mut Permissions,
+    saw_caps: &mut bool,
+) -> Result<(), String> {
+    let wrong = |want: &str| format!("path {pattern:?}: {key} must be {want}");
+    match (key, v) {
+        ("capabilities", Loose::List(list)) => {
+            *saw_caps = true;
+            for c in list {
+                let cap = Caps::from_name(&c.to_lowercase())
+                    .ok_or_else(|| format!("path {pattern:?}: unknown capability {c:?}"))?;
+                perms.caps = perms.caps.union(cap);
+            }
+        }
+        ("policy", Loose::Str(p)) => {
+            *saw_caps = true;
+            perms.caps = perms.caps.union(
+                legacy_policy(&p.to_lowercase()).map_err(|e| format!("path {pattern:?}: {e}"))?,
+            );
+        }
+        ("allowed_parameters", Loose::Map(m)) => {
+            perms.allowed_parameters = m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
+        }
+        ("denied_parameters", Loose::Map(m)) => {
+            perms.denied_parameters = m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect()
+        }
+        ("required_parameters", Loose::List(l)) => perms.required_parameters = l,
+        ("min_wrapping_ttl", Loose::Str(s)) => {
+            perms.min_wrapping_ttl =
+                parse_duration(&s).map_err(|e| format!("path {pattern:?}: {e}"))?
+        }
+        ("max_wrapping_ttl", Loose::Str(s)) => {
+            perms.max_wrapping_ttl =
+                parse_duration(&s).map_err(|e| format!("path {pattern:?}: {e}"))?
+        }
+        ("capabilities" | "required_parameters", _) => return Err(wrong("a list of strings")),
+        ("allowed_parameters" | "denied_parameters", _) => return Err(wrong("a map of lists")),
+        ("policy" | "min_wrapping_ttl" | "max_wrapping_ttl", _) => {
+            return Err(wrong("a string"));
+        }
+        (other, _) => return Err(format!("path {pattern:?}: unknown key {other:?}")),
+    }
+    Ok(())
 }
 
 fn scalar_text(e: &Expression) -> Option<String> {
@@ -179,8 +184,7 @@ fn hcl_loose(e: &Expression) -> Option<Loose> {
 }
 
 fn parse_hcl(src: &str) -> Result<Vec<PathRule>, PolicyError> {
-    let body = hcl_edit::parser::parse_body(src)
-        .map_err(|e| PolicyError(format!("line {}: {}", e.location().line(), e.message())))?;
+    let (body, text) = crate::hcl1::parse_body(src).map_err(PolicyError)?;
     let mut rules = Vec::new();
     for s in body.iter() {
         match s {
@@ -191,36 +195,38 @@ fn parse_hcl(src: &str) -> Result<Vec<PathRule>, PolicyError> {
                     _ => {
                         return Err(PolicyError(format!(
                             "{}path block needs one quoted path",
-                            line_of(src, b.span())
+                            text.line_prefix(b.span())
                         )));
                     }
                 };
                 let mut fields = Vec::new();
+                let mut spans = Vec::new();
                 for inner in b.body.iter() {
                     let Structure::Attribute(a) = inner else {
                         return Err(PolicyError(format!(
                             "{}unexpected block inside path {pattern:?}",
-                            line_of(src, inner.span())
+                            text.line_prefix(inner.span())
                         )));
                     };
                     let key = a.key.value().as_str().to_owned();
                     let v = hcl_loose(&a.value).ok_or_else(|| {
                         PolicyError(format!(
                             "{}path {pattern:?}: {key} has an unsupported value",
-                            line_of(src, a.span())
+                            text.line_prefix(a.span())
                         ))
                     })?;
                     fields.push((key, v));
+                    spans.push(a.span());
                 }
-                rules.push(
-                    build_rule(&pattern, fields)
-                        .map_err(|e| PolicyError(format!("{}{e}", line_of(src, b.span()))))?,
-                );
+                rules.push(build_rule(&pattern, fields).map_err(|(field, e)| {
+                    let span = field.and_then(|i| spans.get(i).cloned().flatten());
+                    PolicyError(format!("{}{e}", text.line_prefix(span.or(b.span()))))
+                })?);
             }
             Structure::Block(b) => {
                 return Err(PolicyError(format!(
                     "{}unknown block {:?}; policies hold path blocks",
-                    line_of(src, b.span()),
+                    text.line_prefix(b.span()),
                     b.ident.value().as_str()
                 )));
             }
@@ -229,7 +235,7 @@ fn parse_hcl(src: &str) -> Result<Vec<PathRule>, PolicyError> {
                 if a.key.value().as_str() != "name" {
                     return Err(PolicyError(format!(
                         "{}unknown key {:?}; policies hold path blocks",
-                        line_of(src, a.span()),
+                        text.line_prefix(a.span()),
                         a.key.value().as_str()
                     )));
                 }
@@ -285,7 +291,7 @@ fn parse_json(src: &str) -> Result<Vec<PathRule>, PolicyError> {
             })?;
             fields.push((k.clone(), l));
         }
-        rules.push(build_rule(pattern, fields).map_err(PolicyError)?);
+        rules.push(build_rule(pattern, fields).map_err(|(_, e)| PolicyError(e))?);
     }
     Ok(rules)
 }
@@ -348,6 +354,35 @@ path "/sys/mounts" {
         ] {
             let e = parse_policy("p", src).unwrap_err().to_string();
             assert!(e.contains(needle), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn hcl1_layouts_and_error_lines() {
+        let p = parse_policy(
+            "p",
+            "path \"a\" { capabilities = [\"read\"] } path \"b\" { capabilities = [\"list\"] policy = \"read\" }",
+        )
+        .unwrap();
+        assert_eq!(p.rules.len(), 2);
+        for (src, line) in [
+            (
+                "path \"a\" {\n  capabilities = [\"read\"]\n  colour = \"red\"\n}",
+                3,
+            ),
+            ("\n\npath \"a\" { capabilities = [\"reed\"] }", 3),
+            (
+                "path \"a\" { capabilities = [\"read\"] } path \"b\" {\n capabilities = 1 }",
+                2,
+            ),
+            (
+                "path \"a\" { capabilities = [\"read\"] }\n\npth \"b\" {}",
+                3,
+            ),
+            ("path \"a\" { capabilities = [\"read\"] }\n\n bad bad", 3),
+        ] {
+            let e = parse_policy("p", src).unwrap_err().to_string();
+            assert!(e.contains(&format!("line {line}:")), "{src}: {e}");
         }
     }
 

@@ -67,7 +67,7 @@ impl Core {
         w: Wrapped,
         wrapped_accessor: Option<Value>,
     ) -> Result<Response, LogicalError> {
-        let now = crate::token::now_unix();
+        let now = crate::clock::now_ms();
         let entry = TokenEntry {
             accessor: random_base62(24)?,
             policies: vec![RESPONSE_WRAPPING.into()],
@@ -75,8 +75,8 @@ impl Core {
             display_name: String::new(),
             creation_time: now,
             creation_ttl: w.creation_ttl,
-            expire_time: now + w.creation_ttl as i64,
-            max_expire_time: now + w.creation_ttl as i64,
+            expire_time: crate::clock::after_secs(now, w.creation_ttl),
+            max_expire_time: crate::clock::after_secs(now, w.creation_ttl),
             num_uses: 1,
             orphan: true,
             ..TokenEntry::default()

@@ -7,6 +7,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::clock::{floor_secs, rfc3339_ms, secs_left};
+
 /// Unix seconds now.
 pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
@@ -31,15 +33,15 @@ pub struct TokenEntry {
     pub path: String,
     /// Shown in lookups.
     pub display_name: String,
-    /// Unix seconds.
+    /// Unix milliseconds (see [`crate::clock`]).
     pub creation_time: i64,
     /// TTL given at creation, seconds (0: never expires).
     pub creation_ttl: u64,
-    /// Unix seconds when it expires; 0 means never.
+    /// Unix milliseconds when it expires; 0 means never.
     pub expire_time: i64,
     /// Hard cap from `explicit_max_ttl`, seconds (0: none).
     pub explicit_max_ttl: u64,
-    /// Unix seconds no renewal can pass; 0 means none.
+    /// Unix milliseconds no renewal can pass; 0 means none.
     pub max_expire_time: i64,
     /// Periodic tokens renew to this many seconds (0: not periodic).
     pub period: u64,
@@ -55,14 +57,37 @@ pub struct TokenEntry {
     pub renewable: bool,
     /// Token role it was created from.
     pub role: Option<String>,
-    /// Unix seconds of the last renewal (0: never).
+    /// Unix milliseconds of the last renewal (0: never).
     pub last_renewal_time: i64,
     /// Addresses the token may be used from (empty: anywhere).
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// Set on entries stored before times were kept in milliseconds (the
+    /// field is missing there); [`TokenEntry::upgrade`] converts them.
+    #[serde(default = "absent_means_seconds")]
+    pub legacy_secs: bool,
+}
+
+fn absent_means_seconds() -> bool {
+    true
 }
 
 impl TokenEntry {
+    /// Converts an entry stored with second times to milliseconds.
+    pub fn upgrade(&mut self) {
+        if self.legacy_secs {
+            for t in [
+                &mut self.creation_time,
+                &mut self.expire_time,
+                &mut self.max_expire_time,
+                &mut self.last_renewal_time,
+            ] {
+                *t = t.saturating_mul(1000);
+            }
+            self.legacy_secs = false;
+        }
+    }
+
     /// True for a token holding the `root` policy.
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
@@ -73,12 +98,12 @@ impl TokenEntry {
         self.expire_time > 0 && self.expire_time <= now
     }
 
-    /// Remaining seconds (0 for tokens that never expire).
+    /// Remaining whole seconds at `now` (ms; 0 for tokens that never expire).
     pub fn remaining(&self, now: i64) -> u64 {
         if self.expire_time == 0 {
             0
         } else {
-            (self.expire_time - now).max(0) as u64
+            secs_left(self.expire_time, now)
         }
     }
 
@@ -112,10 +137,10 @@ impl TokenEntry {
             "display_name": self.display_name,
             "num_uses": self.num_uses.max(0),
             "orphan": self.orphan,
-            "creation_time": self.creation_time,
+            "creation_time": floor_secs(self.creation_time),
             "creation_ttl": self.creation_ttl,
-            "expire_time": if self.expire_time == 0 { Value::Null } else { rfc3339(self.expire_time) },
-            "issue_time": rfc3339(self.creation_time),
+            "expire_time": if self.expire_time == 0 { Value::Null } else { rfc3339_ms(self.expire_time) },
+            "issue_time": rfc3339_ms(self.creation_time),
             "ttl": self.remaining(now),
             "explicit_max_ttl": self.explicit_max_ttl,
             "entity_id": "",
@@ -132,8 +157,8 @@ impl TokenEntry {
             d["bound_cidrs"] = json!(self.bound_cidrs);
         }
         if self.last_renewal_time > 0 {
-            d["last_renewal_time"] = json!(self.last_renewal_time);
-            d["last_renewal"] = rfc3339(self.last_renewal_time);
+            d["last_renewal_time"] = json!(floor_secs(self.last_renewal_time));
+            d["last_renewal"] = rfc3339_ms(self.last_renewal_time);
         }
         match d {
             Value::Object(m) => m,
@@ -171,16 +196,36 @@ mod tests {
         assert_eq!(display_name(None), "token");
         assert_eq!(display_name(Some("my app.v2")), "token-my-app-v2");
         let e = TokenEntry {
-            expire_time: 100,
+            expire_time: 100_000,
             ..TokenEntry::default()
         };
-        assert!(!e.is_expired(99) && e.is_expired(100));
-        assert_eq!(e.remaining(40), 60);
-        let lookup = e.lookup_data("x", 40);
+        assert!(!e.is_expired(99_999) && e.is_expired(100_000));
+        assert_eq!(e.remaining(40_000), 60);
+        let lookup = e.lookup_data("x", 40_000);
         assert_eq!(lookup["ttl"], 60);
         assert!(lookup["expire_time"].is_string());
         let forever = TokenEntry::default().lookup_data("x", 40);
         assert_eq!(forever["expire_time"], Value::Null);
         assert_eq!(forever["ttl"], 0);
+    }
+
+    #[test]
+    fn second_entries_upgrade_once() {
+        let mut old: TokenEntry =
+            serde_json::from_value(json!({"accessor": "a", "policies": [], "path": "p",
+                "display_name": "d", "creation_time": 10, "creation_ttl": 5, "expire_time": 15,
+                "explicit_max_ttl": 0, "max_expire_time": 0, "period": 0, "num_uses": 0,
+                "meta": null, "orphan": true, "parent": null, "renewable": true, "role": null,
+                "last_renewal_time": 0}))
+            .unwrap();
+        old.upgrade();
+        old.upgrade();
+        assert_eq!(
+            (old.creation_time, old.expire_time, old.max_expire_time),
+            (10_000, 15_000, 0)
+        );
+        let again: TokenEntry =
+            serde_json::from_value(serde_json::to_value(&old).unwrap()).unwrap();
+        assert!(!again.legacy_secs && again.expire_time == 15_000);
     }
 }

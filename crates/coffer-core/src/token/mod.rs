@@ -246,8 +246,9 @@ impl TokenStore {
         let Some(bytes) = self.barrier.get(&format!("{ID_PREFIX}{hash}")).await? else {
             return Ok(None);
         };
-        let stored: StoredToken =
+        let mut stored: StoredToken =
             serde_json::from_slice(bytes.expose()).map_err(|e| corrupt("token entry", e))?;
+        stored.entry.upgrade();
         if !bool::from(stored.hash.as_bytes().ct_eq(hash.as_bytes())) {
             return Ok(None);
         }
@@ -263,7 +264,7 @@ impl TokenStore {
             policies: vec!["root".into()],
             path: "auth/token/root".into(),
             display_name: "root".into(),
-            creation_time: now_unix(),
+            creation_time: crate::clock::now_ms(),
             orphan: true,
             ..TokenEntry::default()
         })
@@ -282,7 +283,7 @@ impl TokenStore {
         let Some(entry) = self.read_entry(hash).await? else {
             return Ok(None);
         };
-        let now = now_unix();
+        let now = crate::clock::now_ms();
         if entry.is_expired(now) {
             self.revoke_tree(hash).await?;
             return Ok(None);
@@ -304,7 +305,8 @@ impl TokenStore {
         let Some(entry) = self.read_entry(hash).await? else {
             return Ok(false);
         };
-        Ok(entry.num_uses != REVOKING && self.ancestors_valid(&entry, now_unix()).await?)
+        Ok(entry.num_uses != REVOKING
+            && self.ancestors_valid(&entry, crate::clock::now_ms()).await?)
     }
 
     /// Whether every ancestor still exists, is not being revoked and has not
@@ -542,7 +544,7 @@ impl TokenStore {
 
     /// Removes expired and spent tokens and dangling index entries; returns how many tokens went.
     pub async fn tidy(&self) -> Result<usize, LogicalError> {
-        let now = now_unix();
+        let now = crate::clock::now_ms();
         let mut removed = 0;
         for hash in self.barrier.list(ID_PREFIX).await? {
             let Some(e) = self.read_entry(&hash).await? else {

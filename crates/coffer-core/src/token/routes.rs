@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::entry::display_name;
-use super::{Token, TokenEntry, TokenRole, now_unix, random_base62};
+use super::{Token, TokenEntry, TokenRole, random_base62};
+use crate::clock::{after_secs, now_ms, secs_left};
 use crate::core::{Active, Core};
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation::*, Request, Response};
@@ -182,7 +183,7 @@ fn bad(msg: impl Into<String>) -> LogicalError {
 
 fn auth_response(entry: &TokenEntry, client_token: &str, warnings: Vec<String>) -> Response {
     Response {
-        auth: Some(entry.auth_block(client_token, now_unix())),
+        auth: Some(entry.auth_block(client_token, now_ms())),
         warnings,
         ..Response::default()
     }
@@ -230,14 +231,14 @@ impl Core {
                     }
                     None => (self.caller_id(req), caller.clone()),
                 };
-                Ok(Some(Response::data(t.entry.lookup_data(&id, now_unix()))))
+                Ok(Some(Response::data(t.entry.lookup_data(&id, now_ms()))))
             }
             TokenRoute::LookupSelf => Ok(Some(Response::data(
-                caller.entry.lookup_data(&self.caller_id(req), now_unix()),
+                caller.entry.lookup_data(&self.caller_id(req), now_ms()),
             ))),
             TokenRoute::LookupAccessor => {
                 let t = self.by_accessor(active, &f).await?;
-                Ok(Some(Response::data(t.entry.lookup_data("", now_unix()))))
+                Ok(Some(Response::data(t.entry.lookup_data("", now_ms()))))
             }
             TokenRoute::Renew => {
                 let id = required_token(&f)?;
@@ -412,7 +413,7 @@ impl Core {
         role: Option<TokenRole>,
     ) -> Result<Response, LogicalError> {
         let f = Fields::new(&req.data);
-        let now = now_unix();
+        let now = now_ms();
         if caller.entry.num_uses != 0 {
             // Otherwise a token limited to n uses could mint unlimited ones.
             return Err(bad("restricted use token cannot generate child tokens"));
@@ -561,13 +562,13 @@ impl Core {
             display_name: display_name(f.str("display_name")?.as_deref()),
             creation_time: now,
             creation_ttl: ttl,
-            expire_time: if ttl == 0 { 0 } else { now + ttl as i64 },
+            expire_time: if ttl == 0 { 0 } else { after_secs(now, ttl) },
             explicit_max_ttl: explicit_max,
             max_expire_time: match (explicit_max, period, ttl) {
-                (m, _, _) if m > 0 => now + m as i64,
+                (m, _, _) if m > 0 => after_secs(now, m),
                 (_, p, _) if p > 0 => 0,
                 (_, _, 0) => 0,
-                _ => now + sys_max as i64,
+                _ => after_secs(now, sys_max),
             },
             period,
             num_uses: if num_uses > 0 {
@@ -587,6 +588,7 @@ impl Core {
             role: role.as_ref().map(|r| r.name.clone()),
             last_renewal_time: 0,
             bound_cidrs,
+            legacy_secs: false,
         };
         let client_token = match id {
             Some(id) => {
@@ -609,19 +611,19 @@ impl Core {
         if t.entry.expire_time == 0 || !t.entry.renewable {
             return Err(bad("lease is not renewable"));
         }
-        let now = now_unix();
+        let now = now_ms();
         let wanted = if t.entry.period > 0 {
             t.entry.period
         } else {
             increment.filter(|i| *i > 0).unwrap_or(t.entry.creation_ttl)
         };
-        let mut expire = now + wanted as i64;
+        let mut expire = after_secs(now, wanted);
         let mut warnings = vec![];
         if t.entry.max_expire_time > 0 && expire > t.entry.max_expire_time {
             expire = t.entry.max_expire_time;
             warnings.push(format!(
                 "TTL of \"{wanted}s\" exceeded the effective max_ttl of \"{}s\"; TTL value is capped accordingly",
-                (expire - now).max(0)
+                secs_left(expire, now)
             ));
         }
         let e = active
