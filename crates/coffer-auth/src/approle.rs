@@ -530,6 +530,13 @@ impl AppRole {
 
 #[async_trait]
 impl Backend for AppRole {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The AppRole auth method: roles with a role ID and secret IDs for machines; login with both gives a token shaped by the role.",
+            paths: self.paths.docs(),
+        }
+    }
+
     fn is_unauthenticated(&self, path: &str) -> bool {
         path == "login"
     }

@@ -556,6 +556,13 @@ impl Jwt {
 
 #[async_trait]
 impl Backend for Jwt {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The JWT auth method: a JWT signed by a configured key, JWKS URL or OIDC issuer logs in under a role whose bound claims it meets.",
+            paths: self.paths.docs(),
+        }
+    }
+
     fn is_unauthenticated(&self, path: &str) -> bool {
         path == "login"
     }

@@ -142,6 +142,13 @@ fn password_param(data: &Map<String, Value>) -> Result<Option<Zeroizing<String>>
 
 #[async_trait]
 impl Backend for Userpass {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The userpass auth method: users with a password (argon2id-hashed) and token settings; login/<username> gives a token.",
+            paths: self.paths.docs(),
+        }
+    }
+
     fn is_unauthenticated(&self, path: &str) -> bool {
         path.starts_with("login/")
     }

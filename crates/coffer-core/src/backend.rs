@@ -172,6 +172,11 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// What the engine is and its paths, for `path-help`.
+    fn help(&self) -> crate::paths::MountHelp {
+        crate::paths::MountHelp::default()
+    }
+
     /// Whether `path` holds a value, so a write can be told apart as create or update.
     /// `None` means the engine has no existence check (writes count as update).
     async fn exists(

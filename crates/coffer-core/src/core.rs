@@ -747,6 +747,36 @@ impl Core {
         result
     }
 
+    /// `path-help` for `path`. Any valid token may ask, as in Vault: help
+    /// reads no stored data, so there is no ACL check and no audit entry.
+    pub async fn help(
+        &self,
+        path: &str,
+        token: Option<crate::secret::SecretString>,
+        remote_addr: Option<std::net::SocketAddr>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, LogicalError> {
+        let active = self.active()?;
+        check_path(path)?;
+        let mut req = Request::new(Operation::Read, path);
+        req.token = token;
+        req.remote_addr = remote_addr;
+        if self.authenticate(&active, &req).await?.is_none() {
+            return Err(LogicalError::PermissionDenied);
+        }
+        let (rel, help) = if let Some(rest) = path.strip_prefix("sys/") {
+            (rest.to_owned(), self.sys_paths().help())
+        } else if let Some(rest) = path.strip_prefix("auth/token/") {
+            (rest.to_owned(), active.token_paths.help())
+        } else {
+            let found = self
+                .locate(&active, path)?
+                .ok_or(LogicalError::UnsupportedPath)?;
+            let help = found.mount().backend.help();
+            (found.rel, help)
+        };
+        Ok(crate::help::answer(&rel, &help))
+    }
+
     /// Path check, token, existence and ACL; on refusal also the token (when
     /// valid) so the refusal's audit entry names who was refused.
     async fn admit(

@@ -15,6 +15,7 @@ mod expiration;
 pub mod fields;
 pub mod hcl1;
 pub mod heavy;
+mod help;
 pub mod keyring;
 pub mod logical;
 pub mod metrics;

@@ -83,4 +83,39 @@ impl<R: Copy + 'static> PathTable<R> {
     pub fn specs(&self) -> &'static [PathSpec<R>] {
         self.specs
     }
+
+    /// Every row without its handler, for `path-help`.
+    pub fn docs(&self) -> Vec<PathDoc> {
+        self.specs.iter().map(PathDoc::of).collect()
+    }
+}
+
+/// A path table row as help shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct PathDoc {
+    /// The pattern, relative to the mount.
+    pub pattern: &'static str,
+    /// Operations served.
+    pub operations: &'static [Operation],
+    /// One line of help.
+    pub help: &'static str,
+}
+
+impl PathDoc {
+    fn of<R: Copy + 'static>(s: &PathSpec<R>) -> Self {
+        Self {
+            pattern: s.pattern,
+            operations: s.operations,
+            help: s.help,
+        }
+    }
+}
+
+/// What `path-help` shows for a mount: what it is and its paths.
+#[derive(Debug, Clone, Default)]
+pub struct MountHelp {
+    /// A paragraph on the engine or auth method.
+    pub description: &'static str,
+    /// Its paths.
+    pub paths: Vec<PathDoc>,
 }

@@ -49,7 +49,7 @@ pub(crate) async fn read_body(
 }
 
 /// The client token: `X-Vault-Token`, else `Authorization: Bearer`.
-fn token(headers: &HeaderMap) -> Option<SecretString> {
+pub(crate) fn token(headers: &HeaderMap) -> Option<SecretString> {
     if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
         return Some(SecretString::new(t.trim().to_owned()));
     }
@@ -70,6 +70,13 @@ fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, LogicalError> {
     coffer_core::fields::parse_duration(s)
         .map(Some)
         .map_err(|_| bad())
+}
+
+/// `?help=<anything non-empty>` asks for `path-help`, as in Vault.
+pub(crate) fn wants_help(query: Option<&str>) -> bool {
+    query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .is_some_and(|pairs| pairs.iter().any(|(k, v)| k == "help" && !v.is_empty()))
 }
 
 /// Query parameters as request data (a repeated key becomes a list).

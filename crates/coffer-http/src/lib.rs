@@ -104,6 +104,13 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
             };
         }
     }
+    if req.method() == Method::GET && decode::wants_help(req.uri().query()) {
+        let token = decode::token(req.headers());
+        return match st.core.help(&path, token, remote).await {
+            Ok(m) => encode::json(200, &serde_json::Value::Object(m)),
+            Err(e) => encode::logical_error(&e),
+        };
+    }
     let head_only = req.method() == Method::HEAD;
     match decode::logical_request(req, path, remote, &st.opts).await {
         Ok(lr) => {

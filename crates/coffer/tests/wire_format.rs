@@ -366,3 +366,49 @@ fn b64len(s: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// `bao path-help` (`GET ?help=1`): any valid token, Vault's three keys,
+/// help from the path table that routes the request.
+#[tokio::test]
+async fn path_help_answers_in_vaults_shape() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let r = root
+        .post("auth/token/create", json!({"policies": ["default"]}))
+        .await;
+    let plain = r.json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (path, route) in [
+        ("secret/data/app?help=1", "data/{*path}"),
+        ("sys/mounts?help=1", "mounts"),
+        ("auth/token/create?help=1", "create"),
+    ] {
+        let r = s.http(Some(&plain)).get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let v = r.json();
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["help", "openapi", "see_also"], "{path}");
+        let help = v["help"].as_str().unwrap();
+        assert!(
+            help.contains(&format!("Matching Route: {route}\n")),
+            "{path}: {help}"
+        );
+        assert_eq!(v["openapi"]["openapi"], "3.0.2");
+    }
+    let v = root.get("secret/?help=1").await.json();
+    let help = v["help"].as_str().unwrap();
+    assert!(
+        help.starts_with("## DESCRIPTION") && help.contains("metadata/{*path}"),
+        "{help}"
+    );
+    assert_eq!(root.get("nomount/x?help=1").await.status, 404);
+    assert_eq!(s.http(None).get("secret/data/app?help=1").await.status, 403);
+    assert_eq!(
+        s.http(Some("bogus")).get("sys/mounts?help=1").await.status,
+        403
+    );
+    // `help=` with no value is an ordinary read.
+    assert_eq!(root.get("secret/data/app?help=").await.status, 404);
+}

@@ -387,6 +387,14 @@ impl SysPaths {
         })
     }
 
+    pub(crate) fn help(&self) -> crate::paths::MountHelp {
+        crate::paths::MountHelp {
+            description: "The system backend: seal and unseal, mounts and auth methods, policies, \
+leases, audit devices, response wrapping, key rotation and tools.",
+            paths: self.table.docs(),
+        }
+    }
+
     /// Paths that work without a token (a token is still used when sent).
     pub(crate) fn is_unauthenticated(&self, path: &str) -> bool {
         path == "sys/internal/ui/mounts"

@@ -163,6 +163,15 @@ impl TokenPaths {
             table: PathTable::new(TOKEN_PATHS)?,
         })
     }
+
+    pub(crate) fn help(&self) -> crate::paths::MountHelp {
+        crate::paths::MountHelp {
+            description: "The token store: every request but a login carries a token. Tokens are \
+created here (from a parent, as orphans, or through a token role), looked up, renewed and \
+revoked with their children and leases.",
+            paths: self.table.docs(),
+        }
+    }
 }
 
 /// `auth/token/` paths that need `sudo` (relative to the mount).

@@ -377,6 +377,13 @@ impl Database {
 
 #[async_trait]
 impl Backend for Database {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The database engine: connections to PostgreSQL and MySQL/MariaDB, roles whose credentials are created per request under a lease and dropped when it ends, and static roles whose user's password rotates on a schedule.",
+            paths: self.paths.docs(),
+        }
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let st = req.storage;

@@ -61,6 +61,13 @@ fn secret_ttl(data: &Map<String, Value>) -> Option<u64> {
 
 #[async_trait]
 impl Backend for KvV1 {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The KV version 1 engine: one value per path, stored encrypted behind the barrier, no versions. Write replaces the whole value, read returns it, list shows the keys under a folder.",
+            paths: self.paths.docs(),
+        }
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let retired = self.retired.read().await;

@@ -691,6 +691,13 @@ impl KvV2 {
 
 #[async_trait]
 impl Backend for KvV2 {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The KV version 2 engine: versioned values under data/, their metadata (versions kept, check-and-set, custom metadata) under metadata/, soft delete with undelete, destroy, and subkeys.",
+            paths: self.paths.docs(),
+        }
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = match self.paths.route(req.operation, req.path) {
             Ok(m) => m,

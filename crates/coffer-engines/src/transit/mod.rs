@@ -386,6 +386,13 @@ impl Transit {
 
 #[async_trait]
 impl Backend for Transit {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The transit engine: named keys that never leave the server encrypt, decrypt, rewrap, sign, verify, HMAC and make data keys; keys rotate, and old versions keep decrypting down to min_decryption_version.",
+            paths: self.paths.docs(),
+        }
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let st = req.storage;
