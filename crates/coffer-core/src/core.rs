@@ -165,6 +165,8 @@ pub struct Core {
     pub(crate) record_locks: crate::stripes::Stripes,
     sys: SysPaths,
     pub(crate) audit: crate::audit::Broker,
+    /// Recent `sys/remount` moves, for their status.
+    pub(crate) remounts: crate::sys::Remounts,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -241,6 +243,7 @@ impl Core {
             record_locks: crate::stripes::Stripes::default(),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
+            remounts: Default::default(),
         })
     }
 
@@ -1059,6 +1062,7 @@ impl Core {
                         0 => self.config.max_lease_ttl,
                         t => t,
                     },
+                    mount_uuid: &m.entry.uuid,
                 };
                 let hash = token.map(|t| t.hash.as_str());
                 let expires = token.map(|t| t.entry.expire_time);

@@ -538,3 +538,95 @@ async fn leases_made_while_their_token_is_revoked_go_with_it() {
         );
     });
 }
+
+/// A moved mount (`sys/remount`) takes its leases along: new ids under the
+/// new path, and expiry, renewal and revocation still reach its engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_mount_takes_its_leases() {
+    let h = harness(Arc::new(MemoryStorage::new())).await;
+    h.mount("mvdb").await;
+    let mut old = Vec::new();
+    for ttl in [2, 600, 600] {
+        old.push(
+            h.creds(
+                "mvdb/creds/app",
+                json!({"ttl": ttl, "max_ttl": 600}),
+                &h.root.clone(),
+            )
+            .await,
+        );
+    }
+    let r = h
+        .root(
+            Operation::Update,
+            "sys/remount",
+            json!({"from": "mvdb", "to": "mvdb2/"}),
+        )
+        .await
+        .unwrap();
+    let id = r.data.unwrap()["migration_id"].as_str().unwrap().to_owned();
+    let status = h
+        .root(
+            Operation::Read,
+            &format!("sys/remount/status/{id}"),
+            json!({}),
+        )
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(
+        status["migration_info"],
+        json!({"source_mount": "mvdb/", "target_mount": "mvdb2/", "status": "success"})
+    );
+
+    // Old ids are gone; the same leases live under the new path.
+    for (lease, _) in &old {
+        let gone = h
+            .root(
+                Operation::Update,
+                "sys/leases/lookup",
+                json!({"lease_id": lease}),
+            )
+            .await;
+        assert!(gone.is_err(), "{lease} still there");
+        let moved = lease.replacen("mvdb/", "mvdb2/", 1);
+        h.root(
+            Operation::Update,
+            "sys/leases/lookup",
+            json!({"lease_id": moved}),
+        )
+        .await
+        .unwrap();
+    }
+    // Expiry still reaches the engine (now mounted at mvdb2/).
+    let short = old[0].1.clone();
+    eventually("expiry after the move", Duration::from_secs(6), || {
+        with_world("mvdb2/", |w| w.revoked.contains(&short))
+    })
+    .await;
+    // Renewal and prefix revocation under the new path.
+    let second = old[1].0.replacen("mvdb/", "mvdb2/", 1);
+    h.root(
+        Operation::Update,
+        "sys/leases/renew",
+        json!({"lease_id": second, "increment": 60}),
+    )
+    .await
+    .unwrap();
+    h.root(
+        Operation::Update,
+        "sys/leases/revoke-prefix/mvdb2",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    with_world("mvdb2/", |w| {
+        for (_, user) in &old {
+            assert!(w.revoked.contains(user), "{user} not revoked");
+        }
+    });
+    // A fresh lease is issued under the new path.
+    let (lease, _) = h.creds("mvdb2/creds/app", json!({}), &h.root.clone()).await;
+    assert!(lease.starts_with("mvdb2/creds/app/"));
+}

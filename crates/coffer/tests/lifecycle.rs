@@ -171,3 +171,125 @@ async fn unseal_rejects_bad_keys_clearly() {
     // The right keys still work afterwards.
     assert_eq!(unseal(&h, &keys[..2]).await["sealed"], json!(false));
 }
+
+/// `sys/remount` moves secret engines and auth methods: data, users and the
+/// tokens they issued follow; the old path serves nothing; a restart keeps it.
+#[tokio::test]
+async fn mounts_and_auth_methods_move() {
+    let setup = Setup::embedded();
+    let (server, keys, root_token) = common::ready(&setup).await;
+    let root = server.http(Some(&root_token));
+    common::enable(&root, "sys/mounts/kv1", "kv").await;
+    assert_eq!(
+        root.post("kv1/app", json!({"pw": "s3cret"})).await.status,
+        204
+    );
+    common::enable(&root, "sys/auth/up", "userpass").await;
+    let r = root
+        .post(
+            "auth/up/users/ann",
+            json!({"password": "hunter22hunter", "token_policies": "default"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let login = server
+        .http(None)
+        .post("auth/up/login/ann", json!({"password": "hunter22hunter"}))
+        .await;
+    let ann = login.json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = root
+        .post("sys/remount", json!({"from": "kv1/", "to": "kv1moved"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let id = v["data"]["migration_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["migration_id"], v["data"]["migration_id"]);
+    let st = root.get(&format!("sys/remount/status/{id}")).await.json();
+    assert_eq!(st["data"]["migration_info"]["status"], "success");
+    assert_eq!(st["data"]["migration_info"]["target_mount"], "kv1moved/");
+    assert_eq!(
+        root.get("kv1moved/app").await.json()["data"]["pw"],
+        "s3cret"
+    );
+    assert_eq!(root.get("kv1/app").await.status, 404);
+    assert!(root.get("sys/mounts").await.json()["data"]["kv1moved/"].is_object());
+
+    let r = root
+        .post(
+            "sys/remount",
+            json!({"from": "auth/up", "to": "auth/people"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let login = server
+        .http(None)
+        .post(
+            "auth/people/login/ann",
+            json!({"password": "hunter22hunter"}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert_eq!(
+        server
+            .http(Some(&ann))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        200
+    );
+
+    // Refusals, with Vault's messages.
+    for (body, needle) in [
+        (
+            json!({"from": "nothere", "to": "x"}),
+            "no matching mount at \"nothere/\"",
+        ),
+        (
+            json!({"from": "kv1moved", "to": "sys/x"}),
+            "cannot remount to destination sys/x/",
+        ),
+        (json!({"from": "sys", "to": "sys2"}), "cannot remount"),
+        (
+            json!({"from": "auth/token", "to": "auth/t2"}),
+            "cannot remount",
+        ),
+        (
+            json!({"from": "auth/people", "to": "people"}),
+            "auth/ paths move only to auth/",
+        ),
+        (
+            json!({"from": "kv1moved", "to": "kv1moved/sub"}),
+            "path already in use at \"kv1moved/\"",
+        ),
+        (json!({"from": "kv1moved"}), "required"),
+    ] {
+        let r = root.post("sys/remount", body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        let msg = r.json()["errors"][0].as_str().unwrap_or_default().to_owned();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    assert_eq!(root.get("sys/remount/status/unknown").await.status, 404);
+
+    // It survives a restart, and disabling the moved method revokes its tokens.
+    server.stop();
+    let server = Server::with_config(&setup.config, &[]);
+    unseal(&server.http(None), &keys).await;
+    let root = server.http(Some(&root_token));
+    assert_eq!(
+        root.get("kv1moved/app").await.json()["data"]["pw"],
+        "s3cret"
+    );
+    assert_eq!(root.delete("sys/auth/people").await.status, 204);
+    assert_eq!(
+        server
+            .http(Some(&ann))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        403
+    );
+}

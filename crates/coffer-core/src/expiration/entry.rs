@@ -39,6 +39,10 @@ pub struct LeaseEntry {
     /// field is missing there); [`LeaseEntry::upgrade`] converts them.
     #[serde(default = "absent_means_seconds")]
     pub legacy_secs: bool,
+    /// The issuing mount's uuid: the engine is found by it (a mount that
+    /// moved keeps it), else by the id's path.
+    #[serde(default)]
+    pub mount_uuid: Option<String>,
 }
 
 fn absent_means_seconds() -> bool {

@@ -46,11 +46,13 @@ enum EngineCall {
     Revoke,
 }
 
-/// Lease settings of the mount a secret came from.
+/// The mount a secret came from: its lease settings and identity.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct MountTtls {
+pub(crate) struct MountTtls<'a> {
     pub default_ttl: u64,
     pub max_ttl: u64,
+    /// Kept with the lease, so it reaches its engine after a move too.
+    pub mount_uuid: &'a str,
 }
 
 /// Counters reported by `sys/leases/count` and the health of revocation.
@@ -302,7 +304,7 @@ impl Expiration {
         token_hash: Option<&str>,
         token_expires: Option<i64>,
         spec: &LeaseSpec,
-        ttls: MountTtls,
+        ttls: MountTtls<'_>,
     ) -> Result<LeaseEntry, LogicalError> {
         let now = now_ms();
         let max = match spec.max_ttl {
@@ -333,6 +335,7 @@ impl Expiration {
             last_error: None,
             next_attempt: None,
             legacy_secs: false,
+            mount_uuid: Some(ttls.mount_uuid.to_owned()),
         };
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
         let mut ops = vec![BarrierOp::Put(
@@ -406,12 +409,18 @@ impl Expiration {
             .read()
             .map_err(|_| internal("mount table lock poisoned"))?
             .clone();
-        let idx = find_mount_index(&mounts, &e.id).ok_or_else(|| {
-            LogicalError::BadRequest(format!(
-                "no secret engine is mounted where lease {} was issued",
-                e.id
-            ))
-        })?;
+        let by_uuid = e
+            .mount_uuid
+            .as_deref()
+            .and_then(|u| mounts.iter().position(|m| m.entry.uuid == u));
+        let idx = by_uuid
+            .or_else(|| find_mount_index(&mounts, &e.id))
+            .ok_or_else(|| {
+                LogicalError::BadRequest(format!(
+                    "no secret engine is mounted where lease {} was issued",
+                    e.id
+                ))
+            })?;
         let m = &mounts[idx];
         let req = LeaseRequest {
             lease_id: &e.id,
@@ -490,6 +499,46 @@ impl Expiration {
                 (e.revoke_attempts, e.last_error.clone().unwrap_or_default()),
             );
         }
+    }
+
+    /// Gives every lease under the mount path `from` the id it would have
+    /// under `to` (a moved mount); answers how many moved. Each lease moves
+    /// under its lock, record and token index in one batch.
+    pub(crate) async fn move_prefix(&self, from: &str, to: &str) -> Result<usize, LogicalError> {
+        let mut moved = 0;
+        for id in self.ids_under(from).await? {
+            let Some(rest) = id.strip_prefix(from) else {
+                continue;
+            };
+            let new_id = format!("{to}{rest}");
+            let _g = self.lock(&id).lock().await;
+            let Some(old) = self.read(&id).await? else {
+                continue;
+            };
+            let mut e = old.clone();
+            e.id = new_id.clone();
+            let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&e).map_err(internal)?);
+            let mut ops = vec![
+                BarrierOp::Put(format!("{LEASE_PREFIX}{new_id}"), bytes.to_vec()),
+                BarrierOp::Delete(format!("{LEASE_PREFIX}{id}")),
+            ];
+            if let Some(t) = &e.token_hash {
+                ops.push(BarrierOp::Delete(token_key(t, &id)));
+                ops.push(BarrierOp::Put(
+                    token_key(t, &new_id),
+                    new_id.clone().into_bytes(),
+                ));
+            }
+            self.barrier.batch(ops).await?;
+            if let Ok(mut f) = self.failing.lock()
+                && let Some(v) = f.remove(&id)
+            {
+                f.insert(new_id.clone(), v);
+            }
+            self.schedule.push(e.due(), new_id);
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Every lease id below `prefix` (`prefix` may end in `/` or be a lease id).

@@ -5,11 +5,13 @@ mod leases;
 mod mounts;
 mod password_policies;
 mod policy;
+mod remount;
 mod rotation;
 mod wrapping;
 
 pub(crate) use leases::LeaseOp;
 use policy::PolicyApi;
+pub(crate) use remount::Remounts;
 pub use rotation::RotationHealth;
 
 use serde_json::{Map, Value, json};
@@ -50,11 +52,25 @@ pub(crate) enum SysRoute {
     Audit,
     AuditHash,
     AuditHead,
+    Remount,
+    RemountStatus,
 }
 
 use Operation::*;
 
 static SYS_PATHS: &[PathSpec<SysRoute>] = &[
+    PathSpec {
+        pattern: "remount",
+        operations: &[Update],
+        route: SysRoute::Remount,
+        help: "Move a secret engine or auth method (from, to) with its data and leases.",
+    },
+    PathSpec {
+        pattern: "remount/status/{id}",
+        operations: &[Read],
+        route: SysRoute::RemountStatus,
+        help: "The outcome of a move, by its migration_id.",
+    },
     PathSpec {
         pattern: "mounts",
         operations: &[Read],
@@ -438,6 +454,8 @@ impl Core {
                 }
             }
             SysRoute::AuthList => self.list_mounts(active, MountKind::Auth).map(Some),
+            SysRoute::Remount => self.remount(active, &req.data).await.map(Some),
+            SysRoute::RemountStatus => self.remount_status(m.param("id")),
             SysRoute::Auth => {
                 self.mount_op(active, req, m.param("path"), MountKind::Auth)
                     .await

@@ -369,7 +369,7 @@ impl Core {
     /// Persists and installs a mount table. A new list of `retired` views is
     /// written in the same batch, so a view taken out of use is cleared even
     /// if we stop before [`Core::clear_retired`] finishes.
-    async fn commit_mounts(
+    pub(super) async fn commit_mounts(
         &self,
         active: &Active,
         next: Vec<Mounted>,
@@ -460,7 +460,7 @@ impl Core {
     }
 }
 
-fn clone_mounted(m: &Mounted) -> Mounted {
+pub(super) fn clone_mounted(m: &Mounted) -> Mounted {
     Mounted {
         entry: m.entry.clone(),
         backend: m.backend.clone(),

@@ -542,6 +542,26 @@ impl TokenStore {
         Ok(n)
     }
 
+    /// Re-points tokens created under `from` (an auth method's path) to
+    /// `to`, after the method moved: disabling it later still finds them.
+    pub async fn repath_created_under(&self, from: &str, to: &str) -> Result<usize, LogicalError> {
+        let mut n = 0;
+        for hash in self.barrier.list(ID_PREFIX).await? {
+            let _g = self.locks.lock(&hash).await;
+            let Some(e) = self.read_locked(&hash).await? else {
+                continue;
+            };
+            let Some(rest) = e.path.strip_prefix(from) else {
+                continue;
+            };
+            let mut next = (*e).clone();
+            next.path = format!("{to}{rest}");
+            self.write_entry(&hash, &next).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Removes expired and spent tokens and dangling index entries; returns how many tokens went.
     pub async fn tidy(&self) -> Result<usize, LogicalError> {
         let now = crate::clock::now_ms();
