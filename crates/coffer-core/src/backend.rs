@@ -264,6 +264,9 @@ pub type BackendFactory = fn(&MountEntry) -> Result<Arc<dyn Backend>, LogicalErr
 #[derive(Default, Clone)]
 pub struct EngineRegistry {
     factories: HashMap<String, BackendFactory>,
+    /// Plugins of other catalog types an engine offers, such as the
+    /// database engine's `postgresql-database-plugin`.
+    catalog: Vec<(&'static str, &'static [&'static str])>,
 }
 
 impl EngineRegistry {
@@ -280,5 +283,29 @@ impl EngineRegistry {
     /// The factory for `kind`.
     pub fn get(&self, kind: &str) -> Option<BackendFactory> {
         self.factories.get(kind).copied()
+    }
+
+    /// Lists `names` under the plugin catalog type `plugin_type`.
+    pub fn register_catalog(&mut self, plugin_type: &'static str, names: &'static [&'static str]) {
+        self.catalog.push((plugin_type, names));
+    }
+
+    /// Registered type names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.factories.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Names registered under another catalog type, sorted.
+    pub fn catalog(&self, plugin_type: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .catalog
+            .iter()
+            .filter(|(t, _)| *t == plugin_type)
+            .flat_map(|(_, names)| names.iter().map(|n| (*n).to_owned()))
+            .collect();
+        v.sort();
+        v
     }
 }

@@ -611,6 +611,9 @@ impl Core {
             *a = Some(Arc::new(active));
         }
         expiration.start();
+        if let Err(e) = self.record_version().await {
+            tracing::warn!(error = %e, "recording this version in sys/version-history failed");
+        }
         if let Err(e) = self.clear_all_retired().await {
             // Leftover ciphertext of a removed mount is waste, not a reason to stay sealed.
             tracing::warn!(error = %e, "clearing retired mount views failed; will retry at next unseal");

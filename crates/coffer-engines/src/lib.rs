@@ -10,6 +10,7 @@ use coffer_core::backend::EngineRegistry;
 pub fn registry() -> EngineRegistry {
     let mut r = EngineRegistry::new();
     r.register("database", database::factory);
+    r.register_catalog("database", database::PLUGIN_NAMES);
     r.register("kv", kv::factory);
     r.register("transit", transit::factory);
     r

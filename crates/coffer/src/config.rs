@@ -240,9 +240,14 @@ impl<'c> Attrs<'c> {
         match self.items.get(key) {
             None => Ok(None),
             Some((Scalar::Bool(b), _)) => Ok(Some(*b)),
-            Some((Scalar::Str(s) | Scalar::Num(s), _)) => parse_bool(s)
-                .map(Some)
-                .ok_or_else(|| self.bad(key, "true or false")),
+            Some((Scalar::Str(s) | Scalar::Num(s), _)) => {
+                parse_bool(s).map(Some).ok_or_else(|| {
+                    let hint = did_you_mean(s, &["true", "false"])
+                        .map(|w| format!(" (did you mean {w}?)"))
+                        .unwrap_or_default();
+                    self.bad(key, &format!("true or false{hint}"))
+                })
+            }
         }
     }
 
@@ -289,6 +294,35 @@ fn one_label(ctx: &Ctx<'_>, b: &Block) -> Result<String, ConfigError> {
     }
 }
 
+/// The word of `known` that `given` is a likely typo of (at most two
+/// single-letter edits or one swap of neighbours).
+fn did_you_mean<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
+    let g: Vec<char> = given.to_lowercase().chars().collect();
+    known.iter().copied().find(|k| {
+        let k: Vec<char> = k.chars().collect();
+        let swapped = g.len() == k.len()
+            && (0..g.len().saturating_sub(1)).any(|i| {
+                let mut s = g.clone();
+                s.swap(i, i + 1);
+                s == k
+            });
+        swapped || edit_distance(&g, &k) <= 2
+    })
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
@@ -300,8 +334,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&file, &src)
 }
 
-/// Parses configuration text; `file` names it in errors.
+/// Parses configuration text (HCL, or JSON as Vault accepts it); `file`
+/// names it in errors.
 pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
+    if src.trim_start().starts_with('{') {
+        let hcl = crate::config_json::to_hcl(src).map_err(|message| ConfigError {
+            file: file.to_owned(),
+            line: None,
+            message,
+        })?;
+        // Lines of the converted text mean nothing to the reader.
+        return parse_hcl(file, &hcl).map_err(|e| ConfigError { line: None, ..e });
+    }
+    parse_hcl(file, src)
+}
+
+fn parse_hcl(file: &str, src: &str) -> Result<Config, ConfigError> {
     let ctx = Ctx { file, src };
     let body = hcl_edit::parser::parse_body(src).map_err(|e| ConfigError {
         file: file.to_owned(),
@@ -698,6 +746,46 @@ disable_mlock = true
         assert!(c.listener.tls.is_none());
         assert_eq!(c.default_lease_ttl, 3600);
         assert!(matches!(c.seal, SealFileConfig::Static { .. }));
+    }
+
+    #[test]
+    fn json_configs_read_like_hcl() {
+        let c = parse(
+            "c.json",
+            r#"{"storage": {"postgresql": {"connection_url": "host=h", "table": "t2"}},
+                "listener": [{"tcp": {"address": "127.0.0.1:9300", "tls_disable": "true"}}],
+                "api_addr": "http://127.0.0.1:9300", "default_lease_ttl": "2h", "ui": true}"#,
+        )
+        .unwrap();
+        assert_eq!(c.listener.address, "127.0.0.1:9300");
+        assert_eq!(c.default_lease_ttl, 7200);
+        assert!(matches!(c.storage, StorageConfig::Postgres { ref table, .. } if table == "t2"));
+        let e = parse("c.json", r#"{"listener": {"tcp": {"adress": "x"}}}"#).unwrap_err();
+        assert!(
+            e.line.is_none() && e.message.contains("unknown key \"adress\""),
+            "{e}"
+        );
+        let e = parse("c.json", "{\"storage\": ").unwrap_err();
+        assert!(e.message.contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn typos_of_booleans_get_a_suggestion() {
+        let e = parse("t.hcl", "listener \"tcp\" {\n  tls_disable = \"ture\"\n}\n").unwrap_err();
+        assert!(e.message.contains("(did you mean true?)"), "{e}");
+        assert_eq!(e.line, Some(2));
+        let e = parse(
+            "t.hcl",
+            "listener \"tcp\" {\n  tls_disable = \"flase\"\n}\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("(did you mean false?)"), "{e}");
+        let e = parse(
+            "t.hcl",
+            "listener \"tcp\" {\n  tls_disable = \"perhaps\"\n}\n",
+        )
+        .unwrap_err();
+        assert!(!e.message.contains("did you mean"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod config_json;
 pub mod fd_limit;
 pub mod server;
 pub mod transit_seal;

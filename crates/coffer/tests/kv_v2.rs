@@ -468,3 +468,24 @@ async fn upgrade_from_v1_keeps_data_and_clears_the_old_view() {
         3
     );
 }
+
+/// `{"data": null}` stores a version whose data is null, as in Vault; no
+/// `data` key at all is still refused.
+#[tokio::test]
+async fn a_null_data_map_is_a_version() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let r = root.post("secret/data/n", json!({"data": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"]["version"], 1);
+    let v = root.get("secret/data/n").await.json();
+    assert_eq!(v["data"]["data"], Value::Null);
+    assert_eq!(v["data"]["metadata"]["version"], 1);
+    assert_eq!(
+        root.get("secret/subkeys/n").await.json()["data"]["subkeys"],
+        Value::Null
+    );
+    let r = root.post("secret/data/n", json!({})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("no data provided"), "{}", r.text);
+}

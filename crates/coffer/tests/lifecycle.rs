@@ -269,7 +269,10 @@ async fn mounts_and_auth_methods_move() {
     ] {
         let r = root.post("sys/remount", body.clone()).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
-        let msg = r.json()["errors"][0].as_str().unwrap_or_default().to_owned();
+        let msg = r.json()["errors"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(msg.contains(needle), "{body}: {msg}");
     }
     assert_eq!(root.get("sys/remount/status/unknown").await.status, 404);

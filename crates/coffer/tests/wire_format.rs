@@ -412,3 +412,53 @@ async fn path_help_answers_in_vaults_shape() {
     // `help=` with no value is an ordinary read.
     assert_eq!(root.get("secret/data/app?help=").await.status, 404);
 }
+
+/// `bao plugin list|info` and `bao version-history`.
+#[tokio::test]
+async fn plugin_catalog_and_version_history() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let all = root.get("sys/plugins/catalog").await.json();
+    assert_eq!(all["data"]["secret"], json!(["database", "kv", "transit"]));
+    assert!(
+        all["data"]["auth"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("userpass"))
+    );
+    assert!(
+        all["data"]["database"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("postgresql-database-plugin"))
+    );
+    let d = &all["data"]["detailed"][0];
+    assert_eq!(
+        (d["type"].as_str(), d["builtin"].as_bool()),
+        (Some("auth"), Some(true))
+    );
+    let list = root.list("sys/plugins/catalog/database").await.json();
+    assert!(
+        list["data"]["keys"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("mysql-database-plugin"))
+    );
+    let kv = root.get("sys/plugins/catalog/secret/kv").await.json();
+    assert_eq!(kv["data"]["name"], "kv");
+    assert_eq!(kv["data"]["builtin"], true);
+    assert_eq!(root.get("sys/plugins/catalog/secret/pki").await.status, 404);
+    assert_eq!(root.list("sys/plugins/catalog/widget").await.status, 400);
+    let h = root.list("sys/version-history").await.json();
+    let v = h["data"]["keys"][0].as_str().unwrap().to_owned();
+    assert_eq!(
+        h["data"]["key_info"][&v]["previous_version"],
+        serde_json::Value::Null
+    );
+    assert!(
+        h["data"]["key_info"][&v]["timestamp_installed"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}

@@ -1,6 +1,7 @@
 //! The `sys/` backend: mounts, keys, tools and UI helpers.
 
 mod audit;
+mod catalog;
 mod leases;
 mod mounts;
 mod password_policies;
@@ -54,11 +55,45 @@ pub(crate) enum SysRoute {
     AuditHead,
     Remount,
     RemountStatus,
+    VersionHistory,
+    PluginCatalog,
+    PluginList,
+    PluginInfo,
 }
 
 use Operation::*;
 
 static SYS_PATHS: &[PathSpec<SysRoute>] = &[
+    PathSpec {
+        pattern: "version-history",
+        operations: &[Read, List],
+        route: SysRoute::VersionHistory,
+        help: "The coffer versions that have unsealed this storage, oldest first.",
+    },
+    PathSpec {
+        pattern: "version-history/",
+        operations: &[List],
+        route: SysRoute::VersionHistory,
+        help: "The coffer versions that have unsealed this storage, oldest first.",
+    },
+    PathSpec {
+        pattern: "plugins/catalog",
+        operations: &[Read],
+        route: SysRoute::PluginCatalog,
+        help: "The built-in secret engines, auth methods and database plugins.",
+    },
+    PathSpec {
+        pattern: "plugins/catalog/{type}/",
+        operations: &[List],
+        route: SysRoute::PluginList,
+        help: "The built-in plugins of one type (auth, database, secret).",
+    },
+    PathSpec {
+        pattern: "plugins/catalog/{type}/{name}",
+        operations: &[Read],
+        route: SysRoute::PluginInfo,
+        help: "One built-in plugin.",
+    },
     PathSpec {
         pattern: "remount",
         operations: &[Update],
@@ -454,6 +489,10 @@ impl Core {
                 }
             }
             SysRoute::AuthList => self.list_mounts(active, MountKind::Auth).map(Some),
+            SysRoute::VersionHistory => self.version_history().await.map(Some),
+            SysRoute::PluginCatalog => Ok(Some(self.plugin_catalog())),
+            SysRoute::PluginList => self.plugin_list(m.param("type")).map(Some),
+            SysRoute::PluginInfo => self.plugin_info(m.param("type"), m.param("name")),
             SysRoute::Remount => self.remount(active, &req.data).await.map(Some),
             SysRoute::RemountStatus => self.remount_status(m.param("id")),
             SysRoute::Auth => {

@@ -26,6 +26,7 @@ pub(super) enum Plugin {
 }
 
 impl Plugin {
+    /// The driver for a `plugin_name` (one of [`super::PLUGIN_NAMES`]).
     pub(super) fn from_name(name: &str) -> Option<Self> {
         match name {
             "postgresql-database-plugin" => Some(Plugin::Postgres),

@@ -124,6 +124,16 @@ pub struct Database {
 }
 
 /// Builds the engine for a mount.
+/// The `plugin_name` values a connection accepts (the plugin catalog's
+/// `database` list).
+pub const PLUGIN_NAMES: &[&str] = &[
+    "mysql-aurora-database-plugin",
+    "mysql-database-plugin",
+    "mysql-legacy-database-plugin",
+    "mysql-rds-database-plugin",
+    "postgresql-database-plugin",
+];
+
 pub fn factory(_mount: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(Database {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
@@ -522,5 +532,8 @@ mod tests {
             Some(Plugin::Mysql)
         );
         assert_eq!(Plugin::from_name("oracle-database-plugin"), None);
+        for name in PLUGIN_NAMES {
+            assert!(Plugin::from_name(name).is_some(), "{name}");
+        }
     }
 }

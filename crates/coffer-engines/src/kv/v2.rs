@@ -542,7 +542,9 @@ impl KvV2 {
     ) -> Result<Response, LogicalError> {
         let value = match data.get("data") {
             Some(Value::Object(m)) => Value::Object(m.clone()),
-            Some(Value::Null) | None => return Err(bad("no data provided")),
+            // Vault stores a version whose data is null (reads give null).
+            Some(Value::Null) => Value::Null,
+            None => return Err(bad("no data provided")),
             Some(_) => return Err(bad("data must be a JSON object")),
         };
         let cas = Self::cas(data)?;
