@@ -532,7 +532,7 @@ mod tests {
             Some(Plugin::Mysql)
         );
         assert_eq!(Plugin::from_name("oracle-database-plugin"), None);
-        for name in PLUGIN_NAMES {
+        for name in crate::database::PLUGIN_NAMES {
             assert!(Plugin::from_name(name).is_some(), "{name}");
         }
     }
