@@ -787,6 +787,13 @@ pub async fn start_bao(extra: &[&str]) -> Option<Bao> {
         .spawn()
         .expect("start bao");
     let stdout = child.stdout.take().expect("stdout");
+    let url = format!("http://{addr}");
+    // Owned from here, so a failure below still kills the process.
+    let mut bao = Bao {
+        child,
+        url: url.clone(),
+        unseal_key: None,
+    };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -795,18 +802,13 @@ pub async fn start_bao(extra: &[&str]) -> Option<Bao> {
             }
         }
     });
-    let url = format!("http://{addr}");
     let h = Http::new(&url, None);
     for _ in 0..150 {
         if let Ok(r) = h.client.get(format!("{url}/v1/sys/health")).send().await
             && r.status().as_u16() == 200
         {
-            let unseal_key = rx.recv_timeout(Duration::from_secs(5)).ok();
-            return Some(Bao {
-                child,
-                url,
-                unseal_key,
-            });
+            bao.unseal_key = rx.recv_timeout(Duration::from_secs(5)).ok();
+            return Some(bao);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
