@@ -107,6 +107,44 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     message
 }
 
+/// Refuses an address that is not an `http://` or `https://` URL, saying
+/// how to write it (`127.0.0.1:8200` alone is the usual slip).
+fn check_address(address: &str) -> Result<(), ClientError> {
+    let fix = |why: &str| {
+        ClientError::Setup(format!(
+            "server address {address:?} {why}: write it with its scheme, e.g. http://127.0.0.1:8200 \
+             or https://vault.example.com:8200 (from -address, COFFER_ADDR or VAULT_ADDR)"
+        ))
+    };
+    match reqwest::Url::parse(address) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Err(fix("has no host")),
+        Ok(_) => Err(fix("has no http:// or https:// scheme")),
+        Err(e) if e.to_string().contains("relative URL without a base") => {
+            Err(fix("has no http:// or https:// scheme"))
+        }
+        Err(e) => Err(fix(&format!("is not a URL ({e})"))),
+    }
+}
+
+/// A transport failure with what to do about it.
+fn explain_transport(message: &str) -> String {
+    let lower = message.to_lowercase();
+    let hint = if lower.contains("connection refused") {
+        " (is the server running there? The address comes from -address, COFFER_ADDR or VAULT_ADDR)"
+    } else if lower.contains("invalidcontenttype")
+        || lower.contains("corrupt message")
+        || lower.contains("wrong version number")
+    {
+        " (the server does not speak TLS there: use an http:// address)"
+    } else if lower.contains("unknownissuer") || lower.contains("invalid peer certificate") {
+        " (trust the server's CA with COFFER_CACERT or VAULT_CACERT)"
+    } else {
+        ""
+    };
+    format!("{message}{hint}")
+}
+
 /// `address` with its host replaced by `name`, and the socket addresses the
 /// original host resolves to: the connection goes where the address says
 /// while TLS speaks and checks `name`.
@@ -152,6 +190,7 @@ impl Client {
             b = b.identity(id);
         }
         let mut address = cfg.address.trim_end_matches('/').to_owned();
+        check_address(&address)?;
         if let Some(name) = &cfg.tls_server_name {
             let (renamed, addrs) = rename_host(&address, name)?;
             b = b.resolve_to_addrs(name, &addrs);
@@ -197,7 +236,7 @@ impl Client {
         }
         let resp = rb.send().await.map_err(|e| ClientError::Transport {
             addr: self.address.clone(),
-            message: with_causes(&e),
+            message: explain_transport(&with_causes(&e)),
         })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
@@ -207,10 +246,17 @@ impl Client {
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
-            Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| ClientError::Decode(format!("body is not JSON: {e}")))?,
-            )
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+                if text.contains("HTTP request to an HTTPS server") {
+                    ClientError::Transport {
+                        addr: self.address.clone(),
+                        message: "the server speaks TLS: use an https:// address".into(),
+                    }
+                } else {
+                    ClientError::Decode(format!("body is not JSON ({e}): {}", text.trim()))
+                }
+            })?)
         };
         Ok(RawResponse { status, body })
     }

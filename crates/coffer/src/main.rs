@@ -8,7 +8,16 @@ use clap::{Parser, Subcommand};
 
 /// coffer: a Vault-compatible secrets manager.
 #[derive(Parser)]
-#[command(name = "coffer", version, about, long_about = None)]
+#[command(
+    name = "coffer",
+    version,
+    about,
+    long_about = None,
+    after_help = "Client commands talk to $COFFER_ADDR, else $VAULT_ADDR (default http://127.0.0.1:8200), \
+with the token in $COFFER_TOKEN, else $VAULT_TOKEN, else the one `coffer login` stored in \
+~/.coffer-token. $VAULT_CACERT (or $COFFER_CACERT) names a CA certificate to trust. \
+Flags may be written with one dash, as Vault's are (-format=json)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,6 +60,26 @@ enum Command {
     /// Enable, disable and list auth methods.
     #[command(subcommand)]
     Auth(cli::auth_cmds::AuthCommand),
+    /// Mount, list, tune, move and unmount secret engines.
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
+    /// Look up, renew and revoke leases.
+    #[command(subcommand)]
+    Lease(cli::lease::LeaseCommand),
+    /// Unwrap a response-wrapping token (once).
+    Unwrap(cli::generic::UnwrapArgs),
+    /// What a path does, from the server (`?help=1`).
+    PathHelp(cli::generic::PathArgs),
+    /// Print local values: `coffer print token`.
+    #[command(subcommand)]
+    Print(PrintCommand),
+    /// Print the version.
+    Version,
+    /// Print a shell completion script: `coffer completion bash > /etc/bash_completion.d/coffer`.
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Audit devices and logs: list, enable, disable, hash, verify, query.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -61,6 +90,12 @@ enum Command {
     /// Find leaked credentials in a directory tree or standard input.
     #[command(subcommand)]
     Scan(cli::scan::ScanCommand),
+}
+
+#[derive(Subcommand)]
+enum PrintCommand {
+    /// The token later commands would use.
+    Token,
 }
 
 /// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
@@ -91,13 +126,41 @@ fn vault_style_args() -> Vec<String> {
     out
 }
 
+/// A command piped into `head` ends quietly when the pipe closes (exit
+/// 141, as a shell reports SIGPIPE) instead of printing println!'s panic.
+/// SIGPIPE itself stays ignored: the HTTP client's socket writes need that.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 // mimalloc: about 6% less CPU per KV request than glibc's malloc under
 // concurrent load (bench/README.md), for a few MiB more resident memory.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(vault_style_args());
+    // Usage mistakes exit 1, as Vault's CLI and docs/cli.md say (clap's
+    // own default is 2, which here means a server or network error).
+    let cli = match Cli::try_parse_from(vault_style_args()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    quiet_on_closed_stdout();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,12 +190,42 @@ fn main() -> ExitCode {
             Command::Audit(c) => cli::audit::run(c).await,
             Command::Sops(c) => cli::sops::run(c).await,
             Command::Scan(c) => cli::scan::run(c),
+            Command::Secrets(c) => cli::secrets::run(c).await,
+            Command::Lease(c) => cli::lease::run(c).await,
+            Command::Unwrap(a) => cli::generic::unwrap(a).await,
+            Command::PathHelp(a) => cli::generic::path_help(a).await,
+            Command::Print(PrintCommand::Token) => match cli::current_token() {
+                Some(t) => {
+                    println!("{t}");
+                    Ok(0)
+                }
+                None => Err(anyhow::anyhow!(
+                    "no token is set: run `coffer login` or set VAULT_TOKEN"
+                )),
+            },
+            Command::Version => {
+                println!("coffer v{}", env!("CARGO_PKG_VERSION"));
+                Ok(0)
+            }
+            Command::Completion { shell } => {
+                use clap::CommandFactory as _;
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "coffer",
+                    &mut std::io::stdout(),
+                );
+                Ok(0)
+            }
         }
     });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            match cli::no_token_hint(&e) {
+                Some(hint) => eprintln!("Error: {hint} ({e:#})"),
+                None => eprintln!("Error: {e:#}"),
+            }
             ExitCode::from(if e.downcast_ref::<cli::UsageError>().is_some() {
                 1
             } else {

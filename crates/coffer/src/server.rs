@@ -24,9 +24,13 @@ pub struct ServerArgs {
     /// Dev mode: in memory, initialised and unsealed, root token printed.
     #[arg(long)]
     dev: bool,
-    /// Dev mode listen address.
-    #[arg(long, default_value = "127.0.0.1:8200")]
-    dev_listen_address: String,
+    /// Dev mode listen address (default 127.0.0.1:8200).
+    #[arg(long)]
+    dev_listen_address: Option<String>,
+    /// Listen address, overriding the configuration's listener (or the
+    /// default 127.0.0.1:8200 without a configuration file).
+    #[arg(long, env = "COFFER_LISTEN_ADDRESS")]
+    address: Option<String>,
     /// Dev mode root token id (default: random).
     #[arg(long, env = "COFFER_DEV_ROOT_TOKEN_ID")]
     dev_root_token_id: Option<String>,
@@ -38,9 +42,12 @@ pub struct ServerArgs {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Escape codes belong on a terminal, not in a log file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -105,18 +112,26 @@ fn seal_mode(cfg: &SealFileConfig) -> anyhow::Result<(SealMode, Option<SealTask>
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let cfg = match (&args.config, args.dev) {
+    if !args.dev && (args.dev_listen_address.is_some() || args.dev_kv_v1) {
+        bail!(
+            "--dev-listen-address and --dev-kv-v1 apply only with --dev; \
+             a normal server listens where --address or the configuration's listener says"
+        );
+    }
+    let mut cfg = match (&args.config, args.dev) {
         (Some(p), _) => config::load(p)?,
-        (None, true) => {
-            let mut c = Config {
-                storage: StorageConfig::Inmem,
-                ..Config::default()
-            };
-            c.listener.address = args.dev_listen_address.clone();
-            c
-        }
+        (None, true) => Config {
+            storage: StorageConfig::Inmem,
+            ..Config::default()
+        },
         (None, false) => Config::default(),
     };
+    if let Some(a) = args.dev_listen_address.as_ref().filter(|_| args.dev) {
+        cfg.listener.address = a.clone();
+    }
+    if let Some(a) = &args.address {
+        cfg.listener.address = a.clone();
+    }
     init_logging(&cfg.log_level);
     let storage = open_storage(&cfg.storage, cfg.cache_size).await?;
     let (seal, seal_task) = seal_mode(&cfg.seal)?;
@@ -156,6 +171,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             &api_addr,
             args.dev_root_token_id.as_deref(),
             args.dev_kv_v1,
+            &cfg.storage,
         )
         .await?;
     } else {
@@ -240,7 +256,15 @@ async fn start_dev(
     api_addr: &str,
     root_id: Option<&str>,
     kv_v1: bool,
+    storage: &StorageConfig,
 ) -> anyhow::Result<()> {
+    if core.is_initialized().await? {
+        bail!(
+            "dev mode sets up a fresh store, but the configured storage ({storage:?}) already holds \
+             an initialised coffer: run without --dev and unseal it with its keys, or point dev \
+             mode at empty storage (or none: without --config it keeps everything in memory)"
+        );
+    }
     let init = core
         .initialize(InitParams {
             secret_shares: 1,
@@ -272,7 +296,15 @@ async fn start_dev(
     .unwrap_or_default();
     core.handle(mount).await?;
     // Dev mode prints its keys on purpose, as Vault's does: it is for local use only.
-    println!("==> coffer server started in DEV MODE: in memory, unsealed, nothing survives exit.");
+    match storage {
+        StorageConfig::Inmem => println!(
+            "==> coffer server started in DEV MODE: in memory, unsealed, nothing survives exit."
+        ),
+        other => println!(
+            "==> coffer server started in DEV MODE on the configured storage ({other:?}): it persists; \
+             start it again without --dev and unseal it with the key below."
+        ),
+    }
     println!();
     println!("    export VAULT_ADDR='{api_addr}'");
     println!();

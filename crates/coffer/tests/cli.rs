@@ -702,3 +702,154 @@ async fn database_tour_from_the_readme() {
     let status = ok(coffer(&s.addr, Some("root"), &["rotation", "status"], None));
     assert!(status.contains("Nothing rotates"), "{status}");
 }
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The commands a Vault user types that coffer lacked: `secrets`, `lease`,
+/// `unwrap`, `token capabilities`, `path-help`, `print token`, `version`,
+/// `completion`.
+#[tokio::test]
+async fn vault_users_everyday_commands() {
+    let s = Server::dev();
+    let run = |args: &[&str]| coffer(&s.addr, Some("root"), args, None);
+    assert!(
+        ok(&run(&["secrets", "enable", "-path=kv1", "kv"]))
+            .contains("Enabled the kv secrets engine at: kv1/")
+    );
+    ok(&run(&[
+        "secrets",
+        "enable",
+        "-version=2",
+        "-path=kv2",
+        "-default-lease-ttl=1h",
+        "kv",
+    ]));
+    let list = ok(&run(&["secrets", "list"]));
+    assert!(
+        list.starts_with("Path ") && list.contains("\nkv1/ ") && list.contains("\nkv2/ "),
+        "{list}"
+    );
+    let mounts: Value =
+        serde_json::from_str(&ok(&run(&["secrets", "list", "-format=json"]))).unwrap();
+    assert_eq!(mounts["data"]["kv2/"]["options"]["version"], "2");
+    ok(&run(&["secrets", "tune", "-max-lease-ttl=2h", "kv1/"]));
+    ok(&run(&["kv", "put", "kv1/app", "pw=x"]));
+    assert!(
+        ok(&run(&["secrets", "move", "kv1/", "kv1moved/"]))
+            .contains("Finished moving secrets engine kv1/ to kv1moved/")
+    );
+    assert_eq!(ok(&run(&["kv", "get", "-field=pw", "kv1moved/app"])), "x\n");
+    ok(&run(&["secrets", "disable", "kv1moved"]));
+
+    let t: Value = serde_json::from_str(&ok(&run(&[
+        "token",
+        "create",
+        "-format=json",
+        "-policy=default",
+    ])))
+    .unwrap();
+    let token = t["auth"]["client_token"].as_str().unwrap();
+    assert_eq!(
+        ok(&run(&["token", "capabilities", token, "secret/data/x"])),
+        "deny\n"
+    );
+    assert_eq!(
+        ok(&run(&["token", "capabilities", "secret/data/x"])),
+        "root\n"
+    );
+    assert!(ok(&run(&["path-help", "secret/data/x"])).starts_with("Request:        data/x"));
+    assert_eq!(ok(&run(&["print", "token"])), "root\n");
+    assert!(ok(&run(&["version"])).starts_with("coffer v"));
+    assert!(ok(&run(&["completion", "bash"])).contains("coffer"));
+
+    // unwrap, once.
+    let h = s.http(Some("root"));
+    let wrapped = h
+        .send(
+            "POST",
+            "sys/wrapping/wrap",
+            Some(br#"{"k":"v"}"#.to_vec()),
+            &[("X-Vault-Wrap-TTL", "60")],
+        )
+        .await
+        .json();
+    let wt = wrapped["wrap_info"]["token"].as_str().unwrap();
+    assert_eq!(ok(&run(&["unwrap", "-field=k", wt])), "v\n");
+    assert_eq!(run(&["unwrap", wt]).status.code(), Some(2));
+
+    // lease lookup/renew/revoke on a lease that does not exist: the server's word, exit 2.
+    let r = run(&["lease", "lookup", "nothing/here/x"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(stderr(&r).contains("invalid lease"), "{}", stderr(&r));
+    assert_eq!(
+        run(&["lease", "revoke", "-force", "x"]).status.code(),
+        Some(1)
+    );
+}
+
+/// Mistakes get a message that says what to do, and Vault's exit codes.
+#[tokio::test]
+async fn mistakes_say_what_to_do() {
+    let s = Server::dev();
+    // Usage errors exit 1, as docs/cli.md and Vault's CLI say.
+    assert_eq!(
+        coffer(&s.addr, Some("root"), &["kv", "frobnicate"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        coffer(&s.addr, Some("root"), &["--help"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    let r = coffer("127.0.0.1:8200", Some("root"), &["status"], None);
+    assert!(
+        stderr(&r).contains("has no http:// or https:// scheme"),
+        "{}",
+        stderr(&r)
+    );
+    let port = common::free_port();
+    let r = coffer(
+        &format!("http://127.0.0.1:{port}"),
+        Some("root"),
+        &["status"],
+        None,
+    );
+    assert!(
+        stderr(&r).contains("is the server running there?"),
+        "{}",
+        stderr(&r)
+    );
+    let https = s.addr.replace("http://", "https://");
+    let r = coffer(&https, Some("root"), &["status"], None);
+    assert!(stderr(&r).contains("does not speak TLS"), "{}", stderr(&r));
+    let home = tempfile::tempdir().unwrap();
+    let r = coffer_home(&s.addr, home.path(), None, &["kv", "get", "secret/x"], None);
+    assert!(
+        stderr(&r).contains("no token is set: run `coffer login`"),
+        "{}",
+        stderr(&r)
+    );
+    // A login while VAULT_TOKEN is set warns that the variable wins.
+    let r = coffer_home(&s.addr, home.path(), Some("root"), &["login", "root"], None);
+    assert!(
+        stderr(&r).contains("WARNING! VAULT_TOKEN is set"),
+        "{}",
+        stderr(&r)
+    );
+    // Dev flags without --dev are refused, not ignored.
+    let r = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["server", "--dev-listen-address", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    assert!(
+        stderr(&r).contains("apply only with --dev"),
+        "{}",
+        stderr(&r)
+    );
+}

@@ -27,9 +27,9 @@ pub struct LoginArgs {
 }
 
 fn read_stdin_line() -> anyhow::Result<String> {
-    let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s)?;
-    Ok(s.trim().to_owned())
+    Ok(super::prompt::secret("Value (will be hidden): ")?
+        .trim()
+        .to_owned())
 }
 
 fn kv_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
@@ -104,7 +104,9 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
     let (token, body) = match a.method.as_str() {
         "token" => {
             let t = match a.args.first().map(String::as_str) {
-                None | Some("-") => read_stdin_line()?,
+                None | Some("-") => super::prompt::secret("Token (will be hidden): ")?
+                    .trim()
+                    .to_owned(),
                 Some(t) => t.to_owned(),
             };
             let client = c.client_with_token(Some(t.clone()))?;
@@ -130,8 +132,8 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
                     )
                 })?;
             if !params.contains_key("password") {
-                eprint!("Password (will be read from stdin): ");
-                params.insert("password".into(), Value::String(read_stdin_line()?));
+                let pw = super::prompt::secret("Password (will be hidden): ")?;
+                params.insert("password".into(), Value::String(pw));
             }
             let mount = a.path.clone().unwrap_or_else(|| "userpass".into());
             login_post(c, &format!("auth/{mount}/login/{user}"), params).await?
@@ -171,11 +173,27 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
         "Success! You are now authenticated (token not stored).".to_string()
     } else {
         let p = token_file::write(&token)?;
-        format!(
-            "Success! You are now authenticated. The token is stored in {} and used by later commands.",
-            p.display()
-        )
+        match super::env_token_name() {
+            // The environment wins over the stored token: say so, or the
+            // next command runs as someone else.
+            Some(var) => format!(
+                "Success! You are now authenticated. The token is stored in {}, but {var} is set \
+                 and later commands use it instead: unset {var} to use the new token.",
+                p.display()
+            ),
+            None => format!(
+                "Success! You are now authenticated. The token is stored in {} and used by later commands.",
+                p.display()
+            ),
+        }
     };
+    if !a.no_store
+        && let Some(var) = super::env_token_name()
+    {
+        eprintln!(
+            "WARNING! {var} is set and takes precedence over the token just stored; unset it to use the new token."
+        );
+    }
     print_auth(&body, a.client.format, &note);
     Ok(0)
 }
@@ -183,6 +201,15 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
 /// `coffer token ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenCommand {
+    /// The capabilities a token has on a path (the client token when only
+    /// a path is given).
+    Capabilities {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// `[TOKEN] PATH`.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
     /// Create a child token.
     Create {
         #[command(flatten)]
@@ -261,6 +288,37 @@ fn print_data(body: &Value, format: Format) {
 /// Runs `coffer token ...`.
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<u8> {
     match cmd {
+        TokenCommand::Capabilities { client, args } => {
+            let c = client.client()?;
+            let (path, answer) = match args.as_slice() {
+                [path] => (
+                    path,
+                    c.write("sys/capabilities-self", &json!({"paths": [path]}))
+                        .await?,
+                ),
+                [token, path] => (
+                    path,
+                    c.write(
+                        "sys/capabilities",
+                        &json!({"token": token, "paths": [path]}),
+                    )
+                    .await?,
+                ),
+                _ => return Err(UsageError("give [TOKEN] PATH".into()).into()),
+            };
+            let answer = answer.context("sys/capabilities returned nothing")?;
+            if client.format != Format::Table {
+                structured(&answer, client.format);
+            } else {
+                let caps = answer["data"]
+                    .get(path.as_str())
+                    .or_else(|| answer["data"].get("capabilities"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                println!("{caps}");
+            }
+        }
         TokenCommand::Create {
             client,
             policies,

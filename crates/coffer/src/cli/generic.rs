@@ -77,9 +77,7 @@ pub(super) fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>
             if std::mem::replace(&mut stdin_used, true) {
                 return Err(UsageError("only one value can come from stdin".into()).into());
             }
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s.trim_end_matches('\n').to_owned()
+            super::prompt::secret(&format!("{k} (will be hidden): "))?
         } else {
             v.to_owned()
         };
@@ -172,5 +170,66 @@ pub async fn delete(a: PathArgs) -> anyhow::Result<u8> {
     let c = a.client.client()?;
     c.delete(trim(&a.path)).await?;
     println!("Success! Data deleted (if it existed) at: {}", a.path);
+    Ok(0)
+}
+
+/// Flags of `coffer unwrap`.
+#[derive(clap::Args, Debug)]
+pub struct UnwrapArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Print only this field's value.
+    #[arg(long)]
+    field: Option<String>,
+    /// The wrapping token (default: the client token, as Vault's CLI does).
+    token: Option<String>,
+}
+
+/// `coffer unwrap`: the wrapped answer, once.
+pub async fn unwrap(a: UnwrapArgs) -> anyhow::Result<u8> {
+    let (c, body) = match &a.token {
+        Some(t) => (a.client.client()?, serde_json::json!({ "token": t })),
+        None => (a.client.client()?, serde_json::json!({})),
+    };
+    let Some(answer) = c.write("sys/wrapping/unwrap", &body).await? else {
+        eprintln!("The wrapped response was empty");
+        return Ok(0);
+    };
+    print_field_or_secret(&answer, a.field.as_deref(), a.client.format)
+}
+
+/// `-field`: a `data` field, else an `auth` field (`token` names the
+/// client token, as in Vault's CLI); otherwise the whole answer.
+pub(super) fn print_field_or_secret(
+    body: &Value,
+    field: Option<&str>,
+    format: Format,
+) -> anyhow::Result<u8> {
+    let Some(f) = field else {
+        print_secret(body, format);
+        return Ok(0);
+    };
+    let auth_key = if f == "token" { "client_token" } else { f };
+    let v = body
+        .pointer(&format!("/data/{f}"))
+        .or_else(|| body.pointer(&format!("/auth/{auth_key}")))
+        .ok_or_else(|| UsageError(format!("field {f:?} not present in the answer")))?;
+    println!("{}", cell(v));
+    Ok(0)
+}
+
+/// `coffer path-help`.
+pub async fn path_help(a: PathArgs) -> anyhow::Result<u8> {
+    let c = a.client.client()?;
+    let r = c
+        .raw("GET", &format!("{}?help=1", trim(&a.path)), None)
+        .await?;
+    let body =
+        coffer_client::Client::judge("GET", &a.path, r)?.context("the server sent no help")?;
+    if a.client.format != Format::Table {
+        structured(&body, a.client.format);
+    } else {
+        println!("{}", body["help"].as_str().unwrap_or_default().trim_end());
+    }
     Ok(0)
 }

@@ -5,11 +5,14 @@ pub mod audit_query;
 pub mod auth_cmds;
 pub mod generic;
 pub mod kv;
+pub mod lease;
 pub mod operator;
 mod output;
 mod private_file;
+mod prompt;
 pub mod rotation;
 pub mod scan;
+pub mod secrets;
 pub mod sops;
 mod sops_files;
 mod token_file;
@@ -52,13 +55,34 @@ fn env_first(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
+/// What to do about a refusal when no token was sent at all.
+pub fn no_token_hint(e: &anyhow::Error) -> Option<&'static str> {
+    let refused = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<coffer_client::ClientError>())
+        .any(|c| c.status() == Some(403));
+    (refused && env_token_name().is_none() && token_file::read().is_none())
+        .then_some("no token is set: run `coffer login` or set VAULT_TOKEN (or COFFER_TOKEN)")
+}
+
+/// The token client commands use: `$COFFER_TOKEN`, `$VAULT_TOKEN`, then
+/// `~/.coffer-token`.
+pub fn current_token() -> Option<String> {
+    env_first(&["COFFER_TOKEN", "VAULT_TOKEN"]).or_else(token_file::read)
+}
+
+/// The token variable that is set, if any (it wins over the stored token).
+pub(crate) fn env_token_name() -> Option<&'static str> {
+    ["COFFER_TOKEN", "VAULT_TOKEN"]
+        .into_iter()
+        .find(|n| std::env::var(n).is_ok_and(|v| !v.is_empty()))
+}
+
 impl ClientArgs {
     /// A client from flags and environment; the token comes from
     /// `$COFFER_TOKEN`, `$VAULT_TOKEN`, then `~/.coffer-token`.
     pub fn client(&self) -> anyhow::Result<Client> {
-        self.client_with_token(
-            env_first(&["COFFER_TOKEN", "VAULT_TOKEN"]).or_else(token_file::read),
-        )
+        self.client_with_token(current_token())
     }
 
     /// A client with an explicit token (or none, for logins).

@@ -1,7 +1,5 @@
 //! `coffer operator ...` and `coffer status`.
 
-use std::io::BufRead as _;
-
 use anyhow::Context;
 use serde_json::{Value, json};
 
@@ -119,12 +117,9 @@ pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
             } else {
                 let key = match key {
                     Some(k) => k,
-                    None => {
-                        eprint!("Unseal Key (will be read from stdin): ");
-                        let mut line = String::new();
-                        std::io::stdin().lock().read_line(&mut line)?;
-                        line.trim().to_owned()
-                    }
+                    None => super::prompt::secret("Unseal Key (will be hidden): ")?
+                        .trim()
+                        .to_owned(),
                 };
                 if key.is_empty() {
                     return Err(UsageError("no unseal key given".into()).into());

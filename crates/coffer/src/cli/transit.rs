@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::generic::print_secret;
+use super::generic::{print_field_or_secret, print_secret};
 use super::{ClientArgs, Format};
 
 /// `coffer transit` subcommands.
@@ -54,6 +54,9 @@ pub struct KeyNameArgs {
     /// Where the transit engine is mounted.
     #[arg(long, default_value = "transit")]
     mount: String,
+    /// Print only this field of the answer (e.g. ciphertext, key_version).
+    #[arg(long)]
+    field: Option<String>,
     /// Key name.
     name: String,
 }
@@ -218,7 +221,7 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &body,
             )
             .await?;
-            print_secret(&resp, k.client.format);
+            print_ciphertext(&resp, k)?;
         }
         TransitCommand::Decrypt(a) => {
             let k = &a.key;
@@ -229,8 +232,8 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &body,
             )
             .await?;
-            if k.client.format != Format::Table {
-                print_secret(&resp, k.client.format);
+            if k.client.format != Format::Table || k.field.is_some() {
+                print_field_or_secret(&resp, k.field.as_deref(), k.client.format)?;
             } else {
                 let pt = resp
                     .pointer("/data/plaintext")
@@ -261,7 +264,7 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &body,
             )
             .await?;
-            print_secret(&resp, k.client.format);
+            print_ciphertext(&resp, k)?;
         }
         TransitCommand::Datakey(a) => {
             let k = &a.key;
@@ -272,12 +275,23 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &json!({"bits": a.bits}),
             )
             .await?;
-            print_secret(&resp, k.client.format);
+            print_field_or_secret(&resp, k.field.as_deref(), k.client.format)?;
         }
         TransitCommand::Envelope(EnvelopeCommand::Encrypt(a)) => envelope_encrypt(a).await?,
         TransitCommand::Envelope(EnvelopeCommand::Decrypt(a)) => envelope_decrypt(a).await?,
     }
     Ok(0)
+}
+
+/// An encryption's answer: the ciphertext alone (so `CT=$(coffer transit
+/// encrypt ...)` works), one field with `-field`, or all of it as JSON/YAML.
+fn print_ciphertext(resp: &Value, k: &KeyNameArgs) -> anyhow::Result<()> {
+    let field = match (&k.field, k.client.format) {
+        (Some(f), _) => Some(f.as_str()),
+        (None, Format::Table) => Some("ciphertext"),
+        (None, _) => None,
+    };
+    print_field_or_secret(resp, field, k.client.format).map(|_| ())
 }
 
 /// A write's answer: the key info as the format asks, or one line in a table.
