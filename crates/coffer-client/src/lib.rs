@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+mod tls;
+
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -178,12 +180,12 @@ impl Client {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .danger_accept_invalid_certs(cfg.skip_verify);
-        if let Some(pem) = &cfg.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| ClientError::Setup(format!("CA certificate is not valid PEM: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        if let Some(pem) = &cfg.client_identity_pem {
+        if let Some(pem) = cfg.ca_cert_pem.as_ref().filter(|_| !cfg.skip_verify) {
+            // As with VAULT_CACERT in Vault's client: these CAs, not the system's.
+            let config =
+                tls::config(pem, cfg.client_identity_pem.as_deref()).map_err(ClientError::Setup)?;
+            b = b.use_preconfigured_tls(config);
+        } else if let Some(pem) = &cfg.client_identity_pem {
             let id = reqwest::Identity::from_pem(pem).map_err(|e| {
                 ClientError::Setup(format!("client certificate and key are not valid PEM: {e}"))
             })?;
