@@ -34,6 +34,9 @@ pub struct ReadArgs {
 pub struct WriteArgs {
     #[command(flatten)]
     client: ClientArgs,
+    /// Write even with no data (Vault's `write -f`, e.g. `write -f transit/keys/k`).
+    #[arg(short = 'f', long = "force")]
+    force: bool,
     /// Path below /v1/.
     path: String,
     /// `key=value`, `key=@file` or `key=-` (stdin); a lone `-` reads a JSON object from stdin.
@@ -132,6 +135,13 @@ pub async fn read(a: ReadArgs) -> anyhow::Result<u8> {
 
 /// `coffer write`.
 pub async fn write(a: WriteArgs) -> anyhow::Result<u8> {
+    if a.pairs.is_empty() && !a.force {
+        return Err(UsageError(format!(
+            "no data to write to {}: give key=value pairs, or -f to write with no data",
+            a.path
+        ))
+        .into());
+    }
     let data = parse_pairs(&a.pairs)?;
     let c = a.client.client()?;
     match c.write(trim(&a.path), &Value::Object(data)).await? {
