@@ -231,6 +231,8 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 
 struct Target<'a> {
     name: &'a str,
+    /// The CLI binary this target runs.
+    cli: String,
     url: String,
     home: std::path::PathBuf,
     saved: BTreeMap<String, String>,
@@ -269,10 +271,12 @@ fn words(line: &str) -> Vec<String> {
 }
 
 fn run(t: &Target<'_>, args: &[String], stdin: Option<&str>) -> Outcome {
-    let mut cmd = Command::new(common::bao_binary());
+    let mut cmd = Command::new(&t.cli);
     cmd.args(args)
         .env("VAULT_ADDR", &t.url)
         .env("VAULT_TOKEN", "root")
+        .env_remove("COFFER_ADDR")
+        .env_remove("COFFER_TOKEN")
         .env("HOME", &t.home)
         .env_remove("VAULT_FORMAT")
         .stdin(if stdin.is_some() {
@@ -348,6 +352,17 @@ fn substitute(word: &str, saved: &BTreeMap<String, String>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bao_cli_gets_the_same_answers_from_coffer_and_openbao() {
+    day(common::bao_binary()).await;
+}
+
+/// coffer's own CLI through the same day, against coffer, answering as
+/// `bao` answers against OpenBao.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coffers_cli_answers_as_the_bao_cli_does() {
+    day(env!("CARGO_BIN_EXE_coffer")).await;
+}
+
+async fn day(coffer_side_cli: &str) {
     let Some(bao) = start_bao(&[]).await else {
         return;
     };
@@ -361,12 +376,14 @@ async fn the_bao_cli_gets_the_same_answers_from_coffer_and_openbao() {
     let mut targets = [
         Target {
             name: "openbao",
+            cli: common::bao_binary().to_owned(),
             url: bao.url.clone(),
             home: dir.path().join("openbao"),
             saved: BTreeMap::new(),
         },
         Target {
             name: "coffer",
+            cli: coffer_side_cli.to_owned(),
             url: coffer.addr.clone(),
             home: dir.path().join("coffer"),
             saved: BTreeMap::new(),

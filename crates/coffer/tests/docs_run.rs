@@ -48,7 +48,10 @@ fn run_doc(doc: &str, dev: &Server, dir: &Path) {
     .expect("read the document");
     let (sh, hcl) = blocks(&text);
     let mut script = String::from("set -euo pipefail\n");
-    assert!(sh.matches("coffer ").count() >= 10, "{doc}: too few commands found:\n{sh}");
+    assert!(
+        sh.matches("coffer ").count() >= 10,
+        "{doc}: too few commands found:\n{sh}"
+    );
     let mut _configured = None;
     for line in sh.lines() {
         let trimmed = line.trim_start();

@@ -578,6 +578,32 @@ pub enum AuthCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Change an auth method's token TTLs or description.
+    Tune {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Default TTL of the tokens it issues.
+        #[arg(long)]
+        default_lease_ttl: Option<String>,
+        /// Maximum TTL of the tokens it issues.
+        #[arg(long)]
+        max_lease_ttl: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Mount path.
+        path: String,
+    },
+    /// Move an auth method to a new path (`auth/a` to `auth/b`); its users,
+    /// roles and tokens follow.
+    Move {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Current path.
+        from: String,
+        /// New path.
+        to: String,
+    },
 }
 
 /// Runs `coffer auth ...`.
@@ -604,6 +630,39 @@ pub async fn auth(cmd: AuthCommand) -> anyhow::Result<u8> {
             let p = path.trim_matches('/');
             client.client()?.delete(&format!("sys/auth/{p}")).await?;
             println!("Success! Disabled the auth method (if it existed) at: {p}/");
+        }
+        AuthCommand::Tune {
+            client,
+            default_lease_ttl,
+            max_lease_ttl,
+            description,
+            path,
+        } => {
+            let p = path.trim_matches('/');
+            let mut body = serde_json::Map::new();
+            for (k, v) in [
+                ("default_lease_ttl", default_lease_ttl),
+                ("max_lease_ttl", max_lease_ttl),
+                ("description", description),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), Value::String(v));
+                }
+            }
+            client
+                .client()?
+                .write(&format!("sys/auth/{p}/tune"), &Value::Object(body))
+                .await?;
+            println!("Success! Tuned the auth method at: {p}/");
+        }
+        AuthCommand::Move { client, from, to } => {
+            let auth_path = |p: &str| {
+                let p = p.trim_matches('/');
+                format!("auth/{}/", p.strip_prefix("auth/").unwrap_or(p))
+            };
+            let (from, to) = (auth_path(&from), auth_path(&to));
+            let id = super::secrets::remount(&client, &from, &to).await?;
+            println!("Success! Finished moving auth method {from} to {to}, with migration ID {id}");
         }
         AuthCommand::List { client } => {
             let body = client

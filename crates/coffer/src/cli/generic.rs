@@ -37,6 +37,9 @@ pub struct WriteArgs {
     /// Write even with no data (Vault's `write -f`, e.g. `write -f transit/keys/k`).
     #[arg(short = 'f', long = "force")]
     force: bool,
+    /// Print only this field of the answer.
+    #[arg(long)]
+    field: Option<String>,
     /// Path below /v1/.
     path: String,
     /// `key=value`, `key=@file` or `key=-` (stdin); a lone `-` reads a JSON object from stdin.
@@ -126,7 +129,7 @@ pub async fn read(a: ReadArgs) -> anyhow::Result<u8> {
         let v = body
             .pointer(&format!("/data/{f}"))
             .ok_or_else(|| UsageError(format!("field {f:?} not present in secret")))?;
-        println!("{}", cell(v));
+        super::output::field(v);
         return Ok(0);
     }
     print_secret(&body, a.client.format);
@@ -146,7 +149,7 @@ pub async fn write(a: WriteArgs) -> anyhow::Result<u8> {
     let c = a.client.client()?;
     match c.write(trim(&a.path), &Value::Object(data)).await? {
         None => println!("Success! Data written to: {}", a.path),
-        Some(body) => print_secret(&body, a.client.format),
+        Some(body) => return print_field_or_secret(&body, a.field.as_deref(), a.client.format),
     }
     Ok(0)
 }
@@ -224,7 +227,7 @@ pub(super) fn print_field_or_secret(
         .pointer(&format!("/data/{f}"))
         .or_else(|| body.pointer(&format!("/auth/{auth_key}")))
         .ok_or_else(|| UsageError(format!("field {f:?} not present in the answer")))?;
-    println!("{}", cell(v));
+    super::output::field(v);
     Ok(0)
 }
 

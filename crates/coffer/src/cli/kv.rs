@@ -372,11 +372,12 @@ async fn get(a: GetArgs) -> anyhow::Result<u8> {
             } else {
                 "deleted"
             };
+            // Vault's CLI shows the metadata and succeeds; say why there is no data.
             eprintln!(
                 "\nVersion {} of {} is {state}: it has no data.",
                 m["version"], kp.key
             );
-            return Ok(2);
+            return Ok(0);
         }
         (404, _) => {
             eprintln!("No value found at {}", kp.api("data"));
@@ -409,7 +410,7 @@ fn print_field_or(data: &Value, field: Option<&str>, all: impl FnOnce()) -> anyh
             let v = data
                 .get(f)
                 .ok_or_else(|| UsageError(format!("Field {f:?} not present in secret")))?;
-            println!("{}", cell(v));
+            super::output::field(v);
             Ok(0)
         }
     }
@@ -470,7 +471,8 @@ async fn delete(a: VersionsArgs) -> anyhow::Result<u8> {
         kp.require_v2("-versions")?;
         c.write(&kp.api("delete"), &json!({"versions": a.versions}))
             .await?;
-        kp.api("delete")
+        // Vault's CLI names the data path here too.
+        kp.api("data")
     };
     println!("Success! Data deleted (if it existed) at: {shown}");
     Ok(0)

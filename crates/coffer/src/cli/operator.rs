@@ -135,7 +135,7 @@ pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
         }
         OperatorCommand::Seal { client } => {
             client.client()?.write("sys/seal", &json!({})).await?;
-            println!("Success! coffer is sealed.");
+            println!("Success! Vault is sealed.");
             Ok(0)
         }
         OperatorCommand::Rotate { client } => {

@@ -34,6 +34,21 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
+/// Prints one `-field` value: with a newline on a terminal, without one
+/// into a pipe or file, as Vault's CLI does (`-field=key > key.pem` keeps
+/// the bytes exact).
+pub fn field(v: &Value) {
+    use std::io::{IsTerminal as _, Write as _};
+    let text = cell(v);
+    let mut out = std::io::stdout();
+    if out.is_terminal() {
+        println!("{text}");
+    } else {
+        print!("{text}");
+        let _ = out.flush();
+    }
+}
+
 /// Prints rows under a `Key / Value` header with aligned columns.
 pub fn table(rows: &[(String, String)]) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
@@ -44,9 +59,27 @@ pub fn table(rows: &[(String, String)]) {
     }
 }
 
+/// The `auth` block as Vault's CLI prints it (its Go client's fields:
+/// `identity_policies` present, the server-only `num_uses` and
+/// `token_type` absent), so scripts reading either CLI's JSON agree.
+fn cli_auth(v: &Value) -> std::borrow::Cow<'_, Value> {
+    let Some(Value::Object(auth)) = v.get("auth") else {
+        return std::borrow::Cow::Borrowed(v);
+    };
+    let mut a = auth.clone();
+    a.remove("num_uses");
+    a.remove("token_type");
+    a.entry("identity_policies").or_insert(Value::Null);
+    let mut out = v.clone();
+    out["auth"] = Value::Object(a);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Prints a response as JSON (pretty) or YAML, as `-format` asks; a table
 /// format prints nothing, the caller draws its own.
 pub fn structured(v: &Value, format: Format) {
+    let v = cli_auth(v);
+    let v = v.as_ref();
     match format {
         Format::Table => {}
         Format::Json => println!(

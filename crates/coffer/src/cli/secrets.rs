@@ -74,6 +74,32 @@ pub enum SecretsCommand {
     },
 }
 
+/// Moves a mount through `sys/remount` and checks it finished; answers
+/// the migration id.
+pub(super) async fn remount(client: &ClientArgs, from: &str, to: &str) -> anyhow::Result<String> {
+    let c = client.client()?;
+    let answer = c
+        .write("sys/remount", &json!({"from": from, "to": to}))
+        .await?
+        .context("sys/remount returned nothing")?;
+    let id = answer["data"]["migration_id"]
+        .as_str()
+        .context("sys/remount gave no migration_id")?
+        .to_owned();
+    let status = c
+        .read(&format!("sys/remount/status/{id}"))
+        .await?
+        .context("the move's status is unknown")?;
+    let state = &status["data"]["migration_info"]["status"];
+    if state != "success" {
+        anyhow::bail!(
+            "moving {from} to {to} (migration {id}) ended as {}",
+            cell(state)
+        );
+    }
+    Ok(id)
+}
+
 fn mount_path(p: &str) -> String {
     format!("{}/", p.trim_matches('/'))
 }
