@@ -765,6 +765,26 @@ async fn vault_users_everyday_commands() {
     assert!(ok(&run(&["version"])).starts_with("coffer v"));
     assert!(ok(&run(&["completion", "bash"])).contains("coffer"));
 
+    // TTLs read as durations in tables, as Vault's CLI shows them.
+    ok(&run(&["auth", "enable", "approle"]));
+    ok(&run(&[
+        "write",
+        "auth/approle/role/r",
+        "secret_id_ttl=10m",
+        "token_ttl=1h",
+    ]));
+    let role = ok(&run(&["read", "auth/approle/role/r"]));
+    assert!(
+        role.lines()
+            .any(|l| l.split_whitespace().eq(["secret_id_ttl", "10m"])),
+        "{role}"
+    );
+    assert!(
+        role.lines()
+            .any(|l| l.split_whitespace().eq(["secret_id_num_uses", "0"])),
+        "{role}"
+    );
+
     // unwrap, once.
     let h = s.http(Some("root"));
     let wrapped = h

@@ -112,10 +112,21 @@ pub(super) fn print_secret(body: &Value, format: Format) {
     }
     if let Some(Value::Object(d)) = body.get("data") {
         for (k, v) in d {
-            rows.push((k.clone(), cell(v)));
+            rows.push((k.clone(), duration_or_cell(k, v)));
         }
     }
     table(&rows);
+}
+
+/// A table cell; TTLs and periods in seconds read as Go durations
+/// (`secret_id_ttl 10m`), as Vault's CLI shows them.
+fn duration_or_cell(key: &str, v: &Value) -> String {
+    let is_duration =
+        key == "ttl" || key == "period" || key.ends_with("_ttl") || key.ends_with("_period");
+    match v.as_u64() {
+        Some(secs) if is_duration => go_duration(secs),
+        _ => cell(v),
+    }
 }
 
 /// `coffer read`.
