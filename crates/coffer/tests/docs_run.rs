@@ -103,25 +103,7 @@ fn run_doc(doc: &str, dev: &Server, dir: &Path) {
 /// and a self-signed certificate for its TLS files.
 fn start_configured(hcl: &str, dir: &Path) -> Server {
     let (cert, key) = (dir.join("self.pem"), dir.join("self.key"));
-    common::openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=coffer",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-days",
-        "2",
-        "-keyout",
-        key.to_str().expect("utf-8"),
-        "-out",
-        cert.to_str().expect("utf-8"),
-    ]);
+    common::self_signed(&cert, &key, "IP:127.0.0.1");
     let config = hcl
         .replace("/var/lib/coffer", &dir.join("data").display().to_string())
         .replace("0.0.0.0:8200", "127.0.0.1:0")

@@ -133,32 +133,12 @@ async fn the_cli_trusts_a_self_signed_server_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    for (c, k, san) in [(cert_s, key_s, "IP:127.0.0.1"), ("", "", "DNS:other.test")] {
-        let (c, k) = if c.is_empty() {
-            (dir.path().join("o.pem"), dir.path().join("ok.pem"))
-        } else {
-            (c.into(), k.into())
-        };
-        common::openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=coffer",
-            "-addext",
-            &format!("subjectAltName={san}"),
-            "-days",
-            "2",
-            "-keyout",
-            k.to_str().unwrap(),
-            "-out",
-            c.to_str().unwrap(),
-        ]);
-    }
+    common::self_signed(&cert, &key, "IP:127.0.0.1");
+    common::self_signed(
+        &dir.path().join("o.pem"),
+        &dir.path().join("ok.pem"),
+        "DNS:other.test",
+    );
     let config = dir.path().join("tls.hcl");
     std::fs::write(
         &config,

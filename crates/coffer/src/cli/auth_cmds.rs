@@ -582,15 +582,8 @@ pub enum AuthCommand {
     Tune {
         #[command(flatten)]
         client: ClientArgs,
-        /// Default TTL of the tokens it issues.
-        #[arg(long)]
-        default_lease_ttl: Option<String>,
-        /// Maximum TTL of the tokens it issues.
-        #[arg(long)]
-        max_lease_ttl: Option<String>,
-        /// Description.
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        tune: super::secrets::TuneArgs,
         /// Mount path.
         path: String,
     },
@@ -631,24 +624,9 @@ pub async fn auth(cmd: AuthCommand) -> anyhow::Result<u8> {
             client.client()?.delete(&format!("sys/auth/{p}")).await?;
             println!("Success! Disabled the auth method (if it existed) at: {p}/");
         }
-        AuthCommand::Tune {
-            client,
-            default_lease_ttl,
-            max_lease_ttl,
-            description,
-            path,
-        } => {
+        AuthCommand::Tune { client, tune, path } => {
             let p = path.trim_matches('/');
-            let mut body = serde_json::Map::new();
-            for (k, v) in [
-                ("default_lease_ttl", default_lease_ttl),
-                ("max_lease_ttl", max_lease_ttl),
-                ("description", description),
-            ] {
-                if let Some(v) = v {
-                    body.insert(k.into(), Value::String(v));
-                }
-            }
+            let body = tune.body();
             client
                 .client()?
                 .write(&format!("sys/auth/{p}/tune"), &Value::Object(body))

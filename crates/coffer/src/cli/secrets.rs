@@ -48,15 +48,8 @@ pub enum SecretsCommand {
     Tune {
         #[command(flatten)]
         client: ClientArgs,
-        /// Default lease TTL.
-        #[arg(long)]
-        default_lease_ttl: Option<String>,
-        /// Maximum lease TTL.
-        #[arg(long)]
-        max_lease_ttl: Option<String>,
-        /// Description.
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        tune: TuneArgs,
         /// Engine options (repeat): `version=2`.
         #[arg(long = "options")]
         options: Vec<String>,
@@ -72,6 +65,34 @@ pub enum SecretsCommand {
         /// New path.
         to: String,
     },
+}
+
+/// The settings `secrets tune` and `auth tune` change.
+#[derive(clap::Args, Debug)]
+pub struct TuneArgs {
+    /// Default lease TTL (of the tokens it issues, for an auth method).
+    #[arg(long)]
+    default_lease_ttl: Option<String>,
+    /// Maximum lease TTL.
+    #[arg(long)]
+    max_lease_ttl: Option<String>,
+    /// Description.
+    #[arg(long)]
+    description: Option<String>,
+}
+
+impl TuneArgs {
+    /// The tune request's body: the settings given.
+    pub(super) fn body(&self) -> Map<String, Value> {
+        [
+            ("default_lease_ttl", &self.default_lease_ttl),
+            ("max_lease_ttl", &self.max_lease_ttl),
+            ("description", &self.description),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), json!(v))))
+        .collect()
+    }
 }
 
 /// Moves a mount through `sys/remount` and checks it finished; answers
@@ -174,23 +195,12 @@ pub async fn run(cmd: SecretsCommand) -> anyhow::Result<u8> {
         }
         SecretsCommand::Tune {
             client,
-            default_lease_ttl,
-            max_lease_ttl,
-            description,
+            tune,
             options,
             path,
         } => {
             let p = mount_path(&path);
-            let mut body = Map::new();
-            if let Some(t) = default_lease_ttl {
-                body.insert("default_lease_ttl".into(), json!(t));
-            }
-            if let Some(t) = max_lease_ttl {
-                body.insert("max_lease_ttl".into(), json!(t));
-            }
-            if let Some(d) = description {
-                body.insert("description".into(), json!(d));
-            }
+            let mut body = tune.body();
             if !options.is_empty() {
                 body.insert(
                     "options".into(),
@@ -213,23 +223,7 @@ pub async fn run(cmd: SecretsCommand) -> anyhow::Result<u8> {
         }
         SecretsCommand::Move { client, from, to } => {
             let (from, to) = (mount_path(&from), mount_path(&to));
-            let c = client.client()?;
-            let answer = c
-                .write("sys/remount", &json!({"from": from, "to": to}))
-                .await?
-                .context("sys/remount returned nothing")?;
-            let id = answer["data"]["migration_id"].as_str().unwrap_or_default();
-            let status = c
-                .read(&format!("sys/remount/status/{id}"))
-                .await?
-                .context("the move's status is unknown")?;
-            let state = &status["data"]["migration_info"]["status"];
-            if state != "success" {
-                anyhow::bail!(
-                    "moving {from} to {to} (migration {id}) ended as {}",
-                    cell(state)
-                );
-            }
+            let id = remount(&client, &from, &to).await?;
             println!(
                 "Success! Finished moving secrets engine {from} to {to}, with migration ID {id}"
             );

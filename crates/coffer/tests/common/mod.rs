@@ -189,6 +189,30 @@ pub fn openssl(args: &[&str]) {
     );
 }
 
+/// A self-signed P-256 certificate as `openssl req -x509` makes it (marked
+/// as a CA), for `san` (e.g. `IP:127.0.0.1`), written to `cert` and `key`.
+pub fn self_signed(cert: &Path, key: &Path, san: &str) {
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=coffer",
+        "-addext",
+        &format!("subjectAltName={san}"),
+        "-days",
+        "2",
+        "-keyout",
+        key.to_str().expect("utf-8 path"),
+        "-out",
+        cert.to_str().expect("utf-8 path"),
+    ]);
+}
+
 /// A test CA and a server certificate it signed (paths to PEM files).
 pub struct TestTls {
     pub ca: String,
