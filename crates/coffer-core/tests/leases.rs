@@ -630,3 +630,97 @@ async fn a_moved_mount_takes_its_leases() {
     let (lease, _) = h.creds("mvdb2/creds/app", json!({}), &h.root.clone()).await;
     assert!(lease.starts_with("mvdb2/creds/app/"));
 }
+
+/// A move while leases are issued and renewed: no lease is lost, every
+/// user issued is revoked in the end, whichever path its lease ended under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_under_load_loses_no_lease() {
+    let h = Arc::new(harness(Arc::new(MemoryStorage::new())).await);
+    h.mount("hm").await;
+    let mut leases = Vec::new();
+    for _ in 0..30 {
+        let root = h.root.clone();
+        leases.push(h.creds("hm/creds/app", json!({"ttl": 600}), &root).await.0);
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (renewed, gone) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in leases.chunks(10).map(<[String]>::to_vec) {
+        let (h, renewed, gone) = (h.clone(), renewed.clone(), gone.clone());
+        tasks.spawn(async move {
+            for id in chunk.iter().cycle().take(300) {
+                renewed.fetch_add(1, Ordering::Relaxed);
+                // After the move the old id is gone: "lease not found" is
+                // the only acceptable failure.
+                if let Err(e) = h
+                    .root(
+                        Operation::Update,
+                        "sys/leases/renew",
+                        json!({"lease_id": id}),
+                    )
+                    .await
+                {
+                    assert!(e.to_string().contains("not found"), "{e}");
+                    gone.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    for _ in 0..2 {
+        let h = h.clone();
+        tasks.spawn(async move {
+            for _ in 0..60 {
+                // Issued at the old path until the move, then refused there.
+                let _ = h
+                    .root(Operation::Read, "hm/creds/app", json!({"ttl": 600}))
+                    .await;
+            }
+        });
+    }
+    let (mover, seen) = (h.clone(), renewed.clone());
+    tasks.spawn(async move {
+        // Move while renewals and issues are under way.
+        while seen.load(Ordering::Relaxed) < 100 {
+            tokio::task::yield_now().await;
+        }
+        mover
+            .root(
+                Operation::Update,
+                "sys/remount",
+                json!({"from": "hm", "to": "hm2"}),
+            )
+            .await
+            .unwrap();
+    });
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    for prefix in ["hm/", "hm2/"] {
+        h.root(
+            Operation::Update,
+            &format!("sys/leases/revoke-prefix/{prefix}"),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    }
+    let (issued, revoked): (Vec<String>, Vec<String>) = ["hm/", "hm2/"]
+        .iter()
+        .map(|m| with_world(m, |w| (w.alive.clone(), w.revoked.clone())))
+        .fold((Vec::new(), Vec::new()), |(mut a, mut r), (wa, wr)| {
+            a.extend(wa);
+            r.extend(wr);
+            (a, r)
+        });
+    // Revocation under hm2/ does not update hm/'s list of live users.
+    let still_alive: Vec<&String> = issued.iter().filter(|u| !revoked.contains(u)).collect();
+    assert!(
+        still_alive.is_empty(),
+        "users whose lease was lost: {still_alive:?}"
+    );
+    assert!(revoked.len() >= 30, "only {} users revoked", revoked.len());
+    assert!(
+        gone.load(Ordering::Relaxed) > 0,
+        "no renewal ran after the move"
+    );
+}

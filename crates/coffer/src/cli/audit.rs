@@ -275,6 +275,7 @@ fn client_for(address: &Option<String>) -> ClientArgs {
     ClientArgs {
         address: address.clone(),
         format: Format::Table,
+        field: None,
     }
 }
 

@@ -53,9 +53,15 @@ fn kv_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
     Ok(m)
 }
 
-fn print_auth(body: &Value, format: Format, note: &str) {
+fn print_auth(body: &Value, client: &ClientArgs, note: &str) -> anyhow::Result<()> {
+    let format = client.format;
+    if client.field.is_some() {
+        return super::generic::print_field_or_secret(body, client.field.as_deref(), format)
+            .map(|_| ());
+    }
     if format != Format::Table {
-        return structured(body, format);
+        structured(body, format);
+        return Ok(());
     }
     let a = &body["auth"];
     if !note.is_empty() {
@@ -78,6 +84,7 @@ fn print_auth(body: &Value, format: Format, note: &str) {
         ("policies".into(), cell(&a["policies"])),
         ("token_meta".into(), cell(&a["metadata"])),
     ]);
+    Ok(())
 }
 
 /// Posts login parameters; returns the new token and the whole answer.
@@ -194,7 +201,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
             "WARNING! {var} is set and takes precedence over the token just stored; unset it to use the new token."
         );
     }
-    print_auth(&body, a.client.format, &note);
+    print_auth(&body, &a.client, &note)?;
     Ok(0)
 }
 
@@ -359,7 +366,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<u8> {
                 .write(&path, &Value::Object(body))
                 .await?
                 .context("no token returned")?;
-            print_auth(&resp, client.format, "");
+            print_auth(&resp, &client, "")?;
         }
         TokenCommand::Lookup {
             client,
@@ -376,7 +383,15 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<u8> {
                 (Some(t), false) => c.write("auth/token/lookup", &json!({"token": t})).await?,
             }
             .context("lookup returned nothing")?;
-            print_data(&resp, client.format);
+            if client.field.is_some() {
+                super::generic::print_field_or_secret(
+                    &resp,
+                    client.field.as_deref(),
+                    client.format,
+                )?;
+            } else {
+                print_data(&resp, client.format);
+            }
         }
         TokenCommand::Renew {
             client,
@@ -396,7 +411,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<u8> {
                 }
             }
             .context("renew returned nothing")?;
-            print_auth(&resp, client.format, "");
+            print_auth(&resp, &client, "")?;
         }
         TokenCommand::Revoke {
             client,

@@ -22,9 +22,6 @@ pub struct PathArgs {
 pub struct ReadArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Print only this field's value.
-    #[arg(long)]
-    field: Option<String>,
     /// Path below /v1/.
     path: String,
 }
@@ -37,9 +34,6 @@ pub struct WriteArgs {
     /// Write even with no data (Vault's `write -f`, e.g. `write -f transit/keys/k`).
     #[arg(short = 'f', long = "force")]
     force: bool,
-    /// Print only this field of the answer.
-    #[arg(long)]
-    field: Option<String>,
     /// Path below /v1/.
     path: String,
     /// `key=value`, `key=@file` or `key=-` (stdin); a lone `-` reads a JSON object from stdin.
@@ -136,7 +130,7 @@ pub async fn read(a: ReadArgs) -> anyhow::Result<u8> {
         eprintln!("No value found at {}", a.path);
         return Ok(2);
     };
-    if let Some(f) = &a.field {
+    if let Some(f) = &a.client.field {
         let v = body
             .pointer(&format!("/data/{f}"))
             .ok_or_else(|| UsageError(format!("field {f:?} not present in secret")))?;
@@ -160,7 +154,9 @@ pub async fn write(a: WriteArgs) -> anyhow::Result<u8> {
     let c = a.client.client()?;
     match c.write(trim(&a.path), &Value::Object(data)).await? {
         None => println!("Success! Data written to: {}", a.path),
-        Some(body) => return print_field_or_secret(&body, a.field.as_deref(), a.client.format),
+        Some(body) => {
+            return print_field_or_secret(&body, a.client.field.as_deref(), a.client.format);
+        }
     }
     Ok(0)
 }
@@ -202,9 +198,6 @@ pub async fn delete(a: PathArgs) -> anyhow::Result<u8> {
 pub struct UnwrapArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Print only this field's value.
-    #[arg(long)]
-    field: Option<String>,
     /// The wrapping token (default: the client token, as Vault's CLI does).
     token: Option<String>,
 }
@@ -219,7 +212,7 @@ pub async fn unwrap(a: UnwrapArgs) -> anyhow::Result<u8> {
         eprintln!("The wrapped response was empty");
         return Ok(0);
     };
-    print_field_or_secret(&answer, a.field.as_deref(), a.client.format)
+    print_field_or_secret(&answer, a.client.field.as_deref(), a.client.format)
 }
 
 /// `-field`: a `data` field, else an `auth` field (`token` names the

@@ -94,9 +94,6 @@ pub struct GetArgs {
     /// Version to read (default: the latest).
     #[arg(long)]
     version: Option<u64>,
-    /// Print only this field of the data.
-    #[arg(long)]
-    field: Option<String>,
 }
 
 /// Flags of `coffer kv patch`.
@@ -349,7 +346,7 @@ async fn get(a: GetArgs) -> anyhow::Result<u8> {
             eprintln!("No value found at {}", kp.api("data"));
             return Ok(2);
         };
-        return print_field_or(&body["data"], a.field.as_deref(), || {
+        return print_field_or(&body["data"], a.key.client.field.as_deref(), || {
             print_secret(&body, format)
         });
     }
@@ -386,7 +383,7 @@ async fn get(a: GetArgs) -> anyhow::Result<u8> {
         _ => Client::judge("GET", &path, r)?
             .with_context(|| format!("GET {path} answered with no body"))?,
     };
-    print_field_or(&body["data"]["data"], a.field.as_deref(), || {
+    print_field_or(&body["data"]["data"], a.key.client.field.as_deref(), || {
         if format != Format::Table {
             structured(&body, format);
         } else {

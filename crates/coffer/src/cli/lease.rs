@@ -3,7 +3,6 @@
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::generic::print_secret;
 use super::output::{cell, go_duration, structured, table};
 use super::{ClientArgs, Format};
 
@@ -83,7 +82,7 @@ pub async fn run(cmd: LeaseCommand) -> anyhow::Result<u8> {
                 .write("sys/leases/renew", &body)
                 .await?
                 .context("sys/leases/renew returned nothing")?;
-            print_secret(&answer, client.format);
+            super::generic::print_field_or_secret(&answer, client.field.as_deref(), client.format)?;
         }
         LeaseCommand::Revoke {
             client,

@@ -47,6 +47,10 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Print only this field of the answer (a `data` field, else an `auth`
+    /// field; `token` is the client token).
+    #[arg(long)]
+    pub field: Option<String>,
 }
 
 fn env_first(names: &[&str]) -> Option<String> {

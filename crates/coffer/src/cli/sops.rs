@@ -334,6 +334,7 @@ fn transit_client(e: &VaultEntry) -> anyhow::Result<coffer_client::Client> {
     let args = ClientArgs {
         address: Some(e.vault_address.clone()),
         format: Format::Table,
+        field: None,
     };
     let env_token = ["COFFER_TOKEN", "VAULT_TOKEN"]
         .iter()

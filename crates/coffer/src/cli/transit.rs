@@ -54,9 +54,6 @@ pub struct KeyNameArgs {
     /// Where the transit engine is mounted.
     #[arg(long, default_value = "transit")]
     mount: String,
-    /// Print only this field of the answer (e.g. ciphertext, key_version).
-    #[arg(long)]
-    field: Option<String>,
     /// Key name.
     name: String,
 }
@@ -232,8 +229,8 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &body,
             )
             .await?;
-            if k.client.format != Format::Table || k.field.is_some() {
-                print_field_or_secret(&resp, k.field.as_deref(), k.client.format)?;
+            if k.client.format != Format::Table || k.client.field.is_some() {
+                print_field_or_secret(&resp, k.client.field.as_deref(), k.client.format)?;
             } else {
                 let pt = resp
                     .pointer("/data/plaintext")
@@ -275,7 +272,7 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
                 &json!({"bits": a.bits}),
             )
             .await?;
-            print_field_or_secret(&resp, k.field.as_deref(), k.client.format)?;
+            print_field_or_secret(&resp, k.client.field.as_deref(), k.client.format)?;
         }
         TransitCommand::Envelope(EnvelopeCommand::Encrypt(a)) => envelope_encrypt(a).await?,
         TransitCommand::Envelope(EnvelopeCommand::Decrypt(a)) => envelope_decrypt(a).await?,
@@ -286,7 +283,7 @@ pub async fn run(cmd: TransitCommand) -> anyhow::Result<u8> {
 /// An encryption's answer: the ciphertext alone (so `CT=$(coffer transit
 /// encrypt ...)` works), one field with `-field`, or all of it as JSON/YAML.
 fn print_ciphertext(resp: &Value, k: &KeyNameArgs) -> anyhow::Result<()> {
-    let field = match (&k.field, k.client.format) {
+    let field = match (&k.client.field, k.client.format) {
         (Some(f), _) => Some(f.as_str()),
         (None, Format::Table) => Some("ciphertext"),
         (None, _) => None,
