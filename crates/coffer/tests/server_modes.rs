@@ -168,3 +168,62 @@ async fn the_cli_trusts_a_self_signed_server_certificate() {
     let err = String::from_utf8_lossy(&other.stderr);
     assert!(err.contains("certificate"), "{err}");
 }
+
+/// A server without a configuration file listens where `--address` says
+/// (its data in `./coffer-data`), and dev mode on configured storage says
+/// that it persists.
+#[tokio::test]
+async fn address_flag_and_dev_mode_on_configured_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::server_binary());
+    cmd.args(["server", "--address", "127.0.0.1:0"])
+        .current_dir(dir.path());
+    let s = Server::spawn_command(cmd);
+    assert_eq!(s.http(None).get("sys/seal-status").await.status, 200);
+    assert!(dir.path().join("coffer-data").is_dir());
+    drop(s);
+
+    let config = dir.path().join("file.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"file\" {{\n path = \"{}\"\n}}\n",
+            dir.path().join("dev-data").display()
+        ),
+    )
+    .unwrap();
+    let run_dev = || {
+        std::process::Command::new(common::server_binary())
+            .args([
+                "server",
+                "--dev",
+                "--dev-listen-address",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = run_dev();
+    let mut banner = String::new();
+    {
+        use std::io::BufRead as _;
+        let out = first.stdout.take().unwrap();
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            banner.push_str(&line);
+            if line.starts_with("Listening on") {
+                break;
+            }
+        }
+    }
+    assert!(banner.contains("it persists"), "{banner}");
+    let _ = first.kill();
+    let _ = first.wait();
+    let second = run_dev().wait_with_output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already holds an initialised coffer"), "{err}");
+}
