@@ -55,6 +55,8 @@ pub struct ClientConfig {
     pub address: String,
     /// Token sent as `X-Vault-Token`.
     pub token: Option<String>,
+    /// Sent as `X-Vault-Wrap-TTL`: the server answers with a wrapping token.
+    pub wrap_ttl: Option<String>,
     /// PEM CA certificate to trust (for self-signed servers).
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Skip TLS verification (tests only).
@@ -82,6 +84,7 @@ pub struct Client {
     http: reqwest::Client,
     address: String,
     token: Option<String>,
+    wrap_ttl: Option<String>,
 }
 
 /// A raw answer: status and parsed JSON body (if any).
@@ -203,6 +206,7 @@ impl Client {
             http,
             address,
             token: cfg.token,
+            wrap_ttl: cfg.wrap_ttl,
         })
     }
 
@@ -229,6 +233,9 @@ impl Client {
         let mut rb = self.http.request(m, &url);
         if let Some(t) = &self.token {
             rb = rb.header("X-Vault-Token", t);
+        }
+        if let Some(ttl) = &self.wrap_ttl {
+            rb = rb.header("X-Vault-Wrap-TTL", ttl);
         }
         if let Some(b) = body {
             let bytes = serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?;

@@ -133,6 +133,7 @@ impl TransitSeal {
                 .tls_server_name
                 .clone()
                 .or_else(|| env("VAULT_TLS_SERVER_NAME")),
+            wrap_ttl: None,
         })
         .context("seal \"transit\"")?;
         Ok(Self {

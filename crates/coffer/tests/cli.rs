@@ -785,6 +785,17 @@ async fn vault_users_everyday_commands() {
         "{role}"
     );
 
+    // -wrap-ttl: the answer comes wrapped; -field=wrapping_token keeps the token.
+    let wt = ok(&run(&[
+        "write",
+        "-f",
+        "-wrap-ttl=60s",
+        "-field=wrapping_token",
+        "auth/approle/role/r/secret-id",
+    ]));
+    assert!(wt.starts_with("cvs."), "{wt}");
+    assert_eq!(ok(&run(&["unwrap", "-field=secret_id_ttl", &wt])), "600");
+
     // unwrap, once.
     let h = s.http(Some("root"));
     let wrapped = h

@@ -276,6 +276,7 @@ fn client_for(address: &Option<String>) -> ClientArgs {
         address: address.clone(),
         format: Format::Table,
         field: None,
+        wrap_ttl: None,
     }
 }
 

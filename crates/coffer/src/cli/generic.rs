@@ -91,6 +91,28 @@ pub(super) fn print_secret(body: &Value, format: Format) {
         return structured(body, format);
     }
     let mut rows = Vec::new();
+    if let Some(Value::Object(w)) = body.get("wrap_info") {
+        // A wrapped answer shows its wrapping token, named as Vault's CLI names it.
+        for (name, key) in [
+            ("wrapping_token:", "token"),
+            ("wrapping_accessor:", "accessor"),
+            ("wrapping_token_ttl:", "ttl"),
+            ("wrapping_token_creation_time:", "creation_time"),
+            ("wrapping_token_creation_path:", "creation_path"),
+            ("wrapped_accessor:", "wrapped_accessor"),
+        ] {
+            if let Some(v) = w.get(key).filter(|v| !v.is_null()) {
+                let shown = if key == "ttl" {
+                    go_duration(v.as_u64().unwrap_or(0))
+                } else {
+                    cell(v)
+                };
+                rows.push((name.to_owned(), shown));
+            }
+        }
+        table(&rows);
+        return;
+    }
     let ttl = body
         .get("lease_duration")
         .and_then(Value::as_u64)
@@ -227,9 +249,21 @@ pub(super) fn print_field_or_secret(
         return Ok(0);
     };
     let auth_key = if f == "token" { "client_token" } else { f };
+    let wrap_key = f.strip_prefix("wrapping_").map(|k| match k {
+        "token_ttl" => "ttl",
+        "token_creation_time" => "creation_time",
+        "token_creation_path" => "creation_path",
+        other => other,
+    });
     let v = body
         .pointer(&format!("/data/{f}"))
         .or_else(|| body.pointer(&format!("/auth/{auth_key}")))
+        .or_else(|| wrap_key.and_then(|k| body.get("wrap_info")?.get(k)))
+        .or_else(|| {
+            (f == "wrapped_accessor")
+                .then(|| body.get("wrap_info")?.get(f))
+                .flatten()
+        })
         .ok_or_else(|| UsageError(format!("field {f:?} not present in the answer")))?;
     super::output::field(v);
     Ok(0)

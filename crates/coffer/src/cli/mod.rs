@@ -51,6 +51,10 @@ pub struct ClientArgs {
     /// field; `token` is the client token).
     #[arg(long)]
     pub field: Option<String>,
+    /// Ask the server to wrap its answer in a single-use token living this
+    /// long (e.g. 60s); `coffer unwrap` opens it.
+    #[arg(long)]
+    pub wrap_ttl: Option<String>,
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
@@ -109,6 +113,7 @@ impl ClientArgs {
             token,
             ca_cert_pem,
             skip_verify,
+            wrap_ttl: self.wrap_ttl.clone(),
             ..ClientConfig::default()
         })?)
     }

@@ -335,6 +335,7 @@ fn transit_client(e: &VaultEntry) -> anyhow::Result<coffer_client::Client> {
         address: Some(e.vault_address.clone()),
         format: Format::Table,
         field: None,
+        wrap_ttl: None,
     };
     let env_token = ["COFFER_TOKEN", "VAULT_TOKEN"]
         .iter()
