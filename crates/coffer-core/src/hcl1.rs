@@ -9,6 +9,8 @@ use hcl_edit::structure::Body;
 
 /// Newlines added at most before the parser's error is given as it is.
 const MAX_INSERTED: usize = 512;
+/// Longer texts are parsed as HCL 2 only: each added newline costs a parse.
+const MAX_LENIENT_LEN: usize = 64 * 1024;
 
 /// The text hcl-edit parsed, and where newlines were added to it.
 pub struct Lenient {
@@ -46,7 +48,7 @@ pub fn parse_body(src: &str) -> Result<(Body, Lenient), String> {
             Err(e) => e,
         };
         let at = err.location().offset().min(lenient.text.len());
-        let fix = if lenient.inserted.len() >= MAX_INSERTED {
+        let fix = if lenient.inserted.len() >= MAX_INSERTED || src.len() > MAX_LENIENT_LEN {
             None
         } else if err.message() == "expected newline or eof" {
             Some(at)
