@@ -615,3 +615,88 @@ fn edit_goes_through_a_private_temp_file_and_exec_file_through_a_fifo() {
         .trim_matches('\'');
     assert!(!Path::new(file).exists());
 }
+
+/// `sops -i`: encrypt and decrypt in place, and `set --value-stdin` /
+/// `--value-file`, which keep a secret out of the process list.
+#[test]
+fn in_place_and_values_off_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (recipient, keys) = identity(d, "k");
+    let plain = "db:\n  password: pw-MARKER\nport: 5432\n";
+    std::fs::write(d.join("app.yaml"), plain).expect("plain");
+    let (code, out, err) = coffer(d, &["encrypt", "-i", "--age", &recipient, "app.yaml"], None);
+    assert_eq!((code, out.len()), (0, 0), "{err}");
+    let enc = std::fs::read_to_string(d.join("app.yaml")).expect("enc");
+    assert!(
+        enc.contains("ENC[AES256_GCM") && !enc.contains("pw-MARKER"),
+        "{enc}"
+    );
+    // Encrypting it again is refused and leaves the file as it was.
+    let (code, _, err) = coffer(d, &["encrypt", "-i", "--age", &recipient, "app.yaml"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("already encrypted"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("app.yaml")).expect("same"),
+        enc
+    );
+
+    // set with the value from stdin and from a file.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args([
+            "sops",
+            "set",
+            "--value-stdin",
+            "app.yaml",
+            r#"["db"]["password"]"#,
+        ])
+        .current_dir(d)
+        .env("SOPS_AGE_KEY_FILE", &keys)
+        .env("HOME", d)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("set");
+    {
+        use std::io::Write as _;
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(b"\"from-stdin\"\n").expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    std::fs::write(d.join("v.json"), "\"from-a-file\"").expect("value file");
+    let (code, _, err) = coffer(
+        d,
+        &["set", "--value-file", "app.yaml", r#"["token"]"#, "v.json"],
+        Some(&keys),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = coffer(d, &["decrypt", "-i", "app.yaml"], Some(&keys));
+    assert_eq!((code, out.len()), (0, 0), "{err}");
+    let back = std::fs::read_to_string(d.join("app.yaml")).expect("plain again");
+    assert!(
+        back.contains("password: from-stdin") && back.contains("token: from-a-file"),
+        "{back}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("app.yaml"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "plaintext written in place is private");
+    }
+    // -i needs a file and does not go with --output.
+    let (code, _, err) = coffer(
+        d,
+        &["decrypt", "-i", "--input-type", "yaml", "-"],
+        Some(&keys),
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = coffer(
+        d,
+        &["decrypt", "-i", "--output", "x", "app.yaml"],
+        Some(&keys),
+    );
+    assert_eq!(code, 1, "{err}");
+}

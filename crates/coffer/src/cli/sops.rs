@@ -50,8 +50,16 @@ pub enum SopsCommand {
         file: PathBuf,
         /// The path, e.g. `["db"]["password"]`.
         path: String,
-        /// The value as JSON (`'"text"'`, `5`, `{"a": 1}`).
-        value: String,
+        /// The value as JSON (`'"text"'`, `5`, `{"a": 1}`); with
+        /// --value-file a file holding it; absent with --value-stdin.
+        #[arg(required_unless_present = "value_stdin")]
+        value: Option<String>,
+        /// VALUE names a file holding the JSON value (kept out of `ps`).
+        #[arg(long, conflicts_with = "value_stdin")]
+        value_file: bool,
+        /// Read the JSON value from stdin (kept out of `ps`).
+        #[arg(long)]
+        value_stdin: bool,
         /// Input format (default: from the extension).
         #[arg(long, value_enum)]
         input_type: Option<FileType>,
@@ -181,6 +189,9 @@ pub struct EncryptArgs {
     /// Write here (atomically, mode 0644) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace FILE with the result (atomically), as `sops -i`.
+    #[arg(short = 'i', long, conflicts_with = "output")]
+    in_place: bool,
 }
 
 /// Flags of `coffer sops decrypt`.
@@ -197,6 +208,9 @@ pub struct DecryptArgs {
     /// Write here (atomically, mode 0600: it is plaintext) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace FILE with the plaintext (atomically, mode 0600), as `sops -i`.
+    #[arg(short = 'i', long, conflicts_with_all = ["output", "extract"])]
+    in_place: bool,
 }
 
 pub(super) fn file_type(path: &Path, given: Option<FileType>) -> anyhow::Result<FileType> {
@@ -230,6 +244,21 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(b);
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Where a result goes: FILE itself with `-i`, else `--output`, else stdout.
+fn destination<'a>(
+    file: &'a Path,
+    in_place: bool,
+    output: Option<&'a Path>,
+) -> anyhow::Result<Option<&'a Path>> {
+    if !in_place {
+        return Ok(output);
+    }
+    if file == Path::new("-") {
+        bail!(UsageError("-i needs a file, not stdin".into()));
+    }
+    Ok(Some(file))
 }
 
 pub(super) fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> anyhow::Result<()> {
@@ -283,11 +312,29 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
             file,
             path,
             value,
+            value_file,
+            value_stdin,
             input_type,
         } => {
             let kind = file_type(&file, input_type)?;
             let steps = coffer_sops::path::parse(&path).map_err(|e| UsageError(e.to_string()))?;
-            let value = json::parse_value(&value).map_err(|e| {
+            let text = zeroize::Zeroizing::new(match (value, value_file, value_stdin) {
+                (Some(_), _, true) => {
+                    bail!(UsageError(
+                        "give the value on stdin or as an argument, not both".into()
+                    ))
+                }
+                (None, _, true) => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s)?;
+                    s
+                }
+                (Some(f), true, false) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading the value from {f}"))?,
+                (Some(v), false, false) => v,
+                (None, _, false) => bail!(UsageError("no value given".into())),
+            });
+            let value = json::parse_value(text.trim_end()).map_err(|e| {
                 UsageError(format!(
                     "the value must be JSON (a string is '\"text\"'): {e}"
                 ))
@@ -469,6 +516,7 @@ async fn wrap_groups(
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
+    let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
     let mut groups = vec![GroupKeys {
         age: list(a.age.clone(), "SOPS_AGE_RECIPIENTS"),
         hc_vault: list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS"),
@@ -546,7 +594,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
                     .with_context(|| format!("reading {}", a.file.display()))?,
             )
         };
-        stream_output(a.output.as_deref(), |w| {
+        stream_output(dest, |w| {
             Ok(binary::encrypt_stream(input, w, &key, groups, &opts)?)
         })?;
         return Ok(0);
@@ -561,7 +609,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         mac_only_encrypted,
     };
     let text = seal(kind, tree, plan, a.allow_plaintext, &a.file).await?;
-    write_output(a.output.as_deref(), text.as_bytes(), false)?;
+    write_output(dest, text.as_bytes(), false)?;
     Ok(0)
 }
 
@@ -792,6 +840,7 @@ async fn change(
 
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
+    let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
     if kind == FileType::Binary && a.extract.is_none() {
         // A whole file is decoded, decrypted and hashed piece by piece into
         // one buffer, checked, then written.
@@ -801,7 +850,7 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
             let (_, meta) = document::split(rest)?;
             let key = data_key(&meta).await?;
             let plain = binary::decrypt_data(value, &meta, &key)?;
-            write_output(a.output.as_deref(), &plain, true)?;
+            write_output(dest, &plain, true)?;
             return Ok(0);
         }
     }
@@ -810,7 +859,7 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
         Some(path) => extract(&plain, path, kind)?,
         None => emit_plain(kind, &plain)?,
     });
-    write_output(a.output.as_deref(), &bytes, true)?;
+    write_output(dest, &bytes, true)?;
     Ok(0)
 }
 
