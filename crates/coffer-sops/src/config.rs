@@ -120,7 +120,9 @@ pub struct Choice {
     pub index: usize,
     /// What it gives.
     pub creation: Creation,
-    /// Indices of the other rules that matched too (SOPS ignores them).
+    /// Indices of the other rules that matched too (SOPS ignores them),
+    /// leaving out catch-all rules (no `path_regex`, or `.*`): a default
+    /// rule at the end is the usual layout, not a mistake.
     pub also_matched: Vec<usize>,
 }
 
@@ -188,10 +190,16 @@ impl Config {
         let Some((&index, rest)) = matched.split_first() else {
             return Ok(None);
         };
+        let catch_all = |i: &usize| {
+            matches!(
+                self.rules[*i].path_regex.as_deref().map(str::trim),
+                None | Some("" | ".*" | "^.*" | ".*$" | "^.*$" | ".+" | "^.+$")
+            )
+        };
         Ok(Some(Choice {
             index,
             creation: creation(&self.rules[index], index)?,
-            also_matched: rest.to_vec(),
+            also_matched: rest.iter().copied().filter(|i| !catch_all(i)).collect(),
         }))
     }
 }
@@ -276,13 +284,20 @@ fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
             hc_vault: items(&r.hc_vault_transit_uri),
         }],
     };
-    if let Some(t) = r.shamir_threshold
-        && (groups.len() < 2 || t < 2 || t > groups.len() as u64)
-    {
-        return Err(SopsError::Malformed(format!(
-            "creation rule {n}: shamir_threshold {t} needs at least 2 key groups and at most one per group ({} here)",
-            groups.len()
-        )));
+    if let Some(t) = r.shamir_threshold {
+        if t < 2 {
+            return Err(SopsError::Malformed(format!(
+                "creation rule {n}: shamir_threshold {t}: the threshold must be at least 2 \
+                 (to let any one key group open the file, leave shamir_threshold out)"
+            )));
+        }
+        if t > groups.len() as u64 {
+            return Err(SopsError::Malformed(format!(
+                "creation rule {n}: shamir_threshold {t} is more than the {} key groups: \
+                 the file could never be opened",
+                groups.len()
+            )));
+        }
     }
     Ok(Creation {
         groups,
@@ -314,7 +329,8 @@ mod tests {
             .expect("choose")
             .expect("match");
         assert_eq!(prod.index, 0);
-        assert_eq!(prod.also_matched, vec![1, 2]);
+        // Rule 3 matches too, but a catch-all is not worth a warning.
+        assert_eq!(prod.also_matched, vec![1]);
         assert_eq!(prod.creation.groups[0].age, vec!["age1a", "age1b"]);
         assert_eq!(
             prod.creation.rule,
@@ -345,7 +361,12 @@ mod tests {
             "creation_rules:\n  - key_groups:\n      - age: [age1a]\n    shamir_threshold: 2\n",
         );
         let e = c.choose(&d.path().join("a.json")).expect_err("threshold");
-        assert!(e.to_string().contains("shamir_threshold 2"), "{e}");
+        assert!(e.to_string().contains("shamir_threshold 2 is more than the 1 key groups"), "{e}");
+        let (d, c) = config(
+            "creation_rules:\n  - key_groups:\n      - age: [age1a]\n      - age: [age1b]\n    shamir_threshold: 1\n",
+        );
+        let e = c.choose(&d.path().join("a.json")).expect_err("threshold 1");
+        assert!(e.to_string().contains("the threshold must be at least 2"), "{e}");
     }
 
     #[test]

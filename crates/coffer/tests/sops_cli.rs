@@ -557,7 +557,9 @@ fn edit_goes_through_a_private_temp_file_and_exec_file_through_a_fifo() {
             Some(&keys),
             &[("EDITOR", editor)],
         );
-        assert_eq!(code == 0, want == "not changed", "{editor}: {err}");
+        // No change exits 200, as sops does; failures are errors.
+        let expected = if want == "not changed" { 200 } else { 2 };
+        assert_eq!(code, expected, "{editor}: {err}");
         assert!(err.contains(want), "{editor}: {err}");
         assert_eq!(
             std::fs::read_to_string(d.join("app.enc.yaml")).expect("read"),

@@ -134,8 +134,9 @@ pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u
             std::fs::read(&tmp).with_context(|| format!("reading {}", tmp.display()))?,
         );
         if *after == *before {
+            // sops' documented code for "file has not been modified".
             eprintln!("{}: not changed", file.display());
-            return Ok(0);
+            return Ok(200);
         }
         match parse_plain(kind, after.to_vec()) {
             Ok(tree) => break tree,
