@@ -361,12 +361,19 @@ mod tests {
             "creation_rules:\n  - key_groups:\n      - age: [age1a]\n    shamir_threshold: 2\n",
         );
         let e = c.choose(&d.path().join("a.json")).expect_err("threshold");
-        assert!(e.to_string().contains("shamir_threshold 2 is more than the 1 key groups"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("shamir_threshold 2 is more than the 1 key groups"),
+            "{e}"
+        );
         let (d, c) = config(
             "creation_rules:\n  - key_groups:\n      - age: [age1a]\n      - age: [age1b]\n    shamir_threshold: 1\n",
         );
         let e = c.choose(&d.path().join("a.json")).expect_err("threshold 1");
-        assert!(e.to_string().contains("the threshold must be at least 2"), "{e}");
+        assert!(
+            e.to_string().contains("the threshold must be at least 2"),
+            "{e}"
+        );
     }
 
     #[test]
