@@ -86,6 +86,17 @@ pub(super) fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>
     Ok(out)
 }
 
+/// A wrapped answer's fields as Vault's CLI names them, and their keys in
+/// `wrap_info`.
+const WRAP_FIELDS: &[(&str, &str)] = &[
+    ("wrapping_token", "token"),
+    ("wrapping_accessor", "accessor"),
+    ("wrapping_token_ttl", "ttl"),
+    ("wrapping_token_creation_time", "creation_time"),
+    ("wrapping_token_creation_path", "creation_path"),
+    ("wrapped_accessor", "wrapped_accessor"),
+];
+
 pub(super) fn print_secret(body: &Value, format: Format) {
     if format != Format::Table {
         return structured(body, format);
@@ -93,21 +104,14 @@ pub(super) fn print_secret(body: &Value, format: Format) {
     let mut rows = Vec::new();
     if let Some(Value::Object(w)) = body.get("wrap_info") {
         // A wrapped answer shows its wrapping token, named as Vault's CLI names it.
-        for (name, key) in [
-            ("wrapping_token:", "token"),
-            ("wrapping_accessor:", "accessor"),
-            ("wrapping_token_ttl:", "ttl"),
-            ("wrapping_token_creation_time:", "creation_time"),
-            ("wrapping_token_creation_path:", "creation_path"),
-            ("wrapped_accessor:", "wrapped_accessor"),
-        ] {
-            if let Some(v) = w.get(key).filter(|v| !v.is_null()) {
-                let shown = if key == "ttl" {
+        for (name, key) in WRAP_FIELDS {
+            if let Some(v) = w.get(*key).filter(|v| !v.is_null()) {
+                let shown = if *key == "ttl" {
                     go_duration(v.as_u64().unwrap_or(0))
                 } else {
                     cell(v)
                 };
-                rows.push((name.to_owned(), shown));
+                rows.push((format!("{name}:"), shown));
             }
         }
         table(&rows);
@@ -249,21 +253,14 @@ pub(super) fn print_field_or_secret(
         return Ok(0);
     };
     let auth_key = if f == "token" { "client_token" } else { f };
-    let wrap_key = f.strip_prefix("wrapping_").map(|k| match k {
-        "token_ttl" => "ttl",
-        "token_creation_time" => "creation_time",
-        "token_creation_path" => "creation_path",
-        other => other,
-    });
+    let wrap_key = WRAP_FIELDS
+        .iter()
+        .find(|(name, _)| *name == f)
+        .map(|(_, k)| *k);
     let v = body
         .pointer(&format!("/data/{f}"))
         .or_else(|| body.pointer(&format!("/auth/{auth_key}")))
-        .or_else(|| wrap_key.and_then(|k| body.get("wrap_info")?.get(k)))
-        .or_else(|| {
-            (f == "wrapped_accessor")
-                .then(|| body.get("wrap_info")?.get(f))
-                .flatten()
-        })
+        .or_else(|| body.get("wrap_info")?.get(wrap_key?))
         .ok_or_else(|| UsageError(format!("field {f:?} not present in the answer")))?;
     super::output::field(v);
     Ok(0)
