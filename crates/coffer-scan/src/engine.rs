@@ -1,6 +1,9 @@
 //! The matcher: one Aho-Corasick automaton over every rule's keywords finds
-//! where a rule can match; the rule's regex then runs only on the lines
+//! where a rule can match; the rule's regex then runs only in a window
 //! around each keyword hit (merged per rule), never over the whole input.
+//! A window is the hit's line when the line is short, and is cut at a
+//! bounded distance from the hit when it is not, so time stays linear in
+//! the input however long its lines are (minified bundles, lock files).
 //! Rules without keywords run over the whole input, as in gitleaks.
 
 use crate::config::Config;
@@ -10,8 +13,11 @@ use crate::{Finding, ScanError};
 
 /// Bytes before the line of a keyword hit that a match may start in.
 const BEFORE: usize = 256;
-/// How far past the hit's line an unbounded regex may match.
-const UNBOUNDED_AFTER: usize = 16 << 10;
+/// How far from its keyword a match of an unbounded regex may reach.
+const UNBOUNDED_REACH: usize = 16 << 10;
+/// The most of a long line that inline markers and line allowlists see
+/// on each side of a match.
+const LINE_CONTEXT: usize = 4096;
 
 /// A compiled rule set, ready to scan bytes.
 pub struct Scanner {
@@ -21,6 +27,10 @@ pub struct Scanner {
     owners: Vec<Vec<usize>>,
     /// Rules that run everywhere.
     unanchored: Vec<usize>,
+    /// Whether `gitleaks:allow` on a line is obeyed.
+    inline_allow: bool,
+    /// How many layers of encoded text are decoded and scanned.
+    decode_depth: usize,
 }
 
 /// Where a piece of input comes from.
@@ -62,7 +72,25 @@ impl Scanner {
             keywords,
             owners,
             unanchored,
+            inline_allow: true,
+            decode_depth: 0,
         })
+    }
+
+    /// Decodes base64, hex and percent-encoded text up to `depth` layers
+    /// deep and scans it too (gitleaks' `--max-decode-depth`; 0: off).
+    /// A finding in decoded text is placed on the encoded run and tagged
+    /// `decoded:<encoding>` and `decode-depth:<n>`.
+    pub fn max_decode_depth(mut self, depth: usize) -> Self {
+        self.decode_depth = depth;
+        self
+    }
+
+    /// Whether `gitleaks:allow` / `coffer:allow` silence a line (on by
+    /// default; gitleaks' `--ignore-gitleaks-allow` turns it off).
+    pub fn obey_inline_allow(mut self, on: bool) -> Self {
+        self.inline_allow = on;
+        self
     }
 
     /// The rule set.
@@ -70,19 +98,87 @@ impl Scanner {
         &self.config
     }
 
+    /// Whether nothing in a file at `path` can be reported, so it need not
+    /// be read: a global allowlist allows the path on its own, or every
+    /// rule is limited to other paths.
+    pub fn skips_path(&self, path: &str) -> bool {
+        let allowed = self.config.allowlists.iter().any(|a| {
+            a.target_rules.is_empty()
+                && a.allows_path_alone()
+                && a.paths.iter().any(|p| p.is_match(path.as_bytes()))
+        });
+        let no_rule = !self.config.rules.is_empty()
+            && self.config.rules.iter().all(|r| {
+                r.path
+                    .as_ref()
+                    .is_some_and(|p| !p.is_match(path.as_bytes()))
+            });
+        allowed || no_rule
+    }
+
     /// Every finding in `data`, in order of position then rule.
     pub fn scan(&self, data: &[u8], origin: Origin<'_>) -> Vec<Finding> {
+        let mut found = self.scan_plain(data, origin);
+        if self.decode_depth > 0 {
+            let decoded = self.scan_decoded(data, origin, 1);
+            if !decoded.is_empty() {
+                let lines = Lines::new(data);
+                let mut known: std::collections::HashSet<(String, String)> = found
+                    .iter()
+                    .map(|g| (g.rule_id.clone(), g.secret.clone()))
+                    .collect();
+                for (start, end, mut f) in decoded {
+                    (f.start_line, f.start_column) = lines.line_col(start);
+                    (f.end_line, f.end_column) = lines.line_col(end.saturating_sub(1).max(start));
+                    if known.insert((f.rule_id.clone(), f.secret.clone())) {
+                        found.push(f);
+                    }
+                }
+                sort(&mut found);
+            }
+        }
+        found
+    }
+
+    /// Findings in the encoded runs of `data` (this layer and those
+    /// below it), each with the span of its run in `data`.
+    fn scan_decoded(
+        &self,
+        data: &[u8],
+        origin: Origin<'_>,
+        depth: usize,
+    ) -> Vec<(usize, usize, Finding)> {
+        let mut out = Vec::new();
+        for seg in crate::decode::segments(data) {
+            let mut inner = self.scan_plain(&seg.text, origin);
+            for f in &mut inner {
+                f.tags.push(format!("decoded:{}", seg.encoding));
+                f.tags.push(format!("decode-depth:{depth}"));
+            }
+            if depth < self.decode_depth {
+                for (_, _, mut f) in self.scan_decoded(&seg.text, origin, depth + 1) {
+                    let tag = format!("decoded:{}", seg.encoding);
+                    if !f.tags.contains(&tag) {
+                        f.tags.push(tag);
+                    }
+                    inner.push(f);
+                }
+            }
+            out.extend(inner.into_iter().map(|f| (seg.start, seg.end, f)));
+        }
+        out
+    }
+
+    /// The findings in `data` as it is, without decoding anything.
+    fn scan_plain(&self, data: &[u8], origin: Origin<'_>) -> Vec<Finding> {
         let rules = &self.config.rules;
         // Per rule, the byte ranges its regex must look at.
         let mut windows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); rules.len()];
         if let Some(ac) = &self.keywords {
             for hit in ac.find_all(data) {
                 for &r in &self.owners[hit.keyword] {
-                    let after = rules[r].max_len.unwrap_or(UNBOUNDED_AFTER);
-                    let start = line_start(data, hit.start).saturating_sub(BEFORE);
-                    let end = (line_end(data, hit.end) + after).min(data.len());
-                    let end = line_end(data, end);
-                    push_merged(&mut windows[r], (start, end));
+                    let reach = rules[r].max_len.unwrap_or(UNBOUNDED_REACH);
+                    push_merged(&mut windows[r], window(data, hit.start, reach));
                 }
             }
         }
@@ -90,6 +186,9 @@ impl Scanner {
             windows[r] = vec![(0, data.len())];
         }
         let mut found = Vec::new();
+        // Where each finding's secret lies, in step with `found`.
+        let mut secret_spans: Vec<(usize, usize)> = Vec::new();
+        let lines = Lines::new(data);
         for (i, rule) in rules.iter().enumerate() {
             if windows[i].is_empty() {
                 continue;
@@ -101,7 +200,8 @@ impl Scanner {
             }
             if !rule.has_regex() {
                 // A path-only rule: the file itself is the finding.
-                found.push(finding(rule, data, origin, (0, 0), b"", b""));
+                found.push(finding(rule, &lines, origin, (0, 0), b"", b""));
+                secret_spans.push((0, 0));
                 continue;
             }
             // A regex over the size limit: Rule::check reports it.
@@ -114,23 +214,22 @@ impl Scanner {
                     if !seen.insert(span) {
                         continue;
                     }
-                    let secret = if rule.secret_group > 0 {
-                        caps.get(rule.secret_group).map(|g| g.as_bytes())
+                    let secret_m = if rule.secret_group > 0 {
+                        caps.get(rule.secret_group)
                     } else {
-                        caps.iter()
-                            .skip(1)
-                            .flatten()
-                            .map(|g| g.as_bytes())
-                            .find(|g| !g.is_empty())
+                        caps.iter().skip(1).flatten().find(|g| !g.is_empty())
                     }
-                    .unwrap_or(m.as_bytes());
+                    .unwrap_or(m);
+                    let secret = secret_m.as_bytes();
+                    let secret_span = (ws + secret_m.start(), ws + secret_m.end());
                     if let Some(min) = rule.entropy
                         && entropy(secret) <= min
                     {
                         continue;
                     }
-                    let line = &data[line_start(data, span.0)..line_end(data, span.1)];
-                    if allowed_inline(line) {
+                    let line = &data[line_start_near(data, span.0, LINE_CONTEXT)
+                        ..line_end_near(data, span.1, LINE_CONTEXT)];
+                    if self.inline_allow && allowed_inline(line) {
                         continue;
                     }
                     let c = Candidate {
@@ -147,53 +246,129 @@ impl Scanner {
                     if rule.allowlists.iter().chain(global).any(|a| a.allows(&c)) {
                         continue;
                     }
-                    found.push(finding(rule, data, origin, span, m.as_bytes(), secret));
+                    found.push(finding(rule, &lines, origin, span, m.as_bytes(), secret));
+                    secret_spans.push(secret_span);
                 }
             }
         }
-        // A generic rule's finding adds nothing where a specific rule found
-        // the same secret on the same line.
-        let specific: Vec<(usize, String)> = found
-            .iter()
-            .filter(|f| !f.tags.iter().any(|t| t == "generic"))
-            .map(|f| (f.start_line, f.secret.clone()))
-            .collect();
-        found.retain(|f| {
-            !f.tags.iter().any(|t| t == "generic")
-                || !specific
-                    .iter()
-                    .any(|(line, secret)| *line == f.start_line && secret.contains(&f.secret))
-        });
-        found.sort_by(|a, b| {
-            (a.start_line, a.start_column, &a.rule_id).cmp(&(
-                b.start_line,
-                b.start_column,
-                &b.rule_id,
-            ))
-        });
+        drop_generic_overlaps(&mut found, &secret_spans);
+        sort(&mut found);
         found
     }
+}
+
+/// Drops a generic rule's finding where a specific rule's secret covers
+/// the same bytes: it adds nothing. Sorted spans keep this linear-ish when
+/// one long line holds thousands of findings.
+fn drop_generic_overlaps(found: &mut Vec<Finding>, spans: &[(usize, usize)]) {
+    let generic = |f: &Finding| f.tags.iter().any(|t| t == "generic");
+    let mut specific: Vec<(usize, usize)> = found
+        .iter()
+        .zip(spans)
+        .filter(|(f, s)| !generic(f) && s.1 > s.0)
+        .map(|(_, s)| *s)
+        .collect();
+    if specific.is_empty() {
+        return;
+    }
+    specific.sort_unstable();
+    // furthest[i]: the furthest end among the first i + 1 spans.
+    let furthest: Vec<usize> = specific
+        .iter()
+        .scan(0, |m, s| {
+            *m = (*m).max(s.1);
+            Some(*m)
+        })
+        .collect();
+    let covered = |(start, end): (usize, usize)| {
+        let mut j = specific.partition_point(|s| s.0 < end.max(start + 1));
+        while j > 0 && furthest[j - 1] > start {
+            j -= 1;
+            if specific[j].1 > start {
+                return true;
+            }
+        }
+        false
+    };
+    let mut i = 0;
+    found.retain(|f| {
+        let keep = !generic(f) || !covered(spans[i]);
+        i += 1;
+        keep
+    });
+}
+
+/// In order of position, then rule.
+fn sort(found: &mut [Finding]) {
+    found.sort_by(|a, b| {
+        (a.start_line, a.start_column, &a.rule_id).cmp(&(b.start_line, b.start_column, &b.rule_id))
+    });
 }
 
 /// `gitleaks:allow` and `coffer:allow` on a line silence it.
 fn allowed_inline(line: &[u8]) -> bool {
     [b"gitleaks:allow".as_slice(), b"coffer:allow"]
         .iter()
-        .any(|m| line.windows(m.len()).any(|w| w == *m))
+        .any(|m| memchr::memmem::find(line, m).is_some())
 }
 
-fn line_start(data: &[u8], at: usize) -> usize {
-    data[..at.min(data.len())]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |p| p + 1)
+/// The range a rule whose matches reach at most `reach` bytes from their
+/// keyword must search around a hit at `at`: the hit's line (and the end
+/// of the line before, for matches that span lines), cut where the line
+/// runs on further than the match could.
+fn window(data: &[u8], at: usize, reach: usize) -> (usize, usize) {
+    let start = line_start_near(data, at, reach + BEFORE);
+    let start = if start > 0 && data[start - 1] == b'\n' {
+        start.saturating_sub(BEFORE)
+    } else {
+        start
+    };
+    let end = line_end_near(data, at.saturating_add(reach).min(data.len()), BEFORE);
+    (start, end)
 }
 
-fn line_end(data: &[u8], at: usize) -> usize {
-    data[at.min(data.len())..]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(data.len(), |p| at + p)
+/// The start of the line holding `at`, or `at - limit` when the line
+/// starts further back than that.
+fn line_start_near(data: &[u8], at: usize, limit: usize) -> usize {
+    let at = at.min(data.len());
+    let floor = at.saturating_sub(limit);
+    memchr::memrchr(b'\n', &data[floor..at]).map_or(floor, |p| floor + p + 1)
+}
+
+/// The end of the line holding `at` (its newline's offset), or
+/// `at + limit` when the line ends further on than that.
+fn line_end_near(data: &[u8], at: usize, limit: usize) -> usize {
+    let at = at.min(data.len());
+    let ceil = at.saturating_add(limit).min(data.len());
+    memchr::memchr(b'\n', &data[at..ceil]).map_or(ceil, |p| at + p)
+}
+
+/// Where each line starts, found once per input and only when something
+/// is reported, so a finding's line and column cost a binary search.
+struct Lines<'a> {
+    data: &'a [u8],
+    starts: std::cell::OnceCell<Vec<usize>>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            starts: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// 1-based line and column (in bytes) of a byte offset.
+    fn line_col(&self, at: usize) -> (usize, usize) {
+        let starts = self.starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', self.data).map(|p| p + 1))
+                .collect()
+        });
+        let at = at.min(self.data.len());
+        let line = starts.partition_point(|s| *s <= at);
+        (line, at - starts[line.saturating_sub(1)] + 1)
+    }
 }
 
 /// Adds a range, merging it with the last one when they touch (hits come
@@ -211,14 +386,14 @@ fn push_merged(list: &mut Vec<(usize, usize)>, (s, e): (usize, usize)) {
 
 fn finding(
     rule: &Rule,
-    data: &[u8],
+    lines: &Lines<'_>,
     origin: Origin<'_>,
     (start, end): (usize, usize),
     matched: &[u8],
     secret: &[u8],
 ) -> Finding {
-    let (start_line, start_column) = line_col(data, start);
-    let (end_line, end_column) = line_col(data, end.saturating_sub(1).max(start));
+    let (start_line, start_column) = lines.line_col(start);
+    let (end_line, end_column) = lines.line_col(end.saturating_sub(1).max(start));
     Finding {
         rule_id: rule.id.clone(),
         description: rule.description.clone(),
@@ -236,14 +411,8 @@ fn finding(
         email: None,
         date: None,
         message: None,
+        symlink_file: None,
     }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(data: &[u8], at: usize) -> (usize, usize) {
-    let before = &data[..at.min(data.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    (line, at - line_start(data, at) + 1)
 }
 
 #[cfg(test)]
@@ -286,6 +455,34 @@ mod tests {
         let f = s.scan(data, Origin::default());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].start_line, 1);
+    }
+
+    #[test]
+    fn a_very_long_line_is_searched_in_windows_and_places_findings_right() {
+        let s = scanner(
+            "[[rules]]\nid = 'tok'\nregex = '''(?i)token\\s*=\\s*([a-z0-9]{20})'''\nsecretGroup = 1\nkeywords = ['token']\n",
+        );
+        // A 2 MB line with a keyword every 100 bytes and no match but one.
+        let mut data = Vec::new();
+        while data.len() < 2 << 20 {
+            data.extend_from_slice(b"token=x;");
+            data.extend_from_slice(&[b'a'; 92]);
+        }
+        let at = data.len();
+        data.extend_from_slice(b"TOKEN = q8zr2lmx0vtk5nwpb7yc;");
+        data.extend_from_slice(b"pad;".repeat(5000).as_slice());
+        data.extend_from_slice(b"\nsecond line\n");
+        let f = s.scan(&data, Origin::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].start_line, f[0].start_column), (1, at + 1));
+        // A marker next to it silences it; one far along the same line
+        // does not.
+        let mut marked = data.clone();
+        marked.splice(at..at, b"gitleaks:allow ".iter().copied());
+        assert!(s.scan(&marked, Origin::default()).is_empty());
+        let cut = data.len() - 13;
+        let far = [&data[..cut], b" gitleaks:allow", &data[cut..]].concat();
+        assert_eq!(s.scan(&far, Origin::default()).len(), 1);
     }
 
     #[test]

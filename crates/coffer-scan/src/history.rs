@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gix::ObjectId;
 
-use crate::{Finding, Origin, Progress, ScanError, Scanner};
+use crate::{Finding, Origin, Progress, ScanError, Scanner, text};
 
 fn git(e: impl std::fmt::Display) -> ScanError {
     ScanError::Git(e.to_string())
@@ -31,13 +31,175 @@ pub struct HistoryReport {
     pub bytes: u64,
 }
 
-/// Which commits to walk.
+/// Which commits to walk and which files to read in them.
 #[derive(Debug, Clone, Default)]
 pub struct Range {
-    /// Start from these revisions (`main`, a commit id …); none: every ref.
-    pub tips: Vec<String>,
-    /// Leave out commits reachable from these (`--since-commit`-like).
-    pub exclude: Vec<String>,
+    /// The commits to scan (full ids); `None`: every commit reachable
+    /// from any ref.
+    pub commits: Option<Vec<String>>,
+    /// Only paths these git pathspecs select (none: every path).
+    pub paths: Pathspecs,
+}
+
+impl Range {
+    /// The commits `git rev-list <log_opts>` names in the repository at
+    /// `path`, and the pathspecs after a `--`: everything `git log` takes
+    /// there works (`A..B`, `--since`, `--first-parent`, `--no-merges`,
+    /// `-n 3`, `--all`, `-- src/`).
+    pub fn from_log_opts(path: &Path, log_opts: &[String]) -> Result<Self, ScanError> {
+        let paths = match log_opts.iter().position(|w| w == "--") {
+            Some(at) => Pathspecs::new(&log_opts[at + 1..])?,
+            None => Pathspecs::default(),
+        };
+        // A pathspec is a file filter here, not a commit filter: a commit
+        // that adds a secret to a listed path must be met even when git's
+        // history simplification would hide it.
+        let mut args: Vec<&str> = log_opts
+            .iter()
+            .take_while(|w| *w != "--")
+            .map(String::as_str)
+            .collect();
+        if args.is_empty() {
+            args.push("--all");
+        } else if !names_commits(&args) {
+            // As `git log`: no revision means HEAD.
+            args.push("HEAD");
+        }
+        let out = std::process::Command::new("git")
+            .arg("rev-list")
+            .args(&args)
+            .current_dir(path)
+            .output()
+            .map_err(|e| ScanError::Git(format!("running git rev-list: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(ScanError::Git(format!(
+                "--log-opts {:?}: {}",
+                log_opts.join(" "),
+                err.trim()
+            )));
+        }
+        let commits = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            commits: Some(commits),
+            paths,
+        })
+    }
+}
+
+/// Whether rev-list words name where to start (a revision, or `--all`,
+/// `--branches`...), telling an option's separate value (`-n 3`) from a
+/// revision.
+fn names_commits(words: &[&str]) -> bool {
+    const TAKES_VALUE: [&str; 11] = [
+        "-n",
+        "--max-count",
+        "--skip",
+        "--since",
+        "--after",
+        "--until",
+        "--before",
+        "--author",
+        "--committer",
+        "--grep",
+        "--min-parents",
+    ];
+    let mut value_next = false;
+    for w in words {
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        if !w.starts_with('-') {
+            return true;
+        }
+        if [
+            "--all",
+            "--branches",
+            "--tags",
+            "--remotes",
+            "--glob",
+            "--stdin",
+        ]
+        .iter()
+        .any(|o| w == o || w.starts_with(&format!("{o}=")))
+        {
+            return true;
+        }
+        value_next = TAKES_VALUE.contains(w);
+    }
+    false
+}
+
+/// Git pathspecs: `dir` (and everything under it), `file`, globs (`*.env`,
+/// where `*` crosses `/` as in git), and exclusions (`:!x`, `:(exclude)x`).
+#[derive(Debug, Clone, Default)]
+pub struct Pathspecs {
+    include: Vec<Spec>,
+    exclude: Vec<Spec>,
+}
+
+#[derive(Debug, Clone)]
+struct Spec {
+    prefix: String,
+    glob: Option<globset::GlobMatcher>,
+}
+
+impl Spec {
+    fn matches(&self, path: &str) -> bool {
+        if let Some(g) = &self.glob {
+            return g.is_match(path);
+        }
+        let p = self.prefix.trim_end_matches('/');
+        p.is_empty() || p == "." || path == p || path.starts_with(&format!("{p}/"))
+    }
+}
+
+impl Pathspecs {
+    /// Reads pathspecs as `git log -- <specs>` would.
+    pub fn new(specs: &[String]) -> Result<Self, ScanError> {
+        let mut out = Self::default();
+        for raw in specs {
+            let (exclude, text) = if let Some(t) = raw.strip_prefix(":(exclude)") {
+                (true, t)
+            } else if let Some(t) = raw.strip_prefix(":!").or_else(|| raw.strip_prefix(":^")) {
+                (true, t)
+            } else {
+                (false, raw.as_str())
+            };
+            let text = text.strip_prefix("./").unwrap_or(text);
+            let glob = if text.contains(['*', '?', '[']) {
+                let g = globset::GlobBuilder::new(text)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| ScanError::Git(format!("pathspec {raw:?}: {e}")))?;
+                Some(g.compile_matcher())
+            } else {
+                None
+            };
+            let spec = Spec {
+                prefix: text.to_owned(),
+                glob,
+            };
+            if exclude {
+                out.exclude.push(spec);
+            } else {
+                out.include.push(spec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a repository path is selected.
+    pub fn matches(&self, path: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|s| s.matches(path)))
+            && !self.exclude.iter().any(|s| s.matches(path))
+    }
 }
 
 /// Scans the history of the repository at `path`.
@@ -50,13 +212,21 @@ pub fn scan_history(
     progress: &Progress,
 ) -> Result<HistoryReport, ScanError> {
     let repo = gix::discover(path).map_err(git)?;
-    let resolve = |spec: &String| -> Result<ObjectId, ScanError> {
-        repo.rev_parse_single(spec.as_str())
-            .map_err(|e| ScanError::Git(format!("{spec}: {e}")))
-            .map(|id| id.detach())
+    let listed: Option<HashSet<ObjectId>> = match &range.commits {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|hex| {
+                    ObjectId::from_hex(hex.as_bytes())
+                        .map_err(|e| ScanError::Git(format!("{hex}: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
     };
     let mut tips: Vec<ObjectId> = Vec::new();
-    if range.tips.is_empty() {
+    if let Some(set) = &listed {
+        tips.extend(set.iter().copied());
+    } else {
         let refs = repo.references().map_err(git)?;
         for r in refs.all().map_err(git)?.peeled().map_err(git)? {
             let r = r.map_err(git)?;
@@ -64,50 +234,72 @@ pub fn scan_history(
                 tips.push(id.detach());
             }
         }
-    } else {
-        for t in &range.tips {
-            tips.push(resolve(t)?);
-        }
     }
-    let excluded: HashSet<ObjectId> = if range.exclude.is_empty() {
-        HashSet::new()
-    } else {
-        let ends: Vec<ObjectId> = range
-            .exclude
-            .iter()
-            .map(resolve)
-            .collect::<Result<_, _>>()?;
-        let mut set = HashSet::new();
-        for info in repo.rev_walk(ends).all().map_err(git)? {
-            set.insert(info.map_err(git)?.id);
-        }
-        set
-    };
     // Every commit, then parents before children (oldest first among those
     // ready), so a blob is met in the commit that added it even when a
     // rebase gave a whole series the same time.
     let mut graph: HashMap<ObjectId, (i64, Vec<ObjectId>)> = HashMap::new();
-    for info in repo.rev_walk(tips).all().map_err(git)? {
-        let info = info.map_err(git)?;
-        if excluded.contains(&info.id) || graph.contains_key(&info.id) {
-            continue;
-        }
-        let c = match repo.find_commit(info.id) {
+    let mut add = |id: ObjectId| -> Result<(), ScanError> {
+        let c = match repo.find_commit(id) {
             Ok(c) => c,
-            Err(_) => continue, // a ref to something that is not a commit
+            Err(_) => return Ok(()), // a ref to something that is not a commit
         };
         let parents = c.parent_ids().map(|p| p.detach()).collect();
-        graph.insert(info.id, (c.time().map_err(git)?.seconds, parents));
+        graph.insert(id, (c.time().map_err(git)?.seconds, parents));
+        Ok(())
+    };
+    match &listed {
+        Some(set) => set.iter().try_for_each(|id| add(*id))?,
+        None => {
+            for info in repo.rev_walk(tips).all().map_err(git)? {
+                add(info.map_err(git)?.id)?;
+            }
+        }
     }
     let commits = parents_first(&graph);
     // First the trees, in commit order (cheap, sequential): each blob not
     // seen before becomes a job at the commit and path where it appears.
     let mut seen_trees: HashSet<ObjectId> = HashSet::new();
     let mut seen_blobs: HashSet<ObjectId> = HashSet::new();
+    // A range starts from the commits just outside it: what they hold is
+    // not the range's doing, so their trees and blobs count as seen, and a
+    // file the range changes is judged by the lines it adds to them.
+    let boundary: HashSet<ObjectId> = graph
+        .values()
+        .flat_map(|(_, parents)| parents.iter())
+        .filter(|p| !graph.contains_key(*p))
+        .copied()
+        .collect();
+    for id in &boundary {
+        let Ok(commit) = repo.find_commit(*id) else {
+            continue; // a shallow clone's edge
+        };
+        let root = commit.tree_id().map_err(git)?.detach();
+        let mut stack = vec![root];
+        while let Some(tree_id) = stack.pop() {
+            if !seen_trees.insert(tree_id) {
+                continue;
+            }
+            let tree = repo.find_tree(tree_id).map_err(git)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(git)?;
+                if entry.mode().is_tree() {
+                    stack.push(entry.oid().to_owned());
+                } else if entry.mode().is_blob() {
+                    seen_blobs.insert(entry.oid().to_owned());
+                }
+            }
+        }
+    }
+    let limited = listed.is_some();
     let mut jobs: Vec<Job> = Vec::new();
     for (index, id) in commits.iter().enumerate() {
         let commit = repo.find_commit(*id).map_err(git)?;
         let root = commit.tree_id().map_err(git)?.detach();
+        let parent_tree = match graph.get(id).and_then(|(_, p)| p.first()) {
+            Some(p) if limited => repo.find_commit(*p).ok().and_then(|c| c.tree().ok()),
+            _ => None,
+        };
         let mut stack = vec![(root, String::new())];
         while let Some((tree_id, prefix)) = stack.pop() {
             if !seen_trees.insert(tree_id) {
@@ -126,9 +318,25 @@ pub fn scan_history(
                 let oid = entry.oid().to_owned();
                 if mode.is_tree() {
                     stack.push((oid, path));
-                } else if mode.is_blob() && seen_blobs.insert(oid) {
+                } else if mode.is_blob()
+                    && range.paths.matches(&path)
+                    && !scanner.skips_path(&path)
+                    && seen_blobs.insert(oid)
+                {
+                    // In a range, a file the parent had is judged by the
+                    // lines this commit adds to it.
+                    let old = match &parent_tree {
+                        Some(t) => t
+                            .lookup_entry_by_path(&path)
+                            .ok()
+                            .flatten()
+                            .filter(|e| e.mode().is_blob())
+                            .map(|e| e.object_id()),
+                        None => None,
+                    };
                     jobs.push(Job {
                         blob: oid,
+                        old,
                         path,
                         commit: index,
                     });
@@ -206,6 +414,9 @@ pub fn scan_history(
 /// A blob to scan: where it first appears.
 struct Job {
     blob: ObjectId,
+    /// The file's version in the commit's parent, when only the lines the
+    /// commit adds count.
+    old: Option<ObjectId>,
     path: String,
     /// Index of the commit in walk order.
     commit: usize,
@@ -238,21 +449,29 @@ fn scan_blobs(
             return Ok(out);
         };
         let blob = repo.find_blob(job.blob).map_err(git)?;
-        let data = &blob.data;
-        progress.add(data.len() as u64);
-        if (max_blob_size > 0 && data.len() as u64 > max_blob_size)
-            || data[..data.len().min(8192)].contains(&0)
-        {
+        progress.add(blob.data.len() as u64);
+        if max_blob_size > 0 && blob.data.len() as u64 > max_blob_size {
             continue;
         }
+        let Some(data) = text::scannable(&blob.data) else {
+            continue;
+        };
         out.blobs += 1;
         out.bytes += data.len() as u64;
         let origin = Origin {
             path: &job.path,
             commit: Some(&hex[job.commit]),
         };
-        out.findings
-            .extend(scanner.scan(data, origin).into_iter().map(|f| (index, f)));
+        let mut found = scanner.scan(&data, origin);
+        if let Some(old) = job.old
+            && !found.is_empty()
+        {
+            let old = repo.find_blob(old).map_err(git)?;
+            let old = text::scannable(&old.data).unwrap_or_default();
+            let added = added_lines(&old, &data);
+            found.retain(|f| (f.start_line..=f.end_line).any(|l| added.contains(&l)));
+        }
+        out.findings.extend(found.into_iter().map(|f| (index, f)));
     }
 }
 
@@ -357,6 +576,7 @@ pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanE
             }
         }
     }
+    let committed: HashSet<ObjectId> = head.values().copied().collect();
     let mut findings = Vec::new();
     for entry in index.entries() {
         if !matches!(
@@ -367,25 +587,26 @@ pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanE
         }
         let rela = entry.path(&index).to_string();
         let old = head.get(entry.path(&index).as_ref() as &[u8]).copied();
-        if old == Some(entry.id) {
+        // Content HEAD already has, at this path or another (a rename or
+        // a copy), adds nothing.
+        if committed.contains(&entry.id) || scanner.skips_path(&rela) {
             continue;
         }
         let new = repo.find_blob(entry.id).map_err(git)?;
-        if new.data[..new.data.len().min(8192)].contains(&0) {
+        let Some(new_text) = text::scannable(&new.data) else {
             continue;
-        }
-        let old_lines: Vec<Vec<u8>> = match old {
-            Some(id) => match repo.find_blob(id) {
-                Ok(b) => b.data.split(|c| *c == b'\n').map(<[u8]>::to_vec).collect(),
-                Err(_) => Vec::new(),
-            },
-            None => Vec::new(),
         };
-        let added = added_lines(&old_lines, &new.data);
+        let old_text = match old.map(|id| repo.find_blob(id)) {
+            Some(Ok(b)) => text::scannable(&b.data)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let added = added_lines(&old_text, &new_text);
         findings.extend(
             scanner
                 .scan(
-                    &new.data,
+                    &new_text,
                     Origin {
                         path: &rela,
                         commit: None,
@@ -400,10 +621,10 @@ pub fn scan_staged(scanner: &Scanner, path: &Path) -> Result<Vec<Finding>, ScanE
 
 /// 1-based numbers of the lines of `new` that `old` does not have (each old
 /// line accounts for one equal new line).
-fn added_lines(old: &[Vec<u8>], new: &[u8]) -> HashSet<usize> {
-    let mut pool: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
-    for l in old {
-        *pool.entry(l.as_slice()).or_default() += 1;
+fn added_lines(old: &[u8], new: &[u8]) -> HashSet<usize> {
+    let mut pool: HashMap<&[u8], usize> = HashMap::new();
+    for l in old.split(|c| *c == b'\n') {
+        *pool.entry(l).or_default() += 1;
     }
     let mut added = HashSet::new();
     for (i, l) in new.split(|c| *c == b'\n').enumerate() {

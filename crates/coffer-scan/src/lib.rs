@@ -6,12 +6,14 @@
 //! `keywords` finds keyword anchors, `engine` scans bytes.
 
 pub mod config;
+pub mod decode;
 pub mod engine;
 pub mod expr;
 pub mod history;
 pub mod keywords;
 pub mod report;
 pub mod rule;
+pub mod text;
 pub mod walk;
 
 pub use config::Config;
@@ -59,7 +61,8 @@ pub enum ScanError {
     Git(String),
 }
 
-/// One finding, with gitleaks' report field names.
+/// One finding, with gitleaks' report field names and order. Fields a
+/// scan has no value for are empty strings, as in gitleaks' reports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Finding {
@@ -68,11 +71,6 @@ pub struct Finding {
     pub rule_id: String,
     /// The rule's description.
     pub description: String,
-    /// The file, as given.
-    pub file: String,
-    /// The commit, in history scans.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
     /// 1-based.
     pub start_line: usize,
     /// 1-based.
@@ -86,22 +84,34 @@ pub struct Finding {
     pub matched: String,
     /// The secret inside it.
     pub secret: String,
+    /// The file, as given.
+    pub file: String,
+    /// The symbolic link the file was reached through, when it was.
+    #[serde(serialize_with = "or_empty")]
+    pub symlink_file: Option<String>,
+    /// The commit, in history scans.
+    #[serde(serialize_with = "or_empty")]
+    pub commit: Option<String>,
     /// Shannon entropy of the secret.
     pub entropy: f64,
-    /// The rule's tags.
-    pub tags: Vec<String>,
     /// The commit's author, in history scans.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "or_empty")]
     pub author: Option<String>,
     /// The author's email, in history scans.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "or_empty")]
     pub email: Option<String>,
     /// The commit's date (RFC 3339), in history scans.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "or_empty")]
     pub date: Option<String>,
     /// The commit message's first line, in history scans.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "or_empty")]
     pub message: Option<String>,
+    /// The rule's tags.
+    pub tags: Vec<String>,
+}
+
+fn or_empty<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or(""))
 }
 
 impl Finding {
@@ -109,16 +119,36 @@ impl Finding {
     /// `commit:path:rule:line` in history, `path:rule:line` in trees.
     pub fn fingerprint(&self) -> String {
         match &self.commit {
-            Some(c) => format!("{c}:{}:{}:{}", self.file, self.rule_id, self.start_line),
-            None => format!("{}:{}:{}", self.file, self.rule_id, self.start_line),
+            Some(c) => format!("{c}:{}", self.short_fingerprint()),
+            None => self.short_fingerprint(),
         }
     }
 
-    /// The secret hidden in `Secret` and `Match`.
-    pub fn redact(&mut self) {
-        if !self.secret.is_empty() {
-            self.matched = self.matched.replace(&self.secret, "REDACTED");
+    /// The secret hidden in `Secret` and `Match`: all of it at 100 (as
+    /// `REDACTED`), else all but the first `100 - percent`% of it, followed
+    /// by `...` (gitleaks' `--redact=N`).
+    pub fn redact(&mut self, percent: u8) {
+        if percent == 0 {
+            return;
         }
-        self.secret = "REDACTED".into();
+        let shown = if percent >= 100 {
+            "REDACTED".to_owned()
+        } else {
+            let chars: Vec<char> = self.secret.chars().collect();
+            let keep = (chars.len() as f64 * f64::from(100 - percent) / 100.0).round_ties_even();
+            let mut s: String = chars.iter().take(keep as usize).collect();
+            s.push_str("...");
+            s
+        };
+        if !self.secret.is_empty() {
+            self.matched = self.matched.replace(&self.secret, &shown);
+        }
+        self.secret = shown;
+    }
+
+    /// The `path:rule:line` form of the fingerprint, which ignore files
+    /// may use for a finding in any commit.
+    pub fn short_fingerprint(&self) -> String {
+        format!("{}:{}:{}", self.file, self.rule_id, self.start_line)
     }
 }

@@ -5,18 +5,25 @@ use std::collections::HashSet;
 
 use crate::{Finding, ScanError};
 
-/// gitleaks' JSON report: the findings with their `Fingerprint`.
+/// A finding as gitleaks' JSON report has it: its fields, then its
+/// `Fingerprint`.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    #[serde(flatten)]
+    finding: &'a Finding,
+    #[serde(rename = "Fingerprint")]
+    fingerprint: String,
+}
+
+/// gitleaks' JSON report.
 pub fn json(findings: &[Finding]) -> Result<String, ScanError> {
-    let rows: Vec<serde_json::Value> = findings
+    let rows: Vec<Row<'_>> = findings
         .iter()
-        .map(|f| {
-            let mut v = serde_json::to_value(f).map_err(|e| ScanError::Report(e.to_string()))?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("Fingerprint".into(), f.fingerprint().into());
-            }
-            Ok(v)
+        .map(|f| Row {
+            finding: f,
+            fingerprint: f.fingerprint(),
         })
-        .collect::<Result<_, ScanError>>()?;
+        .collect();
     serde_json::to_string_pretty(&rows)
         .map(|s| s + "\n")
         .map_err(|e| ScanError::Report(e.to_string()))
@@ -136,23 +143,28 @@ fn sarif_uri(path: &str) -> String {
     out
 }
 
-/// CSV with gitleaks' columns.
+/// CSV with gitleaks' columns, in its order.
 pub fn csv(findings: &[Finding]) -> String {
     let mut out = String::from(
-        "RuleID,Commit,File,Secret,Match,StartLine,EndLine,StartColumn,EndColumn,Entropy,Fingerprint,Tags\n",
+        "RuleID,Commit,File,SymlinkFile,Secret,Match,StartLine,EndLine,StartColumn,EndColumn,Author,Message,Date,Email,Fingerprint,Tags\n",
     );
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     for f in findings {
         let fields = [
             f.rule_id.clone(),
-            f.commit.clone().unwrap_or_default(),
+            text(&f.commit),
             f.file.clone(),
+            text(&f.symlink_file),
             f.secret.clone(),
             f.matched.clone(),
             f.start_line.to_string(),
             f.end_line.to_string(),
             f.start_column.to_string(),
             f.end_column.to_string(),
-            format!("{:.4}", f.entropy),
+            text(&f.author),
+            text(&f.message),
+            text(&f.date),
+            text(&f.email),
             f.fingerprint(),
             f.tags.join(" "),
         ];
@@ -221,7 +233,8 @@ fn xml(s: &str) -> String {
 }
 
 /// Drops findings whose fingerprint is listed in an ignore file (one per
-/// line, `#` comments; gitleaks' `.gitleaksignore` format). Returns how
+/// line, `#` comments; gitleaks' `.gitleaksignore` format). A
+/// `path:rule:line` entry matches in every commit as well. Returns how
 /// many were dropped.
 pub fn apply_ignore_file(findings: &mut Vec<Finding>, text: &str) -> usize {
     let ignored: HashSet<&str> = text
@@ -230,7 +243,10 @@ pub fn apply_ignore_file(findings: &mut Vec<Finding>, text: &str) -> usize {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
     let before = findings.len();
-    findings.retain(|f| !ignored.contains(f.fingerprint().as_str()));
+    findings.retain(|f| {
+        !ignored.contains(f.fingerprint().as_str())
+            && !ignored.contains(f.short_fingerprint().as_str())
+    });
     before - findings.len()
 }
 
@@ -288,6 +304,7 @@ mod tests {
             email: None,
             date: None,
             message: None,
+            symlink_file: None,
         }
     }
 
@@ -315,7 +332,7 @@ mod tests {
         assert_eq!(f[0].file, "b.txt");
         let mut g = vec![finding("a.txt", 1), finding("b.txt", 2)];
         let mut old = vec![finding("b.txt", 2)];
-        old[0].redact();
+        old[0].redact(100);
         let base = json(&old).expect("json");
         assert_eq!(apply_baseline(&mut g, &base).expect("baseline"), 1);
         assert_eq!(g[0].file, "a.txt");

@@ -194,6 +194,18 @@ impl Allowlist {
         })
     }
 
+    /// Whether a matching path is enough for this list to allow a
+    /// candidate, whatever the candidate holds.
+    pub fn allows_path_alone(&self) -> bool {
+        !self.paths.is_empty()
+            && match self.condition {
+                Condition::Or => true,
+                Condition::And => {
+                    self.regexes.is_empty() && self.stopwords.is_empty() && self.commits.is_empty()
+                }
+            }
+    }
+
     /// Whether a candidate is allowed (not a finding).
     pub fn allows(&self, c: &Candidate<'_>) -> bool {
         let mut checks: Vec<bool> = Vec::new();

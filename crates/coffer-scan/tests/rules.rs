@@ -442,6 +442,14 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
          pwdn: regulator-fec1-pwdn\npwdown\t\t= GPIO105_HX4700_nIR_ON,\ncase TOKEN_VERBOSE:\n\t\tqla1280_verbose\n\
          private_key = OSSL_STORE_INFO_get1_PKEY(info);\n".into(),
     );
+    // An unquoted token shaped like a constant's name, digits all through.
+    let s = format!("ACME_{}", r(UPALNUM, 24, 74));
+    add(
+        "generic-secret-assignment",
+        format!("auth_token = {s}\n"),
+        s,
+        "auth_token = SHA256_DIGEST_LENGTH_MAX\nsecret = AES_256_GCM_TAG_SIZE\n".into(),
+    );
     let s = format!("HRKU-{}", r(B64URL, 60, 100));
     add(
         "heroku-api-key",
@@ -1502,7 +1510,8 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "url-credentials",
         format!("proxy = http://build:{s}@proxy.internal:3128\n"),
         s,
-        "git clone https://user:${TOKEN}@host/repo\nhttps://user:password@example.com\nhttp://www.example.org/a@b\n".into(),
+        "git clone https://user:${TOKEN}@host/repo\nhttps://user:password@example.com\nhttp://www.example.org/a@b\n\
+         https://user:p%2Fss@artifactory.example.com/api\nftp://deploy:x7Gq2mP9@files.test\n".into(),
     );
     let s = format!("{}==", r(B64, 30, 431));
     add(

@@ -98,7 +98,9 @@ enum PrintCommand {
     Token,
 }
 
-/// Accepts Vault's single-dash long flags (`-format=json`) by doubling the dash.
+/// Accepts Vault's single-dash long flags (`-format=json`) by doubling the
+/// dash. `coffer scan` takes gitleaks' flags as they are: single-dash
+/// words there are values (`--log-opts "-n 3"`).
 fn vault_style_args() -> Vec<String> {
     let mut out = Vec::new();
     let mut passthrough = false;
@@ -107,7 +109,7 @@ fn vault_style_args() -> Vec<String> {
             out.push(a);
             continue;
         }
-        if a == "--" {
+        if a == "--" || (i == 1 && a == "scan") {
             passthrough = true;
             out.push(a);
             continue;
@@ -115,8 +117,13 @@ fn vault_style_args() -> Vec<String> {
         let name_len = a
             .strip_prefix('-')
             .filter(|r| !r.starts_with('-'))
-            .map(|r| r.split('=').next().unwrap_or("").len())
-            .unwrap_or(0);
+            .map(|r| r.split('=').next().unwrap_or(""))
+            // A value that starts with `-` ("-n 3") is not a flag.
+            .filter(|n| {
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+            .map_or(0, str::len);
         if name_len > 1 {
             out.push(format!("-{a}"));
         } else {
@@ -157,7 +164,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            // gitleaks exits 126 on a flag it does not know; scripts that
+            // wrap it may test for that.
+            let scan = std::env::args().nth(1).as_deref() == Some("scan");
+            let code = match e.kind() {
+                clap::error::ErrorKind::UnknownArgument if scan => 126,
+                _ if e.use_stderr() => 1,
+                _ => 0,
+            };
+            return ExitCode::from(code);
         }
     };
     quiet_on_closed_stdout();

@@ -28,11 +28,19 @@ fn scan(dir: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String)
     )
 }
 
+/// The `File` of each finding, in report order.
+fn files_in(report: &[serde_json::Value]) -> Vec<&str> {
+    report
+        .iter()
+        .map(|f| f["File"].as_str().unwrap_or(""))
+        .collect()
+}
+
 /// A made-up token of the GitHub classic format (not a live one).
 const GHP: &str = "ghp_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
 
 #[test]
-fn a_tree_is_scanned_as_git_would_see_it() {
+fn a_tree_is_scanned_whole_and_gitignore_only_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     git(d, &["init", "-q"]);
@@ -44,7 +52,8 @@ fn a_tree_is_scanned_as_git_would_see_it() {
     .expect("w");
     std::fs::write(d.join("app/.hidden/x.yaml"), format!("token: {GHP}\n")).expect("w");
     std::fs::write(d.join("app/ok.txt"), format!("{GHP} # coffer:allow\n")).expect("w");
-    std::fs::write(d.join(".gitignore"), "build/\n").expect("w");
+    std::fs::write(d.join(".gitignore"), "build/\n.env.local\n").expect("w");
+    std::fs::write(d.join(".env.local"), format!("STRIPE={GHP}\n")).expect("w");
     std::fs::create_dir_all(d.join("build")).expect("mkdir");
     std::fs::write(d.join("build/out.txt"), GHP).expect("w");
     let mut binary = b"\x00\x01binary".to_vec();
@@ -57,15 +66,48 @@ fn a_tree_is_scanned_as_git_would_see_it() {
     let (code, out, err) = scan(d, &["dir", ".", "-f", "json"], None);
     assert_eq!(code, 1, "{err}");
     let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
-    let files: Vec<&str> = report
-        .iter()
-        .map(|f| f["File"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(files, ["app/.hidden/x.yaml", "app/config.env"], "{out}");
-    assert_eq!(report[1]["RuleID"], "github-pat");
-    assert_eq!(report[1]["StartLine"], 2);
-    assert_eq!(report[1]["Secret"], "REDACTED");
-    assert_eq!(report[1]["Fingerprint"], "app/config.env:github-pat:2");
+    let files = files_in(&report);
+    // Ignored files are scanned, as gitleaks does: local secrets live there.
+    assert_eq!(
+        files,
+        [
+            ".env.local",
+            "app/.hidden/x.yaml",
+            "app/config.env",
+            "build/out.txt"
+        ],
+        "{out}"
+    );
+    assert_eq!(report[2]["RuleID"], "github-pat");
+    assert_eq!(report[2]["StartLine"], 2);
+    assert_eq!(report[2]["Secret"], "REDACTED");
+    assert_eq!(report[2]["Fingerprint"], "app/config.env:github-pat:2");
+    assert_eq!(report[2]["Commit"], "", "gitleaks' keys, empty in a tree");
+    assert_eq!(report[2]["SymlinkFile"], "");
+    // Asked to respect .gitignore, the summary says what was left out and
+    // how to include it; `.env*` files are never left out.
+    let (_, out, err) = scan(d, &["dir", "--respect-gitignore", "-f", "json"], None);
+    let report: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let files = files_in(&report);
+    assert_eq!(
+        files,
+        [".env.local", "app/.hidden/x.yaml", "app/config.env"]
+    );
+    assert!(
+        err.contains("1 ignored by .gitignore (drop --respect-gitignore to scan them)"),
+        "{err}"
+    );
+    // Links are followed when asked.
+    let (_, out, _) = scan(
+        d,
+        &["dir", "-s", "app", "--follow-symlinks", "-f", "csv"],
+        None,
+    );
+    assert!(out.contains("link/secret.txt"), "{out}");
+    assert!(
+        out.starts_with("RuleID,Commit,File,SymlinkFile,Secret,Match,StartLine,EndLine,StartColumn,EndColumn,Author,Message,Date,Email,Fingerprint,Tags\n"),
+        "{out}"
+    );
 
     let (code, out, _) = scan(d, &["dir", "app", "--no-redact"], None);
     assert_eq!(code, 1);
@@ -75,7 +117,7 @@ fn a_tree_is_scanned_as_git_would_see_it() {
 }
 
 #[test]
-fn a_gitleaks_config_extends_the_defaults_and_bad_ones_exit_2() {
+fn a_gitleaks_config_extends_the_defaults_and_bad_ones_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     std::fs::write(
@@ -102,7 +144,7 @@ fn a_gitleaks_config_extends_the_defaults_and_bad_ones_exit_2() {
 
     std::fs::write(d.join("bad.toml"), "[[rules]]\nid = 'x'\nregex = '('\n").expect("w");
     let (code, _, err) = scan(d, &["dir", ".", "--config", "bad.toml"], None);
-    assert_eq!(code, 2);
+    assert_eq!(code, 1, "an error exits 1, as in gitleaks");
     assert!(err.contains("bad.toml: rule 1 (x)"), "{err}");
     std::fs::write(d.join("odd.toml"), "[extend]\nuseDefault = true\nfoo = 1\n").expect("w");
     let (code, _, err) = scan(d, &["dir", "main.rs", "--config", "odd.toml"], None);
@@ -137,7 +179,7 @@ fn ignore_files_baselines_and_other_report_formats() {
     let (code, out, err) = scan(d, &["dir", ".", "--baseline-path", "base.json"], None);
     assert_eq!(code, 1, "{err}");
     assert!(
-        out.contains("c.env:1:3") && out.contains("1 leaks found"),
+        out.contains("c.env:1:3") && out.contains("1 leak found"),
         "{out}"
     );
     // .gitleaksignore fingerprints are left out.
@@ -151,11 +193,11 @@ fn ignore_files_baselines_and_other_report_formats() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(
-        lines[0].starts_with("RuleID,Commit,File,Secret,Match"),
+        lines[0].starts_with("RuleID,Commit,File,SymlinkFile,Secret,Match"),
         "{out}"
     );
     assert!(
-        lines[1].starts_with("github-pat,,a.env,REDACTED,REDACTED,1,1,3,"),
+        lines[1].starts_with("github-pat,,a.env,,REDACTED,REDACTED,1,1,3,"),
         "{out}"
     );
     let (code, out, _) = scan(d, &["dir", ".", "-f", "junit"], None);
@@ -166,7 +208,7 @@ fn ignore_files_baselines_and_other_report_formats() {
     );
     std::fs::write(d.join("bad.json"), "{").expect("w");
     let (code, _, err) = scan(d, &["dir", ".", "-b", "bad.json"], None);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "{err}");
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -306,7 +348,7 @@ fn the_installed_hook_stops_a_commit_with_a_credential() {
     git(d, &["init", "-q"]);
     std::fs::write(d.join(".git/hooks/pre-commit"), "#!/bin/sh\nexit 0\n").expect("w");
     let (code, _, err) = scan(d, &["install-hook"], None);
-    assert_eq!(code, 2, "a hook of someone else's is kept: {err}");
+    assert_eq!(code, 1, "a hook of someone else's is kept: {err}");
     let (code, _, err) = scan(d, &["install-hook", "--force"], None);
     assert_eq!(code, 0, "{err}");
     let hook = std::fs::read_to_string(d.join(".git/hooks/pre-commit")).expect("hook");
@@ -459,4 +501,306 @@ fn sarif_reports_validate_against_the_schema() {
             .as_array()
             .is_some_and(Vec::is_empty)
     );
+}
+
+/// Made-up credentials (none live) for the history below.
+const AWS_ID: &str = "AKIAQ7ZR2LMX5VTK4NWP";
+const GHP_GONE: &str = "ghp_Zt5NwPb7Yc4HsJ1dFg6AeR3uWoq8Zr2LmX0v";
+const SLACK_HOOK: &str =
+    "https://hooks.slack.com/services/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";
+const NPM: &str = "npm_q8Zr2LmX0vTk5NwPb7Yc4HsJ1dFg6AeR3uWo";
+const DB_URL: &str = "postgres://app:Xk29fQmz81LpTw7Rv@db.internal:5432/app";
+
+/// The (file, rule, commit) of each finding in a JSON report.
+fn found(report: &str) -> Vec<(String, String, String)> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(report).expect("json report");
+    let mut out: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_owned();
+            (s("File"), s("RuleID"), s("Commit"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The first finding in a JSON report for `file`.
+fn finding_in(report: &str, file: &str) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(report).expect("json report");
+    rows.into_iter()
+        .find(|f| f["File"] == file)
+        .unwrap_or_else(|| panic!("no finding in {file}: {report}"))
+}
+
+/// A history like a real project's: keys added over several commits, a
+/// leak added then deleted, an ignore file, an inline allow, and a last
+/// commit that adds one leak while editing a file that holds an old one.
+/// The full history blames each leak on the commit that added it; a
+/// pull-request range (`A..B`, `-n 1`) reports only what its commits add;
+/// `-- paths`, `--since` and `--no-merges` select as git log does;
+/// `--staged` sees a rename as nothing new.
+#[test]
+fn ranges_blame_only_the_commits_in_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let w = |path: &str, text: &str| {
+        let p = d.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    git(d, &["init", "-q"]);
+    w(
+        "config/aws.env",
+        &format!("AWS_ACCESS_KEY_ID={AWS_ID}\nREGION=eu-west-1\n"),
+    );
+    w(".env", &format!("DATABASE_URL={DB_URL}\n"));
+    git(d, &["add", "-A"]);
+    let c1 = commit(d, "config", 10);
+    w("src/github.py", &format!("TOKEN = \"{GHP}\"\n"));
+    git(d, &["add", "-A"]);
+    let c2 = commit(d, "github client", 20);
+    w("ops/slack.txt", &format!("{SLACK_HOOK}\n"));
+    git(d, &["add", "-A"]);
+    let c3 = commit(d, "alerts", 30);
+    w("tmp/leak.txt", &format!("gh = {GHP_GONE}\n"));
+    git(d, &["add", "-A"]);
+    let c4 = commit(d, "oops", 40);
+    git(d, &["rm", "-q", "tmp/leak.txt"]);
+    w(
+        "docs/setup.md",
+        &format!("export GH={GHP_GONE} # gitleaks:allow\n"),
+    );
+    git(d, &["add", "-A"]);
+    commit(d, "remove leak", 45);
+    w(
+        "config/aws.env",
+        &format!("AWS_ACCESS_KEY_ID={AWS_ID}\nREGION=eu-west-1\nRETRIES=3\n"),
+    );
+    w(
+        ".npmrc.env",
+        &format!("//registry.npmjs.org/:_authToken={NPM}\n"),
+    );
+    git(d, &["add", "-A"]);
+    let c6 = commit(d, "npm publishing", 55);
+
+    let row = |f: &str, r: &str, c: &str| (f.to_owned(), r.to_owned(), c.to_owned());
+    let (code, out, err) = scan(d, &["git", "-f", "json"], None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        found(&out),
+        vec![
+            row(".env", "database-url-password", &c1),
+            row(".npmrc.env", "npm-access-token", &c6),
+            row("config/aws.env", "aws-access-token", &c1),
+            row("ops/slack.txt", "slack-webhook-url", &c3),
+            row("src/github.py", "github-pat", &c2),
+            row("tmp/leak.txt", "github-pat", &c4),
+        ],
+        "{out}"
+    );
+    let npm = finding_in(&out, ".npmrc.env");
+    assert_eq!(npm["Author"], "Test Author");
+    assert_eq!(npm["Email"], "author@example.com");
+    assert_eq!(npm["Message"], "npm publishing");
+    assert_eq!(npm["Date"], "2026-01-02T03:04:55Z");
+
+    // What a `--log-opts` scan finds.
+    let range = |opts: &str| {
+        let (code, out, err) = scan(d, &["git", "--log-opts", opts, "-f", "json"], None);
+        assert!(code <= 1, "{opts}: {err}");
+        found(&out)
+    };
+    // The pull request: only the npm token, though HEAD also rewrote a
+    // file holding an older key.
+    for opts in ["HEAD~1..HEAD", "-n 1", "--max-count=1 HEAD", "HEAD ^HEAD~1"] {
+        assert_eq!(
+            range(opts),
+            vec![row(".npmrc.env", "npm-access-token", &c6)],
+            "{opts}"
+        );
+    }
+    // Further back: the deleted leak's commit is outside, then inside.
+    assert_eq!(
+        range(&format!("{c4}..HEAD")),
+        vec![row(".npmrc.env", "npm-access-token", &c6)]
+    );
+    let since_c4 = vec![
+        row(".npmrc.env", "npm-access-token", &c6),
+        row("tmp/leak.txt", "github-pat", &c4),
+    ];
+    assert_eq!(range(&format!("{c3}..HEAD")), since_c4);
+    // Paths and dates, as git log reads them.
+    assert_eq!(
+        range("--all -- src ops"),
+        vec![
+            row("ops/slack.txt", "slack-webhook-url", &c3),
+            row("src/github.py", "github-pat", &c2),
+        ]
+    );
+    assert_eq!(range("--since=2026-01-02T03:04:35Z --no-merges"), since_c4);
+    let (code, _, err) = scan(d, &["git", "--log-opts", "nosuchref..HEAD"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("nosuchref"), "{err}");
+
+    // A short .gitleaksignore entry (path:rule:line) holds in every commit.
+    w(".gitleaksignore", "ops/slack.txt:slack-webhook-url:1\n");
+    let (_, out, _) = scan(d, &["git", "-f", "json"], None);
+    assert!(!out.contains("ops/slack.txt"), "{out}");
+    assert_eq!(found(&out).len(), 5);
+    std::fs::remove_file(d.join(".gitleaksignore")).expect("rm");
+
+    // Staged: a rename adds nothing; a new token does.
+    git(d, &["mv", ".env", "renamed.env"]);
+    let (code, out, err) = scan(d, &["git", "--staged", "-f", "json"], None);
+    assert_eq!((code, out.trim()), (0, "[]"), "{err}");
+    w("app.env", &format!("GH={GHP_GONE}\n"));
+    git(d, &["add", "app.env"]);
+    let (code, out, _) = scan(d, &["git", "--staged", "-f", "json"], None);
+    assert_eq!(code, 1);
+    assert_eq!(found(&out), vec![row("app.env", "github-pat", "")]);
+}
+
+/// What gitleaks' flags do here: `--redact=N`, `--enable-rule`,
+/// `--ignore-gitleaks-allow`, `--max-target-megabytes`, the log level, an
+/// unknown flag's exit code (126), and a reader that closes the pipe early.
+#[test]
+fn gitleaks_flags_do_what_they_say() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("a.env"),
+        format!("GH={GHP}\nNPM={NPM}\nOK={GHP_GONE} # gitleaks:allow\n"),
+    )
+    .expect("w");
+    let (code, out, _) = scan(d, &["dir", "--redact=50", "-f", "json"], None);
+    assert_eq!(code, 1);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    assert_eq!(rows[0]["Secret"], format!("{}...", &GHP[..20]));
+    let (_, out, _) = scan(d, &["dir", "--redact", "-f", "json"], None);
+    assert!(out.contains("\"Secret\": \"REDACTED\""), "{out}");
+    let (_, out, _) = scan(d, &["dir", "--redact=0", "-f", "json"], None);
+    assert!(out.contains(GHP), "{out}");
+    let (_, out, _) = scan(
+        d,
+        &[
+            "dir",
+            "--enable-rule",
+            "npm-access-token",
+            "--ignore-gitleaks-allow",
+            "-f",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(
+        found(&out),
+        vec![("a.env".into(), "npm-access-token".into(), String::new())]
+    );
+    let (_, out, _) = scan(d, &["dir", "--ignore-gitleaks-allow", "-f", "json"], None);
+    assert_eq!(found(&out).len(), 3, "{out}");
+    let (code, _, err) = scan(d, &["dir", "--enable-rule", "no-such-rule"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("no-such-rule"), "{err}");
+    let (code, out, err) = scan(
+        d,
+        &[
+            "dir",
+            "--max-target-megabytes",
+            "0",
+            "-l",
+            "warn",
+            "--no-banner",
+            "--no-color",
+            "-v",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(!err.contains("scanned"), "warn hides the summary: {err}");
+    assert!(
+        err.contains("a.env:1:4  github-pat"),
+        "-v lists findings: {err}"
+    );
+    assert!(out.contains("2 leaks found"), "{out}");
+    let (code, _, err) = scan(d, &["dir", "--no-such-flag"], None);
+    assert_eq!(code, 126, "{err}");
+    // GITLEAKS_CONFIG names the rules.
+    std::fs::write(
+        d.join("only-npm.toml"),
+        "[[rules]]\nid = 'npm'\nregex = '''npm_[A-Za-z0-9]{36}'''\nkeywords = ['npm_']\n",
+    )
+    .expect("w");
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["scan", "dir", "-f", "json"])
+        .current_dir(d)
+        .env("GITLEAKS_CONFIG", d.join("only-npm.toml"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        found(&text),
+        vec![("a.env".into(), "npm".into(), String::new())]
+    );
+    // `| head -1`: the report (far larger than a pipe's buffer) stops
+    // being read; that is not an error.
+    std::fs::write(d.join("many.env"), format!("GH={GHP}\n").repeat(2000)).expect("w");
+    let piped = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' scan dir -f sarif -l error . | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            env!("CARGO_BIN_EXE_coffer")
+        ))
+        .current_dir(d)
+        .output()
+        .expect("bash");
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), "1");
+}
+
+/// Text that looks binary at a glance is scanned: a token after a few NUL
+/// bytes, one in a UTF-16 PowerShell script, one inside base64.
+#[test]
+fn nuls_utf16_and_encoded_text_do_not_hide_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("nul.txt"), format!("\0\0\0GH={GHP}\nmore\n")).expect("w");
+    let mut ps1 = vec![0xFF, 0xFE];
+    for u in format!("$env:NPM_TOKEN = \"{NPM}\"\r\nWrite-Host done\r\n").encode_utf16() {
+        ps1.extend_from_slice(&u.to_le_bytes());
+    }
+    std::fs::write(d.join("deploy.ps1"), ps1).expect("w");
+    let b64 = "Z2hfdG9rZW4gPSBnaHBfWnQ1TndQYjdZYzRIc0oxZEZnNkFlUjN1V29xOFpyMkxtWDB2";
+    std::fs::write(d.join("values.yaml"), format!("blob: {b64}\n")).expect("w");
+    let (code, out, err) = scan(d, &["dir", "-f", "json", "--no-redact"], None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        found(&out),
+        vec![
+            (
+                "deploy.ps1".into(),
+                "npm-access-token".into(),
+                String::new()
+            ),
+            ("nul.txt".into(), "github-pat".into(), String::new()),
+            ("values.yaml".into(), "github-pat".into(), String::new()),
+        ],
+        "{out}"
+    );
+    let decoded = finding_in(&out, "values.yaml");
+    assert_eq!(decoded["Secret"], GHP_GONE);
+    assert_eq!(
+        (
+            decoded["StartLine"].as_u64(),
+            decoded["StartColumn"].as_u64()
+        ),
+        (Some(1), Some(7))
+    );
+    assert!(
+        decoded["Tags"].to_string().contains("decoded:base64"),
+        "{decoded}"
+    );
+    let (_, out, _) = scan(d, &["dir", "-f", "json", "--max-decode-depth", "0"], None);
+    assert_eq!(found(&out).len(), 2, "{out}");
 }

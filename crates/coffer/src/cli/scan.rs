@@ -6,30 +6,45 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use coffer_scan::history::{Range, scan_history, scan_staged};
-use coffer_scan::walk::scan_tree;
+use coffer_scan::walk::{TreeOptions, scan_tree};
 use coffer_scan::{Config, Finding, Origin, Progress, Scanner, report};
 
 /// Scan targets.
 #[derive(clap::Subcommand, Debug)]
 pub enum ScanCommand {
-    /// Scan a directory tree (`.gitignore` respected, `.git` and binary
-    /// files skipped).
+    /// Scan a directory tree or a file (`.git` and binary files skipped;
+    /// files git ignores are scanned too, as gitleaks does, unless
+    /// --respect-gitignore).
     Dir {
-        /// The directory (or a single file).
-        #[arg(default_value = ".")]
-        path: PathBuf,
+        /// The directory (or a single file); default `.`.
+        path: Option<PathBuf>,
+        /// The same as PATH (gitleaks' `--source`).
+        #[arg(short = 's', long, conflicts_with = "path")]
+        source: Option<PathBuf>,
+        /// Follow symbolic links to files and directories (a finding in a
+        /// linked file names the link as SymlinkFile).
+        #[arg(long)]
+        follow_symlinks: bool,
+        /// Leave out files `.gitignore` ignores (never `.env*` files); the
+        /// summary counts what was left out.
+        #[arg(long)]
+        respect_gitignore: bool,
         #[command(flatten)]
         opts: ScanOpts,
     },
-    /// Scan a git repository's history (every blob once, each finding
-    /// reported for the commit that introduced it), or with --staged what is
-    /// staged for the next commit.
+    /// Scan a git repository's history (each finding reported for the
+    /// commit that introduced it), or with --staged what is staged for
+    /// the next commit.
     Git {
-        /// The repository (or a directory inside it).
-        #[arg(default_value = ".")]
-        path: PathBuf,
-        /// Which commits: revisions (`main`), ranges (`v1..main`),
-        /// exclusions (`^v1`), `--all` (the default: every ref).
+        /// The repository (or a directory inside it); default `.`.
+        path: Option<PathBuf>,
+        /// The same as PATH (gitleaks' `--source`).
+        #[arg(short = 's', long, conflicts_with = "path")]
+        source: Option<PathBuf>,
+        /// Which commits, as `git log` takes them: `A..B` (only what the
+        /// range's commits introduce), `--since=2024-01-01`,
+        /// `--first-parent`, `--no-merges`, `-n 10`, `--all`, `-- paths`
+        /// (default: every commit reachable from any ref).
         #[arg(long, allow_hyphen_values = true)]
         log_opts: Option<String>,
         /// Only the lines staged for the next commit (for pre-commit hooks).
@@ -57,28 +72,39 @@ pub enum ScanCommand {
     },
 }
 
-/// Flags every scan takes.
+/// Flags every scan takes, spelled as gitleaks spells them.
 #[derive(clap::Args, Debug)]
 pub struct ScanOpts {
-    /// A gitleaks-format rule file (default: `.gitleaks.toml` in the scanned
-    /// directory if there is one, else the built-in rules).
-    #[arg(short, long)]
+    /// A gitleaks-format rule file. Default: $GITLEAKS_CONFIG, then the
+    /// rules in $GITLEAKS_CONFIG_TOML, then `.gitleaks.toml` in the scanned
+    /// directory (the current one for stdin), else the built-in rules.
+    #[arg(short, long, env = "GITLEAKS_CONFIG")]
     config: Option<PathBuf>,
     /// Report format.
     #[arg(short = 'f', long, value_enum, default_value_t = ReportFormat::Table)]
     report_format: ReportFormat,
-    /// Write the report here instead of stdout.
+    /// Write the report here instead of stdout (`-`: stdout).
     #[arg(short = 'r', long)]
     report_path: Option<PathBuf>,
-    /// Show secrets in the report (they are redacted by default).
-    #[arg(long)]
+    /// Hide secrets in the report: all of each (the default, or
+    /// `--redact`), or N percent of each (`--redact=N`; 0 shows them).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "100",
+          value_parser = clap::value_parser!(u8).range(0..=100), value_name = "N")]
+    redact: Option<u8>,
+    /// Show secrets in the report (the same as --redact=0).
+    #[arg(long, conflicts_with = "redact")]
     no_redact: bool,
     /// Exit code when there are findings.
     #[arg(long, default_value_t = 1)]
     exit_code: u8,
-    /// Fingerprints to leave out, one per line (default: `.gitleaksignore`
-    /// in the scanned directory if there is one).
-    #[arg(short = 'i', long)]
+    /// Fingerprints to leave out, one per line: a file, or a directory
+    /// holding `.gitleaksignore` (default: `.gitleaksignore` in the scanned
+    /// directory if there is one).
+    #[arg(
+        short = 'i',
+        long = "gitleaks-ignore-path",
+        visible_alias = "ignore-path"
+    )]
     ignore_path: Option<PathBuf>,
     /// A JSON report of an earlier scan: only findings not in it are
     /// reported.
@@ -87,9 +113,73 @@ pub struct ScanOpts {
     /// Skip files larger than this many megabytes (0: no limit).
     #[arg(long, default_value_t = 100)]
     max_file_size: u64,
+    /// gitleaks' name for --max-file-size (this one wins when both are set).
+    #[arg(long, value_name = "MB")]
+    max_target_megabytes: Option<u64>,
     /// Threads reading and scanning files or blobs (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Report only these rules (ids; repeat or separate with commas).
+    #[arg(long, value_delimiter = ',', value_name = "RULE_ID")]
+    enable_rule: Vec<String>,
+    /// Report findings on lines marked `gitleaks:allow` too.
+    #[arg(long)]
+    ignore_gitleaks_allow: bool,
+    /// Decode base64, hex and percent-encoded text this many layers deep
+    /// and scan it (0: off).
+    #[arg(long, default_value_t = 5)]
+    max_decode_depth: usize,
+    /// Give up (exit 1) when the scan takes longer than this many seconds
+    /// (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    timeout: u64,
+    /// Print every finding to stderr as it is reported, whatever the
+    /// report's format and destination.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// What goes to stderr: trace and debug add where the rules came from,
+    /// info adds the summary, warn only warnings, error and fatal only
+    /// errors.
+    #[arg(short = 'l', long, value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+    /// Accepted for gitleaks' scripts: coffer prints no banner.
+    #[arg(long)]
+    no_banner: bool,
+    /// Accepted for gitleaks' scripts: coffer's output has no color.
+    #[arg(long)]
+    no_color: bool,
+}
+
+impl ScanOpts {
+    fn redact_percent(&self) -> u8 {
+        if self.no_redact {
+            0
+        } else {
+            self.redact.unwrap_or(100)
+        }
+    }
+
+    fn max_bytes(&self) -> u64 {
+        self.max_target_megabytes.unwrap_or(self.max_file_size) << 20
+    }
+}
+
+/// How much goes to stderr.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// As debug.
+    Trace,
+    /// Where the rules came from, and the summary.
+    Debug,
+    /// The summary and warnings.
+    Info,
+    /// Warnings only.
+    Warn,
+    /// Errors only.
+    #[value(alias = "err")]
+    Error,
+    /// Errors only.
+    Fatal,
 }
 
 /// Report formats.
@@ -107,99 +197,116 @@ pub enum ReportFormat {
     Sarif,
 }
 
-/// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 2
-/// (bad rules or usage).
+/// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 1
+/// (an error), as gitleaks' are.
 pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
     if let ScanCommand::InstallHook { path, force } = &cmd {
         return install_hook(path, *force);
     }
+    let dot = PathBuf::from(".");
     let (opts, root) = match &cmd {
-        ScanCommand::Dir { path, opts } | ScanCommand::Git { path, opts, .. } => {
-            (opts, Some(path.as_path()))
+        ScanCommand::Dir {
+            path, source, opts, ..
         }
-        ScanCommand::Stdin { opts, .. } => (opts, None),
+        | ScanCommand::Git {
+            path, source, opts, ..
+        } => (
+            opts,
+            path.as_ref().or(source.as_ref()).unwrap_or(&dot).clone(),
+        ),
+        ScanCommand::Stdin { opts, .. } => (opts, dot.clone()),
         // Handled above.
         ScanCommand::InstallHook { .. } => return Ok(0),
     };
-    let scanner = match load(opts.config.as_deref(), root) {
+    if opts.timeout > 0 {
+        let limit = opts.timeout;
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(limit));
+            eprintln!("Error: the scan did not finish within {limit} s (--timeout)");
+            std::process::exit(1);
+        });
+    }
+    let info = opts.log_level <= LogLevel::Info;
+    let scanner = match load(opts, &root) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            return Ok(2);
+            return Ok(1);
         }
     };
     let started = std::time::Instant::now();
     let mut findings = match &cmd {
-        ScanCommand::Dir { path, opts } => {
-            if !path.exists() {
-                eprintln!("Error: {} does not exist", path.display());
-                return Ok(2);
+        ScanCommand::Dir {
+            follow_symlinks,
+            respect_gitignore,
+            ..
+        } => {
+            if !root.exists() {
+                eprintln!("Error: {} does not exist", root.display());
+                return Ok(1);
             }
             let progress = Progress::default();
+            let tree = TreeOptions {
+                max_file_size: opts.max_bytes(),
+                threads: opts.threads,
+                respect_gitignore: *respect_gitignore,
+                follow_symlinks: *follow_symlinks,
+            };
             let report = with_progress("files", &progress, || {
-                scan_tree(
-                    &scanner,
-                    path,
-                    opts.max_file_size << 20,
-                    opts.threads,
-                    &progress,
-                )
+                scan_tree(&scanner, &root, &tree, &progress)
             });
-            for e in &report.errors {
-                eprintln!("warning: {e}");
+            if opts.log_level <= LogLevel::Warn {
+                for e in &report.errors {
+                    eprintln!("warning: {e}");
+                }
             }
-            eprintln!(
-                "scanned {} files, {:.1} MB in {:.2} s ({} skipped: binary or over the size limit)",
-                report.files,
-                report.bytes as f64 / 1e6,
-                started.elapsed().as_secs_f64(),
-                report.skipped
-            );
+            if info {
+                eprintln!("{}", tree_summary(&report, started.elapsed()));
+            }
             report.findings
         }
         ScanCommand::Git {
-            path,
-            log_opts,
-            staged,
-            opts,
+            log_opts, staged, ..
         } => {
             let result = if *staged {
-                scan_staged(&scanner, path)
+                scan_staged(&scanner, &root)
             } else {
-                let range = match parse_log_opts(log_opts.as_deref().unwrap_or("")) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("Error: {e}");
-                        return Ok(2);
-                    }
+                let range = match log_opts.as_deref().map(split_words) {
+                    None => Ok(Range::default()),
+                    Some(Ok(words)) => Range::from_log_opts(&root, &words),
+                    Some(Err(e)) => Err(coffer_scan::ScanError::Git(e)),
                 };
-                let progress = Progress::default();
-                with_progress("blobs", &progress, || {
-                    scan_history(
-                        &scanner,
-                        path,
-                        &range,
-                        opts.max_file_size << 20,
-                        opts.threads,
-                        &progress,
-                    )
-                })
-                .map(|r| {
-                    eprintln!(
-                        "scanned {} commits, {} distinct blobs, {:.1} MB in {:.2} s",
-                        r.commits,
-                        r.blobs,
-                        r.bytes as f64 / 1e6,
-                        started.elapsed().as_secs_f64()
-                    );
-                    r.findings
+                range.and_then(|range| {
+                    let progress = Progress::default();
+                    with_progress("blobs", &progress, || {
+                        scan_history(
+                            &scanner,
+                            &root,
+                            &range,
+                            opts.max_bytes(),
+                            opts.threads,
+                            &progress,
+                        )
+                    })
+                    .map(|r| {
+                        if info {
+                            eprintln!(
+                                "scanned {} commits, {} distinct blobs, {:.1} MB in {:.2} s",
+                                r.commits,
+                                r.blobs,
+                                r.bytes as f64 / 1e6,
+                                started.elapsed().as_secs_f64()
+                            );
+                        }
+                        r.findings
+                    })
                 })
             };
             match result {
                 Ok(f) => f,
                 Err(e) => {
                     eprintln!("Error: {e}");
-                    return Ok(2);
+                    return Ok(1);
                 }
             }
         }
@@ -208,35 +315,46 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
         ScanCommand::Stdin { label, .. } => {
             let mut data = Vec::new();
             std::io::stdin().read_to_end(&mut data)?;
-            scanner.scan(
-                &data,
-                Origin {
-                    path: label,
-                    commit: None,
-                },
-            )
+            match coffer_scan::text::scannable(&data) {
+                Some(text) => scanner.scan(
+                    &text,
+                    Origin {
+                        path: label,
+                        commit: None,
+                    },
+                ),
+                None => Vec::new(),
+            }
         }
     };
-    let ignore = opts.ignore_path.clone().or_else(|| {
-        root.map(|r| r.join(".gitleaksignore"))
-            .filter(|p| p.is_file())
-    });
+    let ignore = match &opts.ignore_path {
+        Some(p) if p.is_dir() => Some(p.join(".gitleaksignore")).filter(|p| p.is_file()),
+        Some(p) => Some(p.clone()),
+        None => Some(root.join(".gitleaksignore")).filter(|p| p.is_file()),
+    };
     if let Some(p) = ignore {
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("Error: reading {}: {e}", p.display());
+                return Ok(1);
+            }
+        };
         report::apply_ignore_file(&mut findings, &text);
     }
     if let Some(p) = &opts.baseline_path {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        if let Err(e) = report::apply_baseline(&mut findings, &text) {
+        let applied = std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                report::apply_baseline(&mut findings, &text).map_err(|e| e.to_string())
+            });
+        if let Err(e) = applied {
             eprintln!("Error: {}: {e}", p.display());
-            return Ok(2);
+            return Ok(1);
         }
     }
-    if !opts.no_redact {
-        findings.iter_mut().for_each(Finding::redact);
-    }
+    let percent = opts.redact_percent();
+    findings.iter_mut().for_each(|f| f.redact(percent));
     let text = match opts.report_format {
         ReportFormat::Json => report::json(&findings)?,
         ReportFormat::Csv => report::csv(&findings),
@@ -248,19 +366,100 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
         )?,
         ReportFormat::Table => table(&findings),
     };
-    match &opts.report_path {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
+    if opts.verbose {
+        eprint!("{}", table(&findings));
+    }
+    let to_stdout = opts
+        .report_path
+        .as_ref()
+        .is_none_or(|p| p.as_os_str() == "-");
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        // A reader that stops early (`| head`) is not an error.
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
         }
+    } else if let Some(p) = &opts.report_path
+        && let Err(e) = std::fs::write(p, text)
+    {
+        eprintln!("Error: writing {}: {e}", p.display());
+        return Ok(1);
     }
     Ok(if findings.is_empty() {
         0
     } else {
         opts.exit_code
     })
+}
+
+/// The line a tree scan ends with: what was read, and what was not and
+/// why, naming the flag that changes it.
+fn tree_summary(r: &coffer_scan::walk::TreeReport, took: std::time::Duration) -> String {
+    let mut out = format!(
+        "scanned {} files, {:.1} MB in {:.2} s",
+        r.files,
+        r.bytes as f64 / 1e6,
+        took.as_secs_f64()
+    );
+    let mut left = Vec::new();
+    if r.skipped > 0 {
+        left.push(format!("{} binary or over --max-file-size", r.skipped));
+    }
+    if r.allowlisted > 0 {
+        left.push(format!("{} on allowlisted paths", r.allowlisted));
+    }
+    if r.ignored > 0 {
+        left.push(format!(
+            "{} ignored by .gitignore (drop --respect-gitignore to scan them)",
+            r.ignored
+        ));
+    }
+    if !left.is_empty() {
+        out.push_str(&format!("; left out: {}", left.join(", ")));
+    }
+    out
+}
+
+/// Splits `--log-opts` into words as a shell would (quotes kept together).
+fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => word.extend(chars.next()),
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, '\\') => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("--log-opts {text:?}: a quote is not closed"));
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
 }
 
 /// Runs `scan`, showing its progress on stderr when that is a terminal
@@ -320,22 +519,55 @@ fn with_progress<T>(unit: &str, progress: &Progress, scan: impl FnOnce() -> T) -
     })
 }
 
-fn load(config: Option<&Path>, root: Option<&Path>) -> anyhow::Result<Scanner> {
-    let local = root
-        .map(|r| r.join(".gitleaks.toml"))
-        .filter(|p| p.is_file());
-    let config = match config.map(Path::to_path_buf).or(local) {
-        Some(p) => {
+/// The rules, from where gitleaks would look for them, limited to
+/// --enable-rule.
+fn load(opts: &ScanOpts, root: &Path) -> anyhow::Result<Scanner> {
+    let local = Some(root.join(".gitleaks.toml")).filter(|p| p.is_file());
+    let inline = std::env::var("GITLEAKS_CONFIG_TOML")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let (mut config, source) = match (&opts.config, inline, &local) {
+        (Some(p), _, _) | (None, None, Some(p)) => {
             let text =
-                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-            Config::parse(&text, &p.display().to_string())?
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let name = p.display().to_string();
+            (Config::parse(&text, &name)?, name)
         }
-        None => Config::defaults()?,
+        (None, Some(text), _) => (
+            Config::parse(&text, "GITLEAKS_CONFIG_TOML")?,
+            "GITLEAKS_CONFIG_TOML".to_owned(),
+        ),
+        (None, None, None) => (Config::defaults()?, "the built-in rules".to_owned()),
     };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
+    if opts.log_level <= LogLevel::Warn {
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
     }
-    Ok(Scanner::new(config)?)
+    if !opts.enable_rule.is_empty() {
+        let unknown: Vec<&String> = opts
+            .enable_rule
+            .iter()
+            .filter(|id| !config.rules.iter().any(|r| r.id == **id))
+            .collect();
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "--enable-rule: {} not in {source}",
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        config.rules.retain(|r| opts.enable_rule.contains(&r.id));
+    }
+    if opts.log_level <= LogLevel::Debug {
+        eprintln!("using {} rules from {source}", config.rules.len());
+    }
+    Ok(Scanner::new(config)?
+        .obey_inline_allow(!opts.ignore_gitleaks_allow)
+        .max_decode_depth(opts.max_decode_depth))
 }
 
 fn table(findings: &[Finding]) -> String {
@@ -345,40 +577,30 @@ fn table(findings: &[Finding]) -> String {
     let mut out = String::new();
     for f in findings {
         out.push_str(&format!(
-            "{}:{}:{}  {}  {}\n    {}\n",
-            f.file, f.start_line, f.start_column, f.rule_id, f.description, f.matched
+            "{}:{}:{}  {}  {}\n",
+            f.file, f.start_line, f.start_column, f.rule_id, f.description
         ));
-    }
-    out.push_str(&format!("{} leaks found\n", findings.len()));
-    out
-}
-
-/// The part of `git log` options a history scan understands: revisions,
-/// `A..B`, `^A`, `--all`.
-fn parse_log_opts(text: &str) -> Result<Range, String> {
-    let mut range = Range::default();
-    for word in text.split_whitespace() {
-        if word == "--all" {
-            continue;
-        } else if let Some((from, to)) = word.split_once("..") {
-            if from.is_empty() || to.is_empty() || to.starts_with('.') {
-                return Err(format!(
-                    "--log-opts: {word:?} is not a range coffer understands (A..B)"
-                ));
-            }
-            range.exclude.push(from.to_owned());
-            range.tips.push(to.to_owned());
-        } else if let Some(x) = word.strip_prefix('^') {
-            range.exclude.push(x.to_owned());
-        } else if word.starts_with('-') {
-            return Err(format!(
-                "--log-opts: {word} is not supported (revisions, A..B, ^A and --all are)"
-            ));
-        } else {
-            range.tips.push(word.to_owned());
+        if let Some(link) = &f.symlink_file {
+            out.push_str(&format!("    via link {link}\n"));
         }
+        if let Some(c) = &f.commit {
+            out.push_str(&format!(
+                "    commit {} by {} <{}> on {}: {}\n",
+                &c[..c.len().min(12)],
+                f.author.as_deref().unwrap_or(""),
+                f.email.as_deref().unwrap_or(""),
+                f.date.as_deref().unwrap_or(""),
+                f.message.as_deref().unwrap_or("")
+            ));
+        }
+        out.push_str(&format!("    {}\n", f.matched));
     }
-    Ok(range)
+    let n = findings.len();
+    out.push_str(&format!(
+        "{n} {} found\n",
+        if n == 1 { "leak" } else { "leaks" }
+    ));
+    out
 }
 
 const HOOK_MARK: &str = "# installed by coffer scan install-hook";
@@ -394,7 +616,7 @@ fn install_hook(path: &Path, force: bool) -> anyhow::Result<u8> {
         .context("running git to find the hooks directory")?;
     if !output.status.success() {
         eprintln!("Error: {} is not inside a git repository", path.display());
-        return Ok(2);
+        return Ok(1);
     }
     let hooks = path.join(String::from_utf8_lossy(&output.stdout).trim());
     std::fs::create_dir_all(&hooks).with_context(|| format!("creating {}", hooks.display()))?;
@@ -407,7 +629,7 @@ fn install_hook(path: &Path, force: bool) -> anyhow::Result<u8> {
             "Error: {} exists and was not installed by coffer; add `coffer scan git --staged` to it, or pass --force to replace it",
             hook.display()
         );
-        return Ok(2);
+        return Ok(1);
     }
     let exe = std::env::current_exe()
         .ok()
