@@ -22,56 +22,48 @@ const MIN_BASE64: usize = 16;
 /// Shortest hex run worth decoding.
 const MIN_HEX: usize = 32;
 
-/// Every encoded run in `data` that decodes to text.
+/// Every encoded run in `data` that decodes to text, in order.
 pub fn segments(data: &[u8]) -> Vec<Segment> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < data.len() {
-        let b = data[i];
-        if b == b'%' || is_b64(b) {
-            let end = percent_run(data, i);
-            if end > i {
-                if let Some(text) = percent_decode(&data[i..end]).filter(|t| is_text(t)) {
-                    out.push(Segment {
-                        start: i,
-                        end,
-                        encoding: "percent",
-                        text,
-                    });
-                }
-                i = end;
-                continue;
-            }
-        }
-        if !is_b64(b) {
-            i += 1;
+    // Percent-encoding: from each `%` not yet inside a stretch, back to
+    // the start of its word (`token%3Dabc`).
+    let mut covered = 0;
+    for at in memchr::memchr_iter(b'%', data) {
+        if at < covered {
             continue;
         }
-        let start = i;
-        while i < data.len() && is_b64(data[i]) {
-            i += 1;
+        let mut start = at;
+        while start > covered && start + 64 > at && is_url_word(data[start - 1]) {
+            start -= 1;
         }
-        let mut end = i;
-        while end < data.len() && end - i < 2 && data[end] == b'=' {
-            end += 1;
+        let end = percent_run(data, start);
+        if end > start {
+            push_percent(data, start, end, &mut out);
+            covered = end;
         }
-        let run = &data[start..end];
-        let body = &data[start..i];
+    }
+    let percent = out.len();
+    b64_runs(data, MIN_BASE64, |start, stop| {
+        let body = &data[start..stop];
         if body.len() >= MIN_HEX
-            && body.iter().all(u8::is_ascii_hexdigit)
             && body.len().is_multiple_of(2)
+            && body.iter().all(u8::is_ascii_hexdigit)
         {
-            if let Some(text) = hex_decode(body).filter(|t| is_text(t)) {
+            if let Some(text) = hex_text(body) {
                 out.push(Segment {
                     start,
-                    end: i,
+                    end: stop,
                     encoding: "hex",
                     text,
                 });
             }
-        } else if body.len() >= MIN_BASE64
-            && let Some(text) = base64_decode(run).filter(|t| is_text(t))
-        {
+            return;
+        }
+        if let Some(text) = base64_text(body) {
+            let mut end = stop;
+            while end < data.len() && end - stop < 2 && data[end] == b'=' {
+                end += 1;
+            }
             out.push(Segment {
                 start,
                 end,
@@ -79,13 +71,75 @@ pub fn segments(data: &[u8]) -> Vec<Segment> {
                 text,
             });
         }
-        i = end.max(i);
+    });
+    if percent > 0 && out.len() > percent {
+        out.sort_by_key(|s| s.start);
     }
     out
 }
 
+/// Calls `each(start, end)` for every run of base64-alphabet bytes at
+/// least `min` long. Most of the input is skipped unread: when the byte
+/// `min - 1` ahead is not in the alphabet, no long run can start before
+/// it.
+fn b64_runs(data: &[u8], min: usize, mut each: impl FnMut(usize, usize)) {
+    // Invariant: `data[i - 1]` is not in the alphabet (or i is 0).
+    let mut i = 0;
+    while i + min <= data.len() {
+        let probe = i + min - 1;
+        if !is_b64(data[probe]) {
+            i = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > i && is_b64(data[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < data.len() && is_b64(data[end]) {
+            end += 1;
+        }
+        if end - start >= min {
+            each(start, end);
+        }
+        i = end + 1;
+    }
+}
+
+fn is_url_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+".contains(&b)
+}
+
+fn push_percent(data: &[u8], start: usize, end: usize, out: &mut Vec<Segment>) {
+    if let Some(text) = percent_decode(&data[start..end]).filter(|t| is_text(t)) {
+        out.push(Segment {
+            start,
+            end,
+            encoding: "percent",
+            text,
+        });
+    }
+}
+
+/// Bytes of the base64 alphabets (standard and URL-safe).
+const B64: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'-' || b == b'_';
+        i += 1;
+    }
+    t
+};
+
 fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
+    B64[usize::from(b)]
+}
+
+/// Printable ASCII, or tab, newline, carriage return.
+fn printable(b: u8) -> bool {
+    (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r')
 }
 
 /// Decoded text worth scanning: valid UTF-8, nearly all of it printable.
@@ -100,40 +154,53 @@ fn is_text(t: &[u8]) -> bool {
     !s.is_empty() && printable * 10 >= s.chars().count() * 9
 }
 
-fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
-    let value = |b: u8| -> Option<u32> {
-        Some(match b {
+/// A base64 run decoded, if it decodes to printable ASCII. Most runs in
+/// code (identifiers, hashes) fail in their first bytes, before anything
+/// is allocated.
+fn base64_text(body: &[u8]) -> Option<Vec<u8>> {
+    let value = |b: u8| -> u32 {
+        u32::from(match b {
             b'A'..=b'Z' => b - b'A',
             b'a'..=b'z' => b - b'a' + 26,
             b'0'..=b'9' => b - b'0' + 52,
             b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
+            _ => 63, // `/` or `_`: the run holds nothing else
+        })
     };
-    let body: Vec<u8> = run.iter().copied().take_while(|b| *b != b'=').collect();
     if body.len() % 4 == 1 {
         return None;
     }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut out: Vec<u8> = Vec::new();
     for chunk in body.chunks(4) {
         let mut n = 0u32;
         for (k, b) in chunk.iter().enumerate() {
-            n |= value(*b)? << (18 - 6 * k);
+            n |= value(*b) << (18 - 6 * k);
         }
         let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+        let got = &bytes[1..chunk.len()];
+        if !got.iter().all(|b| printable(*b)) {
+            return None;
+        }
+        if out.is_empty() {
+            out.reserve(body.len() * 3 / 4);
+        }
+        out.extend_from_slice(got);
     }
     Some(out)
 }
 
-fn hex_decode(body: &[u8]) -> Option<Vec<u8>> {
-    body.chunks(2)
-        .map(|p| {
-            let s = std::str::from_utf8(p).ok()?;
-            u8::from_str_radix(s, 16).ok()
-        })
-        .collect()
+/// A hex run decoded, if it decodes to printable ASCII.
+fn hex_text(body: &[u8]) -> Option<Vec<u8>> {
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::new();
+    for p in body.chunks(2) {
+        let b = digit(p[0])? << 4 | digit(p[1])?;
+        if !printable(b) {
+            return None;
+        }
+        out.push(b);
+    }
+    Some(out)
 }
 
 /// The end of a stretch holding at least two `%XX` escapes, or `at`.

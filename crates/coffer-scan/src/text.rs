@@ -31,29 +31,39 @@ pub fn classify(data: &[u8]) -> Kind {
     if sample.starts_with(&[0xFE, 0xFF]) {
         return Kind::Utf16Be;
     }
+    // One pass: zero bytes at even and odd offsets (UTF-16 without a
+    // mark has one in each pair), and control bytes (random bytes are
+    // about one in eight; text has almost none besides tab, newline,
+    // carriage return, form feed and escape).
+    const CONTROL: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = !matches!(i as u8, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B) as u8;
+            i += 1;
+        }
+        t
+    };
+    let (mut zero_even, mut zero_odd, mut control) = (0usize, 0usize, 0usize);
+    let mut pairs = sample.chunks_exact(2);
+    for p in &mut pairs {
+        zero_even += usize::from(p[0] == 0);
+        zero_odd += usize::from(p[1] == 0);
+        control +=
+            usize::from(CONTROL[usize::from(p[0])]) + usize::from(CONTROL[usize::from(p[1])]);
+    }
+    if let [last] = pairs.remainder() {
+        control += usize::from(CONTROL[usize::from(*last)]);
+    }
+    let n = sample.len() / 2;
     if sample.len() >= 4 {
-        // ASCII in UTF-16 without a mark: one byte of each pair is zero.
-        let pairs = sample.len() / 2;
-        let zero_even = sample.iter().step_by(2).filter(|b| **b == 0).count();
-        let zero_odd = sample
-            .iter()
-            .skip(1)
-            .step_by(2)
-            .filter(|b| **b == 0)
-            .count();
-        if zero_odd * 10 >= pairs * 7 && zero_even * 20 <= pairs {
+        if zero_odd * 10 >= n * 7 && zero_even * 20 <= n {
             return Kind::Utf16Le;
         }
-        if zero_even * 10 >= pairs * 7 && zero_odd * 20 <= pairs {
+        if zero_even * 10 >= n * 7 && zero_odd * 20 <= n {
             return Kind::Utf16Be;
         }
     }
-    // Random bytes are about one in eight control bytes; text has almost
-    // none besides tab, newline, carriage return, form feed and escape.
-    let control = sample
-        .iter()
-        .filter(|b| **b < 0x20 && !matches!(**b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B))
-        .count();
     // A handful (a stray NUL in a small file) is not enough.
     if control > 16 && control * 20 > sample.len() {
         Kind::Binary

@@ -440,7 +440,8 @@ fn cases() -> Vec<(&'static str, String, String, String)> {
         "password = \"changeme-placeholder\"\nsecret_key = settings.secret.key\nMountKind::Secret => PROTECTED_PREFIXES.iter().any(|p| p)\nAPI_KEY = DEFAULT_API_KEY_NAME\ntoken_stream: __IncompleteArrayField\n\
          .secret\t= curve25519_compute_shared_secret,\n.pwd = &sifive_fu540_prci_corepll_data,\n\
          pwdn: regulator-fec1-pwdn\npwdown\t\t= GPIO105_HX4700_nIR_ON,\ncase TOKEN_VERBOSE:\n\t\tqla1280_verbose\n\
-         private_key = OSSL_STORE_INFO_get1_PKEY(info);\n".into(),
+         private_key = OSSL_STORE_INFO_get1_PKEY(info);\n\
+         \ti2c_priv->wake_token_sz = atmel_i2c_wake_token_sz(bus_clk_rate);\n".into(),
     );
     // An unquoted token shaped like a constant's name, digits all through.
     let s = format!("ACME_{}", r(UPALNUM, 24, 74));
