@@ -263,7 +263,8 @@ mod tests {
             .expect("stream");
             let text = String::from_utf8(out).expect("utf-8");
             let tree = json::parse(&text).unwrap_or_else(|e| panic!("{len}: {e}\n{text:.300}"));
-            let back = document::decrypt(tree, std::slice::from_ref(&id)).expect("decrypt");
+            let back = document::decrypt(tree, &[crate::age_keys::Identity::from(id.clone())])
+                .expect("decrypt");
             assert_eq!(data(&back).expect("data"), plain.as_slice(), "len {len}");
             // The layout is json::emit's.
             let again = json::emit(&json::parse(&text).expect("json"));

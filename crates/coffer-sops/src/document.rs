@@ -113,7 +113,7 @@ pub fn encrypt_with_key(
             .iter()
             .any(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
     }) {
-        return Err(SopsError::Malformed(
+        return Err(SopsError::AlreadyEncrypted(
             "the file already has a top-level \"sops\" key: it is already encrypted".into(),
         ));
     }
@@ -206,10 +206,7 @@ pub fn split(mut root: Node) -> Result<(Node, Metadata), SopsError> {
 
 /// A group's part of the data key from the first of its age entries one of
 /// `identities` opens.
-pub fn age_part(
-    group: &KeyGroup,
-    identities: &[age::x25519::Identity],
-) -> Option<Zeroizing<Vec<u8>>> {
+pub fn age_part(group: &KeyGroup, identities: &[age_keys::Identity]) -> Option<Zeroizing<Vec<u8>>> {
     group
         .age
         .iter()
@@ -245,10 +242,7 @@ pub fn assemble_key(
 }
 
 /// The data key, from age identities only.
-pub fn data_key(
-    meta: &Metadata,
-    identities: &[age::x25519::Identity],
-) -> Result<DataKey, SopsError> {
+pub fn data_key(meta: &Metadata, identities: &[age_keys::Identity]) -> Result<DataKey, SopsError> {
     let parts: Vec<_> = meta
         .groups
         .iter()
@@ -269,7 +263,7 @@ pub fn data_key(
 }
 
 /// Decrypts a document and checks its MAC; returns the plain tree.
-pub fn decrypt(root: Node, identities: &[age::x25519::Identity]) -> Result<Node, SopsError> {
+pub fn decrypt(root: Node, identities: &[age_keys::Identity]) -> Result<Node, SopsError> {
     let (root, meta) = split(root)?;
     let key = data_key(&meta, identities)?;
     decrypt_with_key(root, &meta, &key, None)
@@ -290,6 +284,20 @@ pub fn decrypt_with_key(
     Ok(root)
 }
 
+/// Decrypts like [`decrypt_with_key`] but returns the tree whatever the
+/// MAC says (sops' `--ignore-mac`, to recover a file edited by hand), with
+/// the MAC check's error when it failed.
+pub fn decrypt_ignoring_mac(
+    mut root: Node,
+    meta: &Metadata,
+    key: &DataKey,
+) -> Result<(Node, Option<SopsError>), SopsError> {
+    let rules = meta.rule.rules(meta.mac_only_encrypted)?;
+    let computed = tree::decrypt(&mut root, key, &rules, None)?;
+    let mac = mac::check(&meta.mac, &computed, key, &meta.lastmodified).err();
+    Ok((root, mac))
+}
+
 /// Puts the `sops` block back on an encrypted tree (after its master keys
 /// changed; values, MAC and `lastmodified` untouched).
 pub fn join(mut root: Node, meta: &Metadata) -> Node {
@@ -305,7 +313,12 @@ pub fn join(mut root: Node, meta: &Metadata) -> Node {
 /// Checks that `key` is the file's data key (it opens the stored MAC)
 /// without decrypting any value.
 pub fn check_key(meta: &Metadata, key: &DataKey) -> Result<(), SopsError> {
-    crate::cipher::decrypt(&meta.mac, key, &mac::mac_aad(&meta.lastmodified)?).map(|_| ())
+    crate::cipher::decrypt(&meta.mac, key, &mac::mac_aad(&meta.lastmodified)?)
+        .map(|_| ())
+        .map_err(|e| match e {
+            SopsError::Decrypt { .. } => SopsError::MacUnreadable,
+            other => other,
+        })
 }
 
 /// Re-encrypts a decrypted document under the same data key (its master
@@ -341,15 +354,18 @@ mod tests {
         let text = json::emit(&enc);
         assert!(!text.contains("\"pw\""), "{text}");
         assert!(text.contains("\"clear\""), "{text}");
-        let back =
-            decrypt(json::parse(&text).expect("json"), std::slice::from_ref(&id)).expect("decrypt");
+        let back = decrypt(
+            json::parse(&text).expect("json"),
+            &[age_keys::Identity::from(id.clone())],
+        )
+        .expect("decrypt");
         assert_eq!(back, plain);
         // A changed cleartext value is covered by the MAC.
         let tampered = text.replace("\"clear\"", "\"changed\"");
         assert!(matches!(
             decrypt(
                 json::parse(&tampered).expect("json"),
-                std::slice::from_ref(&id)
+                &[age_keys::Identity::from(id.clone())]
             ),
             Err(SopsError::MacMismatch { .. })
         ));
@@ -360,7 +376,7 @@ mod tests {
         assert!(
             decrypt(
                 json::parse(&moved).expect("json"),
-                std::slice::from_ref(&id)
+                &[age_keys::Identity::from(id.clone())]
             )
             .is_err()
         );
@@ -369,14 +385,14 @@ mod tests {
         assert!(
             decrypt(
                 json::parse(&removed).expect("json"),
-                std::slice::from_ref(&id)
+                &[age_keys::Identity::from(id.clone())]
             )
             .is_err()
         );
         // Already encrypted, and no key to decrypt with.
         assert!(encrypt(enc, &groups, &opts).is_err());
         let stranger = age::x25519::Identity::generate();
-        assert!(decrypt(json::parse(&text).expect("json"), &[stranger]).is_err());
+        assert!(decrypt(json::parse(&text).expect("json"), &[stranger.into()]).is_err());
     }
 
     #[test]
@@ -402,15 +418,17 @@ mod tests {
         assert_eq!(meta.groups.len(), 3);
         // Each group's share ends in its x-coordinate, 1, 2, 3.
         for (i, g) in meta.groups.iter().enumerate() {
-            let share = age_part(g, std::slice::from_ref(&ids[i])).expect("share");
+            let share = age_part(g, &[age_keys::Identity::from(ids[i].clone())]).expect("share");
             assert_eq!(share.len(), 33);
             assert_eq!(usize::from(share[32]), i + 1);
         }
         for pair in [[0, 1], [2, 0], [1, 2]] {
-            let have: Vec<_> = pair.iter().map(|&i| ids[i].clone()).collect();
+            let have: Vec<age_keys::Identity> =
+                pair.iter().map(|&i| ids[i].clone().into()).collect();
             assert_eq!(decrypt(read(&text), &have).expect("two groups"), plain);
         }
-        let e = decrypt(read(&text), std::slice::from_ref(&ids[1])).expect_err("one group");
+        let e = decrypt(read(&text), &[age_keys::Identity::from(ids[1].clone())])
+            .expect_err("one group");
         assert!(
             e.to_string().contains("only 1 of the file's 3 key groups"),
             "{e}"

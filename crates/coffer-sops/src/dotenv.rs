@@ -88,7 +88,7 @@ pub fn check_plain(root: &Node) -> Result<(), SopsError> {
             .iter()
             .find(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
     {
-        return Err(SopsError::Malformed(format!(
+        return Err(SopsError::AlreadyEncrypted(format!(
             "the file has {PREFIX}… keys ({k}): it is already encrypted, or uses the prefix SOPS reserves"
         )));
     }

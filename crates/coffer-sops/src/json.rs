@@ -198,7 +198,13 @@ fn write_node(n: &Node, level: usize, out: &mut String) {
         Node::Null => out.push_str("null"),
         Node::Leaf(v) => write_scalar(v, out),
         Node::List(items) => {
-            let entries: Vec<(Option<&String>, &Node)> = items.iter().map(|v| (None, v)).collect();
+            // A plain comment (from YAML) has no place in JSON; an
+            // encrypted one is an element, as sops keeps it.
+            let entries: Vec<(Option<&String>, &Node)> = items
+                .iter()
+                .filter(|v| !matches!(v, Node::Leaf(Scalar::Comment(c)) if !c.starts_with("ENC[")))
+                .map(|v| (None, v))
+                .collect();
             write_block(('[', ']'), &entries, level, out);
         }
         Node::Map(items) => {

@@ -60,6 +60,18 @@ pub enum SopsError {
         /// The MAC of the values as they are.
         computed: String,
     },
+    /// The stored MAC does not decrypt under the data key and
+    /// `lastmodified`.
+    #[error(
+        "the file's MAC does not decrypt: its sops.mac or sops.lastmodified was changed, or the data key is not this file's"
+    )]
+    MacUnreadable,
+    /// The plaintext already has SOPS metadata.
+    #[error("{0}")]
+    AlreadyEncrypted(String),
+    /// The file has no MAC.
+    #[error("the file has no MAC (sops.mac is empty)")]
+    NoMac,
     /// Randomness was not available.
     #[error("no randomness available: {0}")]
     Random(String),

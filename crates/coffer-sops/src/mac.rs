@@ -66,14 +66,10 @@ pub fn check(
     lastmodified: &str,
 ) -> Result<(), SopsError> {
     if stored.is_empty() {
-        return Err(SopsError::Malformed(
-            "the file has no MAC (sops.mac is empty)".into(),
-        ));
+        return Err(SopsError::NoMac);
     }
     let opened = cipher::decrypt(stored, key, &mac_aad(lastmodified)?).map_err(|e| match e {
-        SopsError::Decrypt { .. } => SopsError::Decrypt {
-            path: "sops.mac (under sops.lastmodified)".into(),
-        },
+        SopsError::Decrypt { .. } => SopsError::MacUnreadable,
         other => other,
     })?;
     let Scalar::Str(plain) = &opened else {

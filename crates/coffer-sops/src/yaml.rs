@@ -7,7 +7,8 @@
 //! The parser (saphyr) drops comments, so they are found in the source
 //! between the scalars it reports and put where they stand: own-line
 //! comments before the entry that follows them, in the innermost block
-//! whose indentation they share; `k: v # c` as a [`Item::LineComment`].
+//! whose indentation they share; `k: v # c` as a comment above the pair,
+//! as sops' YAML library reads it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::LazyLock;
@@ -402,8 +403,10 @@ impl Builder<'_> {
                         at.0
                     ))
                 })?;
+                // A comment on the key's line goes above the key, as sops'
+                // YAML library reads it.
+                items.extend(trailing.drain(..).map(Item::Comment));
                 items.push(Item::Pair(k, node));
-                items.extend(trailing.drain(..).map(Item::LineComment));
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
             None => self.root = Some(node),
@@ -434,15 +437,11 @@ impl Builder<'_> {
                 }) => {
                     if c.inline && key.is_some() {
                         trailing.push(c.text);
-                    } else if c.inline && matches!(items.last(), Some(Item::Pair(..))) {
-                        items.push(Item::LineComment(c.text));
                     } else {
-                        items.push(Item::Comment(c.text));
+                        push_map_comment(items, c);
                     }
                 }
-                Some(Frame::Seq { items, .. }) => {
-                    items.push(Node::Leaf(Scalar::Comment(c.text)));
-                }
+                Some(Frame::Seq { items, .. }) => push_seq_comment(items, c),
                 // Before the document's first block: kept for it.
                 None => {
                     self.comments.push_front(c);
@@ -479,12 +478,8 @@ impl Builder<'_> {
             return;
         };
         match self.stack.last_mut() {
-            Some(Frame::Map { items, .. }) => items.push(if c.inline {
-                Item::LineComment(c.text)
-            } else {
-                Item::Comment(c.text)
-            }),
-            Some(Frame::Seq { items, .. }) => items.push(Node::Leaf(Scalar::Comment(c.text))),
+            Some(Frame::Map { items, .. }) => push_map_comment(items, c),
+            Some(Frame::Seq { items, .. }) => push_seq_comment(items, c),
             None => {}
         }
     }
@@ -676,10 +671,42 @@ pub fn emit(root: &Node) -> Result<String, SopsError> {
     Ok(out)
 }
 
+/// A list as a YAML block of its own (`sops decrypt --extract` of a list).
+pub fn emit_list(items: &[Node]) -> String {
+    let mut out = String::new();
+    if items.is_empty() {
+        out.push_str("[]\n");
+    } else {
+        list(&mut out, items, 0, false);
+    }
+    out
+}
+
 const INDENT: usize = 4;
 
 fn pad(out: &mut String, n: usize) {
     out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// A comment read in a mapping: one at the end of a pair's line goes
+/// above that pair (sops' YAML library makes a line comment a head
+/// comment), any other where it is.
+fn push_map_comment(items: &mut Vec<Item>, c: Found) {
+    match items.last() {
+        Some(Item::Pair(..)) if c.inline => items.insert(items.len() - 1, Item::Comment(c.text)),
+        _ => items.push(Item::Comment(c.text)),
+    }
+}
+
+/// The same in a list: a comment after an entry on its line goes above it.
+fn push_seq_comment(items: &mut Vec<Node>, c: Found) {
+    let comment = Node::Leaf(Scalar::Comment(c.text));
+    match items.last() {
+        Some(last) if c.inline && !matches!(last, Node::Leaf(Scalar::Comment(_))) => {
+            items.insert(items.len() - 1, comment);
+        }
+        _ => items.push(comment),
+    }
 }
 
 /// A block mapping with its keys at `indent` and nested blocks at `child`;
@@ -789,14 +816,44 @@ fn list(out: &mut String, items: &[Node], indent: usize, mut inline: bool) {
         }
         inline = false;
         match v {
+            // sops stores an encrypted comment in a list as an element of
+            // its own (go-yaml has nowhere else to keep it).
+            Node::Leaf(Scalar::Comment(c)) if c.starts_with("ENC[AES256_GCM,") => {
+                out.push_str("- ");
+                out.push_str(c);
+                out.push('\n');
+            }
             Node::Leaf(Scalar::Comment(c)) => {
                 out.push('#');
                 out.push_str(c);
                 out.push('\n');
             }
             Node::Map(m) if !m.is_empty() => {
+                // Comments heading the mapping go above its `-`, as
+                // go-yaml writes them.
+                let lead = m
+                    .iter()
+                    .take_while(|i| matches!(i, Item::Comment(_)))
+                    .count();
+                for (k, c) in m[..lead].iter().enumerate() {
+                    if let Item::Comment(c) = c {
+                        if k > 0 {
+                            pad(out, indent);
+                        }
+                        out.push('#');
+                        out.push_str(c);
+                        out.push('\n');
+                    }
+                }
+                if lead > 0 {
+                    pad(out, indent);
+                }
                 out.push_str("- ");
-                map(out, m, indent + 2, true, indent + INDENT);
+                if lead == m.len() {
+                    out.push_str("{}\n");
+                } else {
+                    map(out, &m[lead..], indent + 2, true, indent + INDENT);
+                }
             }
             Node::List(l) if !l.is_empty() => {
                 out.push_str("- ");
@@ -1076,7 +1133,14 @@ app:
     #[test]
     fn comments_order_and_layout_survive_a_round_trip() {
         let tree = parse(DOC).expect("parse");
-        assert_eq!(emit(&tree).expect("emit"), DOC);
+        // A comment at the end of a line goes above it, as sops writes it.
+        assert_eq!(
+            emit(&tree).expect("emit"),
+            DOC.replace(
+                "    name: billing # inline\n",
+                "    # inline\n    name: billing\n"
+            )
+        );
         let Node::Map(items) = &tree else {
             panic!("map")
         };
@@ -1084,7 +1148,7 @@ app:
         let Item::Pair(_, Node::Map(app)) = &items[1] else {
             panic!("app")
         };
-        assert_eq!(app[1], Item::LineComment(" inline".into()));
+        assert_eq!(app[0], Item::Comment(" inline".into()));
         assert_eq!(app[2], Item::Comment(" before db".into()));
     }
 

@@ -549,6 +549,7 @@ fn edit_goes_through_a_private_temp_file_and_exec_file_through_a_fifo() {
     for (editor, want) in [
         ("true", "not changed"),
         ("false", "failed"),
+        ("no-such-editor-here", "was not found"),
         ("sh -c 'echo \"a: [\" > $0'", "does not parse"),
     ] {
         let (code, _, err) = coffer_env(
@@ -557,8 +558,12 @@ fn edit_goes_through_a_private_temp_file_and_exec_file_through_a_fifo() {
             Some(&keys),
             &[("EDITOR", editor)],
         );
-        // No change exits 200, as sops does; failures are errors.
-        let expected = if want == "not changed" { 200 } else { 2 };
+        // sops' codes: no change 200, no editor 201, other failures 1.
+        let expected = match want {
+            "not changed" => 200,
+            "was not found" => 201,
+            _ => 1,
+        };
         assert_eq!(code, expected, "{editor}: {err}");
         assert!(err.contains(want), "{editor}: {err}");
         assert_eq!(

@@ -31,7 +31,7 @@ struct Keys {
 
 impl Keys {
     /// The identities as the library takes them.
-    fn of(&self, i: usize) -> Vec<coffer_sops::age::x25519::Identity> {
+    fn of(&self, i: usize) -> Vec<age_keys::Identity> {
         age_keys::parse_identities(&self.ids[i].secret, "test").expect("identity")
     }
 }

@@ -186,6 +186,13 @@ pub struct EncryptArgs {
     /// `.env`, `.ini`; anything else is binary).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
+    /// Output format (default: the input's).
+    #[arg(long, value_enum)]
+    output_type: Option<FileType>,
+    /// Use this name, not FILE's, to pick the format and the `.sops.yaml`
+    /// creation rule (for stdin or temporary files).
+    #[arg(long)]
+    filename_override: Option<PathBuf>,
     /// Write here (atomically, mode 0644) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -202,6 +209,24 @@ pub struct DecryptArgs {
     /// Input format (default: from the extension).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
+    /// Output format (default: the input's; `binary` writes a binary
+    /// file's bytes, or a document's `data` value).
+    #[arg(long, value_enum)]
+    output_type: Option<FileType>,
+    /// Use this name, not FILE's, to pick the format.
+    #[arg(long)]
+    filename_override: Option<PathBuf>,
+    /// Decrypt even when the MAC does not match (to recover a file whose
+    /// values were edited by hand); says so on stderr.
+    #[arg(long)]
+    ignore_mac: bool,
+    /// Which master keys to try first (`age`, `hc_vault`; comma-separated;
+    /// default: $SOPS_DECRYPTION_ORDER, else age first).
+    #[arg(long)]
+    decryption_order: Option<String>,
+    /// Accepted as sops accepts it: decrypting needs no creation rules.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Print only this value, e.g. '["db"]["password"]'.
     #[arg(long)]
     extract: Option<String>,
@@ -243,7 +268,7 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
         std::io::stdin().read_to_end(&mut b)?;
         return Ok(b);
     }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    std::fs::read(path).map_err(|e| Fail::Read(format!("reading {}: {e}", path.display())).into())
 }
 
 /// Where a result goes: FILE itself with `-i`, else `--output`, else stdout.
@@ -266,6 +291,10 @@ pub(super) fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> 
         Some(p) if private => super::private_file::write(p, bytes),
         _ => stream_output(path, |w| Ok(w.write_all(bytes)?)),
     }
+    .map_err(|e| match path {
+        Some(p) => Fail::Write(format!("writing {}: {e:#}", p.display())).into(),
+        None => e,
+    })
 }
 
 /// Writes to stdout or, atomically, to a file (through a temporary file
@@ -299,8 +328,78 @@ fn stream_output(
     }
 }
 
-/// Runs a sops command.
+/// Failures that have their own exit code in sops.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Fail {
+    /// The input could not be read (2).
+    #[error("{0}")]
+    Read(String),
+    /// The output could not be written (3).
+    #[error("{0}")]
+    Write(String),
+    /// The configuration could not be read (5).
+    #[error("{0}")]
+    Config(String),
+    /// No master key to encrypt with (111).
+    #[error("{0}")]
+    NoKey(String),
+    /// No master key gave the data key (128).
+    #[error("{0}")]
+    Retrieve(String),
+    /// A path (`["a"][0]`) that does not parse (91).
+    #[error("{0}")]
+    TreePath(String),
+    /// A `set` value that is not JSON (7).
+    #[error("{0}")]
+    SetValue(String),
+    /// No editor could be started (201).
+    #[error("{0}")]
+    NoEditor(String),
+}
+
+/// sops' exit code for an error (its `codes` package); 1 for the rest.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use coffer_sops::SopsError as S;
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<Fail>() {
+            return match f {
+                Fail::Read(_) => 2,
+                Fail::Write(_) => 3,
+                Fail::Config(_) => 5,
+                Fail::SetValue(_) => 7,
+                Fail::TreePath(_) => 91,
+                Fail::NoKey(_) => 111,
+                Fail::Retrieve(_) => 128,
+                Fail::NoEditor(_) => 201,
+            };
+        }
+        if let Some(s) = cause.downcast_ref::<S>() {
+            return match s {
+                S::MacUnreadable => 24,
+                S::Decrypt { .. } | S::BadType { .. } => 25,
+                S::MacMismatch { .. } => 51,
+                S::NoMac => 52,
+                S::AlreadyEncrypted(_) => 203,
+                S::Malformed(_) | S::Random(_) => 1,
+            };
+        }
+    }
+    1
+}
+
+/// Runs a sops command; errors exit with sops' codes (51 for a MAC
+/// mismatch, 128 when no key opens the file, ...), usage errors with 1.
 pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
+    match run_command(cmd).await {
+        Err(e) if e.downcast_ref::<UsageError>().is_none() => {
+            eprintln!("Error: {e:#}");
+            Ok(exit_code(&e))
+        }
+        other => other,
+    }
+}
+
+async fn run_command(cmd: SopsCommand) -> anyhow::Result<u8> {
     match cmd {
         SopsCommand::Encrypt(a) => encrypt(a).await,
         SopsCommand::Decrypt(a) => decrypt(a).await,
@@ -317,7 +416,8 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
             input_type,
         } => {
             let kind = file_type(&file, input_type)?;
-            let steps = coffer_sops::path::parse(&path).map_err(|e| UsageError(e.to_string()))?;
+            let steps =
+                coffer_sops::path::parse(&path).map_err(|e| Fail::TreePath(e.to_string()))?;
             let text = zeroize::Zeroizing::new(match (value, value_file, value_stdin) {
                 (Some(_), _, true) => {
                     bail!(UsageError(
@@ -335,7 +435,7 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
                 (None, _, false) => bail!(UsageError("no value given".into())),
             });
             let value = json::parse_value(text.trim_end()).map_err(|e| {
-                UsageError(format!(
+                Fail::SetValue(format!(
                     "the value must be JSON (a string is '\"text\"'): {e}"
                 ))
             })?;
@@ -356,8 +456,31 @@ pub async fn run(cmd: SopsCommand) -> anyhow::Result<u8> {
             input_type,
         } => {
             let kind = file_type(&file, input_type)?;
-            let steps = coffer_sops::path::parse(&path).map_err(|e| UsageError(e.to_string()))?;
+            let steps =
+                coffer_sops::path::parse(&path).map_err(|e| Fail::TreePath(e.to_string()))?;
             change(&file, kind, |t| Ok(coffer_sops::path::unset(t, &steps)?)).await
+        }
+    }
+}
+
+/// The creation rules in force: `--config`, else $SOPS_CONFIG, else the
+/// nearest `.sops.yaml` above the current directory (none: `None`).
+fn sops_config(
+    flag: Option<&Path>,
+) -> anyhow::Result<Option<(PathBuf, coffer_sops::config::Config)>> {
+    let path = match flag {
+        Some(p) => Some(p.to_path_buf()),
+        None => match std::env::var_os("SOPS_CONFIG").filter(|v| !v.is_empty()) {
+            Some(p) => Some(PathBuf::from(p)),
+            None => coffer_sops::config::find(&std::env::current_dir()?),
+        },
+    };
+    match path {
+        None => Ok(None),
+        Some(p) => {
+            let config =
+                coffer_sops::config::Config::load(&p).map_err(|e| Fail::Config(e.to_string()))?;
+            Ok(Some((p, config)))
         }
     }
 }
@@ -438,10 +561,18 @@ async fn transit_unwrap(e: &VaultEntry) -> anyhow::Result<zeroize::Zeroizing<Vec
     ))
 }
 
-/// The data key: each key group's part from an age identity, else from a
-/// transit server (the first key of the group that works), combined when
-/// the file has several groups.
+/// The data key: each key group's part from an age identity or a transit
+/// server (the first key of the group that works, age first unless
+/// $SOPS_DECRYPTION_ORDER says otherwise), combined when the file has
+/// several groups.
 pub(super) async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
+    data_key_in_order(meta, &decryption_order(None)).await
+}
+
+/// [`data_key`] trying key types in `order` (`age`, `hc_vault`).
+async fn data_key_in_order(meta: &Metadata, order: &[String]) -> anyhow::Result<DataKey> {
+    let vault_first =
+        order.iter().position(|o| o == "hc_vault") < order.iter().position(|o| o == "age");
     let identities = age_keys::load_identities()?;
     let mut parts = Vec::new();
     let mut errors = Vec::new();
@@ -452,40 +583,59 @@ pub(super) async fn data_key(meta: &Metadata) -> anyhow::Result<DataKey> {
         } else {
             String::new()
         };
-        let mut part = document::age_part(g, &identities);
+        let mut part = None;
+        if vault_first {
+            part = transit_part(g, &label, &mut errors).await;
+        }
+        if part.is_none() {
+            part = document::age_part(g, &identities);
+        }
         if part.is_none() && !g.age.is_empty() {
             errors.push(format!(
-                "{label}no age identity found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt) opens it; it is for {}",
+                "{label}no age identity found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD, ~/.config/sops/age/keys.txt, SOPS_AGE_SSH_PRIVATE_KEY_FILE, ~/.ssh/id_ed25519, ~/.ssh/id_rsa) opens it; it is for {}",
                 g.age.iter().map(|a| a.recipient.as_str()).collect::<Vec<_>>().join(", ")
             ));
         }
-        for e in &g.hc_vault {
-            if part.is_some() {
-                break;
-            }
-            match transit_unwrap(e).await {
-                Ok(p) => part = Some(p),
-                Err(err) => errors.push(format!("{label}transit key {}: {err:#}", e.uri())),
-            }
+        if part.is_none() && !vault_first {
+            part = transit_part(g, &label, &mut errors).await;
         }
         parts.push(part);
     }
     if parts.iter().all(Option::is_none) {
         if errors.is_empty() {
-            bail!("the file has no age or transit master key coffer can use");
+            return Err(Fail::Retrieve(
+                "the file has no age or transit master key coffer can use".into(),
+            )
+            .into());
         }
-        bail!(
+        return Err(Fail::Retrieve(format!(
             "no master key could decrypt the data key:\n  {}",
             errors.join("\n  ")
-        );
+        ))
+        .into());
     }
     document::assemble_key(meta, parts).map_err(|e| {
         if errors.is_empty() {
-            anyhow::anyhow!("{e}")
+            Fail::Retrieve(e.to_string()).into()
         } else {
-            anyhow::anyhow!("{e}:\n  {}", errors.join("\n  "))
+            Fail::Retrieve(format!("{e}:\n  {}", errors.join("\n  "))).into()
         }
     })
+}
+
+/// A group's part from the first of its transit keys that answers.
+async fn transit_part(
+    g: &KeyGroup,
+    label: &str,
+    errors: &mut Vec<String>,
+) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    for e in &g.hc_vault {
+        match transit_unwrap(e).await {
+            Ok(p) => return Some(p),
+            Err(err) => errors.push(format!("{label}transit key {}: {err:#}", e.uri())),
+        }
+    }
+    None
 }
 
 /// The data key's parts wrapped for each group's keys (transit keys are
@@ -515,51 +665,50 @@ async fn wrap_groups(
 }
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
-    let kind = file_type(&a.file, a.input_type)?;
+    let named = a.filename_override.as_deref().unwrap_or(&a.file);
+    let kind = file_type(named, a.input_type)?;
+    let out_kind = a.output_type.unwrap_or(kind);
     let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
     let mut groups = vec![GroupKeys {
         age: list(a.age.clone(), "SOPS_AGE_RECIPIENTS"),
         hc_vault: list(a.hc_vault_transit.clone(), "SOPS_VAULT_URIS"),
     }];
     let mut from_config: Option<coffer_sops::config::Creation> = None;
-    if groups[0].is_empty() {
-        let path = match &a.config {
-            Some(p) => Some(p.clone()),
-            None => coffer_sops::config::find(&std::env::current_dir()?),
+    let config = if groups[0].is_empty() {
+        sops_config(a.config.as_deref())?
+    } else {
+        None
+    };
+    if let Some((path, config)) = config {
+        let Some(choice) = config.choose(named)? else {
+            return Err(Fail::Config(format!(
+                "{}: no creation rule matches {}",
+                path.display(),
+                named.display()
+            ))
+            .into());
         };
-        if let Some(path) = path {
-            let config = coffer_sops::config::Config::load(&path)?;
-            match config.choose(&a.file)? {
-                Some(choice) => {
-                    if !choice.also_matched.is_empty() {
-                        let others: Vec<String> = choice
-                            .also_matched
-                            .iter()
-                            .map(|i| (i + 1).to_string())
-                            .collect();
-                        eprintln!(
-                            "warning: {}: creation rules {} also match {}; rule {} is used, as SOPS uses the first match",
-                            path.display(),
-                            others.join(", "),
-                            a.file.display(),
-                            choice.index + 1
-                        );
-                    }
-                    groups = choice.creation.groups.clone();
-                    from_config = Some(choice.creation);
-                }
-                None => bail!(UsageError(format!(
-                    "{}: no creation rule matches {}",
-                    path.display(),
-                    a.file.display()
-                ))),
-            }
+        if !choice.also_matched.is_empty() {
+            let others: Vec<String> = choice
+                .also_matched
+                .iter()
+                .map(|i| (i + 1).to_string())
+                .collect();
+            eprintln!(
+                "warning: {}: creation rules {} also match {}; rule {} is used, as SOPS uses the first match",
+                path.display(),
+                others.join(", "),
+                named.display(),
+                choice.index + 1
+            );
         }
+        groups = choice.creation.groups.clone();
+        from_config = Some(choice.creation);
     }
     if groups.iter().all(GroupKeys::is_empty) {
-        bail!(UsageError(
-            "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS".into()
-        ));
+        return Err(Fail::NoKey(
+            "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS, or a .sops.yaml creation rule".into()
+        ).into());
     }
     let rule = match (
         a.unencrypted_suffix,
@@ -578,7 +727,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
     };
     let mac_only_encrypted =
         a.mac_only_encrypted || from_config.as_ref().is_some_and(|c| c.mac_only_encrypted);
-    if kind == FileType::Binary {
+    if kind == FileType::Binary && matches!(out_kind, FileType::Binary | FileType::Json) {
         // A whole file is encrypted while it is read, never held whole.
         let key = DataKey::random()?;
         let groups = wrap_groups(&key, &groups, a.shamir_secret_sharing_threshold).await?;
@@ -608,7 +757,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         rule,
         mac_only_encrypted,
     };
-    let text = seal(kind, tree, plan, a.allow_plaintext, &a.file).await?;
+    let text = seal(kind, out_kind, tree, plan, a.allow_plaintext, &a.file).await?;
     write_output(dest, text.as_bytes(), false)?;
     Ok(0)
 }
@@ -652,10 +801,11 @@ struct Plan {
     mac_only_encrypted: bool,
 }
 
-/// Encrypts a plain tree under a fresh data key for the plan's keys and
-/// writes it in the file's format.
+/// Encrypts a plain tree (read as `kind`) under a fresh data key for the
+/// plan's keys and writes it as `out_kind`.
 async fn seal(
     kind: FileType,
+    out_kind: FileType,
     tree: Node,
     plan: Plan,
     allow_plaintext: bool,
@@ -688,7 +838,7 @@ async fn seal(
         }
     }
     let enc = document::encrypt_with_key(tree, &opts, groups, &key, None)?;
-    emit_encrypted(kind, &enc)
+    emit_encrypted(out_kind, &enc)
 }
 
 /// Reads an encrypted file: its (still encrypted) tree and its metadata.
@@ -729,20 +879,19 @@ async fn updatekeys(
     input_type: Option<FileType>,
 ) -> anyhow::Result<u8> {
     let kind = file_type(&file, input_type)?;
-    let path = match config {
-        Some(p) => p,
-        None => coffer_sops::config::find(&std::env::current_dir()?)
-            .context("no .sops.yaml found above the current directory (or give --config)")?,
+    let Some((path, config)) = sops_config(config.as_deref())? else {
+        return Err(Fail::Config(
+            "no .sops.yaml found above the current directory (give --config or SOPS_CONFIG)".into(),
+        )
+        .into());
     };
-    let choice = coffer_sops::config::Config::load(&path)?
-        .choose(&file)?
-        .with_context(|| {
-            format!(
-                "{}: no creation rule matches {}",
-                path.display(),
-                file.display()
-            )
-        })?;
+    let choice = config.choose(&file)?.with_context(|| {
+        format!(
+            "{}: no creation rule matches {}",
+            path.display(),
+            file.display()
+        )
+    })?;
     let (tree, mut meta) = load(&file, kind)?;
     let key = data_key(&meta).await?;
     document::check_key(&meta, &key)?;
@@ -839,28 +988,65 @@ async fn change(
 }
 
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
-    let kind = file_type(&a.file, a.input_type)?;
+    let named = a.filename_override.as_deref().unwrap_or(&a.file);
+    let kind = file_type(named, a.input_type)?;
+    let out_kind = a.output_type.unwrap_or(kind);
     let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
-    if kind == FileType::Binary && a.extract.is_none() {
+    if let Some(c) = &a.config {
+        // Decrypting needs no creation rule, but a broken file is still
+        // an error, as in sops.
+        coffer_sops::config::Config::load(c).map_err(|e| Fail::Config(e.to_string()))?;
+    }
+    let order = decryption_order(a.decryption_order.as_deref());
+    if kind == FileType::Binary
+        && out_kind == FileType::Binary
+        && a.extract.is_none()
+        && !a.ignore_mac
+    {
         // A whole file is decoded, decrypted and hashed piece by piece into
         // one buffer, checked, then written.
         let input = read_input(&a.file)?;
         let text = std::str::from_utf8(&input).context("the encrypted file is not UTF-8")?;
         if let Some((value, rest)) = binary::split_encrypted(text) {
             let (_, meta) = document::split(rest)?;
-            let key = data_key(&meta).await?;
+            let key = data_key_in_order(&meta, &order).await?;
             let plain = binary::decrypt_data(value, &meta, &key)?;
             write_output(dest, &plain, true)?;
             return Ok(0);
         }
     }
-    let (plain, _) = open(&a.file, kind).await?;
+    let (tree, meta) = load(&a.file, kind)?;
+    let key = data_key_in_order(&meta, &order).await?;
+    let plain = if a.ignore_mac {
+        let (plain, mac) = document::decrypt_ignoring_mac(tree, &meta, &key)?;
+        if let Some(e) = mac {
+            eprintln!("warning: --ignore-mac: {e}");
+        }
+        plain
+    } else {
+        document::decrypt_with_key(tree, &meta, &key, None)?
+    };
     let bytes = zeroize::Zeroizing::new(match &a.extract {
-        Some(path) => extract(&plain, path, kind)?,
-        None => emit_plain(kind, &plain)?,
+        Some(path) => extract(&plain, path, out_kind)?,
+        None => emit_plain(out_kind, &plain)?,
     });
     write_output(dest, &bytes, true)?;
     Ok(0)
+}
+
+/// Master key types in the order to try them: the flag, else
+/// $SOPS_DECRYPTION_ORDER, else age first (sops' default).
+fn decryption_order(flag: Option<&str>) -> Vec<String> {
+    let given = flag
+        .map(str::to_owned)
+        .or_else(|| std::env::var("SOPS_DECRYPTION_ORDER").ok());
+    let mut order = split(&given.unwrap_or_default());
+    for t in ["age", "hc_vault"] {
+        if !order.iter().any(|o| o == t) {
+            order.push(t.to_owned());
+        }
+    }
+    order
 }
 
 async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
@@ -914,7 +1100,7 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
         mac_only_encrypted: meta.mac_only_encrypted,
     };
     // The file was written with this rule already: no second guess here.
-    let text = seal(kind, plain, plan, true, &a.file).await?;
+    let text = seal(kind, kind, plain, plan, true, &a.file).await?;
     let out = a.in_place.then_some(a.file.as_path());
     write_output(out, text.as_bytes(), false)?;
     Ok(0)
@@ -971,14 +1157,21 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
     Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
 }
 
-/// `--extract '["a"]["b"]'`: a value as text (a mapping in the file's
-/// format if it is YAML, other subtrees as JSON).
+/// `--extract '["a"]["b"]'`: a value as text (a mapping or a list in the
+/// file's format if it is YAML, other subtrees as JSON), as sops prints it.
 fn extract(root: &Node, path: &str, kind: FileType) -> anyhow::Result<Vec<u8>> {
-    let steps = coffer_sops::path::parse(path).map_err(|e| UsageError(e.to_string()))?;
+    let steps = coffer_sops::path::parse(path).map_err(|e| Fail::TreePath(e.to_string()))?;
+    // sops prints YAML scalars other than strings with a newline (as its
+    // YAML library writes them), JSON ones and strings without.
+    let line = if kind == FileType::Yaml { "\n" } else { "" };
     Ok(match coffer_sops::path::get(root, &steps)? {
-        Node::Leaf(v) => v.to_bytes(),
-        Node::Null => b"null".to_vec(),
+        Node::Leaf(coffer_sops::Scalar::Str(s)) => s.clone().into_bytes(),
+        Node::Leaf(coffer_sops::Scalar::Bool(b)) => format!("{b}{line}").into_bytes(),
+        Node::Leaf(v) => [v.to_bytes(), line.as_bytes().to_vec()].concat(),
+        Node::Null => format!("null{line}").into_bytes(),
         m @ Node::Map(_) if kind == FileType::Yaml => yaml::emit(m)?.into_bytes(),
+        Node::List(l) if kind == FileType::Yaml => yaml::emit_list(l).into_bytes(),
+        l @ Node::List(_) => json::emit_value(l, 0).into_bytes(),
         other => json::emit(other).into_bytes(),
     })
 }

@@ -15,7 +15,7 @@ use coffer_sops::tree::IvStash;
 
 use super::UsageError;
 use super::sops::{
-    FileType, data_key, emit_encrypted, emit_plain, file_type, load, open, parse_plain,
+    Fail, FileType, data_key, emit_encrypted, emit_plain, file_type, load, open, parse_plain,
     write_output,
 };
 
@@ -123,7 +123,15 @@ pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u
     let editor = editor();
     let edited = loop {
         let status = run_guarded(shell(&format!("{editor} \"$1\""), Some(&tmp)))
-            .with_context(|| format!("starting the editor {editor:?}"))?;
+            .map_err(|e| Fail::NoEditor(format!("starting the editor {editor:?}: {e}")))?;
+        if status.code() == Some(127) {
+            // The shell found no such program.
+            return Err(Fail::NoEditor(format!(
+                "the editor {editor:?} was not found (set SOPS_EDITOR or EDITOR); {} was not changed",
+                file.display()
+            ))
+            .into());
+        }
         if !status.success() {
             bail!(
                 "the editor {editor:?} failed ({status}); {} was not changed",
