@@ -213,14 +213,6 @@ fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
         ("azure_keyvault", r.azure_keyvault.is_some()),
         ("hckms", r.hckms.is_some()),
         ("aws_profile", r.aws_profile.is_some()),
-        (
-            "unencrypted_comment_regex",
-            r.unencrypted_comment_regex.is_some(),
-        ),
-        (
-            "encrypted_comment_regex",
-            r.encrypted_comment_regex.is_some(),
-        ),
     ];
     if let Some((k, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(SopsError::Malformed(format!(
@@ -232,13 +224,19 @@ fn creation(r: &RawRule, index: usize) -> Result<Creation, SopsError> {
         r.encrypted_suffix.clone().map(Rule::EncryptedSuffix),
         r.unencrypted_regex.clone().map(Rule::UnencryptedRegex),
         r.encrypted_regex.clone().map(Rule::EncryptedRegex),
+        r.unencrypted_comment_regex
+            .clone()
+            .map(Rule::UnencryptedCommentRegex),
+        r.encrypted_comment_regex
+            .clone()
+            .map(Rule::EncryptedCommentRegex),
     ]
     .into_iter()
     .flatten()
     .collect();
     if rules.len() > 1 {
         return Err(SopsError::Malformed(format!(
-            "creation rule {n} sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex"
+            "creation rule {n} sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex, unencrypted_comment_regex, encrypted_comment_regex"
         )));
     }
     let items = |v: &Option<OneOrMany>| v.as_ref().map(OneOrMany::items).unwrap_or_default();

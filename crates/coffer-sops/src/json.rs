@@ -105,6 +105,25 @@ pub fn emit(root: &Node) -> String {
     out
 }
 
+/// [`emit`] indented by `n` spaces instead of tabs (sops' `--indent`; 0
+/// keeps tabs). JSON strings hold no raw tab, so only indentation changes.
+pub fn emit_indented(root: &Node, n: usize) -> String {
+    let text = emit(root);
+    if n == 0 {
+        return text;
+    }
+    let unit = " ".repeat(n);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start_matches('\t');
+        for _ in 0..(line.len() - body.len()) {
+            out.push_str(&unit);
+        }
+        out.push_str(body);
+    }
+    out
+}
+
 /// A value as it is written inside a document at nesting `level`.
 pub fn emit_value(node: &Node, level: usize) -> String {
     let mut out = String::new();

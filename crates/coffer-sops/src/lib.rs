@@ -42,6 +42,14 @@ pub enum SopsError {
         /// The value's key path (its AAD).
         path: String,
     },
+    /// A value that should be encrypted is not a readable `ENC[...]`.
+    #[error("value at {path:?} cannot be decrypted: {reason}")]
+    Unreadable {
+        /// The value's key path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A decrypted value does not parse as its declared type.
     #[error("value at {path:?} is not a valid {kind}")]
     BadType {

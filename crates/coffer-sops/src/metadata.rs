@@ -184,6 +184,10 @@ pub enum Rule {
     UnencryptedRegex(String),
     /// Only keys matching are encrypted.
     EncryptedRegex(String),
+    /// Values under a matching comment stay in clear.
+    UnencryptedCommentRegex(String),
+    /// Only values under a matching comment are encrypted.
+    EncryptedCommentRegex(String),
 }
 
 impl Default for Rule {
@@ -199,6 +203,8 @@ impl Rule {
             Rule::EncryptedSuffix(_) => "encrypted_suffix",
             Rule::UnencryptedRegex(_) => "unencrypted_regex",
             Rule::EncryptedRegex(_) => "encrypted_regex",
+            Rule::UnencryptedCommentRegex(_) => "unencrypted_comment_regex",
+            Rule::EncryptedCommentRegex(_) => "encrypted_comment_regex",
         }
     }
 
@@ -207,7 +213,9 @@ impl Rule {
             Rule::UnencryptedSuffix(s)
             | Rule::EncryptedSuffix(s)
             | Rule::UnencryptedRegex(s)
-            | Rule::EncryptedRegex(s) => s,
+            | Rule::EncryptedRegex(s)
+            | Rule::UnencryptedCommentRegex(s)
+            | Rule::EncryptedCommentRegex(s) => s,
         }
     }
 
@@ -226,6 +234,8 @@ impl Rule {
             Rule::EncryptedSuffix(s) => r.encrypted_suffix = Some(s.clone()),
             Rule::UnencryptedRegex(s) => r.unencrypted_regex = Some(re(s)?),
             Rule::EncryptedRegex(s) => r.encrypted_regex = Some(re(s)?),
+            Rule::UnencryptedCommentRegex(s) => r.unencrypted_comment_regex = Some(re(s)?),
+            Rule::EncryptedCommentRegex(s) => r.encrypted_comment_regex = Some(re(s)?),
         }
         Ok(r)
     }
@@ -367,11 +377,10 @@ impl Metadata {
                         }
                     }
                 }
-                "unencrypted_comment_regex" | "encrypted_comment_regex" => {
-                    return Err(SopsError::Malformed(format!(
-                        "sops.{k} is not supported by coffer yet"
-                    )));
+                "unencrypted_comment_regex" => {
+                    rules.push(Rule::UnencryptedCommentRegex(text(&v, &k)?))
                 }
+                "encrypted_comment_regex" => rules.push(Rule::EncryptedCommentRegex(text(&v, &k)?)),
                 _ => m.other.push((k, v)),
             }
         }
@@ -382,7 +391,7 @@ impl Metadata {
         };
         if rules.len() > 1 {
             return Err(SopsError::Malformed(
-                "the sops block sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex".into(),
+                "the sops block sets more than one of unencrypted_suffix, encrypted_suffix, unencrypted_regex, encrypted_regex, unencrypted_comment_regex, encrypted_comment_regex".into(),
             ));
         }
         if let Some(r) = rules.pop() {

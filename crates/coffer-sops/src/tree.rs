@@ -64,6 +64,11 @@ pub struct Rules {
     pub unencrypted_regex: Option<regex::Regex>,
     /// Only keys matching this are encrypted.
     pub encrypted_regex: Option<regex::Regex>,
+    /// Values under a comment matching this stay in clear (the comment too).
+    pub unencrypted_comment_regex: Option<regex::Regex>,
+    /// Only values under a comment matching this are encrypted (the
+    /// comment itself stays in clear).
+    pub encrypted_comment_regex: Option<regex::Regex>,
     /// The MAC covers only encrypted values.
     pub mac_only_encrypted: bool,
 }
@@ -87,6 +92,25 @@ impl Rules {
         }
         if let Some(r) = &self.encrypted_regex {
             enc = path.iter().any(|p| r.is_match(p));
+        }
+        enc
+    }
+
+    /// Whether a value (or, with `own`, a comment) is encrypted, given the
+    /// comments in force: those just before it and before each block that
+    /// holds it (`comments`, one list per nesting level, `own` included).
+    /// A comment that matches `encrypted_comment_regex` stays readable, so
+    /// the file says which values are encrypted.
+    fn decide(&self, path: &[String], comments: &[Vec<String>], own: Option<&str>) -> bool {
+        let mut enc = self.encrypts(path);
+        let any = |r: &regex::Regex| comments.iter().flatten().any(|c| r.is_match(c));
+        if let Some(r) = &self.unencrypted_comment_regex
+            && any(r)
+        {
+            enc = false;
+        }
+        if let Some(r) = &self.encrypted_comment_regex {
+            enc = any(r) && !own.is_some_and(|c| r.is_match(c));
         }
         enc
     }
@@ -114,6 +138,9 @@ struct Walk<'a> {
     mac: Mac,
     mode: Mode,
     stash: Option<&'a mut IvStash>,
+    /// The comments in force, one list per nesting level: those since the
+    /// last value at that level (as the file stores them).
+    comments: Vec<Vec<String>>,
 }
 
 impl Walk<'_> {
@@ -121,6 +148,7 @@ impl Walk<'_> {
         match node {
             Node::Null => Ok(()),
             Node::Map(items) => {
+                self.comments.push(Vec::new());
                 for item in items.iter_mut() {
                     match item {
                         Item::Pair(k, v) => {
@@ -128,17 +156,24 @@ impl Walk<'_> {
                             let r = self.node(v, path);
                             path.pop();
                             r?;
+                            self.level().clear();
                         }
                         Item::Comment(c) | Item::LineComment(c) => *c = self.comment(c, path)?,
                     }
                 }
+                self.comments.pop();
                 Ok(())
             }
             Node::List(items) => {
+                self.comments.push(Vec::new());
                 for v in items.iter_mut() {
                     // List indices are not part of the path.
                     self.node(v, path)?;
+                    if !matches!(v, Node::Leaf(Scalar::Comment(_))) {
+                        self.level().clear();
+                    }
                 }
+                self.comments.pop();
                 Ok(())
             }
             Node::Leaf(Scalar::Comment(c)) => {
@@ -147,7 +182,7 @@ impl Walk<'_> {
                 Ok(())
             }
             Node::Leaf(v) => {
-                let encrypts = self.rules.encrypts(path);
+                let encrypts = self.rules.decide(path, &self.comments, None);
                 let aad = aad(path);
                 match self.mode {
                     Mode::Encrypt => {
@@ -189,7 +224,13 @@ impl Walk<'_> {
                                 (Some(_), true) => cipher::parse(s)?.iv.try_into().ok(),
                                 _ => None,
                             };
-                            *v = cipher::decrypt(s, self.key, &aad)?;
+                            *v = cipher::decrypt(s, self.key, &aad).map_err(|e| match e {
+                                SopsError::Malformed(reason) => SopsError::Unreadable {
+                                    path: aad.clone(),
+                                    reason,
+                                },
+                                other => other,
+                            })?;
                             if let (Some(stash), Some(iv)) = (self.stash.as_mut(), iv) {
                                 stash.0.insert(IvStash::id(&aad, v), iv);
                             }
@@ -204,24 +245,45 @@ impl Walk<'_> {
         }
     }
 
+    /// The innermost level's comments.
+    fn level(&mut self) -> &mut Vec<String> {
+        if self.comments.is_empty() {
+            self.comments.push(Vec::new());
+        }
+        let last = self.comments.len() - 1;
+        &mut self.comments[last]
+    }
+
     /// Comments are encrypted under the path of what contains them when the
     /// rules encrypt that path (as SOPS does), and are never part of the MAC.
     fn comment(&mut self, text: &str, path: &[String]) -> Result<String, SopsError> {
         let aad = aad(path);
-        if !self.rules.encrypts(path) {
+        self.level().push(text.to_owned());
+        if !self.rules.decide(path, &self.comments, Some(text)) {
             return Ok(text.to_owned());
         }
         match self.mode {
             Mode::Encrypt => {
                 let v = Scalar::Comment(text.to_owned());
-                match self
+                let sealed = match self
                     .stash
                     .as_ref()
                     .and_then(|s| s.0.get(&IvStash::id(&aad, &v)))
                 {
                     Some(iv) => cipher::encrypt_with_iv(&v, self.key, &aad, iv),
                     None => cipher::encrypt(&v, self.key, &aad),
+                }?;
+                // Read back, a comment that matched would leave what
+                // follows it in clear.
+                if let Some(r) = &self.rules.unencrypted_comment_regex
+                    && r.is_match(&sealed)
+                {
+                    return Err(SopsError::Malformed(format!(
+                        "the encrypted form of a comment matches unencrypted_comment_regex {:?}; choose a regex that ciphertext cannot match",
+                        r.as_str()
+                    )));
                 }
+                Ok(sealed)
             }
             Mode::Decrypt if cipher::is_encrypted(text.trim_start()) => {
                 // Where a comment belongs is a guess of the YAML parser that
@@ -290,6 +352,7 @@ fn run(
         mac: Mac::new(rules.mac_only_encrypted),
         mode,
         stash,
+        comments: Vec::new(),
     };
     w.node(root, &mut Vec::new())?;
     Ok(w.mac.finish())

@@ -652,16 +652,22 @@ fn timestamp(s: &str) -> Option<String> {
 /// Writes a tree in SOPS' YAML layout; a list of mappings at the top is a
 /// stream of documents separated by `---`.
 pub fn emit(root: &Node) -> Result<String, SopsError> {
+    emit_indented(root, INDENT)
+}
+
+/// [`emit`] with blocks indented by `w` spaces (sops' `--indent`).
+pub fn emit_indented(root: &Node, w: usize) -> Result<String, SopsError> {
+    let w = w.max(1);
     let mut out = String::new();
     match root {
-        Node::Map(items) => map(&mut out, items, 0, false, INDENT),
+        Node::Map(items) => map(&mut out, items, 0, false, w, w),
         Node::List(docs) => {
             for (i, d) in docs.iter().enumerate() {
                 if i > 0 {
                     out.push_str("---\n");
                 }
                 match d {
-                    Node::Map(items) => map(&mut out, items, 0, false, INDENT),
+                    Node::Map(items) => map(&mut out, items, 0, false, w, w),
                     _ => return Err(bad("each YAML document must be a mapping")),
                 }
             }
@@ -677,7 +683,7 @@ pub fn emit_list(items: &[Node]) -> String {
     if items.is_empty() {
         out.push_str("[]\n");
     } else {
-        list(&mut out, items, 0, false);
+        list(&mut out, items, 0, false, INDENT);
     }
     out
 }
@@ -713,7 +719,7 @@ fn push_seq_comment(items: &mut Vec<Node>, c: Found) {
 /// with `inline`, the first line's indent is already written (after `- `).
 /// (In a list, go-yaml puts keys 2 columns after the `-` and nested blocks
 /// 4 after it.)
-fn map(out: &mut String, items: &[Item], indent: usize, mut inline: bool, child: usize) {
+fn map(out: &mut String, items: &[Item], indent: usize, mut inline: bool, child: usize, w: usize) {
     if items.is_empty() {
         if !inline {
             pad(out, indent);
@@ -746,12 +752,12 @@ fn map(out: &mut String, items: &[Item], indent: usize, mut inline: bool, child:
                     Node::Map(m) if !m.is_empty() => {
                         line_comments(out, &line);
                         out.push('\n');
-                        map(out, m, child, false, child + INDENT);
+                        map(out, m, child, false, child + w, w);
                     }
                     Node::List(l) if !l.is_empty() => {
                         line_comments(out, &line);
                         out.push('\n');
-                        list(out, l, child, false);
+                        list(out, l, child, false, w);
                     }
                     _ => {
                         out.push(' ');
@@ -809,7 +815,7 @@ fn scalar_value(out: &mut String, v: &Node, indent: usize, comments: &[&str]) {
 
 /// A block list with its `-` at `indent` (the first one already written
 /// with `inline`).
-fn list(out: &mut String, items: &[Node], indent: usize, mut inline: bool) {
+fn list(out: &mut String, items: &[Node], indent: usize, mut inline: bool, w: usize) {
     for v in items {
         if !inline {
             pad(out, indent);
@@ -852,12 +858,14 @@ fn list(out: &mut String, items: &[Node], indent: usize, mut inline: bool) {
                 if lead == m.len() {
                     out.push_str("{}\n");
                 } else {
-                    map(out, &m[lead..], indent + 2, true, indent + INDENT);
+                    // go-yaml nests under a key of a mapping in a list at
+                    // least 4 past the `-`, whatever the indent.
+                    map(out, &m[lead..], indent + 2, true, indent + w.max(4), w);
                 }
             }
             Node::List(l) if !l.is_empty() => {
                 out.push_str("- ");
-                list(out, l, indent + 2, true);
+                list(out, l, indent + 2, true, w);
             }
             _ => {
                 out.push_str("- ");

@@ -160,7 +160,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // Usage mistakes exit 1, as Vault's CLI and docs/cli.md say (clap's
     // own default is 2, which here means a server or network error).
-    let cli = match Cli::try_parse_from(vault_style_args()) {
+    let mut args = vault_style_args();
+    if args.get(1).map(String::as_str) == Some("sops")
+        && let Some(sub) = cli::sops::legacy_args(&args[2..])
+    {
+        args.truncate(2);
+        args.extend(sub);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -203,6 +210,15 @@ fn main() -> ExitCode {
             Command::Policy(c) => cli::auth_cmds::policy(c).await,
             Command::Auth(c) => cli::auth_cmds::auth(c).await,
             Command::Audit(c) => cli::audit::run(c).await,
+            Command::Sops(cli::sops::SopsCommand::Completion { shell }) => {
+                clap_complete::generate(
+                    shell,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                    "coffer",
+                    &mut std::io::stdout(),
+                );
+                Ok(0)
+            }
             Command::Sops(c) => cli::sops::run(c).await,
             Command::Scan(c) => cli::scan::run(c),
             Command::Secrets(c) => cli::secrets::run(c).await,

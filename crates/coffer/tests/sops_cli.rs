@@ -707,3 +707,186 @@ fn in_place_and_values_off_the_command_line() {
     );
     assert_eq!(code, 1, "{err}");
 }
+
+/// The commands and flags a sops user reaches for beyond encrypt and
+/// decrypt: `filestatus`, `groups add|delete`, `set --idempotent`,
+/// `exec-env --same-process`, `edit -s`, the bare `sops FILE` and `-d`
+/// spellings, `--version`, `SOPS_CONFIG`, `--ignore-mac`,
+/// `--decryption-order`, `updatekeys` on a file whose MAC was changed.
+#[test]
+fn the_rest_of_sops_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (r1, k1) = identity(d, "one");
+    let (r2, k2) = identity(d, "two");
+    let both = d.join("both.txt");
+    let text = format!(
+        "{}{}",
+        std::fs::read_to_string(&k1).expect("k1"),
+        std::fs::read_to_string(&k2).expect("k2")
+    );
+    std::fs::write(&both, text).expect("both");
+    std::fs::write(d.join("app.yaml"), "user: app\npassword: x\n").expect("w");
+    let (code, _, err) = coffer(d, &["encrypt", "-i", "--age", &r1, "app.yaml"], None);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, _) = coffer(d, &["filestatus", "app.yaml"], None);
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).trim()),
+        (0, "{\"encrypted\":true}")
+    );
+    std::fs::write(d.join("plain.yaml"), "a: 1\n").expect("w");
+    let (_, out, _) = coffer(d, &["filestatus", "plain.yaml"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&out).trim(),
+        "{\"encrypted\":false}"
+    );
+
+    // groups: a second group with another key; both are then needed.
+    let (code, _, err) = coffer(
+        d,
+        &["groups", "add", "-i", "--file", "app.yaml", "--age", &r2],
+        Some(&k1),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = coffer(d, &["-d", "app.yaml"], Some(&k1));
+    assert_eq!(code, 128, "one group of two opens nothing: {err}");
+    let (code, out, _) = coffer(d, &["-d", "app.yaml"], Some(&both));
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).contains("user: app")),
+        (0, true)
+    );
+    let (code, _, err) = coffer(
+        d,
+        &["groups", "delete", "-i", "-f", "app.yaml", "0"],
+        Some(&both),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = coffer(d, &["decrypt", "app.yaml"], Some(&k2));
+    assert_eq!(code, 0, "only the second key is left");
+    let (code, _, err) = coffer(
+        d,
+        &["groups", "delete", "-i", "-f", "app.yaml", "0"],
+        Some(&k2),
+    );
+    assert_eq!(code, 1, "the last group stays: {err}");
+
+    // set --idempotent leaves the file alone when nothing changes.
+    let before = std::fs::read(d.join("app.yaml")).expect("r");
+    let (code, _, err) = coffer(
+        d,
+        &["set", "--idempotent", "app.yaml", "[\"user\"]", "\"app\""],
+        Some(&k2),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(d.join("app.yaml")).expect("r"), before);
+
+    // exec-env --same-process: the command replaces coffer.
+    let (code, out, err) = coffer(
+        d,
+        &[
+            "exec-env",
+            "--same-process",
+            "app.yaml",
+            "--",
+            "sh",
+            "-c",
+            "echo $password; exit 7",
+        ],
+        Some(&k2),
+    );
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).trim()),
+        (7, "x"),
+        "{err}"
+    );
+
+    // `sops -s FILE` edits with the metadata shown; changing it is refused.
+    let (code, _, err) = coffer_env(
+        d,
+        &["-s", "app.yaml"],
+        Some(&k2),
+        &[("EDITOR", "sh -c 'grep -q \"^sops:\" $0 && exit 0'")],
+    );
+    assert_eq!(code, 200, "shown, not changed: {err}");
+    let script = d.join("edit-meta.sh");
+    std::fs::write(
+        &script,
+        "sed -i 's/lastmodified: \"/lastmodified: \"1/' \"$1\"\n",
+    )
+    .expect("w");
+    let (code, _, err) = coffer_env(
+        d,
+        &["-s", "app.yaml"],
+        Some(&k2),
+        &[("EDITOR", &format!("sh {}", script.display()))],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the sops block was changed"), "{err}");
+    let (code, out, _) = coffer(d, &["--version"], None);
+    assert_eq!(code, 0);
+    assert!(String::from_utf8_lossy(&out).starts_with("coffer sops "));
+
+    // SOPS_CONFIG names the rules.
+    std::fs::create_dir(d.join("cfg")).expect("mkdir");
+    std::fs::write(
+        d.join("cfg/rules.yaml"),
+        format!("creation_rules:\n  - age: {r1}\n"),
+    )
+    .expect("w");
+    std::fs::write(d.join("new.yaml"), "k: v\n").expect("w");
+    let (code, _, err) = coffer_env(
+        d,
+        &["encrypt", "-i", "new.yaml"],
+        None,
+        &[("SOPS_CONFIG", "cfg/rules.yaml")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = coffer(
+        d,
+        &["decrypt", "--decryption-order", "hc_vault,age", "new.yaml"],
+        Some(&k1),
+    );
+    assert_eq!(code, 0);
+
+    // A changed MAC: decrypt says 51 unless --ignore-mac; updatekeys
+    // names the MAC, not a timestamp.
+    let text = std::fs::read_to_string(d.join("new.yaml")).expect("r");
+    let cut: Vec<&str> = text.lines().collect();
+    let mac_at = cut
+        .iter()
+        .position(|l| l.trim_start().starts_with("mac:"))
+        .expect("mac");
+    let mut lines: Vec<String> = cut.iter().map(|l| (*l).to_owned()).collect();
+    let other = {
+        let (_, enc, _) = coffer(d, &["encrypt", "--age", &r1, "plain.yaml"], None);
+        let enc = String::from_utf8(enc).expect("utf-8");
+        enc.lines()
+            .find(|l| l.trim_start().starts_with("mac:"))
+            .expect("mac")
+            .to_owned()
+    };
+    lines[mac_at] = other;
+    std::fs::write(d.join("new.yaml"), lines.join("\n") + "\n").expect("w");
+    let (code, _, err) = coffer(d, &["decrypt", "new.yaml"], Some(&k1));
+    assert_eq!(code, 24, "{err}");
+    assert!(err.contains("MAC does not decrypt"), "{err}");
+    let (code, out, err) = coffer(d, &["decrypt", "--ignore-mac", "new.yaml"], Some(&k1));
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).as_ref()),
+        (0, "k: v\n"),
+        "{err}"
+    );
+    assert!(err.contains("--ignore-mac"), "{err}");
+    let (code, _, err) = coffer_env(
+        d,
+        &["updatekeys", "-y", "new.yaml"],
+        Some(&k1),
+        &[("SOPS_CONFIG", "cfg/rules.yaml")],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("MAC does not decrypt") && !err.contains("value at"),
+        "{err}"
+    );
+}

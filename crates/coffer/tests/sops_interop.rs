@@ -124,6 +124,232 @@ fn sops_and_coffer_read_each_others_files() {
     ini_files_go_both_ways(&sops);
     binary_files_go_both_ways(&sops);
     data_keys_match_the_go_age_cli();
+    a_days_commands_match_sops(&sops);
+}
+
+/// The first line of each line of a file, up to where ciphertext starts
+/// to differ: the layout, whoever encrypted it.
+fn layout(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| !l.starts_with("sops:"))
+        .map(|l| l.chars().take(7).collect())
+        .collect()
+}
+
+/// What a sops user types in a day, through both tools, compared byte for
+/// byte where sops is the reference: `-i`, `--output-type`, inline
+/// comments, `--extract`, comment regexes, SSH recipients, `set
+/// --value-stdin`, the original `-d`/`-e` spellings, and a tampered MAC's
+/// exit code.
+fn a_days_commands_match_sops(sops: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let k = keys(d, 1);
+    let r = k.ids[0].public.as_str();
+    let plain = "# head\ndb: # main db\n    user: app # who\n    # before pw\n    password: x # rotate me\nlist: # the list\n    - a # first\n    - b\n    - k: v # in map in list\ntail: 1 # end\n";
+    std::fs::write(d.join("app.yaml"), plain).expect("w");
+    std::fs::write(d.join("theirs.yaml"), plain).expect("w");
+    // -i both ways: the files change in place, and decrypt the same.
+    run_coffer(d, &k.file, &["encrypt", "-i", "--age", r, "app.yaml"]);
+    run_sops(
+        sops,
+        d,
+        &k.file,
+        &["encrypt", "-i", "--age", r, "theirs.yaml"],
+    );
+    let mine = std::fs::read_to_string(d.join("app.yaml")).expect("r");
+    let theirs = std::fs::read_to_string(d.join("theirs.yaml")).expect("r");
+    assert_eq!(layout(&mine), layout(&theirs), "{mine}\n{theirs}");
+    let reference = run_sops(sops, d, &k.file, &["decrypt", "theirs.yaml"]);
+    assert!(
+        reference.contains("# rotate me\n    password: x\n"),
+        "{reference}"
+    );
+    for file in ["app.yaml", "theirs.yaml"] {
+        let by_coffer = run_coffer(d, &k.file, &["decrypt", file]);
+        assert_eq!(
+            String::from_utf8_lossy(&by_coffer),
+            reference,
+            "coffer on {file}"
+        );
+        let by_sops = run_sops(sops, d, &k.file, &["decrypt", file]);
+        assert_eq!(by_sops, reference, "sops on {file}");
+        for (args, what) in [
+            (vec!["decrypt", "--output-type", "json", file], "json"),
+            (vec!["decrypt", "--extract", "[\"list\"]", file], "list"),
+            (vec!["decrypt", "--extract", "[\"db\"]", file], "map"),
+            (vec!["decrypt", "--extract", "[\"tail\"]", file], "int"),
+            (
+                vec!["decrypt", "--extract", "[\"db\"][\"user\"]", file],
+                "str",
+            ),
+            (vec!["-d", "--output-type", "json", file], "-d"),
+        ] {
+            let theirs = run_sops(sops, d, &k.file, &args);
+            let mine = run_coffer(d, &k.file, &args);
+            assert_eq!(String::from_utf8_lossy(&mine), theirs, "{what} on {file}");
+        }
+    }
+    run_coffer(d, &k.file, &["decrypt", "-i", "app.yaml"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("app.yaml")).expect("r"),
+        reference
+    );
+    // The original spelling: -e writes to stdout.
+    let e = run_coffer(d, &k.file, &["-e", "--age", r, "app.yaml"]);
+    std::fs::write(d.join("again.yaml"), e).expect("w");
+    assert_eq!(run_sops(sops, d, &k.file, &["-d", "again.yaml"]), reference);
+
+    // A binary-store file decrypted to its bytes, and YAML to JSON.
+    std::fs::write(d.join("blob.bin"), b"\x00\x01 raw bytes\n").expect("w");
+    let enc = run_sops(sops, d, &k.file, &["encrypt", "--age", r, "blob.bin"]);
+    std::fs::write(d.join("blob.json"), enc).expect("w");
+    let args = [
+        "decrypt",
+        "--input-type",
+        "json",
+        "--output-type",
+        "binary",
+        "blob.json",
+    ];
+    assert_eq!(run_coffer(d, &k.file, &args), b"\x00\x01 raw bytes\n");
+
+    // set with the value off the command line.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.args([
+        "sops",
+        "set",
+        "--value-stdin",
+        "theirs.yaml",
+        "[\"db\"][\"password\"]",
+    ])
+    .current_dir(d)
+    .env("SOPS_AGE_KEY_FILE", &k.file)
+    .stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"\"n3w p4ss\"").expect("write");
+    }
+    assert!(child.wait().expect("wait").success());
+    let out = run_sops(
+        sops,
+        d,
+        &k.file,
+        &[
+            "decrypt",
+            "--extract",
+            "[\"db\"][\"password\"]",
+            "theirs.yaml",
+        ],
+    );
+    assert_eq!(out, "n3w p4ss");
+
+    // Comment regexes from .sops.yaml: the same values and comments in
+    // clear, and each tool reads the other's file.
+    for key in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
+        let sub = d.join(key);
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::write(
+            sub.join(".sops.yaml"),
+            format!("creation_rules:\n  - age: {r}\n    {key}: 'sops:enc'\n"),
+        )
+        .expect("w");
+        let text = "# sops:enc\npassword: x\nuser: app\n# other\n# sops:enc\ndb:\n    host: h\n    # note\n    port: 5\nlist:\n    # sops:enc\n    - a\n    - b\nlast: z\n";
+        std::fs::write(sub.join("c.yaml"), text).expect("w");
+        let theirs = run_sops(sops, &sub, &k.file, &["encrypt", "c.yaml"]);
+        let mine =
+            String::from_utf8(run_coffer(&sub, &k.file, &["encrypt", "c.yaml"])).expect("utf-8");
+        assert_eq!(layout(&mine), layout(&theirs), "{key}:\n{mine}\n{theirs}");
+        assert!(mine.contains(&format!("    {key}: sops:enc\n")), "{mine}");
+        std::fs::write(sub.join("mine.yaml"), &mine).expect("w");
+        std::fs::write(sub.join("theirs.yaml"), &theirs).expect("w");
+        let a = run_sops(sops, &sub, &k.file, &["decrypt", "mine.yaml"]);
+        let b = run_coffer(&sub, &k.file, &["decrypt", "theirs.yaml"]);
+        assert_eq!(String::from_utf8_lossy(&b), a, "{key}");
+        assert!(a.contains("password: x\n") && a.contains("# note\n"), "{a}");
+    }
+
+    // SSH recipients: files for an ed25519 and an RSA key, each tool
+    // opening the other's with the private key.
+    for (kind, bits) in [("ed25519", None), ("rsa", Some("2048"))] {
+        let key = d.join(format!("id_{kind}"));
+        let mut keygen = Command::new("ssh-keygen");
+        keygen.args(["-q", "-t", kind, "-N", "", "-f"]).arg(&key);
+        if let Some(b) = bits {
+            keygen.args(["-b", b]);
+        }
+        ok(keygen, "ssh-keygen");
+        let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
+        let recipient: String = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(d.join("ssh.yaml"), "token: abc\n").expect("w");
+        let mine = run_coffer(d, &k.file, &["encrypt", "--age", &recipient, "ssh.yaml"]);
+        std::fs::write(d.join("ssh.mine.yaml"), mine).expect("w");
+        let theirs = run_sops(
+            sops,
+            d,
+            &k.file,
+            &["encrypt", "--age", &recipient, "ssh.yaml"],
+        );
+        std::fs::write(d.join("ssh.theirs.yaml"), theirs).expect("w");
+        for (tool, file) in [("sops", "ssh.mine.yaml"), ("coffer", "ssh.theirs.yaml")] {
+            let program: PathBuf = if tool == "sops" {
+                sops.to_path_buf()
+            } else {
+                PathBuf::from(env!("CARGO_BIN_EXE_coffer"))
+            };
+            let mut cmd = Command::new(program);
+            if tool == "coffer" {
+                cmd.arg("sops");
+            }
+            cmd.args(["decrypt", file])
+                .current_dir(d)
+                .env_remove("SOPS_AGE_KEY_FILE")
+                .env("HOME", d)
+                .env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &key);
+            assert_eq!(
+                ok(cmd, &format!("{tool} decrypt {file} ({kind})")),
+                "token: abc\n"
+            );
+        }
+    }
+
+    // Values changed by hand: both tools refuse them with the same exit
+    // code (25: a value does not decrypt; 51: the MAC does not match).
+    let text = std::fs::read_to_string(d.join("theirs.yaml")).expect("r");
+    let garbled = text.replacen(
+        "user: ENC[AES256_GCM,data:",
+        "user: ENC[AES256_GCM,data:A",
+        1,
+    );
+    let dropped: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tail:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let code = |program: &Path, sub: bool| {
+        let mut cmd = Command::new(program);
+        if sub {
+            cmd.arg("sops");
+        }
+        cmd.args(["decrypt", "tampered.yaml"])
+            .current_dir(d)
+            .env("SOPS_AGE_KEY_FILE", &k.file);
+        cmd.output().expect("run").status.code()
+    };
+    for (tampered, want) in [(garbled, 25), (dropped, 51)] {
+        std::fs::write(d.join("tampered.yaml"), tampered).expect("w");
+        assert_eq!(code(sops, false), Some(want));
+        assert_eq!(
+            code(Path::new(env!("CARGO_BIN_EXE_coffer")), true),
+            Some(want)
+        );
+    }
 }
 
 /// Any file as one value: each tool gives back the other's bytes exactly.

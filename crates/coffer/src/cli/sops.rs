@@ -36,13 +36,7 @@ pub enum SopsCommand {
     ExecFile(super::sops_files::ExecFileArgs),
     /// Decrypt to a private temporary file, open $SOPS_EDITOR or $EDITOR,
     /// and re-encrypt if it changed (unchanged values keep their ciphertext).
-    Edit {
-        /// The encrypted file.
-        file: PathBuf,
-        /// Input format (default: from the extension).
-        #[arg(long, value_enum)]
-        input_type: Option<FileType>,
-    },
+    Edit(super::sops_files::EditArgs),
     /// Set one value in place: `set FILE '["db"]["password"]' '"new"'` (the
     /// value is JSON). Other values keep their ciphertext.
     Set {
@@ -60,6 +54,9 @@ pub enum SopsCommand {
         /// Read the JSON value from stdin (kept out of `ps`).
         #[arg(long)]
         value_stdin: bool,
+        /// Leave the file untouched when the path already holds the value.
+        #[arg(long)]
+        idempotent: bool,
         /// Input format (default: from the extension).
         #[arg(long, value_enum)]
         input_type: Option<FileType>,
@@ -79,6 +76,26 @@ pub enum SopsCommand {
         #[arg(long, value_enum)]
         input_type: Option<FileType>,
     },
+    /// Whether a file is SOPS-encrypted: prints `{"encrypted":true}` or
+    /// `{"encrypted":false}`.
+    Filestatus {
+        /// The file.
+        file: PathBuf,
+        /// Input format (default: from the extension).
+        #[arg(long, value_enum)]
+        input_type: Option<FileType>,
+    },
+    /// Add or delete key groups (the data key is split anew between them).
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Print a shell completion script for coffer (sops' commands are
+    /// under `coffer sops`).
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the version.
+    Version,
     /// Remove one value in place.
     Unset {
         /// The encrypted file.
@@ -88,6 +105,46 @@ pub enum SopsCommand {
         /// Input format (default: from the extension).
         #[arg(long, value_enum)]
         input_type: Option<FileType>,
+    },
+}
+
+/// `coffer sops groups …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// Add a key group made of the given keys.
+    Add {
+        /// The encrypted file.
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        /// age recipients of the new group (repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        age: Vec<String>,
+        /// Transit key URIs of the new group (repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        hc_vault_transit: Vec<String>,
+        /// How many groups rebuild the data key (default: the file's, else
+        /// all of them).
+        #[arg(long)]
+        shamir_secret_sharing_threshold: Option<u64>,
+        /// Write the result back to the file instead of stdout.
+        #[arg(short = 'i', long)]
+        in_place: bool,
+    },
+    /// Delete the key group at INDEX (0 is the first).
+    #[command(visible_alias = "remove")]
+    Delete {
+        /// The encrypted file.
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+        /// The group's index.
+        index: usize,
+        /// How many groups rebuild the data key (default: the file's, at
+        /// most the number of groups left).
+        #[arg(long)]
+        shamir_secret_sharing_threshold: Option<u64>,
+        /// Write the result back to the file instead of stdout.
+        #[arg(short = 'i', long)]
+        in_place: bool,
     },
 }
 
@@ -105,6 +162,9 @@ pub struct RotateArgs {
     /// age recipients to remove (comma-separated).
     #[arg(long)]
     rm_age: Option<String>,
+    /// Spaces per level in YAML and JSON output (0: sops' layout).
+    #[arg(long, default_value_t = 0)]
+    indent: usize,
     /// Input format (default: from the extension).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
@@ -119,6 +179,10 @@ pub struct ExecEnvArgs {
     /// environment.
     #[arg(long)]
     pristine: bool,
+    /// Replace coffer with the command (exec) instead of running it as a
+    /// child.
+    #[arg(long)]
+    same_process: bool,
     /// Input format (default: from the extension).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
@@ -167,6 +231,12 @@ pub struct EncryptArgs {
     /// Only keys matching this are encrypted.
     #[arg(long, group = "rule")]
     encrypted_regex: Option<String>,
+    /// Values under a comment matching this stay in clear.
+    #[arg(long, group = "rule")]
+    unencrypted_comment_regex: Option<String>,
+    /// Only values under a comment matching this are encrypted.
+    #[arg(long, group = "rule")]
+    encrypted_comment_regex: Option<String>,
     /// The MAC covers only encrypted values.
     #[arg(long)]
     mac_only_encrypted: bool,
@@ -189,6 +259,9 @@ pub struct EncryptArgs {
     /// Output format (default: the input's).
     #[arg(long, value_enum)]
     output_type: Option<FileType>,
+    /// Spaces per level in YAML and JSON output (0: sops' layout).
+    #[arg(long, default_value_t = 0)]
+    indent: usize,
     /// Use this name, not FILE's, to pick the format and the `.sops.yaml`
     /// creation rule (for stdin or temporary files).
     #[arg(long)]
@@ -213,6 +286,9 @@ pub struct DecryptArgs {
     /// file's bytes, or a document's `data` value).
     #[arg(long, value_enum)]
     output_type: Option<FileType>,
+    /// Spaces per level in YAML and JSON output (0: sops' layout).
+    #[arg(long, default_value_t = 0)]
+    indent: usize,
     /// Use this name, not FILE's, to pick the format.
     #[arg(long)]
     filename_override: Option<PathBuf>,
@@ -376,7 +452,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<S>() {
             return match s {
                 S::MacUnreadable => 24,
-                S::Decrypt { .. } | S::BadType { .. } => 25,
+                S::Decrypt { .. } | S::BadType { .. } | S::Unreadable { .. } => 25,
                 S::MacMismatch { .. } => 51,
                 S::NoMac => 52,
                 S::AlreadyEncrypted(_) => 203,
@@ -406,13 +482,14 @@ async fn run_command(cmd: SopsCommand) -> anyhow::Result<u8> {
         SopsCommand::Rotate(a) => rotate(a).await,
         SopsCommand::ExecEnv(a) => exec_env(a).await,
         SopsCommand::ExecFile(a) => super::sops_files::exec_file(a).await,
-        SopsCommand::Edit { file, input_type } => super::sops_files::edit(&file, input_type).await,
+        SopsCommand::Edit(a) => super::sops_files::edit(a).await,
         SopsCommand::Set {
             file,
             path,
             value,
             value_file,
             value_stdin,
+            idempotent,
             input_type,
         } => {
             let kind = file_type(&file, input_type)?;
@@ -440,9 +517,33 @@ async fn run_command(cmd: SopsCommand) -> anyhow::Result<u8> {
                 ))
             })?;
             change(&file, kind, |t| {
-                Ok(coffer_sops::path::set(t, &steps, value)?)
+                if idempotent && coffer_sops::path::get(t, &steps).is_ok_and(|v| *v == value) {
+                    return Ok(false);
+                }
+                coffer_sops::path::set(t, &steps, value)?;
+                Ok(true)
             })
             .await
+        }
+        SopsCommand::Filestatus { file, input_type } => {
+            let kind = file_type(&file, input_type)?;
+            let encrypted = match load(&file, kind) {
+                Ok(_) => true,
+                Err(e) if e.chain().any(|c| c.downcast_ref::<Fail>().is_some()) => return Err(e),
+                Err(_) => false,
+            };
+            println!("{{\"encrypted\":{encrypted}}}");
+            Ok(0)
+        }
+        SopsCommand::Groups(g) => groups(g).await,
+        // The binary prints it: only it knows the whole command line.
+        SopsCommand::Completion { .. } => bail!("completion is printed by the coffer binary"),
+        SopsCommand::Version => {
+            println!(
+                "coffer sops {} (the SOPS file format of sops 3.11)",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(0)
         }
         SopsCommand::Updatekeys {
             file,
@@ -458,7 +559,11 @@ async fn run_command(cmd: SopsCommand) -> anyhow::Result<u8> {
             let kind = file_type(&file, input_type)?;
             let steps =
                 coffer_sops::path::parse(&path).map_err(|e| Fail::TreePath(e.to_string()))?;
-            change(&file, kind, |t| Ok(coffer_sops::path::unset(t, &steps)?)).await
+            change(&file, kind, |t| {
+                coffer_sops::path::unset(t, &steps)?;
+                Ok(true)
+            })
+            .await
         }
     }
 }
@@ -710,17 +815,21 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
             "no master key: give --age age1… or --hc-vault-transit https://host:8200/v1/transit/keys/name (comma-separated), or set SOPS_AGE_RECIPIENTS / SOPS_VAULT_URIS, or a .sops.yaml creation rule".into()
         ).into());
     }
-    let rule = match (
-        a.unencrypted_suffix,
-        a.encrypted_suffix,
-        a.unencrypted_regex,
-        a.encrypted_regex,
-    ) {
-        (Some(s), ..) => Rule::UnencryptedSuffix(s),
-        (_, Some(s), ..) => Rule::EncryptedSuffix(s),
-        (_, _, Some(s), _) => Rule::UnencryptedRegex(s),
-        (_, _, _, Some(s)) => Rule::EncryptedRegex(s),
-        _ => from_config
+    let given = [
+        a.unencrypted_suffix.map(Rule::UnencryptedSuffix),
+        a.encrypted_suffix.map(Rule::EncryptedSuffix),
+        a.unencrypted_regex.map(Rule::UnencryptedRegex),
+        a.encrypted_regex.map(Rule::EncryptedRegex),
+        a.unencrypted_comment_regex
+            .map(Rule::UnencryptedCommentRegex),
+        a.encrypted_comment_regex.map(Rule::EncryptedCommentRegex),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    let rule = match given {
+        Some(r) => r,
+        None => from_config
             .as_ref()
             .and_then(|c| c.rule.clone())
             .unwrap_or_default(),
@@ -756,6 +865,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         groups,
         rule,
         mac_only_encrypted,
+        indent: a.indent,
     };
     let text = seal(kind, out_kind, tree, plan, a.allow_plaintext, &a.file).await?;
     write_output(dest, text.as_bytes(), false)?;
@@ -782,11 +892,12 @@ pub(super) fn parse_plain(kind: FileType, input: Vec<u8>) -> anyhow::Result<Node
     })
 }
 
-/// A decrypted tree in its file's format.
-pub(super) fn emit_plain(kind: FileType, plain: &Node) -> anyhow::Result<Vec<u8>> {
+/// A decrypted tree in its file's format; `indent` spaces per level for
+/// YAML and JSON (0: sops' layout, 4 spaces and tabs).
+pub(super) fn emit_plain(kind: FileType, plain: &Node, indent: usize) -> anyhow::Result<Vec<u8>> {
     Ok(match kind {
-        FileType::Yaml => yaml::emit(plain)?.into_bytes(),
-        FileType::Json => json::emit(plain).into_bytes(),
+        FileType::Yaml => yaml_text(plain, indent)?.into_bytes(),
+        FileType::Json => json::emit_indented(plain, indent).into_bytes(),
         FileType::Dotenv => dotenv::emit(plain)?.into_bytes(),
         FileType::Ini => ini::emit(plain)?.into_bytes(),
         FileType::Binary => binary::emit(plain)?,
@@ -799,6 +910,8 @@ struct Plan {
     shamir_threshold: Option<u64>,
     rule: Rule,
     mac_only_encrypted: bool,
+    /// Output indentation (0: sops' default).
+    indent: usize,
 }
 
 /// Encrypts a plain tree (read as `kind`) under a fresh data key for the
@@ -838,7 +951,7 @@ async fn seal(
         }
     }
     let enc = document::encrypt_with_key(tree, &opts, groups, &key, None)?;
-    emit_encrypted(out_kind, &enc)
+    emit_encrypted(out_kind, &enc, plan.indent)
 }
 
 /// Reads an encrypted file: its (still encrypted) tree and its metadata.
@@ -854,13 +967,21 @@ pub(super) fn load(file: &Path, kind: FileType) -> anyhow::Result<(Node, Metadat
     Ok(document::split(parsed)?)
 }
 
-/// An encrypted tree in its file's format.
-pub(super) fn emit_encrypted(kind: FileType, enc: &Node) -> anyhow::Result<String> {
+/// An encrypted tree in its file's format (`indent` as for [`emit_plain`]).
+pub(super) fn emit_encrypted(kind: FileType, enc: &Node, indent: usize) -> anyhow::Result<String> {
     Ok(match kind {
-        FileType::Yaml => yaml::emit(enc)?,
+        FileType::Yaml => yaml_text(enc, indent)?,
         FileType::Dotenv => dotenv::emit(enc)?,
         FileType::Ini => ini::emit(enc)?,
-        FileType::Json | FileType::Binary => json::emit(enc),
+        FileType::Json | FileType::Binary => json::emit_indented(enc, indent),
+    })
+}
+
+fn yaml_text(tree: &Node, indent: usize) -> anyhow::Result<String> {
+    Ok(if indent == 0 {
+        yaml::emit(tree)?
+    } else {
+        yaml::emit_indented(tree, indent)?
     })
 }
 
@@ -958,9 +1079,87 @@ async fn updatekeys(
     } else {
         None
     };
-    let out = emit_encrypted(kind, &document::join(tree, &meta))?;
+    let out = emit_encrypted(kind, &document::join(tree, &meta), 0)?;
     write_output(Some(&file), out.as_bytes(), false)?;
     eprintln!("{}: master keys updated", file.display());
+    Ok(0)
+}
+
+/// `groups add|delete`: the data key split anew between the groups the
+/// file will have; values, MAC and lastmodified stay.
+async fn groups(cmd: GroupsCommand) -> anyhow::Result<u8> {
+    let (file, in_place, threshold) = match &cmd {
+        GroupsCommand::Add {
+            file,
+            in_place,
+            shamir_secret_sharing_threshold,
+            ..
+        }
+        | GroupsCommand::Delete {
+            file,
+            in_place,
+            shamir_secret_sharing_threshold,
+            ..
+        } => (file.clone(), *in_place, *shamir_secret_sharing_threshold),
+    };
+    let kind = file_type(&file, None)?;
+    let (tree, mut meta) = load(&file, kind)?;
+    let key = data_key(&meta).await?;
+    document::check_key(&meta, &key)?;
+    let mut groups: Vec<GroupKeys> = meta
+        .groups
+        .iter()
+        .map(|g| GroupKeys {
+            age: g.age.iter().map(|e| e.recipient.clone()).collect(),
+            hc_vault: g.hc_vault.iter().map(VaultEntry::uri).collect(),
+        })
+        .collect();
+    if meta.groups.iter().any(|g| !g.other.is_empty()) {
+        bail!(UsageError(
+            "the file has master keys coffer cannot wrap a data key for (PGP or cloud KMS); change its groups with sops".into()
+        ));
+    }
+    match cmd {
+        GroupsCommand::Add {
+            age,
+            hc_vault_transit,
+            ..
+        } => {
+            let new = GroupKeys {
+                age: age.into_iter().filter(|a| !a.trim().is_empty()).collect(),
+                hc_vault: hc_vault_transit
+                    .into_iter()
+                    .filter(|a| !a.trim().is_empty())
+                    .collect(),
+            };
+            if new.is_empty() {
+                bail!(UsageError(
+                    "the new group needs at least one key: --age or --hc-vault-transit".into()
+                ));
+            }
+            groups.push(new);
+        }
+        GroupsCommand::Delete { index, .. } => {
+            if index >= groups.len() {
+                bail!(UsageError(format!(
+                    "the file has {} key group(s); index {index} is not one of them (0 is the first)",
+                    groups.len()
+                )));
+            }
+            if groups.len() == 1 {
+                bail!(UsageError(
+                    "the file's only key group cannot be deleted".into()
+                ));
+            }
+            groups.remove(index);
+        }
+    }
+    let n = groups.len() as u64;
+    let threshold = threshold.or(meta.shamir_threshold).map(|t| t.min(n));
+    meta.groups = wrap_groups(&key, &groups, threshold).await?;
+    meta.shamir_threshold = (n > 1).then(|| threshold.unwrap_or(n));
+    let out = emit_encrypted(kind, &document::join(tree, &meta), 0)?;
+    write_output(in_place.then_some(file.as_path()), out.as_bytes(), false)?;
     Ok(0)
 }
 
@@ -969,7 +1168,7 @@ async fn updatekeys(
 async fn change(
     file: &Path,
     kind: FileType,
-    edit: impl FnOnce(&mut Node) -> anyhow::Result<()>,
+    edit: impl FnOnce(&mut Node) -> anyhow::Result<bool>,
 ) -> anyhow::Result<u8> {
     if kind == FileType::Binary {
         bail!(UsageError(
@@ -980,9 +1179,12 @@ async fn change(
     let key = data_key(&meta).await?;
     let mut stash = coffer_sops::tree::IvStash::default();
     let mut plain = document::decrypt_with_key(tree, &meta, &key, Some(&mut stash))?;
-    edit(&mut plain)?;
+    if !edit(&mut plain)? {
+        // Nothing to change: not even lastmodified moves.
+        return Ok(0);
+    }
     let enc = document::reseal(plain, meta, &key, Some(&mut stash))?;
-    let out = emit_encrypted(kind, &enc)?;
+    let out = emit_encrypted(kind, &enc, 0)?;
     write_output(Some(file), out.as_bytes(), false)?;
     Ok(0)
 }
@@ -1028,7 +1230,7 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     };
     let bytes = zeroize::Zeroizing::new(match &a.extract {
         Some(path) => extract(&plain, path, out_kind)?,
-        None => emit_plain(out_kind, &plain)?,
+        None => emit_plain(out_kind, &plain, a.indent)?,
     });
     write_output(dest, &bytes, true)?;
     Ok(0)
@@ -1098,6 +1300,7 @@ async fn rotate(a: RotateArgs) -> anyhow::Result<u8> {
         shamir_threshold: meta.shamir_threshold,
         rule: meta.rule.clone(),
         mac_only_encrypted: meta.mac_only_encrypted,
+        indent: a.indent,
     };
     // The file was written with this rule already: no second guess here.
     let text = seal(kind, kind, plain, plan, true, &a.file).await?;
@@ -1151,6 +1354,12 @@ async fn exec_env(a: ExecEnvArgs) -> anyhow::Result<u8> {
     for (k, v) in &vars {
         cmd.env(k, v.as_str());
     }
+    if a.same_process {
+        use std::os::unix::process::CommandExt as _;
+        // Only returns when the program could not be started.
+        let err = cmd.exec();
+        return Err(anyhow::anyhow!("running {:?}: {err}", a.command));
+    }
     let status = cmd
         .status()
         .with_context(|| format!("running {:?}", a.command))?;
@@ -1174,4 +1383,89 @@ fn extract(root: &Node, path: &str, kind: FileType) -> anyhow::Result<Vec<u8>> {
         l @ Node::List(_) => json::emit_value(l, 0).into_bytes(),
         other => json::emit(other).into_bytes(),
     })
+}
+
+/// sops' original command line, `sops [-d|-e|-r|-s|--set …] FILE` (still
+/// what most scripts and docs use), rewritten into coffer's subcommands:
+/// `-d` decrypt, `-e` encrypt, `-r` rotate, `--set '["k"] "v"'` set, `-v`
+/// version, and a bare FILE (or `-s FILE`) edit. Anything that is already
+/// a subcommand passes through. `args` starts after `sops`.
+pub fn legacy_args(args: &[String]) -> Option<Vec<String>> {
+    const SUBCOMMANDS: [&str; 16] = [
+        "encrypt",
+        "decrypt",
+        "rotate",
+        "exec-env",
+        "exec-file",
+        "edit",
+        "set",
+        "unset",
+        "updatekeys",
+        "filestatus",
+        "groups",
+        "completion",
+        "version",
+        "help",
+        "-h",
+        "--help",
+    ];
+    let first = args.first()?;
+    if SUBCOMMANDS.contains(&first.as_str()) {
+        return None;
+    }
+    let mut mode = "edit";
+    let mut set: Option<String> = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-d" | "--decrypt" => mode = "decrypt",
+            "-e" | "--encrypt" => mode = "encrypt",
+            "-r" | "--rotate" => mode = "rotate",
+            "-v" | "--version" => return Some(vec!["version".into()]),
+            "--set" => {
+                mode = "set";
+                set = it.next().cloned();
+            }
+            s if s.starts_with("--set=") => {
+                mode = "set";
+                set = Some(s["--set=".len()..].to_owned());
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    let mut out = vec![mode.to_owned()];
+    if mode == "set" {
+        // `--set '["a"]["b"] "value"'`: the path's brackets, then the value.
+        let spec = set.unwrap_or_default();
+        let file = rest.pop()?;
+        let (path, value) = split_set_spec(&spec)?;
+        out.push(file);
+        out.push(path);
+        out.push(value);
+    }
+    out.extend(rest);
+    Some(out)
+}
+
+/// Splits `'["a"][0] "value"'` into the path and the JSON value.
+fn split_set_spec(spec: &str) -> Option<(String, String)> {
+    let spec = spec.trim_start();
+    let mut end = 0;
+    let bytes = spec.as_bytes();
+    while end < bytes.len() && bytes[end] == b'[' {
+        let mut in_string = false;
+        let mut i = end + 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if in_string => i += 1,
+                b'"' => in_string = !in_string,
+                b']' if !in_string => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        end = i + 1;
+    }
+    (end > 0 && end <= spec.len()).then(|| (spec[..end].to_owned(), spec[end..].trim().to_owned()))
 }

@@ -99,8 +99,14 @@ fn editor() -> String {
 /// `coffer sops edit FILE`: decrypt into a private temporary file, open the
 /// editor, and re-encrypt under the same data key only if the text changed
 /// (unchanged values keep their ciphertext).
-pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u8> {
-    let kind = file_type(file, input_type)?;
+pub async fn edit(a: EditArgs) -> anyhow::Result<u8> {
+    let file = a.file.as_path();
+    let kind = file_type(file, a.input_type)?;
+    if a.show_master_keys && !matches!(kind, FileType::Yaml | FileType::Json) {
+        bail!(UsageError(
+            "--show-master-keys needs a YAML or JSON file".into()
+        ));
+    }
     if !file.exists() {
         bail!(UsageError(format!(
             "{} does not exist: write the plaintext and run `coffer sops encrypt` to create it",
@@ -111,8 +117,14 @@ pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u
     let key = data_key(&meta).await?;
     let mut stash = IvStash::default();
     let plain = document::decrypt_with_key(tree, &meta, &key, Some(&mut stash))?;
-    let before = zeroize::Zeroizing::new(emit_plain(kind, &plain)?);
-    drop(plain);
+    // With --show-master-keys the `sops` block is shown too, to read.
+    let shown = if a.show_master_keys {
+        document::join(plain, &meta)
+    } else {
+        plain
+    };
+    let before = zeroize::Zeroizing::new(emit_plain(kind, &shown, a.indent)?);
+    drop(shown);
     let dir = PrivateDir::new()?;
     let name = file
         .file_name()
@@ -147,6 +159,15 @@ pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u
             return Ok(200);
         }
         match parse_plain(kind, after.to_vec()) {
+            Ok(mut tree) if a.show_master_keys => {
+                if take_sops_block(&mut tree).as_ref() != Some(&meta.to_node()) {
+                    bail!(
+                        "the sops block was changed; master keys change with updatekeys, rotate or groups; {} was not changed",
+                        file.display()
+                    );
+                }
+                break tree;
+            }
             Ok(tree) => break tree,
             Err(e) if std::io::stdin().is_terminal() => {
                 eprint!(
@@ -162,9 +183,56 @@ pub async fn edit(file: &Path, input_type: Option<FileType>) -> anyhow::Result<u
         }
     };
     let enc = document::reseal(edited, meta, &key, Some(&mut stash))?;
-    let out = emit_encrypted(kind, &enc)?;
+    let out = emit_encrypted(kind, &enc, a.indent)?;
     write_output(Some(file), out.as_bytes(), false)?;
     Ok(0)
+}
+
+/// Removes the `sops` block from every document of an edited tree; the
+/// first one found.
+fn take_sops_block(tree: &mut coffer_sops::tree::Node) -> Option<coffer_sops::tree::Node> {
+    use coffer_sops::tree::{Item, Node};
+    let mut found = None;
+    let docs: Vec<&mut Vec<Item>> = match tree {
+        Node::Map(items) => vec![items],
+        Node::List(docs) => docs
+            .iter_mut()
+            .filter_map(|d| match d {
+                Node::Map(items) => Some(items),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for items in docs {
+        if let Some(at) = items
+            .iter()
+            .position(|i| matches!(i, Item::Pair(k, _) if k == "sops"))
+            && let Item::Pair(_, v) = items.remove(at)
+            && found.is_none()
+        {
+            found = Some(v);
+        }
+    }
+    found
+}
+
+/// Flags of `coffer sops edit`.
+#[derive(clap::Args, Debug)]
+pub struct EditArgs {
+    /// The encrypted file.
+    file: PathBuf,
+    /// Input format (default: from the extension).
+    #[arg(long, value_enum)]
+    input_type: Option<FileType>,
+    /// Show the `sops` metadata block in the editor too (changes to it
+    /// are refused: master keys change with `updatekeys`, `rotate` and
+    /// `groups`).
+    #[arg(short = 's', long)]
+    show_master_keys: bool,
+    /// Spaces per level in YAML and JSON (0: sops' layout).
+    #[arg(long, default_value_t = 0)]
+    indent: usize,
 }
 
 /// Flags of `coffer sops exec-file`.
@@ -184,6 +252,9 @@ pub struct ExecFileArgs {
     /// Input format (default: from the extension).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
+    /// The plaintext's format (default: the input's).
+    #[arg(long, value_enum)]
+    output_type: Option<FileType>,
 }
 
 /// `coffer sops exec-file FILE 'cmd {}'`: the command reads the plaintext
@@ -192,7 +263,7 @@ pub struct ExecFileArgs {
 pub async fn exec_file(a: ExecFileArgs) -> anyhow::Result<u8> {
     let kind = file_type(&a.file, a.input_type)?;
     let (plain, _) = open(&a.file, kind).await?;
-    let bytes = zeroize::Zeroizing::new(emit_plain(kind, &plain)?);
+    let bytes = zeroize::Zeroizing::new(emit_plain(a.output_type.unwrap_or(kind), &plain, 0)?);
     drop(plain);
     let name = match a.filename {
         Some(n) if n.contains('/') || n == ".." || n == "." || n.is_empty() => {
