@@ -13,6 +13,7 @@ pub mod history;
 pub mod keywords;
 pub mod report;
 pub mod rule;
+pub mod template;
 pub mod text;
 pub mod walk;
 

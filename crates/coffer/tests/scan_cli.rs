@@ -725,6 +725,47 @@ fn gitleaks_flags_do_what_they_say() {
     assert!(out.contains("2 leaks found"), "{out}");
     let (code, _, err) = scan(d, &["dir", "--no-such-flag"], None);
     assert_eq!(code, 126, "{err}");
+    // A report template, as gitleaks' markdown example writes it.
+    std::fs::create_dir(d.join("tmpl")).expect("mkdir");
+    std::fs::write(
+        d.join("tmpl/md.tmpl"),
+        "| File | Line | Secret |\n|:-----|-----:|--------|\n{{ range . -}}\n| {{ .File }} | {{ .StartLine }} | {{ quote .Secret }} |\n{{ end -}}\n",
+    )
+    .expect("w");
+    let (code, out, err) = scan(
+        d,
+        &[
+            "dir",
+            "a.env",
+            "-f",
+            "template",
+            "--report-template",
+            "tmpl/md.tmpl",
+            "--redact=0",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "| File | Line | Secret |\n|:-----|-----:|--------|\n| a.env | 1 | \"{GHP}\" |\n| a.env | 2 | \"{NPM}\" |\n"
+        )
+    );
+    std::fs::write(d.join("tmpl/bad.tmpl"), "{{ range . }}no end").expect("w");
+    let (code, _, err) = scan(
+        d,
+        &[
+            "dir",
+            "-f",
+            "template",
+            "--report-template",
+            "tmpl/bad.tmpl",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("range without end"), "{err}");
     // GITLEAKS_CONFIG names the rules.
     std::fs::write(
         d.join("only-npm.toml"),
