@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod config_json;
 pub mod fd_limit;
+pub mod sealed;
 pub mod server;
 pub mod transit_seal;

@@ -90,6 +90,9 @@ enum Command {
     /// Find leaked credentials in a directory tree or standard input.
     #[command(subcommand)]
     Scan(cli::scan::ScanCommand),
+    /// Seal a Kubernetes Secret for the Sealed Secrets controller (as
+    /// kubeseal), or recover Secrets with the controller's private key.
+    Seal(cli::seal::SealArgs),
 }
 
 #[derive(Subcommand)]
@@ -221,6 +224,7 @@ fn main() -> ExitCode {
             }
             Command::Sops(c) => cli::sops::run(c).await,
             Command::Scan(c) => cli::scan::run(c),
+            Command::Seal(a) => cli::seal::run(a).await,
             Command::Secrets(c) => cli::secrets::run(c).await,
             Command::Lease(c) => cli::lease::run(c).await,
             Command::Unwrap(a) => cli::generic::unwrap(a).await,

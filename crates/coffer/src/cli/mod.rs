@@ -12,6 +12,7 @@ mod private_file;
 mod prompt;
 pub mod rotation;
 pub mod scan;
+pub mod seal;
 pub mod secrets;
 pub mod sops;
 mod sops_files;
