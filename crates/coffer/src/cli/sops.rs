@@ -1413,6 +1413,17 @@ pub fn legacy_args(args: &[String]) -> Option<Vec<String>> {
     if SUBCOMMANDS.contains(&first.as_str()) {
         return None;
     }
+    // sops' global flags may come before the command (`sops --config
+    // c.yaml encrypt f`): the command moves to the front.
+    if let Some(at) = args
+        .iter()
+        .position(|a| SUBCOMMANDS[..13].contains(&a.as_str()))
+    {
+        let mut out = vec![args[at].clone()];
+        out.extend(args[..at].iter().cloned());
+        out.extend(args[at + 1..].iter().cloned());
+        return Some(out);
+    }
     let mut mode = "edit";
     let mut set: Option<String> = None;
     let mut rest = Vec::new();
@@ -1468,4 +1479,41 @@ fn split_set_spec(spec: &str) -> Option<(String, String)> {
         end = i + 1;
     }
     (end > 0 && end <= spec.len()).then(|| (spec[..end].to_owned(), spec[end..].trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy(args: &[&str]) -> Option<Vec<String>> {
+        let v: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        legacy_args(&v)
+    }
+
+    #[test]
+    fn sops_original_command_line_becomes_subcommands() {
+        let s = |v: &[&str]| Some(v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
+        assert_eq!(legacy(&["decrypt", "f.yaml"]), None);
+        assert_eq!(legacy(&["-d", "f.yaml"]), s(&["decrypt", "f.yaml"]));
+        assert_eq!(
+            legacy(&["-e", "-i", "f.yaml"]),
+            s(&["encrypt", "-i", "f.yaml"])
+        );
+        assert_eq!(legacy(&["f.yaml"]), s(&["edit", "f.yaml"]));
+        assert_eq!(legacy(&["-s", "f.yaml"]), s(&["edit", "-s", "f.yaml"]));
+        assert_eq!(legacy(&["--version"]), s(&["version"]));
+        assert_eq!(
+            legacy(&["--set", "[\"a\"][0] {\"b\": 1}", "f.yaml"]),
+            s(&["set", "f.yaml", "[\"a\"][0]", "{\"b\": 1}"])
+        );
+        assert_eq!(
+            legacy(&["--config", "c.yaml", "encrypt", "f.yaml"]),
+            s(&["encrypt", "--config", "c.yaml", "f.yaml"])
+        );
+        assert_eq!(
+            split_set_spec("[\"a]b\"] \"v\""),
+            Some(("[\"a]b\"]".into(), "\"v\"".into()))
+        );
+        assert_eq!(split_set_spec("no brackets"), None);
+    }
 }
