@@ -252,20 +252,8 @@ pub struct EncryptArgs {
     /// key, a token prefix, a private key) would stay in clear.
     #[arg(long)]
     allow_plaintext: bool,
-    /// Input format (default: from the extension: `.yaml`/`.yml`, `.json`,
-    /// `.env`, `.ini`; anything else is binary).
-    #[arg(long, value_enum)]
-    input_type: Option<FileType>,
-    /// Output format (default: the input's).
-    #[arg(long, value_enum)]
-    output_type: Option<FileType>,
-    /// Spaces per level in YAML and JSON output (0: sops' layout).
-    #[arg(long, default_value_t = 0)]
-    indent: usize,
-    /// Use this name, not FILE's, to pick the format and the `.sops.yaml`
-    /// creation rule (for stdin or temporary files).
-    #[arg(long)]
-    filename_override: Option<PathBuf>,
+    #[command(flatten)]
+    formats: Formats,
     /// Write here (atomically, mode 0644) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -274,12 +262,11 @@ pub struct EncryptArgs {
     in_place: bool,
 }
 
-/// Flags of `coffer sops decrypt`.
+/// The formats of `encrypt` and `decrypt`.
 #[derive(clap::Args, Debug)]
-pub struct DecryptArgs {
-    /// The encrypted file ("-" for stdin).
-    file: PathBuf,
-    /// Input format (default: from the extension).
+pub struct Formats {
+    /// Input format (default: from the extension: `.yaml`/`.yml`, `.json`,
+    /// `.env`, `.ini`; anything else is binary).
     #[arg(long, value_enum)]
     input_type: Option<FileType>,
     /// Output format (default: the input's; `binary` writes a binary
@@ -289,9 +276,28 @@ pub struct DecryptArgs {
     /// Spaces per level in YAML and JSON output (0: sops' layout).
     #[arg(long, default_value_t = 0)]
     indent: usize,
-    /// Use this name, not FILE's, to pick the format.
+    /// Use this name, not FILE's, to pick the format (and, to encrypt, the
+    /// `.sops.yaml` creation rule): for stdin or temporary files.
     #[arg(long)]
     filename_override: Option<PathBuf>,
+}
+
+impl Formats {
+    /// The input's format, the output's, and the name rules match.
+    fn resolve<'a>(&'a self, file: &'a Path) -> anyhow::Result<(FileType, FileType, &'a Path)> {
+        let named = self.filename_override.as_deref().unwrap_or(file);
+        let kind = file_type(named, self.input_type)?;
+        Ok((kind, self.output_type.unwrap_or(kind), named))
+    }
+}
+
+/// Flags of `coffer sops decrypt`.
+#[derive(clap::Args, Debug)]
+pub struct DecryptArgs {
+    /// The encrypted file ("-" for stdin).
+    file: PathBuf,
+    #[command(flatten)]
+    formats: Formats,
     /// Decrypt even when the MAC does not match (to recover a file whose
     /// values were edited by hand); says so on stderr.
     #[arg(long)]
@@ -770,9 +776,7 @@ async fn wrap_groups(
 }
 
 async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
-    let named = a.filename_override.as_deref().unwrap_or(&a.file);
-    let kind = file_type(named, a.input_type)?;
-    let out_kind = a.output_type.unwrap_or(kind);
+    let (kind, out_kind, named) = a.formats.resolve(&a.file)?;
     let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
     let mut groups = vec![GroupKeys {
         age: list(a.age.clone(), "SOPS_AGE_RECIPIENTS"),
@@ -865,7 +869,7 @@ async fn encrypt(a: EncryptArgs) -> anyhow::Result<u8> {
         groups,
         rule,
         mac_only_encrypted,
-        indent: a.indent,
+        indent: a.formats.indent,
     };
     let text = seal(kind, out_kind, tree, plan, a.allow_plaintext, &a.file).await?;
     write_output(dest, text.as_bytes(), false)?;
@@ -1190,9 +1194,7 @@ async fn change(
 }
 
 async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
-    let named = a.filename_override.as_deref().unwrap_or(&a.file);
-    let kind = file_type(named, a.input_type)?;
-    let out_kind = a.output_type.unwrap_or(kind);
+    let (kind, out_kind, _) = a.formats.resolve(&a.file)?;
     let dest = destination(&a.file, a.in_place, a.output.as_deref())?;
     if let Some(c) = &a.config {
         // Decrypting needs no creation rule, but a broken file is still
@@ -1230,7 +1232,7 @@ async fn decrypt(a: DecryptArgs) -> anyhow::Result<u8> {
     };
     let bytes = zeroize::Zeroizing::new(match &a.extract {
         Some(path) => extract(&plain, path, out_kind)?,
-        None => emit_plain(out_kind, &plain, a.indent)?,
+        None => emit_plain(out_kind, &plain, a.formats.indent)?,
     });
     write_output(dest, &bytes, true)?;
     Ok(0)
