@@ -155,8 +155,13 @@ impl Spec {
         if let Some(g) = &self.glob {
             return g.is_match(path);
         }
-        let p = self.prefix.trim_end_matches('/');
-        p.is_empty() || p == "." || path == p || path.starts_with(&format!("{p}/"))
+        // `prefix` is kept without a trailing `/` (see Pathspecs::new).
+        let p = self.prefix.as_str();
+        p.is_empty()
+            || p == "."
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -183,7 +188,7 @@ impl Pathspecs {
                 None
             };
             let spec = Spec {
-                prefix: text.to_owned(),
+                prefix: text.trim_end_matches('/').to_owned(),
                 glob,
             };
             if exclude {

@@ -211,9 +211,11 @@ pub fn private_keys(text: &str) -> Result<Vec<RsaPrivateKey>, SealError> {
             };
             for item in items {
                 if let Some(b64) = item.pointer("/data/tls.key").and_then(Value::as_str) {
-                    let pem = base64::engine::general_purpose::STANDARD
-                        .decode(b64.trim())
-                        .map_err(|e| invalid(format!("tls.key is not base64: {e}")))?;
+                    let pem = Zeroizing::new(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64.trim())
+                            .map_err(|e| invalid(format!("tls.key is not base64: {e}")))?,
+                    );
                     pem_blocks(&String::from_utf8_lossy(&pem))?;
                 }
             }

@@ -91,7 +91,7 @@ pub async fn run(a: SealArgs) -> anyhow::Result<u8> {
     if a.raw {
         return raw(&a, &key);
     }
-    let input = read_input(a.secret_file.as_ref())?;
+    let input = zeroize::Zeroizing::new(read_input(a.secret_file.as_ref())?);
     let docs = sealed::documents(&input)?;
     if docs.is_empty() {
         bail!(UsageError("no Secret in the input".into()));
@@ -117,10 +117,19 @@ pub async fn run(a: SealArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// A certificate from a file or a URL.
+/// The most of a certificate download that is read: a controller's PEM
+/// certificate is a few kilobytes.
+const CERT_LIMIT: usize = 1 << 20;
+
+/// A certificate from a file or a URL (30 s and 1 MiB at most).
 async fn load_cert(source: &str) -> anyhow::Result<String> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        let response = reqwest::get(source)
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let mut response = client
+            .get(source)
+            .send()
             .await
             .with_context(|| format!("fetching the certificate from {source}"))?;
         if !response.status().is_success() {
@@ -129,7 +138,14 @@ async fn load_cert(source: &str) -> anyhow::Result<String> {
                 response.status()
             );
         }
-        return Ok(response.text().await?);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > CERT_LIMIT {
+                bail!("{source} sent more than {CERT_LIMIT} bytes: not a certificate");
+            }
+        }
+        return String::from_utf8(body).with_context(|| format!("{source}: not text"));
     }
     let path = source.strip_prefix("file://").unwrap_or(source);
     std::fs::read_to_string(path).with_context(|| format!("reading the certificate {path}"))

@@ -1393,7 +1393,7 @@ fn extract(root: &Node, path: &str, kind: FileType) -> anyhow::Result<Vec<u8>> {
 /// version, and a bare FILE (or `-s FILE`) edit. Anything that is already
 /// a subcommand passes through. `args` starts after `sops`.
 pub fn legacy_args(args: &[String]) -> Option<Vec<String>> {
-    const SUBCOMMANDS: [&str; 16] = [
+    const COMMANDS: [&str; 13] = [
         "encrypt",
         "decrypt",
         "rotate",
@@ -1407,20 +1407,14 @@ pub fn legacy_args(args: &[String]) -> Option<Vec<String>> {
         "groups",
         "completion",
         "version",
-        "help",
-        "-h",
-        "--help",
     ];
     let first = args.first()?;
-    if SUBCOMMANDS.contains(&first.as_str()) {
+    if COMMANDS.contains(&first.as_str()) || ["help", "-h", "--help"].contains(&first.as_str()) {
         return None;
     }
     // sops' global flags may come before the command (`sops --config
     // c.yaml encrypt f`): the command moves to the front.
-    if let Some(at) = args
-        .iter()
-        .position(|a| SUBCOMMANDS[..13].contains(&a.as_str()))
-    {
+    if let Some(at) = args.iter().position(|a| COMMANDS.contains(&a.as_str())) {
         let mut out = vec![args[at].clone()];
         out.extend(args[..at].iter().cloned());
         out.extend(args[at + 1..].iter().cloned());
