@@ -4,70 +4,26 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use crate::TokenFields;
+use crate::keys::{self, JwksCache, KeySource, VerifyError};
+use crate::role_method::{PATHS, Roles, Route};
 use async_trait::async_trait;
 use coffer_core::backend::{Backend, EngineRequest, StorageView};
 use coffer_core::fields::Fields;
 use coffer_core::logical::Operation::*;
 use coffer_core::mounts::MountEntry;
-use coffer_core::paths::{PathSpec, PathTable};
+use coffer_core::paths::PathTable;
 use coffer_core::token::now_unix;
 use coffer_core::{LogicalError, Response};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::Mutex;
-
-use crate::TokenFields;
-
-#[derive(Clone, Copy)]
-enum Route {
-    Config,
-    Roles,
-    Role,
-    Login,
-}
-
-static PATHS: &[PathSpec<Route>] = &[
-    PathSpec {
-        pattern: "config",
-        operations: &[Read, Update],
-        route: Route::Config,
-        help: "Where signing keys come from, and the expected issuer.",
-    },
-    PathSpec {
-        pattern: "role",
-        operations: &[List],
-        route: Route::Roles,
-        help: "List roles.",
-    },
-    PathSpec {
-        pattern: "role/",
-        operations: &[List],
-        route: Route::Roles,
-        help: "List roles.",
-    },
-    PathSpec {
-        pattern: "role/{name}",
-        operations: &[Read, Update, Delete],
-        route: Route::Role,
-        help: "Manage a role.",
-    },
-    PathSpec {
-        pattern: "login",
-        operations: &[Update],
-        route: Route::Login,
-        help: "Log in with a signed JWT.",
-    },
-];
 
 /// Asymmetric algorithms accepted unless the config narrows them; never HMAC or `none`.
 const DEFAULT_ALGS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
-const JWKS_CACHE: Duration = Duration::from_secs(300);
 
 #[derive(Serialize, Deserialize, Clone, Default)]
 struct Config {
@@ -101,18 +57,17 @@ struct Role {
 /// The JWT auth method.
 pub struct Jwt {
     paths: PathTable<Route>,
-    /// Fetched key set: when, from where, what.
-    jwks: Mutex<Option<(Instant, String, JwkSet)>>,
-    /// Serialise each role's read-modify-writes.
-    role_locks: coffer_core::stripes::Stripes,
+    /// Fetched key set.
+    jwks: JwksCache,
+    roles: Roles,
 }
 
 /// Builds the method for a mount.
 pub fn factory(_: &MountEntry) -> Result<Arc<dyn Backend>, LogicalError> {
     Ok(Arc::new(Jwt {
         paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
-        jwks: Mutex::new(None),
-        role_locks: coffer_core::stripes::Stripes::default(),
+        jwks: JwksCache::default(),
+        roles: Roles::default(),
     }))
 }
 
@@ -126,19 +81,6 @@ fn invalid(why: impl std::fmt::Display) -> LogicalError {
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
-}
-
-/// Every key type a PEM could hold; used both to check config and to verify.
-fn pem_keys(pem: &str) -> Vec<DecodingKey> {
-    let b = pem.as_bytes();
-    [
-        DecodingKey::from_rsa_pem(b),
-        DecodingKey::from_ec_pem(b),
-        DecodingKey::from_ed_pem(b),
-    ]
-    .into_iter()
-    .filter_map(Result::ok)
-    .collect()
 }
 
 /// A claim by name, or by JSON pointer when it starts with `/` (`/kubernetes.io/namespace`).
@@ -187,69 +129,6 @@ fn parse_alg(s: &str) -> Result<Algorithm, LogicalError> {
 }
 
 impl Jwt {
-    async fn http_get(url: &str, ca_pem: &str) -> Result<Value, LogicalError> {
-        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if !ca_pem.is_empty() {
-            let cert = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-                .map_err(|e| bad(format!("CA PEM is not valid: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        let client = b
-            .build()
-            .map_err(|e| LogicalError::Internal(e.to_string()))?;
-        let resp = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| LogicalError::Internal(format!("fetching {url}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(LogicalError::Internal(format!(
-                "fetching {url}: HTTP {}",
-                resp.status()
-            )));
-        }
-        resp.json()
-            .await
-            .map_err(|e| LogicalError::Internal(format!("{url} did not return JSON: {e}")))
-    }
-
-    /// The key set from `jwks_url` or OIDC discovery, cached for five minutes.
-    async fn key_set(&self, cfg: &Config, refresh: bool) -> Result<JwkSet, LogicalError> {
-        let source = if cfg.jwks_url.is_empty() {
-            &cfg.oidc_discovery_url
-        } else {
-            &cfg.jwks_url
-        };
-        let mut cache = self.jwks.lock().await;
-        if let Some((at, url, set)) = cache.as_ref()
-            && !refresh
-            && url == source
-            && at.elapsed() < JWKS_CACHE
-        {
-            return Ok(set.clone());
-        }
-        let (jwks_url, ca) = if !cfg.jwks_url.is_empty() {
-            (cfg.jwks_url.clone(), cfg.jwks_ca_pem.as_str())
-        } else {
-            let base = cfg.oidc_discovery_url.trim_end_matches('/');
-            let doc = Self::http_get(
-                &format!("{base}/.well-known/openid-configuration"),
-                &cfg.oidc_discovery_ca_pem,
-            )
-            .await?;
-            let uri = doc["jwks_uri"].as_str().ok_or_else(|| {
-                LogicalError::Internal("discovery document has no jwks_uri".into())
-            })?;
-            (uri.to_owned(), cfg.oidc_discovery_ca_pem.as_str())
-        };
-        let set: JwkSet =
-            serde_json::from_value(Self::http_get(&jwks_url, ca).await?).map_err(|e| {
-                LogicalError::Internal(format!("{jwks_url} is not a JWKS document: {e}"))
-            })?;
-        *cache = Some((Instant::now(), source.clone(), set.clone()));
-        Ok(set)
-    }
-
     async fn config(st: &StorageView) -> Result<Option<Config>, LogicalError> {
         st.get_json("config").await
     }
@@ -280,21 +159,14 @@ impl Jwt {
                 "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
             ));
         }
-        for (i, pem) in c.jwt_validation_pubkeys.iter().enumerate() {
-            if pem_keys(pem).is_empty() {
-                return Err(bad(format!(
-                    "error parsing public key {}: not an RSA, EC or Ed25519 public key in PEM",
-                    i + 1
-                )));
-            }
-        }
+        keys::check_pems("jwt_validation_pubkeys", &c.jwt_validation_pubkeys)?;
         for a in &c.jwt_supported_algs {
             parse_alg(a)?;
         }
         c.jwks_url = c.jwks_url.trim().to_owned();
         st.put_json("config", &c).await?;
         // Keys may have changed: drop anything fetched before.
-        *self.jwks.lock().await = None;
+        self.jwks.clear().await;
         Ok(())
     }
 
@@ -391,68 +263,29 @@ impl Jwt {
 
     /// Verifies the signature against the configured keys and returns the claims.
     async fn verify(&self, cfg: &Config, jwt: &str) -> Result<Value, LogicalError> {
-        let header = jsonwebtoken::decode_header(jwt)
-            .map_err(|e| invalid(format!("malformed token: {e}")))?;
-        let allowed: Vec<Algorithm> = if cfg.jwt_supported_algs.is_empty() {
-            DEFAULT_ALGS
-                .iter()
-                .map(|a| parse_alg(a))
-                .collect::<Result<_, _>>()?
+        let names: &[String] = &cfg.jwt_supported_algs;
+        let allowed: Vec<Algorithm> = if names.is_empty() {
+            DEFAULT_ALGS.iter().map(|a| parse_alg(a)).collect()
         } else {
-            cfg.jwt_supported_algs
-                .iter()
-                .map(|a| parse_alg(a))
-                .collect::<Result<_, _>>()?
+            names.iter().map(|a| parse_alg(a)).collect::<Result<_, _>>()
+        }?;
+        let (jwks_url, ca_pem) = if cfg.jwks_url.is_empty() {
+            ("", cfg.oidc_discovery_ca_pem.as_str())
+        } else {
+            (cfg.jwks_url.as_str(), cfg.jwks_ca_pem.as_str())
         };
-        if !allowed.contains(&header.alg) {
-            return Err(invalid(format!(
-                "signing algorithm {:?} is not allowed",
-                header.alg
-            )));
-        }
-        let mut v = Validation::new(header.alg);
-        v.algorithms = vec![header.alg];
-        v.validate_exp = false;
-        v.validate_nbf = false;
-        v.validate_aud = false;
-        v.required_spec_claims.clear();
-        let try_keys = |keys: &[DecodingKey]| {
-            keys.iter().find_map(|k| {
-                jsonwebtoken::decode::<Value>(jwt, k, &v)
-                    .ok()
-                    .map(|d| d.claims)
+        let src = KeySource {
+            jwks_url,
+            discovery_url: &cfg.oidc_discovery_url,
+            ca_pem,
+            bearer: None,
+        };
+        keys::verify(jwt, &allowed, &cfg.jwt_validation_pubkeys, &self.jwks, &src)
+            .await
+            .map_err(|e| match e {
+                VerifyError::Fetch(m) => LogicalError::Internal(m),
+                other => invalid(other),
             })
-        };
-        if !cfg.jwt_validation_pubkeys.is_empty() {
-            let keys: Vec<DecodingKey> = cfg
-                .jwt_validation_pubkeys
-                .iter()
-                .flat_map(|p| pem_keys(p))
-                .collect();
-            return try_keys(&keys)
-                .ok_or_else(|| invalid("signature does not verify with any configured key"));
-        }
-        for refresh in [false, true] {
-            let set = self.key_set(cfg, refresh).await?;
-            let candidates: Vec<DecodingKey> = match &header.kid {
-                Some(kid) => set
-                    .find(kid)
-                    .and_then(|j| DecodingKey::from_jwk(j).ok())
-                    .into_iter()
-                    .collect(),
-                None => set
-                    .keys
-                    .iter()
-                    .filter_map(|j| DecodingKey::from_jwk(j).ok())
-                    .collect(),
-            };
-            if let Some(c) = try_keys(&candidates) {
-                return Ok(c);
-            }
-        }
-        Err(invalid(
-            "signature does not verify with any key in the key set",
-        ))
     }
 
     fn check_claims(cfg: &Config, role: &Role, claims: &Value) -> Result<(), LogicalError> {
@@ -525,8 +358,7 @@ impl Jwt {
             .filter(|r| !r.is_empty())
             .or_else(|| (!cfg.default_role.is_empty()).then(|| cfg.default_role.clone()))
             .ok_or_else(|| bad("missing role"))?;
-        let role: Role = st
-            .get_json(&format!("role/{}", role_name.to_lowercase()))
+        let role: Role = Roles::get(st, &role_name)
             .await?
             .ok_or_else(|| bad(format!("role {role_name:?} could not be found")))?;
         let jwt = f
@@ -585,32 +417,13 @@ impl Backend for Jwt {
                 })))
             })),
             Route::Config => self.write_config(st, req.data).await.map(|_| None),
-            Route::Roles => {
-                let mut names = st.list("role/").await?;
-                names.sort();
-                Ok(Some(Response::list(names)))
-            }
-            Route::Role => {
-                let name = m.param("name").to_lowercase();
-                let key = format!("role/{name}");
-                match req.operation {
-                    Read => Ok(st
-                        .get_json::<Role>(&key)
-                        .await?
-                        .map(|r| Response::data(Self::role_api(&r)))),
-                    Delete => {
-                        let _g = self.role_locks.lock(&name).await;
-                        st.delete(&key).await?;
-                        Ok(None)
-                    }
-                    _ => {
-                        // A partial update must not lose a concurrent one.
-                        let _g = self.role_locks.lock(&name).await;
-                        let role = Self::apply_role(st.get_json(&key).await?, req.data)?;
-                        st.put_json(&key, &role).await?;
-                        Ok(None)
-                    }
-                }
+            Route::Roles | Route::Role => {
+                let name = matches!(m.route, Route::Role).then(|| m.param("name"));
+                let apply =
+                    |prev, data: &Map<String, Value>| Ok((Self::apply_role(prev, data)?, vec![]));
+                self.roles
+                    .handle(st, req.operation, name, req.data, Self::role_api, apply)
+                    .await
             }
         }
     }

@@ -1,8 +1,11 @@
-//! Auth methods for coffer (userpass, AppRole, JWT). Each is a backend mounted under `auth/`; a
+//! Auth methods for coffer (userpass, AppRole, JWT, Kubernetes). Each is a backend mounted under `auth/`; a
 //! successful login answers with token settings and core issues the token.
 
 pub mod approle;
 pub mod jwt;
+mod keys;
+pub mod kubernetes;
+mod role_method;
 mod salt;
 mod token_fields;
 pub mod userpass;
@@ -18,5 +21,6 @@ pub fn registry() -> EngineRegistry {
     r.register("approle", approle::factory);
     r.register("jwt", jwt::factory);
     r.register("oidc", jwt::factory);
+    r.register("kubernetes", kubernetes::factory);
     r
 }

@@ -830,7 +830,7 @@ impl Core {
                 token,
                 ctx,
                 response: resp,
-                error: error.map(|e| e.to_string()),
+                error: error.map(LogicalError::audit_text),
             })
             .await
     }

@@ -201,6 +201,10 @@ pub enum LogicalError {
     /// 403 with a specific message.
     #[error("{0}")]
     Forbidden(String),
+    /// A bare 403 to the client (as Vault answers a refused login), whose
+    /// reason only the audit log and the server log see.
+    #[error("permission denied")]
+    Refused(String),
     /// 404 with an empty error list.
     #[error("not found")]
     NotFound,
@@ -238,7 +242,9 @@ impl LogicalError {
     pub fn status(&self) -> u16 {
         match self {
             LogicalError::BadRequest(_) => 400,
-            LogicalError::PermissionDenied | LogicalError::Forbidden(_) => 403,
+            LogicalError::PermissionDenied
+            | LogicalError::Forbidden(_)
+            | LogicalError::Refused(_) => 403,
             LogicalError::NotFound | LogicalError::UnsupportedPath => 404,
             LogicalError::UnsupportedOperation => 405,
             LogicalError::RequestTimeout(_) => 408,
@@ -247,6 +253,15 @@ impl LogicalError {
             LogicalError::TooManyRequests(_) => 429,
             LogicalError::Internal(_) => 500,
             LogicalError::Sealed | LogicalError::Unavailable(_) => 503,
+        }
+    }
+
+    /// The error as audit entries record it: what the client saw, plus the
+    /// reason of a refusal.
+    pub fn audit_text(&self) -> String {
+        match self {
+            LogicalError::Refused(why) => format!("permission denied: {why}"),
+            other => other.to_string(),
         }
     }
 

@@ -54,8 +54,11 @@ impl std::fmt::Debug for SecretBytes {
     }
 }
 
-/// A secret string such as a token id.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+/// A secret string such as a token id; stored as a plain JSON string.
+#[derive(
+    Clone, Default, Zeroize, ZeroizeOnDrop, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct SecretString(String);
 
 impl SecretString {
@@ -67,6 +70,11 @@ impl SecretString {
     /// The string.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -13,7 +13,7 @@ use super::{ClientArgs, Format, UsageError, token_file};
 pub struct LoginArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// token, userpass, approle or jwt.
+    /// token, userpass, approle, jwt or kubernetes.
     #[arg(long, default_value = "token")]
     method: String,
     /// Where the method is mounted (default: the method's name).
@@ -156,6 +156,31 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
             let mount = a.path.clone().unwrap_or_else(|| "jwt".into());
             login_post(c, &format!("auth/{mount}/login"), params).await?
         }
+        "kubernetes" => {
+            let mut params = kv_args(&a.args)?;
+            if !params.contains_key("role") {
+                return Err(UsageError(
+                    "kubernetes login needs role=NAME (and jwt=@FILE unless the pod's token is mounted)"
+                        .into(),
+                )
+                .into());
+            }
+            if !params.contains_key("jwt") {
+                let dir = std::env::var_os(coffer_auth::kubernetes::SA_DIR_ENV)
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount".into());
+                let path = dir.join("token");
+                let jwt = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "no jwt=... given and the service-account token {} could not be read",
+                        path.display()
+                    )
+                })?;
+                params.insert("jwt".into(), Value::String(jwt.trim().to_owned()));
+            }
+            let mount = a.path.clone().unwrap_or_else(|| "kubernetes".into());
+            login_post(c, &format!("auth/{mount}/login"), params).await?
+        }
         "approle" => {
             let params = kv_args(&a.args)?;
             if !params.contains_key("role_id") {
@@ -168,7 +193,7 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<u8> {
         }
         m => {
             return Err(UsageError(format!(
-                "unknown login method {m:?}: use token, userpass, approle or jwt"
+                "unknown login method {m:?}: use token, userpass, approle, jwt or kubernetes"
             ))
             .into());
         }

@@ -2,6 +2,8 @@
 //! from its stdout) and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod apiserver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -145,10 +147,13 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// A config with `storage` (HCL block) and any extra HCL text.
+    /// A config with `storage` (HCL block) and any extra HCL text (`{DIR}`
+    /// in either is the temp dir).
     pub fn new(storage_block: &str, extra: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage = storage_block.replace("{DIR}", dir.path().to_str().expect("utf-8"));
+        let at = dir.path().to_str().expect("utf-8");
+        let storage = storage_block.replace("{DIR}", at);
+        let extra = extra.replace("{DIR}", at);
         let config = dir.path().join("coffer.hcl");
         std::fs::write(
             &config,
