@@ -1317,23 +1317,26 @@ fn is_root_protected(path: &str) -> bool {
     EXACT.contains(&rest.trim_end_matches('/')) || PREFIX.iter().any(|p| rest.starts_with(p))
 }
 
-/// Vault's rules for empty answers: a read of nothing and an empty list are 404.
+/// Vault's rules for empty answers: a read of nothing and an empty list are
+/// 404 (an empty scan is not, as in OpenBao).
 fn finish(op: Operation, resp: Option<Response>) -> Result<Response, LogicalError> {
     match (op, resp) {
         (Operation::Read, None) => Err(LogicalError::NotFound),
         (Operation::List, None) => Err(LogicalError::NotFound),
-        (Operation::List, Some(r)) => {
+        (op @ (Operation::List | Operation::Scan), Some(r)) => {
             let empty = r
                 .data
                 .as_ref()
                 .and_then(|d| d.get("keys"))
                 .is_none_or(|k| k.as_array().is_none_or(Vec::is_empty));
-            if empty {
-                Err(LogicalError::NotFound)
-            } else {
-                Ok(r)
+            match (empty, op) {
+                (false, _) => Ok(r),
+                (true, Operation::List) => Err(LogicalError::NotFound),
+                // OpenBao answers an empty scan with 200 and no keys.
+                (true, _) => Ok(Response::data(serde_json::Map::new())),
             }
         }
+        (Operation::Scan, None) => Ok(Response::data(serde_json::Map::new())),
         (_, Some(r)) => Ok(r),
         (_, None) => Ok(Response::default()),
     }

@@ -116,6 +116,7 @@ fn openapi(docs: &[PathDoc]) -> Value {
             let (method, summary) = match op {
                 Operation::Read => ("get", "read"),
                 Operation::List => ("get", "list"),
+                Operation::Scan => ("get", "scan"),
                 Operation::Create | Operation::Update => ("post", "write"),
                 Operation::Patch => ("patch", "patch"),
                 Operation::Delete => ("delete", "delete"),

@@ -19,6 +19,8 @@ pub enum Operation {
     Delete,
     /// LIST or `?list=true`.
     List,
+    /// SCAN or `?scan=true` (OpenBao): a recursive list.
+    Scan,
 }
 
 impl Operation {
@@ -31,6 +33,7 @@ impl Operation {
             Operation::Patch => "patch",
             Operation::Delete => "delete",
             Operation::List => "list",
+            Operation::Scan => "scan",
         }
     }
 

@@ -143,21 +143,26 @@ pub(crate) async fn logical_request(
     let mut data = query_map(req.uri().query())?;
     let op = match method.as_str() {
         "GET" | "HEAD" => {
-            let list = data.remove("list");
-            match list.as_ref().and_then(Value::as_str) {
-                None => Operation::Read,
-                Some(s) => match parse_bool(s) {
-                    Some(true) => Operation::List,
-                    Some(false) => Operation::Read,
+            let mut op = Operation::Read;
+            for (name, listing) in [("list", Operation::List), ("scan", Operation::Scan)] {
+                let Some(v) = data.remove(name) else {
+                    continue;
+                };
+                let s = v.as_str().unwrap_or_default();
+                match parse_bool(s) {
+                    Some(true) => op = listing,
+                    Some(false) => {}
                     None => {
                         return Err(LogicalError::BadRequest(format!(
-                            "invalid value {s:?} for list: expected a bool such as true, 1 or false"
+                            "invalid value {s:?} for {name}: expected a bool such as true, 1 or false"
                         )));
                     }
-                },
+                }
             }
+            op
         }
         "LIST" => Operation::List,
+        "SCAN" => Operation::Scan,
         "POST" | "PUT" => Operation::Update,
         "PATCH" => {
             // Like Vault: no media type at all is a bad request, a wrong one is 415.
@@ -185,7 +190,7 @@ pub(crate) async fn logical_request(
         // Body parameters replace query parameters, as in Vault.
         data = parse_body(&headers, &body)?;
     }
-    if op == Operation::List && !path.ends_with('/') {
+    if matches!(op, Operation::List | Operation::Scan) && !path.ends_with('/') {
         path.push('/');
     }
     let mut r = Request::new(op, path);

@@ -340,7 +340,8 @@ pub(super) fn write(
     }
     out.extend_from_slice(b",\"request\":");
     out.extend_from_slice(&blocks.request);
-    let elide = opts.elide_list_responses && req.operation == Operation::List;
+    let elide =
+        opts.elide_list_responses && matches!(req.operation, Operation::List | Operation::Scan);
     if input.kind == EntryKind::Response {
         // A failure's response block carries the error as (hashed) data, as
         // OpenBao writes it.

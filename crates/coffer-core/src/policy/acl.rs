@@ -184,7 +184,7 @@ impl Acl {
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        if op == Operation::List
+        if matches!(op, Operation::List | Operation::Scan)
             && let Some(p) = path.strip_suffix('/').and_then(|t| self.exact.get(t))
         {
             return Some(p);
@@ -260,6 +260,7 @@ impl Acl {
         let needed = match req.operation {
             Operation::Read => Caps::READ,
             Operation::List => Caps::LIST,
+            Operation::Scan => Caps::SCAN,
             Operation::Create => Caps::CREATE,
             Operation::Update => Caps::UPDATE,
             Operation::Patch => Caps::PATCH,

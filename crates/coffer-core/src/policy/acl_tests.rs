@@ -20,6 +20,7 @@ path "sys/mounts/*"          { capabilities = ["read", "update", "sudo"] }
 path "sys/rotate"            { capabilities = ["update"] }
 path "sys/key-status"        { capabilities = ["read", "sudo"] }
 path "list/me"               { capabilities = ["list"] }
+path "scan/*"                { capabilities = ["scan"] }
 path "params/allowed"        {
   capabilities = ["create", "update"]
   allowed_parameters = { "color" = ["red", "blue-*"], "size" = [] }
@@ -97,6 +98,19 @@ fn table() -> Vec<Case> {
         c("secret/foo", Read, true, "prefix glob grants read"),
         c("secret/foo", Update, false, "prefix glob has no update"),
         c("secret/", List, true, "list on the glob's own folder"),
+        c(
+            "secret/",
+            Scan,
+            false,
+            "list does not grant a recursive scan",
+        ),
+        c(
+            "scan/dir/",
+            Scan,
+            true,
+            "scan is its own capability (OpenBao)",
+        ),
+        c("scan/dir/", List, false, "scan does not grant list"),
         c("secret/a/b/c", Read, true, "glob reaches any depth"),
         c("secret", Read, false, "glob needs the trailing slash"),
         c(

@@ -34,7 +34,7 @@ impl Caps {
     pub const SUDO: Caps = Caps(64);
     /// `patch`.
     pub const PATCH: Caps = Caps(128);
-    /// `scan` (OpenBao); accepted, grants nothing extra yet.
+    /// `scan` (OpenBao): recursive listing.
     pub const SCAN: Caps = Caps(256);
 
     const NAMES: [(&'static str, Caps); 9] = [

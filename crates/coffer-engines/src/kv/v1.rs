@@ -19,13 +19,13 @@ enum Route {
 static PATHS: &[PathSpec<Route>] = &[
     PathSpec {
         pattern: "",
-        operations: &[List],
+        operations: &[List, Scan],
         route: Route::Root,
         help: "List the top level of the mount.",
     },
     PathSpec {
         pattern: "{*path}",
-        operations: &[Read, Update, Delete, List],
+        operations: &[Read, Update, Delete, List, Scan],
         route: Route::Entry,
         help: "Read, write, delete or list secrets; a folder lists with a trailing slash.",
     },
@@ -81,13 +81,14 @@ impl Backend for KvV1 {
             Route::Entry => m.param("path"),
         };
         match req.operation {
-            List => {
-                let prefix = if key.is_empty() || key.ends_with('/') {
+            List | Scan => {
+                let dir = if key.is_empty() || key.ends_with('/') {
                     key.to_owned()
                 } else {
                     format!("{key}/")
                 };
-                let keys = req.storage.list(&prefix).await?;
+                let keys =
+                    super::keys_below(req.storage, "", &dir, req.operation, req.data).await?;
                 Ok(Some(Response::list(keys)))
             }
             Read => {

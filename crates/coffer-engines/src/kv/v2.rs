@@ -33,6 +33,7 @@ enum Route {
     Destroy,
     MetadataRoot,
     Metadata,
+    Detailed,
     Subkeys,
 }
 
@@ -69,15 +70,27 @@ static PATHS: &[PathSpec<Route>] = &[
     },
     PathSpec {
         pattern: "metadata/",
-        operations: &[List],
+        operations: &[List, Scan],
         route: Route::MetadataRoot,
-        help: "List keys.",
+        help: "List keys (SCAN: every key below, recursively).",
     },
     PathSpec {
         pattern: "metadata/{*path}",
-        operations: &[Read, Update, Patch, Delete, List],
+        operations: &[Read, Update, Patch, Delete, List, Scan],
         route: Route::Metadata,
         help: "Key metadata and versions.",
+    },
+    PathSpec {
+        pattern: "detailed-metadata/",
+        operations: &[List, Scan],
+        route: Route::Detailed,
+        help: "List keys with each key's metadata (custom_metadata included), as OpenBao does.",
+    },
+    PathSpec {
+        pattern: "detailed-metadata/{*path}",
+        operations: &[List, Scan],
+        route: Route::Detailed,
+        help: "List keys with each key's metadata (custom_metadata included), as OpenBao does.",
     },
     PathSpec {
         pattern: "subkeys/{*path}",
@@ -262,6 +275,15 @@ pub(crate) fn go_duration(secs: u64) -> String {
         (0, 0) => format!("{s}s"),
         (0, _) => format!("{m}m{s}s"),
         _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// A list path as a folder: `""` or ending in `/`.
+fn dir_of(path: &str) -> String {
+    if path.is_empty() || path.ends_with('/') {
+        path.to_owned()
+    } else {
+        format!("{path}/")
     }
 }
 
@@ -676,6 +698,38 @@ impl KvV2 {
         self.commit_meta(st, path, ops, Some(meta)).await
     }
 
+    /// OpenBao's `detailed-metadata/`: the keys a LIST or SCAN of
+    /// `metadata/` gives, and each one's metadata in `key_info` (a folder's
+    /// is `{}`), so a client filtering on `custom_metadata` makes one call.
+    async fn detailed(
+        &self,
+        st: &StorageView,
+        path: &str,
+        op: coffer_core::logical::Operation,
+        data: &Map<String, Value>,
+    ) -> Result<Option<Response>, LogicalError> {
+        let dir = dir_of(path);
+        let keys = super::keys_below(st, "metadata/", &dir, op, data).await?;
+        let mut info = Map::new();
+        let mut listed = Vec::with_capacity(keys.len());
+        for k in keys {
+            if k.ends_with('/') {
+                info.insert(k.clone(), Value::Object(Map::new()));
+            } else if let Some(m) = self.read_meta(st, &format!("{dir}{k}")).await? {
+                info.insert(k.clone(), Value::Object(m.api()));
+            } else {
+                // Deleted since the list: leave it out of both.
+                continue;
+            }
+            listed.push(k);
+        }
+        let mut r = Response::list(listed);
+        if let Some(d) = r.data.as_mut() {
+            d.insert("key_info".into(), Value::Object(info));
+        }
+        Ok(Some(r))
+    }
+
     async fn metadata_delete(&self, st: &StorageView, path: &str) -> Result<(), LogicalError> {
         let _g = self.lock(path).lock().await;
         let Some(meta) = self.locked_meta(st, path).await? else {
@@ -785,15 +839,16 @@ impl Backend for KvV2 {
                 .await?;
                 Ok(None)
             }
-            Route::MetadataRoot => Ok(Some(Response::list(st.list("metadata/").await?))),
+            Route::MetadataRoot => Ok(Some(Response::list(
+                super::keys_below(st, "metadata/", "", req.operation, req.data).await?,
+            ))),
+            Route::Detailed => self.detailed(st, &path, req.operation, req.data).await,
             Route::Metadata => match req.operation {
-                List => {
-                    let prefix = if path.ends_with('/') {
-                        path.clone()
-                    } else {
-                        format!("{path}/")
-                    };
-                    Ok(Some(Response::list(st.list(&meta_key(&prefix)).await?)))
+                List | Scan => {
+                    let dir = dir_of(&path);
+                    let keys =
+                        super::keys_below(st, "metadata/", &dir, req.operation, req.data).await?;
+                    Ok(Some(Response::list(keys)))
                 }
                 Read => Ok(self
                     .read_meta(st, &path)
