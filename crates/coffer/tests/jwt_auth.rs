@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Http, Server, openssl};
+use common::{Http, Server, keypair};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -18,25 +18,6 @@ struct Keys {
     ec: (Vec<u8>, String),
     ed: (Vec<u8>, String),
     other_rsa: (Vec<u8>, String),
-}
-
-fn keypair(dir: &Path, name: &str, params: &[&str]) -> (Vec<u8>, String) {
-    let key = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    let k = key.to_str().unwrap();
-    openssl(&[&["genpkey"][..], params, &["-out", k]].concat());
-    openssl(&[
-        "pkey",
-        "-in",
-        k,
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    (
-        std::fs::read(&key).unwrap(),
-        std::fs::read_to_string(&public).unwrap(),
-    )
 }
 
 fn keys(dir: &Path) -> Keys {

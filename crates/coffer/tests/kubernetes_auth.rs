@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::apiserver::{Account, FakeApiServer};
-use common::{Http, Server, openssl};
+use common::{Http, Server};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -22,29 +22,12 @@ struct Key {
 }
 
 fn rsa_key(dir: &Path, name: &str) -> Key {
-    let key = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub"));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    Key {
-        private: std::fs::read(&key).unwrap(),
-        public: std::fs::read_to_string(&public).unwrap(),
-    }
+    let (private, public) = common::keypair(
+        dir,
+        name,
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
+    Key { private, public }
 }
 
 fn now() -> i64 {

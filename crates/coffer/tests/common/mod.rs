@@ -194,6 +194,27 @@ pub fn openssl(args: &[&str]) {
     );
 }
 
+/// A key pair made by `openssl genpkey` with `params` (e.g. `-algorithm EC
+/// -pkeyopt ec_paramgen_curve:P-256`) in `dir`: (private PEM, public PEM).
+pub fn keypair(dir: &Path, name: &str, params: &[&str]) -> (Vec<u8>, String) {
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    let k = key.to_str().expect("utf-8 path");
+    openssl(&[&["genpkey"][..], params, &["-out", k]].concat());
+    openssl(&[
+        "pkey",
+        "-in",
+        k,
+        "-pubout",
+        "-out",
+        public.to_str().expect("utf-8 path"),
+    ]);
+    (
+        std::fs::read(&key).expect("private key"),
+        std::fs::read_to_string(&public).expect("public key"),
+    )
+}
+
 /// A self-signed P-256 certificate as `openssl req -x509` makes it (marked
 /// as a CA), for `san` (e.g. `IP:127.0.0.1`), written to `cert` and `key`.
 pub fn self_signed(cert: &Path, key: &Path, san: &str) {
