@@ -210,6 +210,14 @@ impl Client {
         })
     }
 
+    /// The same client (connections, TLS settings) sending another token.
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            token,
+            ..self.clone()
+        }
+    }
+
     /// Sends a request to `/v1/<path>` and returns status and body without judging them.
     pub async fn raw(
         &self,

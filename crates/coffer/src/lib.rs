@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod config_json;
 pub mod fd_limit;
+pub mod kms;
 pub mod sealed;
 pub mod server;
 pub mod transit_seal;

@@ -93,6 +93,9 @@ enum Command {
     /// Seal a Kubernetes Secret for the Sealed Secrets controller (as
     /// kubeseal), or recover Secrets with the controller's private key.
     Seal(cli::seal::SealArgs),
+    /// Serve the Kubernetes KMS v2 API on a unix socket for kube-apiserver,
+    /// encrypting etcd's data keys with a coffer transit key.
+    KmsPlugin(cli::kms_plugin::KmsPluginArgs),
 }
 
 #[derive(Subcommand)]
@@ -225,6 +228,7 @@ fn main() -> ExitCode {
             Command::Sops(c) => cli::sops::run(c).await,
             Command::Scan(c) => cli::scan::run(c),
             Command::Seal(a) => cli::seal::run(a).await,
+            Command::KmsPlugin(a) => cli::kms_plugin::run(a).await,
             Command::Secrets(c) => cli::secrets::run(c).await,
             Command::Lease(c) => cli::lease::run(c).await,
             Command::Unwrap(a) => cli::generic::unwrap(a).await,

@@ -39,7 +39,7 @@ pub struct ServerArgs {
     dev_kv_v1: bool,
 }
 
-fn init_logging(level: &str) {
+pub(crate) fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     use std::io::IsTerminal as _;
@@ -378,7 +378,7 @@ fn spawn_periodic(core: Arc<Core>) {
     });
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod audit_query;
 pub mod auth_cmds;
 pub mod generic;
+pub mod kms_plugin;
 pub mod kv;
 pub mod lease;
 pub mod operator;

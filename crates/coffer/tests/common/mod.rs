@@ -718,6 +718,14 @@ pub fn pip_venv(name: &str, package: &str) -> Option<PathBuf> {
     if ready.exists() {
         return Some(venv);
     }
+    // Test processes run in parallel: one builds the venv, the others wait.
+    std::fs::create_dir_all(venv.parent()?).ok()?;
+    let lock = std::fs::File::create(venv.with_extension("lock")).ok()?;
+    // SAFETY: flock on a descriptor this function owns; released on close.
+    unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    if ready.exists() {
+        return Some(venv);
+    }
     let ci = std::env::var("CI").as_deref() == Ok("true");
     let made = Command::new("python3")
         .args(["-m", "venv"])

@@ -1,0 +1,209 @@
+//! The token the KMS plugin calls coffer with. kube-apiserver runs as a
+//! static pod, which cannot use a service-account token, so the plugin logs
+//! in with AppRole (role and secret ID files) or reads a token file that
+//! something on the node keeps fresh; either way the token is renewed before
+//! it expires, logged in again when renewal stops working, and re-read when
+//! its file changes.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use coffer_client::{Client, ClientError};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+/// Where the token comes from.
+pub enum Source {
+    /// A file holding the token (re-read when it changes).
+    TokenFile(PathBuf),
+    /// `auth/<mount>/login` with a role ID and a secret ID read from files.
+    AppRole {
+        mount: String,
+        role_id_file: PathBuf,
+        secret_id_file: PathBuf,
+    },
+    /// A token given once (environment or `~/.coffer-token`).
+    Fixed(Zeroizing<String>),
+}
+
+/// What identifies a version of a file: a rewrite or a replacement changes it.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp {
+        modified: m.modified().ok(),
+        len: m.len(),
+        inode,
+    })
+}
+
+fn read_trimmed(path: &PathBuf) -> Result<Zeroizing<String>, String> {
+    let raw = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?,
+    );
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(Zeroizing::new(t.to_owned()))
+}
+
+struct Current {
+    client: Option<Client>,
+    file: Option<Stamp>,
+}
+
+/// The plugin's session with coffer.
+pub struct Credentials {
+    /// A client without a token: address and TLS settings.
+    base: Client,
+    source: Source,
+    current: Mutex<Current>,
+}
+
+impl Credentials {
+    pub fn new(base: Client, source: Source) -> Credentials {
+        Credentials {
+            base,
+            source,
+            current: Mutex::new(Current {
+                client: None,
+                file: None,
+            }),
+        }
+    }
+
+    async fn login(&self) -> Result<Client, String> {
+        match &self.source {
+            Source::Fixed(t) => Ok(self.base.with_token(Some(t.to_string()))),
+            Source::TokenFile(p) => Ok(self.base.with_token(Some(read_trimmed(p)?.to_string()))),
+            Source::AppRole {
+                mount,
+                role_id_file,
+                secret_id_file,
+            } => {
+                let body = json!({
+                    "role_id": read_trimmed(role_id_file)?.as_str(),
+                    "secret_id": read_trimmed(secret_id_file)?.as_str(),
+                });
+                let answer = self
+                    .base
+                    .write(&format!("auth/{mount}/login"), &body)
+                    .await
+                    .map_err(|e| format!("AppRole login at auth/{mount}/login: {e}"))?;
+                let token = answer
+                    .as_ref()
+                    .and_then(|a| a["auth"]["client_token"].as_str())
+                    .ok_or("the AppRole login answered without a token")?;
+                tracing::info!(mount = %mount, "kms-plugin logged in to coffer with AppRole");
+                Ok(self.base.with_token(Some(token.to_owned())))
+            }
+        }
+    }
+
+    /// A client with a token: the current one, a token file's new content,
+    /// or a fresh login when there is none yet.
+    pub async fn client(&self) -> Result<Client, String> {
+        let mut cur = self.current.lock().await;
+        if let Source::TokenFile(p) = &self.source {
+            let now = stamp(p);
+            if now != cur.file || cur.client.is_none() {
+                let c = self.login().await?;
+                cur.client = Some(c);
+                cur.file = now;
+            }
+        }
+        if let Some(c) = &cur.client {
+            return Ok(c.clone());
+        }
+        let c = self.login().await?;
+        cur.client = Some(c.clone());
+        Ok(c)
+    }
+
+    /// After a 403: the token is gone (revoked, expired); log in again.
+    pub async fn refresh(&self) -> Result<Client, String> {
+        let mut cur = self.current.lock().await;
+        let c = self.login().await?;
+        cur.client = Some(c.clone());
+        if let Source::TokenFile(p) = &self.source {
+            cur.file = stamp(p);
+        }
+        Ok(c)
+    }
+
+    /// Renews the token at two thirds of its TTL for as long as the plugin
+    /// runs; when renewal fails (or the token reaches its max TTL), logs in
+    /// again.
+    pub async fn keep_alive(&self) {
+        let mut backoff = Duration::from_secs(5);
+        loop {
+            let wait = match self.renew_once().await {
+                Ok(Some(ttl)) => {
+                    backoff = Duration::from_secs(5);
+                    Duration::from_secs((ttl * 2 / 3).max(1))
+                }
+                // Does not expire: look again now and then (it may be replaced).
+                Ok(None) => Duration::from_secs(300),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kms-plugin could not keep its coffer token alive; retrying");
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    w
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One look at the token: its remaining TTL after a renewal if it needs
+    /// one, `None` if it never expires.
+    async fn renew_once(&self) -> Result<Option<u64>, String> {
+        let client = self.client().await?;
+        let me = match client.read("auth/token/lookup-self").await {
+            Ok(Some(v)) => v,
+            Ok(None) => return Err("lookup-self answered nothing".into()),
+            Err(e) if e.status() == Some(403) => {
+                self.refresh().await?;
+                return Ok(Some(60));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let d = &me["data"];
+        let ttl = d["ttl"].as_u64().unwrap_or(0);
+        if ttl == 0 {
+            return Ok(None);
+        }
+        if d["renewable"] != Value::Bool(true) {
+            // Log in again before it runs out (AppRole); a file is replaced from outside.
+            if ttl < 120 {
+                self.refresh().await?;
+            }
+            return Ok(Some(ttl));
+        }
+        let renewed = client
+            .write("auth/token/renew-self", &json!({}))
+            .await
+            .map_err(|e: ClientError| e.to_string())?;
+        let new_ttl = renewed
+            .as_ref()
+            .and_then(|r| r["auth"]["lease_duration"].as_u64())
+            .unwrap_or(ttl);
+        if new_ttl < 120 {
+            // The max TTL is near: a new login starts a new token.
+            self.refresh().await?;
+        }
+        Ok(Some(new_ttl.max(3)))
+    }
+}
