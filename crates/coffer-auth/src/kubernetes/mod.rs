@@ -154,13 +154,12 @@ impl Kubernetes {
         }
         // The API server's own key endpoints are called as the reviewer,
         // trusting the cluster CA; other issuers as configured.
-        let host = apiserver::base_url(&cfg.kubernetes_host);
         let url = if cfg.jwks_url.is_empty() {
             &cfg.oidc_discovery_url
         } else {
             &cfg.jwks_url
         };
-        let target = if url.starts_with(&host) {
+        let target = if same_origin(url, &apiserver::base_url(&cfg.kubernetes_host)) {
             self.target(cfg, None).await.ok()
         } else {
             None
@@ -399,6 +398,15 @@ impl Kubernetes {
     }
 }
 
+/// Whether two URLs have the same scheme, host and port: the reviewer
+/// token goes to the API server and nowhere else.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// The payload of a compact JWS, unverified.
 fn unverified_claims(jwt: &str) -> Option<serde_json::Value> {
     use base64::Engine;
@@ -440,5 +448,31 @@ impl Backend for Kubernetes {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn the_reviewer_token_only_goes_to_the_api_server() {
+        let host = "https://10.0.0.1:6443";
+        assert!(same_origin("https://10.0.0.1:6443/openid/v1/jwks", host));
+        assert!(!same_origin("https://10.0.0.1:64430/jwks", host));
+        assert!(!same_origin(
+            "https://10.0.0.1:6443.evil.example/jwks",
+            host
+        ));
+        assert!(!same_origin("http://10.0.0.1:6443/jwks", host));
+        assert!(same_origin(
+            "https://k8s.example/keys",
+            "https://k8s.example:443"
+        ));
+        assert!(!same_origin(
+            "https://k8s.example.evil/keys",
+            "https://k8s.example"
+        ));
+        assert!(!same_origin("not a url", host));
     }
 }
