@@ -232,6 +232,36 @@ async fn resolve(c: &Client, mount: Option<&str>, path: &str) -> anyhow::Result<
     })
 }
 
+/// The fields of the secret at `path`, wherever it lives: the latest
+/// version's `data` on KV version 2, the stored object on version 1, and the
+/// answer's `data` on any other engine (`database/creds/app`). Also the
+/// lease, when the answer has one.
+pub(crate) async fn read_fields(
+    c: &Client,
+    path: &str,
+) -> anyhow::Result<(Map<String, Value>, Option<(String, u64)>)> {
+    let path = path.trim_start_matches('/');
+    let api = match resolve(c, None, path).await {
+        Ok(kp) => kp.api("data"),
+        // Not KV (or no mount answered): read the path as it is.
+        Err(_) => path.to_owned(),
+    };
+    let body = c
+        .read(&api)
+        .await
+        .with_context(|| format!("reading {path}"))?
+        .ok_or_else(|| anyhow::anyhow!("no secret at {path}"))?;
+    let data = match (&body["data"]["data"], &body["data"]["metadata"]) {
+        (Value::Object(d), Value::Object(_)) if api.contains("/data/") => d.clone(),
+        _ => object(&body["data"]),
+    };
+    let lease = body["lease_id"]
+        .as_str()
+        .filter(|l| !l.is_empty())
+        .map(|l| (l.to_owned(), body["lease_duration"].as_u64().unwrap_or(0)));
+    Ok((data, lease))
+}
+
 /// A metadata value the way Vault's CLI prints it.
 fn meta_cell(v: &Value) -> String {
     match v {

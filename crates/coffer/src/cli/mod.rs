@@ -12,6 +12,7 @@ mod output;
 mod private_file;
 mod prompt;
 pub mod rotation;
+pub mod run;
 pub mod scan;
 pub mod seal;
 pub mod secrets;

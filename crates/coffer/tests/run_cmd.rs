@@ -1,0 +1,185 @@
+//! `coffer run -- cmd`: secrets from KV version 1 and 2 in a command's
+//! environment, the command's exit code passed through, and mistakes caught
+//! before anything runs.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::Server;
+use serde_json::json;
+
+fn coffer(addr: &str, home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(args)
+        .env_remove("COFFER_ADDR")
+        .env_remove("COFFER_TOKEN")
+        .env("VAULT_ADDR", addr)
+        .env("VAULT_TOKEN", "root")
+        .env("HOME", home)
+        .current_dir(home)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn a_command_gets_secrets_in_its_environment_and_nothing_else() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let r = root
+        .post(
+            "secret/data/app/db",
+            json!({"data": {"password": "s3cret value", "user": "app", "port": 5432}}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = root
+        .post(
+            "sys/mounts/kv1",
+            json!({"type": "kv", "options": {"version": "1"}}),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        root.post("kv1/legacy", json!({"api-key": "k-1", "token": "t-1"}))
+            .await
+            .status,
+        204
+    );
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+
+    let show = "printf '%s|%s|%s|%s|%s' \"$DB_PASSWORD\" \"$PORT\" \"$OLD_API_KEY\" \"$OLD_TOKEN\" \"${VAULT_TOKEN:-no token}\"";
+    let o = coffer(
+        &s.addr,
+        h,
+        &[
+            "run",
+            "--env",
+            "DB_PASSWORD=secret/app/db#password",
+            "--env",
+            "PORT=secret/app/db#port",
+            "--from",
+            "kv1/legacy",
+            "--prefix",
+            "OLD_",
+            "--",
+            "sh",
+            "-c",
+            show,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "s3cret value|5432|k-1|t-1|no token");
+
+    // The same from a file; --keep-token passes coffer's token on.
+    std::fs::write(
+        h.join("coffer-env.yaml"),
+        "env:\n  DB_PASSWORD: secret/app/db#password\n  PORT: secret/app/db#port\nfrom:\n  - kv1/legacy\n",
+    )
+    .unwrap();
+    let o = coffer(
+        &s.addr,
+        h,
+        &[
+            "run",
+            "--file",
+            "coffer-env.yaml",
+            "--prefix",
+            "OLD_",
+            "--keep-token",
+            "--",
+            "sh",
+            "-c",
+            show,
+        ],
+    );
+    assert_eq!(
+        text(&o.stdout),
+        "s3cret value|5432|k-1|t-1|root",
+        "{}",
+        text(&o.stderr)
+    );
+
+    // The command's exit code is coffer's; flags after -- are the command's.
+    let o = coffer(
+        &s.addr,
+        h,
+        &["run", "--from", "kv1/legacy", "--", "sh", "-c", "exit 7"],
+    );
+    assert_eq!(o.status.code(), Some(7));
+    let o = coffer(
+        &s.addr,
+        h,
+        &["run", "--from", "kv1/legacy", "--", "ls", "-la", "."],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = coffer(
+        &s.addr,
+        h,
+        &["run", "--from", "kv1/legacy", "--", "no-such-program-here"],
+    );
+    assert_eq!(o.status.code(), Some(127), "{}", text(&o.stderr));
+
+    // Mistakes are caught before the command runs.
+    let marker = h.join("ran");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    // Usage mistakes exit 1, a secret that is not there 2 (as Vault's CLI).
+    for (args, code, says) in [
+        (
+            vec!["--env", "P=secret/app/db#pass"],
+            1,
+            "has no field \"pass\" (it has: password, port, user)",
+        ),
+        (
+            vec!["--env", "P=secret/app/nothing#x"],
+            2,
+            "secret/app/nothing",
+        ),
+        (vec!["--env", "P=secret/app/db"], 1, "use NAME=PATH#FIELD"),
+        (
+            vec!["--env", "9P=secret/app/db#user"],
+            1,
+            "is not a variable name",
+        ),
+        (
+            vec!["--env", "TOKEN=secret/app/db#user", "--from", "kv1/legacy"],
+            1,
+            "TOKEN is set twice",
+        ),
+        (vec![], 1, "nothing to inject"),
+    ] {
+        let mut all = vec!["run"];
+        all.extend(args);
+        all.extend(touch);
+        let o = coffer(&s.addr, h, &all);
+        assert_eq!(o.status.code(), Some(code), "{all:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(says),
+            "{all:?}: {}",
+            text(&o.stderr)
+        );
+        assert!(!marker.exists(), "{all:?} ran the command");
+    }
+    // A token that may not read the secret: refused, and nothing runs.
+    let o = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["run", "--env", "P=secret/app/db#user"])
+        .args(touch)
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "not-a-token")
+        .env_remove("COFFER_TOKEN")
+        .env("HOME", h)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("permission denied"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!marker.exists());
+}
