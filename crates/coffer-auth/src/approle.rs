@@ -541,6 +541,15 @@ impl Backend for AppRole {
         path == "login"
     }
 
+    async fn check_renewal(
+        &self,
+        storage: &StorageView,
+        meta: &BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<(), LogicalError> {
+        crate::role_method::Roles::check_renewal(storage, meta, "role_name").await
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let st = req.storage;

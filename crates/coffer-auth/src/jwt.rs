@@ -399,6 +399,15 @@ impl Backend for Jwt {
         path == "login"
     }
 
+    async fn check_renewal(
+        &self,
+        storage: &StorageView,
+        meta: &BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<(), LogicalError> {
+        Roles::check_renewal(storage, meta, "role").await
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let st = req.storage;

@@ -63,6 +63,23 @@ fn key(name: &str) -> String {
 }
 
 impl Roles {
+    /// Refuses to renew a token whose role (named by `meta[key]`) was deleted.
+    pub async fn check_renewal(
+        st: &StorageView,
+        meta: &std::collections::BTreeMap<String, String>,
+        key: &str,
+    ) -> Result<(), LogicalError> {
+        let Some(name) = meta.get(key) else {
+            return Ok(());
+        };
+        if st.get_json::<Value>(&self::key(name)).await?.is_none() {
+            return Err(LogicalError::BadRequest(format!(
+                "role {name:?} no longer exists; the token is not renewed"
+            )));
+        }
+        Ok(())
+    }
+
     /// The role a login names, if it exists.
     pub async fn get<R: DeserializeOwned>(
         st: &StorageView,

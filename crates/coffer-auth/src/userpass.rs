@@ -153,6 +153,36 @@ impl Backend for Userpass {
         path.starts_with("login/")
     }
 
+    /// As Vault: a deleted user's token, or one whose user now has other
+    /// policies, is not renewed (a new login picks up the change).
+    async fn check_renewal(
+        &self,
+        storage: &StorageView,
+        meta: &BTreeMap<String, String>,
+        policies: &[String],
+    ) -> Result<(), LogicalError> {
+        let Some(name) = meta.get("username") else {
+            return Ok(());
+        };
+        let user = load(storage, name).await?.ok_or_else(|| {
+            LogicalError::BadRequest(format!(
+                "user {name:?} no longer exists; the token is not renewed"
+            ))
+        })?;
+        let set = |p: &[String]| -> std::collections::BTreeSet<String> {
+            coffer_core::policy::normalize_policy_names(p)
+                .into_iter()
+                .filter(|p| p != "default")
+                .collect()
+        };
+        if set(&user.token.token_policies) != set(policies) {
+            return Err(LogicalError::BadRequest(
+                "policies have changed, not renewing".into(),
+            ));
+        }
+        Ok(())
+    }
+
     async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = self.paths.route(req.operation, req.path)?;
         let name = m.param("username").to_lowercase();

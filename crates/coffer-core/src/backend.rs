@@ -243,6 +243,18 @@ pub trait Backend: Send + Sync {
     async fn renew_lease(&self, _req: LeaseRequest<'_>) -> Result<(), LogicalError> {
         Ok(())
     }
+
+    /// A token this auth method issued asks to be renewed; `meta` and
+    /// `policies` are the token's. An error refuses the renewal: as in
+    /// Vault, a token outlives its deleted role or user only until its TTL.
+    async fn check_renewal(
+        &self,
+        _storage: &StorageView,
+        _meta: &std::collections::BTreeMap<String, String>,
+        _policies: &[String],
+    ) -> Result<(), LogicalError> {
+        Ok(())
+    }
 }
 
 /// How an engine took a change of its mount options.

@@ -1007,7 +1007,11 @@ impl Core {
     }
 
     /// The mount serving `path` and the path relative to it (auth methods live under `auth/`).
-    fn locate(&self, active: &Active, path: &str) -> Result<Option<Located>, LogicalError> {
+    pub(crate) fn locate(
+        &self,
+        active: &Active,
+        path: &str,
+    ) -> Result<Option<Located>, LogicalError> {
         let (kind, inner) = match path.strip_prefix("auth/") {
             Some(rest) => (MountKind::Auth, rest),
             None => (MountKind::Secret, path),

@@ -438,3 +438,90 @@ async fn vaultrs_logs_in_with_approle_and_userpass() {
             .unwrap();
     assert_eq!(secret["password"], "s3cret");
 }
+
+/// As in Vault: a login token is renewed only while its role or user is
+/// still there (and, for userpass, has the same policies); until its TTL
+/// runs out it keeps working.
+#[tokio::test]
+async fn tokens_of_deleted_roles_and_users_are_not_renewed() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    setup(&root).await;
+    let renew = |token: String| {
+        let h = s.http(Some(&token));
+        async move { h.put("auth/token/renew-self", json!({})).await }
+    };
+    // userpass: a policy change, then the user's deletion.
+    root.post(
+        "auth/userpass/users/ana",
+        json!({"password": "ana-pass-1", "token_policies": "reader", "token_ttl": "1h"}),
+    )
+    .await;
+    let login = s
+        .http(None)
+        .post("auth/userpass/login/ana", json!({"password": "ana-pass-1"}))
+        .await
+        .json();
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(renew(token.clone()).await.status, 200);
+    root.post(
+        "auth/userpass/users/ana/policies",
+        json!({"token_policies": "reader,other"}),
+    )
+    .await;
+    let r = renew(token.clone()).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("policies have changed"), "{}", r.text);
+    assert_eq!(root.delete("auth/userpass/users/ana").await.status, 204);
+    let r = renew(token.clone()).await;
+    assert!(r.text.contains("no longer exists"), "{}", r.text);
+    assert_eq!(
+        s.http(Some(&token))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        200
+    );
+
+    // AppRole: the role's deletion; a periodic token stops there too.
+    root.post(
+        "auth/approle/role/r",
+        json!({"token_policies": "reader", "token_period": "10m"}),
+    )
+    .await;
+    let role_id = root.get("auth/approle/role/r/role-id").await.json()["data"]["role_id"].clone();
+    let secret_id = root
+        .post("auth/approle/role/r/secret-id", json!({}))
+        .await
+        .json()["data"]["secret_id"]
+        .clone();
+    let login = s
+        .http(None)
+        .post(
+            "auth/approle/login",
+            json!({"role_id": role_id, "secret_id": secret_id}),
+        )
+        .await
+        .json();
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(renew(token.clone()).await.status, 200);
+    assert_eq!(root.delete("auth/approle/role/r").await.status, 204);
+    let r = renew(token.clone()).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text.contains(r#"role \"r\" no longer exists"#),
+        "{}",
+        r.text
+    );
+    // Root's own renew of the token (renew-accessor) is refused the same way.
+    let accessor = s
+        .http(Some(&token))
+        .get("auth/token/lookup-self")
+        .await
+        .json()["data"]["accessor"]
+        .clone();
+    let r = root
+        .post("auth/token/renew-accessor", json!({"accessor": accessor}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}

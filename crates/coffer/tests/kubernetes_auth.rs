@@ -437,6 +437,19 @@ async fn a_pod_logs_in_through_the_tokenreview_vault_makes() {
         "app-token-x7k2p"
     );
 
+    // Renewal asks the role first: once it is deleted, the token is not renewed.
+    let h = f.server.http(Some(token));
+    assert_eq!(h.put("auth/token/renew-self", json!({})).await.status, 200);
+    assert_eq!(f.root.delete("auth/kubernetes/role/app").await.status, 204);
+    let r = h.put("auth/token/renew-self", json!({})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        h.get("auth/token/lookup-self").await.status,
+        200,
+        "still valid until its TTL"
+    );
+    f.role("app", app_role()).await;
+
     // Bad requests say what is wrong, as Vault does.
     let anon = f.server.http(None);
     for (body, status, msg) in [

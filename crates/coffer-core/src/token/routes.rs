@@ -620,6 +620,17 @@ impl Core {
         if t.entry.expire_time == 0 || !t.entry.renewable {
             return Err(bad("lease is not renewable"));
         }
+        // A login token asks its auth method first (is its role still there?).
+        if t.entry.path.starts_with("auth/")
+            && !t.entry.path.starts_with("auth/token/")
+            && let Some(found) = self.locate(active, &t.entry.path)?
+        {
+            let m = found.mount();
+            let meta = t.entry.meta.clone().unwrap_or_default();
+            m.backend
+                .check_renewal(&m.view, &meta, &t.entry.policies)
+                .await?;
+        }
         let now = now_ms();
         let wanted = if t.entry.period > 0 {
             t.entry.period
