@@ -202,6 +202,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A refused login is not a missing token: no "set VAULT_TOKEN" hint.
+    let logging_in = matches!(cli.command, Command::Login(_));
     let result = rt.block_on(async move {
         match cli.command {
             Command::Server(a) => server::run(a).await.map(|_| 0),
@@ -265,7 +267,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            match cli::no_token_hint(&e) {
+            match cli::no_token_hint(&e).filter(|_| !logging_in) {
                 Some(hint) => eprintln!("Error: {hint} ({e:#})"),
                 None => eprintln!("Error: {e:#}"),
             }

@@ -953,3 +953,47 @@ async fn vaultrs_configures_and_logs_in_unchanged() {
         .unwrap_err();
     assert!(format!("{e:?}").contains("invalid role name"), "{e:?}");
 }
+
+/// `coffer login -method=kubernetes` in a pod: the mounted token is the JWT.
+/// (Multi-threaded: the fake API server answers while the CLI runs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coffer_login_reads_the_pods_token() {
+    let f = Fixture::new(&[]).await;
+    f.configure(json!({})).await;
+    f.role("app", app_role()).await;
+    let pod = tempfile::tempdir().unwrap();
+    let jwt = f.token("apps", "app", APP_UID, &["vault"]);
+    std::fs::write(pod.path().join("token"), format!("{jwt}\n")).unwrap();
+    let login = |args: &[&str]| {
+        Command::new(common::server_binary())
+            .args(["login", "-method=kubernetes", "-no-store"])
+            .args(args)
+            .env("VAULT_ADDR", &f.server.addr)
+            .env_remove("VAULT_TOKEN")
+            .env_remove("COFFER_TOKEN")
+            .env("HOME", pod.path())
+            .env("COFFER_KUBERNETES_SERVICEACCOUNT_DIR", pod.path())
+            .output()
+            .unwrap()
+    };
+    let o = login(&["role=app"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("Success!"), "{out}");
+    assert!(
+        out.contains("app-read"),
+        "the token's policies are shown: {out}"
+    );
+    let o = login(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs role=NAME"));
+    // A refused login says so, without a hint about VAULT_TOKEN.
+    f.api.invalidate(&jwt);
+    let o = login(&["role=app"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("permission denied") && !err.contains("VAULT_TOKEN"),
+        "{err}"
+    );
+}
