@@ -183,3 +183,47 @@ async fn a_command_gets_secrets_in_its_environment_and_nothing_else() {
     );
     assert!(!marker.exists());
 }
+
+/// docs/delivery.md's migration: store the .env file, delete it, run with it.
+#[tokio::test]
+async fn a_dotenv_file_moves_into_coffer_in_two_commands() {
+    let s = Server::dev();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::write(
+        h.join(".env"),
+        "# app settings\nexport DB_URL=postgres://app@db/app\nDB_PASSWORD='pa$$word with spaces'\nGREETING=\"hi\\nthere\"\n",
+    )
+    .unwrap();
+    let o = coffer(&s.addr, h, &["kv", "put", "secret/app", "@.env"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::fs::remove_file(h.join(".env")).unwrap();
+    let o = coffer(
+        &s.addr,
+        h,
+        &[
+            "run",
+            "--from",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$DB_URL\" \"$DB_PASSWORD\" \"$GREETING\"",
+        ],
+    );
+    assert_eq!(
+        text(&o.stdout),
+        "postgres://app@db/app|pa$$word with spaces|hi\nthere",
+        "{}",
+        text(&o.stderr)
+    );
+    // A line that is not KEY=value is refused, naming the line and not the value.
+    std::fs::write(h.join("bad.env"), "A=1\ns3cret-without-key\n").unwrap();
+    let o = coffer(&s.addr, h, &["kv", "put", "secret/bad", "@bad.env"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bad.env: line 2: expected KEY=value") && !err.contains("s3cret"),
+        "{err}"
+    );
+}

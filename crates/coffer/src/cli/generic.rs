@@ -45,7 +45,8 @@ fn trim(path: &str) -> &str {
 }
 
 /// Parses `k=v` arguments; `@file` and `-` keep secrets out of shell history.
-/// A lone `-` or `@file` argument is a whole JSON object.
+/// A lone `-` or `@file` argument is a whole JSON object (a dotenv file
+/// when the name says so: `.env`, `.env.prod`, `app.env`).
 pub(super) fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     if let [only] = pairs
         && (only == "-" || (only.starts_with('@') && !only.contains('=')))
@@ -57,6 +58,11 @@ pub(super) fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>
         } else {
             let file = &only[1..];
             let s = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            // A .env file moves into coffer as it is: one key per variable.
+            if super::dotenv::is_dotenv_name(file) {
+                return super::dotenv::parse(&s)
+                    .map_err(|e| UsageError(format!("{file}: {e}")).into());
+            }
             (file.to_owned(), s)
         };
         return match serde_json::from_str(&text).with_context(|| format!("{what} is not JSON"))? {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod audit_query;
 pub mod auth_cmds;
+pub mod dotenv;
 pub mod generic;
 pub mod kms_plugin;
 pub mod kv;
