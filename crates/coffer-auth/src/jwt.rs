@@ -107,15 +107,6 @@ fn texts(v: &Value) -> Vec<String> {
     }
 }
 
-fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((pre, post)) => {
-            value.len() >= pre.len() + post.len() && value.starts_with(pre) && value.ends_with(post)
-        }
-    }
-}
-
 fn parse_alg(s: &str) -> Result<Algorithm, LogicalError> {
     let a: Algorithm = s
         .parse()
@@ -332,7 +323,7 @@ impl Jwt {
             let hit = have.iter().any(|h| {
                 want.iter().any(|w| {
                     if role.bound_claims_type == "glob" {
-                        glob(w, h)
+                        coffer_core::glob::matches(w, h)
                     } else {
                         w == h
                     }

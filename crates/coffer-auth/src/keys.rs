@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use coffer_core::LogicalError;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -16,6 +16,8 @@ const JWKS_CACHE: Duration = Duration::from_secs(300);
 /// A token naming an unknown key refetches at most this often, so that
 /// made-up key ids cannot turn every login into a fetch.
 const REFRESH_GAP: Duration = Duration::from_secs(10);
+/// The most of a discovery document or key set that is read.
+const DOCUMENT_MAX: usize = 1 << 20;
 
 /// Why a token's signature could not be accepted.
 #[derive(Debug, thiserror::Error)]
@@ -102,13 +104,14 @@ async fn get_json(url: &str, src: &KeySource<'_>) -> Result<Value, String> {
     let resp = rq
         .send()
         .await
-        .map_err(|e| format!("fetching {url}: {e}"))?;
+        .map_err(|e| format!("fetching {url}: {}", coffer_client::with_causes(&e)))?;
     if !resp.status().is_success() {
         return Err(format!("fetching {url}: HTTP {}", resp.status()));
     }
-    resp.json()
+    let body = coffer_client::body_capped(resp, DOCUMENT_MAX)
         .await
-        .map_err(|e| format!("{url} did not return JSON: {e}"))
+        .map_err(|e| format!("fetching {url}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| format!("{url} did not return JSON: {e}"))
 }
 
 async fn fetch(src: &KeySource<'_>) -> Result<JwkSet, String> {
@@ -135,6 +138,8 @@ impl JwksCache {
     /// The key set, fetched when the cache is empty, old, for another source,
     /// or `refresh` asks (a token names a key the cached set lacks). A failed
     /// fetch falls back to the set fetched before from the same source.
+    /// One fetch at a time: concurrent logins wait for its result instead
+    /// of each fetching (each fetch is bounded at 10 s).
     async fn get(&self, src: &KeySource<'_>, refresh: bool) -> Result<JwkSet, String> {
         let id = src.id();
         let mut cache = self.inner.lock().await;
@@ -180,12 +185,12 @@ fn decode(jwt: &str, alg: Algorithm, keys: &[DecodingKey]) -> Option<Value> {
     })
 }
 
-/// The header's algorithm, when it is one of `allowed`.
-pub(crate) fn algorithm(jwt: &str, allowed: &[Algorithm]) -> Result<Algorithm, VerifyError> {
+/// The header, when its algorithm is one of `allowed`.
+pub(crate) fn header(jwt: &str, allowed: &[Algorithm]) -> Result<Header, VerifyError> {
     let header =
         jsonwebtoken::decode_header(jwt).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     if allowed.contains(&header.alg) {
-        Ok(header.alg)
+        Ok(header)
     } else {
         Err(VerifyError::Algorithm(header.alg))
     }
@@ -200,14 +205,11 @@ pub(crate) async fn verify(
     cache: &JwksCache,
     src: &KeySource<'_>,
 ) -> Result<Value, VerifyError> {
-    let alg = algorithm(jwt, allowed)?;
+    let Header { alg, kid, .. } = header(jwt, allowed)?;
     if !pems.is_empty() || !src.is_set() {
         let keys: Vec<DecodingKey> = pems.iter().flat_map(|p| pem_keys(p)).collect();
         return decode(jwt, alg, &keys).ok_or(VerifyError::Signature("configured key"));
     }
-    let kid = jsonwebtoken::decode_header(jwt)
-        .map_err(|e| VerifyError::Malformed(e.to_string()))?
-        .kid;
     for refresh in [false, true] {
         let set = cache.get(src, refresh).await.map_err(VerifyError::Fetch)?;
         let candidates: Vec<DecodingKey> = match &kid {

@@ -98,7 +98,7 @@ pub struct RawResponse {
 
 /// reqwest's message and the causes below it ("connection refused", a
 /// certificate problem), which its own message leaves out.
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub fn with_causes(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -110,6 +110,22 @@ fn with_causes(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     message
+}
+
+/// A response body read to its end, but never more than `max` bytes: a peer
+/// that sends more is refused rather than held in memory.
+pub async fn body_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("the answer is over {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| with_causes(&e))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is over {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Refuses an address that is not an `http://` or `https://` URL, saying

@@ -13,6 +13,8 @@ pub mod clock;
 mod core;
 mod expiration;
 pub mod fields;
+pub mod file_stamp;
+pub mod glob;
 pub mod hcl1;
 pub mod heavy;
 mod help;

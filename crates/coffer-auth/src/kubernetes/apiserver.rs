@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use coffer_core::file_stamp::FileStamp;
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -18,6 +20,9 @@ pub const SA_DIR_ENV: &str = "COFFER_KUBERNETES_SERVICEACCOUNT_DIR";
 /// rotates projected tokens by swapping a symlink, which a coarse mtime
 /// could hide).
 const REREAD: Duration = Duration::from_secs(60);
+/// The most of an API server answer that is read (a TokenReview, a
+/// namespace or a service account is a few kilobytes).
+const ANSWER_MAX: usize = 1 << 20;
 
 /// One file of the pod's service-account volume, re-read when it changes:
 /// a token copied once expires, the failure Vault users hit most.
@@ -27,31 +32,9 @@ struct Watched {
 }
 
 struct Seen {
-    stamp: Stamp,
+    stamp: FileStamp,
     at: Instant,
     text: Zeroizing<String>,
-}
-
-/// What tells a changed file apart: kubelet replaces it (a new inode).
-#[derive(PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
-        #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let inode = 0;
-        Stamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode,
-        }
-    }
 }
 
 impl Watched {
@@ -65,7 +48,7 @@ impl Watched {
     /// The file's text (trimmed), or `None` when it is absent or empty.
     async fn read(&self) -> Option<Zeroizing<String>> {
         let meta = tokio::fs::metadata(&self.path).await.ok()?;
-        let stamp = Stamp::of(&meta);
+        let stamp = FileStamp::from_metadata(&meta);
         let mut seen = self.seen.lock().await;
         if let Some(s) = seen.as_ref()
             && s.stamp == stamp
@@ -151,22 +134,6 @@ pub(crate) struct Clients {
     cached: Mutex<Option<(String, bool, reqwest::Client)>>,
 }
 
-/// An error with its causes: reqwest's own text ("error sending request")
-/// hides the part that says what went wrong (refused, TLS, timeout).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        source = c.source();
-    }
-    s
-}
-
 fn status_message(body: &Value) -> String {
     body.get("message")
         .and_then(Value::as_str)
@@ -223,12 +190,11 @@ impl Clients {
         let resp = rq.send().await.map_err(|e| {
             format!(
                 "the API server could not be reached at {url}: {}",
-                with_causes(&e)
+                coffer_client::with_causes(&e)
             )
         })?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        let bytes = coffer_client::body_capped(resp, ANSWER_MAX)
             .await
             .map_err(|e| format!("reading the API server's answer from {url}: {e}"))?;
         Ok((

@@ -28,28 +28,10 @@ fn bad(m: impl Into<String>) -> LogicalError {
     LogicalError::BadRequest(m.into())
 }
 
-/// Vault's glob: `*` anywhere, any number of times.
-pub(crate) fn glob(pattern: &str, value: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = value.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty();
-    };
-    for m in middle {
-        match rest.find(m) {
-            Some(i) => rest = &rest[i + m.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
 fn any_glob(patterns: &[String], value: &str) -> bool {
-    patterns.iter().any(|p| glob(p, value))
+    patterns
+        .iter()
+        .any(|p| coffer_core::glob::matches(p, value))
 }
 
 impl Role {
@@ -171,25 +153,6 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_as_vaults_do() {
-        for (p, v, want) in [
-            ("*", "anything", true),
-            ("app-*", "app-web", true),
-            ("app-*", "web", false),
-            ("*-prod", "pay-prod", true),
-            ("team-*-prod", "team-pay-prod", true),
-            ("team-*-prod", "team-pay-stage", false),
-            ("a*b*c", "aXXbYYc", true),
-            ("a*b*c", "acb", false),
-            ("exact", "exact", true),
-            ("exact", "exactly", false),
-            ("ab*ab", "ab", false),
-        ] {
-            assert_eq!(glob(p, v), want, "{p} vs {v}");
-        }
-    }
 
     #[test]
     fn a_role_needs_names_and_namespaces_or_a_selector() {

@@ -176,17 +176,6 @@ impl TokenRole {
         }
     }
 
-    fn glob(pattern: &str, name: &str) -> bool {
-        match pattern.split_once('*') {
-            None => pattern == name,
-            Some((pre, post)) => {
-                name.len() >= pre.len() + post.len()
-                    && name.starts_with(pre)
-                    && name.ends_with(post)
-            }
-        }
-    }
-
     /// Checks requested policies against the role; `Ok(true)` when the role decides (has an allow list).
     pub fn check_policies(&self, policies: &[String]) -> Result<bool, LogicalError> {
         for p in policies.iter().filter(|p| *p != "default") {
@@ -194,7 +183,7 @@ impl TokenRole {
                 || self
                     .disallowed_policies_glob
                     .iter()
-                    .any(|g| Self::glob(g, p))
+                    .any(|g| crate::glob::matches(g, p))
             {
                 return Err(LogicalError::BadRequest(format!(
                     "token policies ({p}) must not be in the disallowed list of the role"
@@ -205,7 +194,10 @@ impl TokenRole {
         if has_allow {
             for p in policies.iter().filter(|p| *p != "default") {
                 let ok = self.allowed_policies.contains(p)
-                    || self.allowed_policies_glob.iter().any(|g| Self::glob(g, p));
+                    || self
+                        .allowed_policies_glob
+                        .iter()
+                        .any(|g| crate::glob::matches(g, p));
                 if !ok {
                     return Err(LogicalError::BadRequest(format!(
                         "token policies ({p}) must be subset of the role's allowed policies"

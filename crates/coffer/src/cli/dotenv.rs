@@ -39,7 +39,11 @@ pub fn parse(text: &str) -> Result<Map<String, Value>, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
         if !valid {
-            return Err(format!("line {}: {key:?} is not a variable name", n + 1));
+            // The text is not shown: a malformed line may be a value.
+            return Err(format!(
+                "line {}: the name before '=' is not a variable name",
+                n + 1
+            ));
         }
         let rest = rest.trim_start();
         let value = match rest.chars().next() {

@@ -127,7 +127,7 @@ async fn load_cert(source: &str) -> anyhow::Result<String> {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
-        let mut response = client
+        let response = client
             .get(source)
             .send()
             .await
@@ -138,13 +138,9 @@ async fn load_cert(source: &str) -> anyhow::Result<String> {
                 response.status()
             );
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            body.extend_from_slice(&chunk);
-            if body.len() > CERT_LIMIT {
-                bail!("{source} sent more than {CERT_LIMIT} bytes: not a certificate");
-            }
-        }
+        let body = coffer_client::body_capped(response, CERT_LIMIT)
+            .await
+            .map_err(|e| anyhow::anyhow!("fetching the certificate from {source}: {e}"))?;
         return String::from_utf8(body).with_context(|| format!("{source}: not text"));
     }
     let path = source.strip_prefix("file://").unwrap_or(source);

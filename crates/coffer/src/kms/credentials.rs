@@ -6,9 +6,10 @@
 //! its file changes.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use coffer_client::{Client, ClientError};
+use coffer_core::file_stamp::FileStamp;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
@@ -27,26 +28,8 @@ pub enum Source {
     Fixed(Zeroizing<String>),
 }
 
-/// What identifies a version of a file: a rewrite or a replacement changes it.
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-fn stamp(path: &PathBuf) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(Stamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        inode,
-    })
-}
+/// How long a login may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn read_trimmed(path: &PathBuf) -> Result<Zeroizing<String>, String> {
     let raw = Zeroizing::new(
@@ -61,7 +44,7 @@ fn read_trimmed(path: &PathBuf) -> Result<Zeroizing<String>, String> {
 
 struct Current {
     client: Option<Client>,
-    file: Option<Stamp>,
+    file: Option<FileStamp>,
 }
 
 /// The plugin's session with coffer.
@@ -97,11 +80,18 @@ impl Credentials {
                     "role_id": read_trimmed(role_id_file)?.as_str(),
                     "secret_id": read_trimmed(secret_id_file)?.as_str(),
                 });
-                let answer = self
-                    .base
-                    .write(&format!("auth/{mount}/login"), &body)
-                    .await
-                    .map_err(|e| format!("AppRole login at auth/{mount}/login: {e}"))?;
+                // Bounded: it runs under the session lock every call waits on.
+                let answer = tokio::time::timeout(
+                    LOGIN_TIMEOUT,
+                    self.base.write(&format!("auth/{mount}/login"), &body),
+                )
+                .await
+                .map_err(|_| {
+                    format!(
+                        "AppRole login at auth/{mount}/login: no answer within {LOGIN_TIMEOUT:?}"
+                    )
+                })?
+                .map_err(|e| format!("AppRole login at auth/{mount}/login: {e}"))?;
                 let token = answer
                     .as_ref()
                     .and_then(|a| a["auth"]["client_token"].as_str())
@@ -117,7 +107,7 @@ impl Credentials {
     pub async fn client(&self) -> Result<Client, String> {
         let mut cur = self.current.lock().await;
         if let Source::TokenFile(p) = &self.source {
-            let now = stamp(p);
+            let now = FileStamp::of(p);
             if now != cur.file || cur.client.is_none() {
                 let c = self.login().await?;
                 cur.client = Some(c);
@@ -138,7 +128,7 @@ impl Credentials {
         let c = self.login().await?;
         cur.client = Some(c.clone());
         if let Source::TokenFile(p) = &self.source {
-            cur.file = stamp(p);
+            cur.file = FileStamp::of(p);
         }
         Ok(c)
     }

@@ -134,42 +134,41 @@ impl Plugin {
             .map_err(unavailable)
     }
 
-    /// One write to coffer, in time, logging in again once after a 403.
-    async fn call(&self, path: &str, body: &Value) -> Result<Value, Status> {
-        let attempt = |client: Client| {
-            let (path, body) = (path.to_owned(), body.clone());
-            async move {
-                tokio::time::timeout(CALL_TIMEOUT, client.write(&path, &body))
-                    .await
-                    .map_err(|_| unavailable(format!("no answer within {CALL_TIMEOUT:?}")))
-            }
+    /// One call to coffer, in time, logging in again once after a 403.
+    async fn retrying<F, Fut>(&self, op: F) -> Result<Option<Value>, Status>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Value>, ClientError>>,
+    {
+        let attempt = |client: Client| async {
+            tokio::time::timeout(CALL_TIMEOUT, op(client))
+                .await
+                .map_err(|_| unavailable(format!("no answer within {CALL_TIMEOUT:?}")))
         };
-        let answer = match attempt(self.session(false).await?).await? {
+        match attempt(self.session(false).await?).await? {
             Err(e) if e.status() == Some(403) => attempt(self.session(true).await?).await?,
             other => other,
-        };
-        answer
-            .map_err(from_client)?
+        }
+        .map_err(from_client)
+    }
+
+    /// A transit write (encrypt, decrypt) and its answer.
+    async fn call(&self, path: &str, body: &Value) -> Result<Value, Status> {
+        self.retrying(|c: Client| async move { c.write(path, body).await })
+            .await?
             .ok_or_else(|| Status::internal(format!("coffer answered {path} with no body")))
     }
 
     /// The key's latest version, read from coffer.
     async fn latest_version(&self) -> Result<u64, Status> {
         let path = format!("{}/keys/{}", self.key.mount, self.key.name);
-        let read = |client: Client| {
-            let path = path.clone();
-            async move {
-                tokio::time::timeout(CALL_TIMEOUT, client.read(&path))
-                    .await
-                    .map_err(|_| unavailable(format!("no answer within {CALL_TIMEOUT:?}")))
-            }
-        };
-        let key = match read(self.session(false).await?).await? {
-            Err(e) if e.status() == Some(403) => read(self.session(true).await?).await?,
-            other => other,
-        }
-        .map_err(from_client)?
-        .ok_or_else(|| Status::not_found(format!("transit key {path} does not exist")))?;
+        let key = self
+            .retrying(|c: Client| {
+                let path = &path;
+                async move { c.read(path).await }
+            })
+            .await?
+            .ok_or_else(|| Status::not_found(format!("transit key {path} does not exist")))?;
         let v = key["data"]["latest_version"]
             .as_u64()
             .ok_or_else(|| Status::internal(format!("{path} has no latest_version")))?;
@@ -297,10 +296,11 @@ impl KeyManagementService for Plugin {
         let key = KeyRef::from_key_id(&r.key_id)
             .map(|(k, _)| k)
             .unwrap_or_else(|| self.key.clone());
-        let plaintext = self.decrypt_with(&key, ct).await?;
+        let mut plaintext = self.decrypt_with(&key, ct).await?;
         tracing::debug!(uid = %r.uid, key_id = %r.key_id, "kms-plugin decrypt");
+        // Moved out, not copied: no second copy is left behind unwiped.
         Ok(Response::new(DecryptResponse {
-            plaintext: plaintext.to_vec(),
+            plaintext: std::mem::take(&mut *plaintext),
         }))
     }
 }
