@@ -15,12 +15,43 @@ use crate::mounts::MountEntry;
 pub struct StorageView {
     barrier: Arc<Barrier>,
     prefix: String,
+    events: Option<crate::events::MountEvents>,
 }
 
 impl StorageView {
     /// A view of `barrier` under `prefix` (which ends in `/`).
     pub fn new(barrier: Arc<Barrier>, prefix: String) -> Self {
-        Self { barrier, prefix }
+        Self {
+            barrier,
+            prefix,
+            events: None,
+        }
+    }
+
+    /// The same view, publishing change events for its mount.
+    pub fn with_events(mut self, events: crate::events::MountEvents) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The mount's event publisher (none in tests and for auth methods).
+    pub fn events(&self) -> Option<&crate::events::MountEvents> {
+        self.events.as_ref()
+    }
+
+    /// Publishes a change event about `path` (relative to the mount) and
+    /// the data path it concerns; nothing happens without a publisher.
+    /// Events carry paths and versions, never values.
+    pub fn publish(
+        &self,
+        event_type: &str,
+        path: &str,
+        data_path: Option<&str>,
+        extra: &[(&str, String)],
+    ) {
+        if let Some(e) = &self.events {
+            e.publish(event_type, path, data_path, extra);
+        }
     }
 
     fn full(&self, key: &str) -> String {

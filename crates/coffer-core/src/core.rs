@@ -161,6 +161,8 @@ pub struct Core {
     pub(crate) mount_lock: Mutex<()>,
     /// Claims on wrapped responses, by wrapping token (`sys/wrapping.rs`).
     pub(crate) wrap_claims: crate::stripes::Stripes,
+    /// Change events for `sys/events/subscribe`.
+    pub(crate) events: Arc<crate::events::EventBus>,
     /// Read-modify-writes of `sys/` records that are not mounts (token roles).
     pub(crate) record_locks: crate::stripes::Stripes,
     sys: SysPaths,
@@ -240,6 +242,7 @@ impl Core {
             active: RwLock::new(None),
             mount_lock: Mutex::new(()),
             wrap_claims: crate::stripes::Stripes::default(),
+            events: Arc::new(crate::events::EventBus::default()),
             record_locks: crate::stripes::Stripes::default(),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
@@ -653,12 +656,53 @@ impl Core {
             }
         })?;
         let backend = factory(&entry)?;
-        let view = StorageView::new(self.barrier.clone(), entry.view_prefix(kind));
+        let mut view = StorageView::new(self.barrier.clone(), entry.view_prefix(kind));
+        if kind == MountKind::Secret {
+            view = view.with_events(crate::events::MountEvents::new(
+                self.events.clone(),
+                crate::events::PluginInfo {
+                    mount_class: "secret",
+                    mount_accessor: entry.accessor.clone(),
+                    mount_path: entry.path.clone(),
+                    plugin: entry.kind.clone(),
+                },
+            ));
+        }
         Ok(Mounted {
             entry,
             backend,
             view,
         })
+    }
+
+    /// The change-event stream.
+    pub fn events(&self) -> &Arc<crate::events::EventBus> {
+        &self.events
+    }
+
+    /// A subscription for `token` to the event types matching `pattern`,
+    /// from now or just after `resume` (a cursor the client was given).
+    /// Call it once `handle` has admitted the subscribe request: this only
+    /// builds the stream, which checks the token again event by event.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        token: crate::secret::SecretString,
+        pattern: &str,
+        resume: Option<&str>,
+    ) -> crate::events::Subscription {
+        let bus = self.events.clone();
+        let from = resume.and_then(|c| bus.resume_after(c));
+        let mut sub = crate::events::Subscription::new(
+            self.clone(),
+            bus.clone(),
+            token,
+            pattern.to_owned(),
+            from.unwrap_or_else(|| bus.head()),
+        );
+        if resume.is_some() && from.is_none() {
+            sub.note_lost_cursor();
+        }
+        sub
     }
 
     /// Seals: forgets the keys and all unsealed state.

@@ -11,6 +11,7 @@ pub mod barrier;
 pub mod cidr;
 pub mod clock;
 mod core;
+pub mod events;
 mod expiration;
 pub mod fields;
 pub mod file_stamp;

@@ -71,13 +71,27 @@ pub static HEAVY_REFUSALS: Counter = Counter::new(
     "Requests refused (429) because the bounded pool for password hashing and generation was full.",
 );
 
+/// Change events published (`sys/events/subscribe`).
+pub static EVENTS_PUBLISHED: Counter = Counter::new(
+    "coffer_events_published_total",
+    "Change events published to subscribers.",
+);
+
+/// Events subscribers missed because they fell behind the event ring.
+pub static EVENTS_MISSED: Counter = Counter::new(
+    "coffer_events_missed_total",
+    "Change events that slow subscribers missed (they were told to re-read).",
+);
+
 /// Every counter, for export.
-pub fn counters() -> [&'static Counter; 5] {
+pub fn counters() -> [&'static Counter; 7] {
     [
         &ROTATION_FAILURES,
         &REVOCATION_FAILURES,
         &AUDIT_DEVICE_FAILURES,
         &AUDIT_REFUSALS,
         &HEAVY_REFUSALS,
+        &EVENTS_PUBLISHED,
+        &EVENTS_MISSED,
     ]
 }

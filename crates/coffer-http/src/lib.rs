@@ -6,6 +6,7 @@
 
 mod decode;
 mod encode;
+mod events;
 mod raw;
 mod serve;
 mod watchdog;
@@ -103,6 +104,9 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
                 }
             };
         }
+    }
+    if req.method() == Method::GET && path.starts_with(events::PREFIX) {
+        return events::subscribe(st, req, path).await;
     }
     if req.method() == Method::GET && decode::wants_help(req.uri().query()) {
         let token = decode::token(req.headers());

@@ -230,7 +230,7 @@ async fn http<IO>(
     let svc = crate::watchdog::CountRequests::new(svc, counted);
     let hyper_svc = hyper_util::service::TowerToHyperService::new(svc);
     let builder = Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(io), hyper_svc);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);
     tokio::pin!(conn);
     let mut draining = false;
     loop {

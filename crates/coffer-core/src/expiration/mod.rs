@@ -431,7 +431,20 @@ impl Expiration {
         };
         match call {
             EngineCall::Renew => m.backend.renew_lease(req).await,
-            EngineCall::Revoke => m.backend.revoke_lease(req).await,
+            EngineCall::Revoke => {
+                m.backend.revoke_lease(req).await?;
+                // The secret's path: the lease id without the mount and the
+                // random last segment (`database/creds/app` for its leases).
+                let rel = e.id.strip_prefix(m.entry.path.as_str()).unwrap_or(&e.id);
+                let rel = rel.rsplit_once('/').map_or("", |(p, _)| p);
+                m.view.publish(
+                    "lease/revoke",
+                    rel,
+                    Some(rel),
+                    &[("lease_id", e.id.clone())],
+                );
+                Ok(())
+            }
         }
     }
 

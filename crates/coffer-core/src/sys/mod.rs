@@ -58,6 +58,7 @@ pub(crate) enum SysRoute {
     VersionHistory,
     PluginCatalog,
     PluginList,
+    EventsSubscribe,
     PluginInfo,
 }
 
@@ -177,6 +178,12 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         operations: &[Update],
         route: SysRoute::Hash,
         help: "Hash base64 input with an algorithm.",
+    },
+    PathSpec {
+        pattern: "events/subscribe/{*type}",
+        operations: &[Read],
+        route: SysRoute::EventsSubscribe,
+        help: "Stream change events of the types matching a glob (WebSocket, server-sent events or long poll).",
     },
     PathSpec {
         pattern: "internal/ui/mounts",
@@ -492,6 +499,14 @@ impl Core {
             SysRoute::VersionHistory => self.version_history().await.map(Some),
             SysRoute::PluginCatalog => Ok(Some(self.plugin_catalog())),
             SysRoute::PluginList => self.plugin_list(m.param("type")).map(Some),
+            // The HTTP layer streams the events once this admitted the
+            // request (token, ACL, audit).
+            SysRoute::EventsSubscribe => Ok(Some(Response::data(
+                json!({"event_type": m.param("type")})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            ))),
             SysRoute::PluginInfo => self.plugin_info(m.param("type"), m.param("name")),
             SysRoute::Remount => self.remount(active, &req.data).await.map(Some),
             SysRoute::RemountStatus => self.remount_status(m.param("id")),

@@ -101,7 +101,11 @@ impl Core {
         let mut next: Vec<Mounted> = current.iter().map(clone_mounted).collect();
         // The same engine instance and storage view: only the path changes.
         next[idx].entry.path = to.clone();
+        let events = next[idx].view.events().cloned();
         self.commit_mounts(active, next, kind, None).await?;
+        if let Some(e) = events {
+            e.set_mount_path(&to);
+        }
         let moved = match kind {
             MountKind::Secret => {
                 // A second pass takes leases that requests routed to the

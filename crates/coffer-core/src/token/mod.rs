@@ -76,6 +76,8 @@ pub struct TokenStore {
     locks: Stripes,
     /// Leases to revoke with a token (absent while initialising).
     leases: Option<Arc<crate::expiration::Expiration>>,
+    /// Counts revocations, so event subscriptions re-check their token.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -121,6 +123,7 @@ impl TokenStore {
             cache: quick_cache::sync::Cache::new(ENTRY_CACHE),
             locks: Stripes::default(),
             leases: None,
+            revocations: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -268,6 +271,11 @@ impl TokenStore {
             orphan: true,
             ..TokenEntry::default()
         })
+    }
+
+    /// Changes with every revocation (a marked token, whatever the cause).
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
     }
 
     /// Resolves a token id; `None` if unknown, used up, expired (expired ones
@@ -478,6 +486,7 @@ impl TokenStore {
             let mut next = (*current).clone();
             next.num_uses = REVOKING;
             self.write_entry(hash, &next).await?;
+            self.revocations.send_modify(|n| *n += 1);
         }
         Ok(Some(current))
     }

@@ -137,6 +137,12 @@ impl Database {
                 role.retry_at = None;
                 st.put_json(&format!("static-role/{name}"), &role).await?;
                 tracing::info!(role = name, user = %role.active_user, "static role rotated");
+                st.publish(
+                    "database/rotate",
+                    &format!("rotate-role/{name}"),
+                    Some(&format!("static-creds/{name}")),
+                    &[("name", name.to_owned())],
+                );
                 Ok(())
             }
             Err(e) => {
@@ -145,6 +151,12 @@ impl Database {
                 role.retry_at = Some(now + retry_delay(role.failures, role.rotation_period));
                 coffer_core::metrics::ROTATION_FAILURES.inc();
                 st.put_json(&format!("static-role/{name}"), &role).await?;
+                st.publish(
+                    "database/rotate-fail",
+                    &format!("rotate-role/{name}"),
+                    Some(&format!("static-creds/{name}")),
+                    &[("name", name.to_owned())],
+                );
                 tracing::error!(role = name, failures = role.failures, error = %e, "static role rotation failed; the old password stays valid");
                 Err(LogicalError::Internal(format!(
                     "rotating static role {name} failed: {e}; the previous password stays valid"
@@ -254,6 +266,13 @@ impl Database {
                 st.put_json(&format!("config/{name}"), &cfg).await?;
                 self.forget_pool(name).await;
                 tracing::info!(connection = name, "root credentials rotated");
+                let at = format!("rotate-root/{name}");
+                st.publish(
+                    "database/root-rotate",
+                    &at,
+                    None,
+                    &[("name", name.to_owned())],
+                );
                 Ok(())
             }
             Err(e) => {
@@ -261,6 +280,13 @@ impl Database {
                 cfg.root_last_error = Some(e.clone());
                 coffer_core::metrics::ROTATION_FAILURES.inc();
                 st.put_json(&format!("config/{name}"), &cfg).await?;
+                let at = format!("rotate-root/{name}");
+                st.publish(
+                    "database/root-rotate-fail",
+                    &at,
+                    None,
+                    &[("name", name.to_owned())],
+                );
                 Err(LogicalError::Internal(format!(
                     "rotating the root credentials of {name} failed: {e}; the previous password stays valid"
                 )))

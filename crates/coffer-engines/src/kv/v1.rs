@@ -117,10 +117,12 @@ impl Backend for KvV1 {
                     )));
                 }
                 req.storage.put_json(key, req.data).await?;
+                req.storage.publish("kv-v1/write", key, Some(key), &[]);
                 Ok(None)
             }
             Delete => {
                 req.storage.delete(key).await?;
+                req.storage.publish("kv-v1/delete", key, Some(key), &[]);
                 Ok(None)
             }
             Patch => Err(LogicalError::UnsupportedOperation),

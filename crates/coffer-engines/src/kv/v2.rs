@@ -745,16 +745,8 @@ impl KvV2 {
     }
 }
 
-#[async_trait]
-impl Backend for KvV2 {
-    fn help(&self) -> coffer_core::paths::MountHelp {
-        coffer_core::paths::MountHelp {
-            description: "The KV version 2 engine: versioned values under data/, their metadata (versions kept, check-and-set, custom metadata) under metadata/, soft delete with undelete, destroy, and subkeys.",
-            paths: self.paths.docs(),
-        }
-    }
-
-    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
+impl KvV2 {
+    async fn serve(&self, req: &EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
         let m = match self.paths.route(req.operation, req.path) {
             Ok(m) => m,
             Err(LogicalError::UnsupportedPath) => {
@@ -879,6 +871,63 @@ impl Backend for KvV2 {
                 })))))
             }
         }
+    }
+
+    /// Publishes the change a successful write, patch or delete made, with
+    /// the key's versions after it (Vault's kv-v2 event types).
+    async fn announce(&self, req: &EngineRequest<'_>) {
+        let Ok(m) = self.paths.route(req.operation, req.path) else {
+            return;
+        };
+        let path = m.param("path");
+        let data = format!("data/{path}");
+        let (kind, at) = match (m.route, req.operation) {
+            (Route::Config, _) => {
+                req.storage
+                    .publish("kv-v2/config-write", "config", None, &[]);
+                return;
+            }
+            (Route::Data, Patch) => ("kv-v2/data-patch", data.clone()),
+            (Route::Data, Delete) => ("kv-v2/data-delete", data.clone()),
+            (Route::Data, _) => ("kv-v2/data-write", data.clone()),
+            (Route::Delete, _) => ("kv-v2/delete", format!("delete/{path}")),
+            (Route::Undelete, _) => ("kv-v2/undelete", format!("undelete/{path}")),
+            (Route::Destroy, _) => ("kv-v2/destroy", format!("destroy/{path}")),
+            (Route::Metadata, Delete) => ("kv-v2/metadata-delete", format!("metadata/{path}")),
+            (Route::Metadata, Patch) => ("kv-v2/metadata-patch", format!("metadata/{path}")),
+            (Route::Metadata, _) => ("kv-v2/metadata-write", format!("metadata/{path}")),
+            _ => return,
+        };
+        let mut extra = Vec::new();
+        if let Ok(Some(meta)) = self.read_meta(req.storage, path).await {
+            extra.push(("current_version", meta.current_version.to_string()));
+            extra.push(("oldest_version", meta.oldest_version.to_string()));
+        }
+        if matches!(m.route, Route::Delete | Route::Undelete | Route::Destroy)
+            && let Ok(v) = versions_param(req.data)
+        {
+            let v: Vec<String> = v.iter().map(u64::to_string).collect();
+            extra.push(("versions", v.join(",")));
+        }
+        req.storage.publish(kind, &at, Some(&data), &extra);
+    }
+}
+
+#[async_trait]
+impl Backend for KvV2 {
+    fn help(&self) -> coffer_core::paths::MountHelp {
+        coffer_core::paths::MountHelp {
+            description: "The KV version 2 engine: versioned values under data/, their metadata (versions kept, check-and-set, custom metadata) under metadata/, soft delete with undelete, destroy, and subkeys.",
+            paths: self.paths.docs(),
+        }
+    }
+
+    async fn handle(&self, req: EngineRequest<'_>) -> Result<Option<Response>, LogicalError> {
+        let out = self.serve(&req).await?;
+        if matches!(req.operation, Create | Update | Patch | Delete) {
+            self.announce(&req).await;
+        }
+        Ok(out)
     }
 
     async fn exists(

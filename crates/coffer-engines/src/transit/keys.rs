@@ -180,8 +180,11 @@ impl Transit {
         st: &StorageView,
         name: &str,
     ) -> Result<Option<Response>, LogicalError> {
-        self.change(st, name, |k| k.rotate(OffsetDateTime::now_utc()))
-            .await
+        let out = self
+            .change(st, name, |k| k.rotate(OffsetDateTime::now_utc()))
+            .await?;
+        super::announce_rotation(st, name, out.as_ref());
+        Ok(out)
     }
 
     pub(super) async fn trim(

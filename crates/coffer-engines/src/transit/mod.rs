@@ -377,11 +377,38 @@ impl Transit {
             }
             let next = changed(&key, move |k| k.rotate(now)).await?;
             self.save(st, next).await?;
+            st.publish(
+                "transit/rotate",
+                &format!("keys/{name}/rotate"),
+                Some(&format!("keys/{name}")),
+                &[
+                    ("name", name.clone()),
+                    ("latest_version", (key.s.latest_version + 1).to_string()),
+                ],
+            );
             tracing::info!(key = %name, version = key.s.latest_version + 1, "transit key rotated on schedule");
             rotated += 1;
         }
         Ok(rotated)
     }
+}
+
+/// Publishes a rotation made through `keys/<name>/rotate`, with the new
+/// latest version when the answer carries it.
+fn announce_rotation(st: &StorageView, name: &str, answer: Option<&Response>) {
+    let mut extra = vec![("name", name.to_owned())];
+    if let Some(v) = answer
+        .and_then(|r| r.data.as_ref())
+        .and_then(|d| d.get("latest_version"))
+    {
+        extra.push(("latest_version", v.to_string()));
+    }
+    st.publish(
+        "transit/rotate",
+        &format!("keys/{name}/rotate"),
+        Some(&format!("keys/{name}")),
+        &extra,
+    );
 }
 
 #[async_trait]
