@@ -226,6 +226,21 @@ impl Client {
         })
     }
 
+    /// The token this client sends.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The underlying HTTP client (streams such as server-sent events).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The same client (connections, TLS settings) sending another token.
     pub fn with_token(&self, token: Option<String>) -> Client {
         Client {

@@ -146,13 +146,14 @@ enum Scalar {
     Bool(bool),
 }
 
-struct Ctx<'a> {
-    file: &'a str,
-    src: &'a str,
+/// A file being read: its name and text, for errors with line numbers.
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) src: &'a str,
 }
 
 impl Ctx<'_> {
-    fn line(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+    pub(crate) fn line(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
         span.map(|r| {
             self.src[..r.start.min(self.src.len())]
                 .matches('\n')
@@ -161,7 +162,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn err(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
+    pub(crate) fn err(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             line: self.line(span),
@@ -325,13 +326,28 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
 
 /// Reads and checks a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let (file, src) = read_source(path)?;
+    parse(&file, &src)
+}
+
+/// A configuration file's name (for errors) and text.
+pub(crate) fn read_source(path: &Path) -> Result<(String, String), ConfigError> {
     let file = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
         line: None,
         message: format!("cannot read: {e}"),
     })?;
-    parse(&file, &src)
+    Ok((file, src))
+}
+
+/// Parses HCL, naming the line of a syntax error.
+pub(crate) fn parse_body(ctx: &Ctx<'_>) -> Result<hcl_edit::structure::Body, ConfigError> {
+    hcl_edit::parser::parse_body(ctx.src).map_err(|e| ConfigError {
+        file: ctx.file.to_owned(),
+        line: Some(e.location().line()),
+        message: format!("not valid HCL: {}", e.message()),
+    })
 }
 
 /// Parses configuration text (HCL, or JSON as Vault accepts it); `file`
@@ -351,11 +367,7 @@ pub fn parse(file: &str, src: &str) -> Result<Config, ConfigError> {
 
 fn parse_hcl(file: &str, src: &str) -> Result<Config, ConfigError> {
     let ctx = Ctx { file, src };
-    let body = hcl_edit::parser::parse_body(src).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        line: Some(e.location().line()),
-        message: format!("not valid HCL: {}", e.message()),
-    })?;
+    let body = parse_body(&ctx)?;
     let mut cfg = Config::default();
     let mut seen_storage = false;
     let mut seen_listener = false;

@@ -3,6 +3,7 @@
 //! targets reach the same parsers the binary runs. `main.rs` only parses
 //! arguments and dispatches.
 
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -11,4 +12,5 @@ pub mod fd_limit;
 pub mod kms;
 pub mod sealed;
 pub mod server;
+pub mod session;
 pub mod transit_seal;

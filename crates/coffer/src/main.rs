@@ -96,6 +96,9 @@ enum Command {
     /// Serve the Kubernetes KMS v2 API on a unix socket for kube-apiserver,
     /// encrypting etcd's data keys with a coffer transit key.
     KmsPlugin(cli::kms_plugin::KmsPluginArgs),
+    /// Run the agent: auto-auth, token sinks and templates kept current,
+    /// from a Vault/OpenBao Agent configuration file.
+    Agent(coffer::agent::AgentArgs),
     /// Run a command with secrets in its environment (nothing on disk):
     /// `coffer run --env DB_PASSWORD=secret/app/db#password -- ./app`.
     Run(cli::run::RunArgs),
@@ -234,6 +237,7 @@ fn main() -> ExitCode {
             Command::Scan(c) => cli::scan::run(c),
             Command::Seal(a) => cli::seal::run(a).await,
             Command::KmsPlugin(a) => cli::kms_plugin::run(a).await,
+            Command::Agent(a) => coffer::agent::run(a).await,
             Command::Run(a) => cli::run::run(a).await,
             Command::Secrets(c) => cli::secrets::run(c).await,
             Command::Lease(c) => cli::lease::run(c).await,

@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use crate::kms::credentials::{Credentials, Source};
 use crate::kms::proto::key_management_service_server::KeyManagementServiceServer;
 use crate::kms::{KeyRef, Plugin};
+use crate::session::{Credentials, Source};
 
 #[derive(Args, Debug)]
 pub struct KmsPluginArgs {
@@ -85,6 +85,7 @@ pub async fn run(a: KmsPluginArgs) -> anyhow::Result<u8> {
             mount: a.approle_mount.trim_matches('/').to_owned(),
             role_id_file: r.clone(),
             secret_id_file: s.clone(),
+            remove_secret_id: false,
         },
         _ => match super::current_token() {
             Some(t) => Source::Fixed(Zeroizing::new(t)),
@@ -98,7 +99,7 @@ pub async fn run(a: KmsPluginArgs) -> anyhow::Result<u8> {
         },
     };
     let base = a.client.client_with_token(None)?;
-    let creds = Arc::new(Credentials::new(base, source));
+    let creds = Arc::new(Credentials::new(base, source, "kms-plugin"));
     // Log in now if coffer is there; if not, Status reports it and the next
     // call tries again (coffer may run in the cluster this apiserver starts).
     if let Err(e) = creds.client().await {

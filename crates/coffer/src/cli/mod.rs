@@ -10,7 +10,7 @@ pub mod kv;
 pub mod lease;
 pub mod operator;
 mod output;
-mod private_file;
+pub(crate) mod private_file;
 mod prompt;
 pub mod rotation;
 pub mod run;

@@ -9,6 +9,12 @@ use anyhow::Context;
 
 /// Replaces `path` with `bytes`, atomically and readable by the owner only.
 pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+/// Replaces `path` with `bytes`, atomically, with file mode `mode` (set
+/// exactly, whatever the umask, before any byte is written).
+pub fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -30,6 +36,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let mut f = opts
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))

