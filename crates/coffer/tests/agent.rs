@@ -67,28 +67,13 @@ async fn prepare(root: &Http, dir: &Path) -> (String, String) {
         let r = root.post(path, body).await;
         assert!(r.status == 200 || r.status == 204, "{path}: {}", r.text);
     }
-    let r = root
-        .post(
-            "auth/approle/role/app",
-            json!({"token_policies": "app", "token_ttl": "1h"}),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let role_id = root.get("auth/approle/role/app/role-id").await.json()["data"]["role_id"]
-        .as_str()
-        .expect("role id")
-        .to_owned();
+    let (role_id, _) = common::approle(root, "app", "app").await;
     std::fs::write(dir.join("role_id"), &role_id).expect("role id file");
     (role_id, String::new())
 }
 
 async fn secret_id(root: &Http) -> String {
-    root.post("auth/approle/role/app/secret-id", json!({}))
-        .await
-        .json()["data"]["secret_id"]
-        .as_str()
-        .expect("secret id")
-        .to_owned()
+    common::approle_secret_id(root, "app").await
 }
 
 /// One agent's configuration: its own secret ID file, sink and output.
@@ -330,4 +315,138 @@ async fn configuration_mistakes_name_the_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 7") && err.contains("\"prems\""), "{err}");
+}
+
+/// Runs `coffer agent` with `config` (the token from VAULT_TOKEN).
+fn spawn_coffer(config: &str, dir: &Path, addr: &str) -> Proc {
+    let path = dir.join("agent.hcl");
+    std::fs::write(&path, config.replace("ADDR", addr)).expect("config");
+    let log = std::fs::File::create(dir.join("agent.log")).expect("log");
+    Proc(
+        Command::new(common::server_binary())
+            .args(["agent", &format!("-config={}", path.display())])
+            .current_dir(dir)
+            .env("VAULT_TOKEN", "root")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent"),
+    )
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn exec_starts_after_rendering_restarts_only_on_a_real_change_and_passes_its_exit_code() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-1", "user": "u"}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let _agent = spawn_coffer(
+        r#"
+vault { address = "ADDR" }
+env_template "DB_PASSWORD" {
+  contents = "{{ with secret \"secret/app/db\" }}{{ .Data.data.password }}{{ end }}"
+}
+exec {
+  command = ["sh", "-c", "echo \"$DB_PASSWORD\" >> started; exec sleep 600"]
+  restart_stop_signal = "SIGTERM"
+}
+"#,
+        d,
+        &s.addr,
+    );
+    let log = d.join("agent.log");
+    wait_for(&d.join("started"), "first start", &log, |s| s == "pw-1\n").await;
+    // Another field changes: the rendered value does not, no restart.
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-1", "user": "v"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(lines(&d.join("started")), ["pw-1"]);
+    // The value changes: stopped and started again with the new value.
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-2", "user": "v"}}),
+    )
+    .await;
+    wait_for(&d.join("started"), "restart", &log, |s| s == "pw-1\npw-2\n").await;
+
+    // The child's exit code is the agent's.
+    let cfg = d.join("exit.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vault {{ address = \"{}\" }}\nenv_template \"X\" {{ contents = \"{{{{ with secret \\\"secret/app/db\\\" }}}}{{{{ .Data.data.user }}}}{{{{ end }}}}\" }}\nexec {{ command = [\"sh\", \"-c\", \"test \\\"$X\\\" = v && exit 7\"] }}\n",
+            s.addr
+        ),
+    )
+    .expect("config");
+    let out = Command::new(common::server_binary())
+        .args(["agent", &format!("-config={}", cfg.display())])
+        .env("VAULT_TOKEN", "root")
+        .output()
+        .expect("agent");
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn reload_signal_tells_the_child_to_reread_its_file_instead_of_restarting_it() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    root.post(
+        "secret/data/app/conf",
+        json!({"data": {"dsn": "postgres://a"}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let _agent = spawn_coffer(
+        r#"
+vault { address = "ADDR" }
+template {
+  contents    = "{{ with secret \"secret/app/conf\" }}{{ .Data.data.dsn }}{{ end }}"
+  destination = "conf"
+}
+exec {
+  command       = ["sh", "-c", "echo $$ >> pids; trap 'cat conf >> seen; echo >> seen' HUP; cat conf >> seen; echo >> seen; while true; do sleep 0.05; done"]
+  reload_signal = "SIGHUP"
+}
+"#,
+        d,
+        &s.addr,
+    );
+    let log = d.join("agent.log");
+    wait_for(&d.join("seen"), "first start", &log, |s| {
+        s == "postgres://a\n"
+    })
+    .await;
+    root.post(
+        "secret/data/app/conf",
+        json!({"data": {"dsn": "postgres://b"}}),
+    )
+    .await;
+    wait_for(&d.join("seen"), "after SIGHUP", &log, |s| {
+        s == "postgres://a\npostgres://b\n"
+    })
+    .await;
+    assert_eq!(lines(&d.join("pids")).len(), 1, "signalled, not restarted");
 }

@@ -183,24 +183,7 @@ async fn prepare(root: &Http, dir: &Path) -> (PathBuf, PathBuf) {
     assert!(r.status == 200 || r.status == 204, "{}", r.text);
     common::put_policy(root, "kms", POLICY).await;
     common::enable(root, "sys/auth/approle", "approle").await;
-    let r = root
-        .post(
-            "auth/approle/role/kms",
-            json!({"token_policies": "kms", "token_ttl": "1h"}),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let role_id = root.get("auth/approle/role/kms/role-id").await.json()["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = root
-        .post("auth/approle/role/kms/secret-id", json!({}))
-        .await
-        .json()["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (role_id, secret_id) = common::approle(root, "kms", "kms").await;
     let (r, s) = (dir.join("role-id"), dir.join("secret-id"));
     std::fs::write(&r, role_id).unwrap();
     std::fs::write(&s, secret_id).unwrap();

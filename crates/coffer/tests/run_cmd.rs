@@ -227,3 +227,71 @@ async fn a_dotenv_file_moves_into_coffer_in_two_commands() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn watch_restarts_the_command_when_a_value_it_gets_changes() {
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-1", "user": "u"}}),
+    )
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let seen = home.path().join("seen");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args([
+            "run",
+            "--watch",
+            "--env",
+            "PW=secret/app/db#password",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$PW ${VAULT_TOKEN:-no-token}\" >> seen; exec sleep 600",
+        ])
+        .env_remove("COFFER_ADDR")
+        .env_remove("COFFER_TOKEN")
+        .env("VAULT_ADDR", &s.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("HOME", home.path())
+        .current_dir(home.path())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&seen).unwrap_or_default();
+    async fn wait(seen: &std::path::Path, want: &str) {
+        for _ in 0..200 {
+            if std::fs::read_to_string(seen).unwrap_or_default() == want {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("never saw {want:?}");
+    }
+    wait(&seen, "pw-1 no-token\n").await;
+    // A field the command does not get: no restart.
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-1", "user": "v"}}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(read(), "pw-1 no-token\n");
+    root.post(
+        "secret/data/app/db",
+        json!({"data": {"password": "pw-2", "user": "v"}}),
+    )
+    .await;
+    wait(&seen, "pw-1 no-token\npw-2 no-token\n").await;
+    // SIGTERM to coffer stops the command too, and coffer exits.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

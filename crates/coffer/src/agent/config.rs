@@ -65,6 +65,44 @@ pub struct TemplateBlock {
     pub wait_min: Duration,
     /// The line, for messages.
     pub line: usize,
+    /// `env_template "NAME"`: the text becomes this variable of the
+    /// supervised command instead of a file.
+    pub env: Option<String>,
+}
+
+/// `exec { ... }`: the command the agent supervises.
+#[derive(Debug, Clone)]
+pub struct ExecBlock {
+    pub command: Vec<String>,
+    /// `restart_on_secret_changes`: "always" (true) or "never".
+    pub restart: bool,
+    /// Sent to stop the command before a restart (default SIGTERM).
+    pub stop_signal: i32,
+    /// coffer's addition: signal the command instead of restarting it
+    /// when only rendered files changed (its environment cannot change).
+    pub reload_signal: Option<i32>,
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
+    pub line: usize,
+    /// Variables of the agent's own environment the command does not get.
+    pub env_remove: Vec<String>,
+}
+
+/// A signal by name (`SIGHUP` or `HUP`).
+pub fn signal_number(name: &str) -> Option<i32> {
+    let n = name.trim().to_uppercase();
+    let n = n.strip_prefix("SIG").unwrap_or(&n);
+    Some(match n {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "TERM" => libc::SIGTERM,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "WINCH" => libc::SIGWINCH,
+        _ => return None,
+    })
 }
 
 /// The whole file.
@@ -74,6 +112,7 @@ pub struct AgentConfig {
     pub method: Option<Method>,
     pub sinks: Vec<FileSink>,
     pub templates: Vec<TemplateBlock>,
+    pub exec: Option<ExecBlock>,
     pub static_secret_render_interval: Duration,
     pub exit_on_retry_failure: bool,
     pub exit_after_auth: bool,
@@ -290,6 +329,8 @@ fn value(e: &Expression) -> Option<Val> {
                 })
                 .collect::<Option<Vec<_>>>()?,
         ),
+        // `<<EOT` text without `${...}`: templates are often written so.
+        Expression::HeredocTemplate(h) => Val::Str(literal(&h.template)?),
         Expression::Object(o) => Val::Map(
             o.iter()
                 .map(|(k, v)| {
@@ -306,6 +347,16 @@ fn value(e: &Expression) -> Option<Val> {
         ),
         _ => return None,
     })
+}
+
+/// A template's text when it is only literal text (no `${...}`).
+fn literal(t: &hcl_edit::template::Template) -> Option<String> {
+    t.iter()
+        .map(|e| match e {
+            hcl_edit::template::Element::Literal(s) => Some(s.value().clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn label(b: &Block) -> Option<String> {
@@ -326,20 +377,20 @@ pub fn load(path: &std::path::Path) -> Result<AgentConfig, ConfigError> {
 
 /// Blocks Vault's agent has that this one does not serve yet: refused by
 /// name, so nobody believes they took effect.
-const NOT_YET: &[&str] = &[
-    "cache",
-    "api_proxy",
-    "listener",
-    "exec",
-    "env_template",
-    "telemetry",
-];
+const NOT_YET: &[&str] = &["cache", "api_proxy", "listener", "telemetry"];
 
 /// Parses agent configuration text; `file` names it in errors.
 pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
     let ctx = Ctx { file, src };
     let body = crate::config::parse_body(&ctx)?;
-    let mut top_blocks = vec!["vault", "auto_auth", "template", "template_config"];
+    let mut top_blocks = vec![
+        "vault",
+        "auto_auth",
+        "template",
+        "template_config",
+        "exec",
+        "env_template",
+    ];
     top_blocks.extend(NOT_YET);
     let top = Body::read(
         &ctx,
@@ -397,20 +448,26 @@ pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
     for t in top.blocks("template") {
         cfg.templates.push(template(&ctx, t)?);
     }
-    if cfg.method.is_none() && !cfg.templates.is_empty() && std::env::var("VAULT_TOKEN").is_err() {
-        return Err(ctx.err(
-            None,
-            "templates need a token: add an auto_auth block or set VAULT_TOKEN".into(),
-        ));
+    let files = cfg.templates.len();
+    for t in top.blocks("env_template") {
+        cfg.templates.push(env_template(&ctx, t)?);
     }
-    if cfg.method.is_none() && cfg.templates.is_empty() {
+    if let Some(e) = top.one_block("exec")? {
+        cfg.exec = Some(exec(&ctx, e)?);
+    }
+    let envs = cfg.templates.len() - files;
+    if envs > 0 && cfg.exec.is_none() {
+        let first = top.blocks("env_template").next().and_then(|b| b.span());
+        return Err(ctx.err(first, "env_template entries need an exec block: their values are the environment of its command".into()));
+    }
+    if cfg.method.is_none() && cfg.templates.is_empty() && cfg.exec.is_none() {
         return Err(ctx.err(
             None,
             "nothing to do: add an auto_auth block or template blocks".into(),
         ));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for t in &cfg.templates {
+    for t in cfg.templates.iter().filter(|t| t.env.is_none()) {
         if !seen.insert(t.destination.clone()) {
             return Err(ctx.err(
                 None,
@@ -627,6 +684,94 @@ fn auto_auth(ctx: &Ctx<'_>, b: &Block) -> Result<(Method, Vec<FileSink>), Config
     Ok((method, sinks))
 }
 
+fn exec(ctx: &Ctx<'_>, b: &Block) -> Result<ExecBlock, ConfigError> {
+    let e = Body::read(
+        ctx,
+        "exec",
+        &b.body,
+        &[
+            "command",
+            "restart_on_secret_changes",
+            "restart_stop_signal",
+            "reload_signal",
+            "child_process_stdout",
+            "child_process_stderr",
+        ],
+        &[],
+    )?;
+    let command = e.command("command")?;
+    if command.is_empty() {
+        return Err(ctx.err(
+            b.span(),
+            "exec needs a command, e.g. command = [\"./app\", \"--serve\"]".into(),
+        ));
+    }
+    let restart = match e.str("restart_on_secret_changes")?.as_deref() {
+        None | Some("always") => true,
+        Some("never") => false,
+        Some(_) => return Err(e.bad("restart_on_secret_changes", "\"always\" or \"never\"")),
+    };
+    let signal = |key: &str| -> Result<Option<i32>, ConfigError> {
+        match e.str(key)? {
+            None => Ok(None),
+            Some(s) => signal_number(&s)
+                .map(Some)
+                .ok_or_else(|| e.bad(key, "a signal name such as \"SIGTERM\" or \"SIGHUP\"")),
+        }
+    };
+    Ok(ExecBlock {
+        command,
+        restart,
+        stop_signal: signal("restart_stop_signal")?.unwrap_or(libc::SIGTERM),
+        reload_signal: signal("reload_signal")?,
+        stdout: e.str("child_process_stdout")?.map(PathBuf::from),
+        stderr: e.str("child_process_stderr")?.map(PathBuf::from),
+        line: ctx.line(b.span()).unwrap_or(0),
+        env_remove: Vec::new(),
+    })
+}
+
+fn env_template(ctx: &Ctx<'_>, b: &Block) -> Result<TemplateBlock, ConfigError> {
+    let name = label(b).filter(|n| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    let Some(name) = name else {
+        return Err(ctx.err(b.span(), "env_template needs a variable name as its label, e.g. env_template \"DB_PASSWORD\" { ... }".into()));
+    };
+    let t = Body::read(
+        ctx,
+        &format!("env_template {name:?}"),
+        &b.body,
+        &[
+            "source",
+            "contents",
+            "error_on_missing_key",
+            "left_delimiter",
+            "right_delimiter",
+        ],
+        &[],
+    )?;
+    let (source, contents) = (t.str("source")?, t.str("contents")?);
+    if source.is_some() == contents.is_some() {
+        return Err(ctx.err(
+            b.span(),
+            format!("env_template {name:?} needs exactly one of source and contents"),
+        ));
+    }
+    Ok(TemplateBlock {
+        source: source.map(PathBuf::from),
+        contents,
+        error_on_missing_key: t.bool("error_on_missing_key", false)?,
+        left_delimiter: t.str("left_delimiter")?.unwrap_or_else(|| "{{".into()),
+        right_delimiter: t.str("right_delimiter")?.unwrap_or_else(|| "}}".into()),
+        line: ctx.line(b.span()).unwrap_or(0),
+        env: Some(name),
+        ..TemplateBlock::default()
+    })
+}
+
 fn template(ctx: &Ctx<'_>, b: &Block) -> Result<TemplateBlock, ConfigError> {
     let t = Body::read(
         ctx,
@@ -676,6 +821,7 @@ fn template(ctx: &Ctx<'_>, b: &Block) -> Result<TemplateBlock, ConfigError> {
             .unwrap_or(Duration::from_secs(30)),
         wait_min: Duration::ZERO,
         line,
+        env: None,
     };
     if let Some(e) = t.one_block("exec")? {
         if !out.command.is_empty() {
@@ -744,6 +890,19 @@ template {
     }
 
     #[test]
+    fn heredoc_templates_are_text() {
+        let cfg = parse(
+            "h.hcl",
+            "template {\n  contents = <<-EOT\n    a {{ .x }}\n      b\n  EOT\n  destination = \"o\"\n}\nexec { command = [\"true\"] }\n",
+        )
+        .expect("loads");
+        assert_eq!(
+            cfg.templates[0].contents.as_deref(),
+            Some("a {{ .x }}\n  b\n")
+        );
+    }
+
+    #[test]
     fn mistakes_name_their_line() {
         let e = parse("a.hcl", "vault {\n  adress = \"x\"\n}\n").expect_err("typo");
         assert!(
@@ -758,6 +917,18 @@ template {
             e.to_string().contains("line 2") && e.to_string().contains("approle"),
             "{e}"
         );
+        let e =
+            parse("a.hcl", "env_template \"A\" {\n contents = \"x\"\n}\n").expect_err("no exec");
+        assert!(
+            e.to_string().contains("line 1") && e.to_string().contains("exec"),
+            "{e}"
+        );
+        let e = parse(
+            "a.hcl",
+            "exec {\n command = [\"x\"]\n restart_stop_signal = \"SIGFOO\"\n}\n",
+        )
+        .expect_err("signal");
+        assert!(e.to_string().contains("line 3"), "{e}");
         let e = parse("a.hcl", "cache {}\n").expect_err("cache");
         assert!(e.to_string().contains("\"cache\""), "{e}");
     }

@@ -5,8 +5,9 @@
 //! current, re-read the moment a change event names what they use.
 
 pub mod config;
-mod events;
+pub(crate) mod events;
 mod funcs;
+pub(crate) mod supervisor;
 mod templates;
 
 use std::path::PathBuf;
@@ -64,7 +65,10 @@ fn client(cfg: &config::AgentConfig) -> anyhow::Result<Client> {
 
 fn source(cfg: &config::AgentConfig) -> anyhow::Result<Source> {
     let Some(m) = &cfg.method else {
-        let t = std::env::var("VAULT_TOKEN").context("no auto_auth block and no VAULT_TOKEN")?;
+        let t = std::env::var("VAULT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .context("no token: add an auto_auth block to the configuration or set VAULT_TOKEN")?;
         return Ok(Source::Fixed(Zeroizing::new(t)));
     };
     let mount = m
@@ -181,23 +185,51 @@ async fn serve(cfg: &config::AgentConfig, exit_after_auth: bool) -> anyhow::Resu
     let alive = creds.clone();
     tokio::spawn(async move { alive.keep_alive().await });
     let changes = Arc::new(events::Changes::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let child = async {
+        match &cfg.exec {
+            Some(exec) => supervisor::supervise(exec.clone(), rx).await,
+            None => std::future::pending().await,
+        }
+    };
+    let updates = cfg.exec.as_ref().map(|_| tx);
     let work = async {
         if cfg.templates.is_empty() {
+            // A command without templates starts at once.
+            if let Some(tx) = &updates {
+                let start = supervisor::Update {
+                    env: Default::default(),
+                    env_changed: false,
+                    files_changed: false,
+                };
+                let _ = tx.send(start).await;
+            }
             std::future::pending::<anyhow::Result<()>>().await
         } else {
             tokio::spawn(events::listen(creds.clone(), changes.clone()));
-            templates::Runner::new(cfg, creds.clone(), changes.clone())?
+            templates::Runner::new(cfg, creds.clone(), changes.clone(), updates)?
                 .run()
                 .await
         }
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signals = async {
+        if cfg.exec.is_some() {
+            // The supervisor stops its child on these, then ends.
+            std::future::pending::<()>().await;
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
     tokio::select! {
         r = work => {
             r?;
             Ok(0)
         }
-        _ = tokio::signal::ctrl_c() => Ok(0),
-        _ = term.recv() => Ok(0),
+        // With exec, the agent lives as long as its child and exits with its code.
+        code = child => code,
+        _ = signals => Ok(0),
     }
 }

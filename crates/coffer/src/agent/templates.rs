@@ -17,11 +17,13 @@ use anyhow::Context;
 use coffer_client::{Client, ClientError};
 use coffer_template::Template;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::config::{AgentConfig, TemplateBlock};
 use super::events::Changes;
 use super::funcs::{Dep, Funcs};
+use super::supervisor::Update;
 use crate::session::Credentials;
 
 /// How many render passes may discover new values (a path built from
@@ -67,6 +69,18 @@ pub struct Runner {
     render_interval: Duration,
     exit_on_retry_failure: bool,
     num_retries: u32,
+    /// The supervised command's channel (with `exec`).
+    updates: Option<mpsc::Sender<Update>>,
+    /// Changes not yet told to the command.
+    pending: Pending,
+    /// The command was told once (it is running).
+    started: bool,
+}
+
+#[derive(Default)]
+struct Pending {
+    env_changed: bool,
+    files_changed: bool,
 }
 
 fn secret_shape(answer: &Value) -> Value {
@@ -95,6 +109,7 @@ impl Runner {
         cfg: &AgentConfig,
         creds: Arc<Credentials>,
         changes: Arc<Changes>,
+        updates: Option<mpsc::Sender<Update>>,
     ) -> anyhow::Result<Runner> {
         let mut templates = Vec::new();
         for b in &cfg.templates {
@@ -130,6 +145,9 @@ impl Runner {
                 0 => 12,
                 n => n as u32,
             },
+            updates,
+            pending: Pending::default(),
+            started: false,
         })
     }
 
@@ -163,16 +181,19 @@ impl Runner {
         let (all, keys) = self.changes.take();
         let now = Instant::now();
         for (dep, f) in self.fetched.iter_mut() {
-            let hit = all
-                || keys.contains(&f.resolved)
-                || f.value["LeaseID"]
-                    .as_str()
-                    .is_some_and(|l| !l.is_empty() && keys.contains(l))
-                || matches!(dep, Dep::List(_))
-                    && keys.iter().any(|k| k.starts_with(&list_watch(&f.resolved)));
-            // A lease's own value does not change; only its revocation matters.
-            let leased = f.value["LeaseID"].as_str().is_some_and(|l| !l.is_empty());
-            if hit && (!leased || !all) {
+            let lease = f.value["LeaseID"].as_str().filter(|l| !l.is_empty());
+            let hit = match lease {
+                // A leased value (a database user) changes only when its own
+                // lease is revoked: another lease of the same path ending
+                // says nothing about it, nor does a missed-events notice.
+                Some(l) => keys.contains(l),
+                None => {
+                    all || keys.contains(&f.resolved)
+                        || matches!(dep, Dep::List(_))
+                            && keys.iter().any(|k| k.starts_with(&list_watch(&f.resolved)))
+                }
+            };
+            if hit {
                 f.due = now;
                 f.next = Next::Refetch;
             }
@@ -261,9 +282,15 @@ impl Runner {
             return false;
         }
         if ttl < first {
-            // The max TTL is near: fetch the replacement before this one ends.
+            // The max TTL is near: fetch the replacement before this one
+            // ends, leaving the application time to switch (half of what
+            // is left, up to 30 s, and at least 15%).
+            let left = Duration::from_secs(ttl);
+            let margin = (left / 2)
+                .min(Duration::from_secs(30))
+                .max(left.mul_f64(0.15));
             f.next = Next::Refetch;
-            f.due = Instant::now() + jitter(Duration::from_secs(ttl), 0.85);
+            f.due = Instant::now() + left.saturating_sub(margin);
         } else {
             f.next = Next::Renew;
             f.due = Instant::now() + Duration::from_secs(ttl * 2 / 3).max(Duration::from_secs(1));
@@ -405,18 +432,30 @@ impl Runner {
                 }
             }
             match text {
-                Some(Ok(t)) => self.write(i, t).await?,
+                Some(Ok(t)) => {
+                    self.write(i, t).await?;
+                }
                 Some(Err(e)) => tracing::error!(error = %e, "template not rendered"),
                 None => {}
             }
         }
+        self.announce().await;
         Ok(())
     }
 
-    async fn write(&mut self, i: usize, text: String) -> anyhow::Result<()> {
+    /// Keeps a rendered text: an `env_template`'s value, or a file
+    /// written when it differs. Answers whether something changed.
+    async fn write(&mut self, i: usize, text: String) -> anyhow::Result<bool> {
         let t = &mut self.templates[i];
         if t.last.as_deref() == Some(text.as_str()) {
-            return Ok(());
+            return Ok(false);
+        }
+        if t.block.env.is_some() {
+            let first = t.last.is_none();
+            t.last = Some(text);
+            // The first value is the start, not a change.
+            self.pending.env_changed |= !first;
+            return Ok(true);
         }
         let dest = t.block.destination.clone();
         let on_disk = std::fs::read(&dest).ok();
@@ -441,9 +480,37 @@ impl Runner {
             if !t.block.command.is_empty() {
                 run_command(&t.block.command, t.block.command_timeout).await;
             }
+            self.pending.files_changed |= t.last.is_some();
         }
         t.last = Some(text);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Tells the supervised command, once everything rendered, and again
+    /// after each change.
+    async fn announce(&mut self) {
+        let Some(tx) = &self.updates else {
+            return;
+        };
+        if self.templates.iter().any(|t| t.last.is_none()) {
+            return;
+        }
+        let changed = self.pending.env_changed || self.pending.files_changed;
+        if self.started && !changed {
+            return;
+        }
+        let env = self
+            .templates
+            .iter()
+            .filter_map(|t| Some((t.block.env.clone()?, t.last.clone()?)))
+            .collect();
+        let update = Update {
+            env,
+            env_changed: std::mem::take(&mut self.pending.env_changed),
+            files_changed: std::mem::take(&mut self.pending.files_changed),
+        };
+        self.started = true;
+        let _ = tx.send(update).await;
     }
 }
 

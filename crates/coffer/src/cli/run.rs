@@ -31,6 +31,24 @@ pub struct RunArgs {
     /// Pass coffer's own token (VAULT_TOKEN, COFFER_TOKEN) on to the command.
     #[arg(long)]
     pub keep_token: bool,
+    /// Stay as the command's supervisor: when a value changes (told by
+    /// change events, and a leased secret near its end), restart the
+    /// command with the new values.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: send this signal instead of restarting (for commands
+    /// that fetch their secrets again themselves), e.g. SIGHUP.
+    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    pub signal: Option<String>,
+    /// With --watch: the signal that stops the command before a restart
+    /// (SIGKILL 30 s later if it is still there).
+    #[arg(
+        long,
+        value_name = "SIGNAL",
+        default_value = "SIGTERM",
+        requires = "watch"
+    )]
+    pub stop_signal: String,
     #[command(flatten)]
     pub client: ClientArgs,
     /// The command and its arguments, after `--`.
@@ -140,17 +158,38 @@ pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
         .into());
     }
     let client = a.client.client()?;
+    if a.watch {
+        return watch(&a, &client, &wanted, &from).await;
+    }
+    let (vars, leases) = resolve(&client, &wanted, &from, &a.prefix).await?;
+    for (path, id, ttl) in leases {
+        eprintln!(
+            "warning: {path} is a lease ({id}, {ttl}s); coffer run does not renew it, so the credential stops working when it ends (--watch fetches a new one and restarts the command)"
+        );
+    }
+    exec(&a.command, vars, a.keep_token)
+}
+
+type Vars = BTreeMap<String, Zeroizing<String>>;
+
+/// Reads every secret once and makes the variables; also answers the
+/// leases read (path, lease id, seconds).
+async fn resolve(
+    client: &coffer_client::Client,
+    wanted: &[Wanted],
+    from: &[String],
+    prefix: &str,
+) -> anyhow::Result<(Vars, Vec<(String, String, u64)>)> {
+    let mut leases = Vec::new();
     // Each secret is read once, however many variables come from it.
     let mut secrets: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for path in wanted.iter().map(|w| &w.path).chain(from.iter()) {
         if secrets.contains_key(path) {
             continue;
         }
-        let (data, lease) = super::kv::read_fields(&client, path).await?;
+        let (data, lease) = super::kv::read_fields(client, path).await?;
         if let Some((id, ttl)) = lease {
-            eprintln!(
-                "warning: {path} is a lease ({id}, {ttl}s); coffer run does not renew it, so the credential stops working when it ends"
-            );
+            leases.push((path.clone(), id, ttl));
         }
         secrets.insert(path.clone(), data);
     }
@@ -161,12 +200,12 @@ pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
         }
         Ok(())
     };
-    for path in &from {
+    for path in from {
         for (field, v) in &secrets[path] {
-            set(name_of(&a.prefix, field), as_env_value(v), path)?;
+            set(name_of(prefix, field), as_env_value(v), path)?;
         }
     }
-    for w in &wanted {
+    for w in wanted {
         let data = &secrets[&w.path];
         let v = data.get(&w.field).ok_or_else(|| {
             let fields: Vec<&str> = data.keys().map(String::as_str).collect();
@@ -179,7 +218,105 @@ pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
         })?;
         set(w.name.clone(), as_env_value(v), &w.path)?;
     }
-    exec(&a.command, vars, a.keep_token)
+    Ok((vars, leases))
+}
+
+/// `--watch`: the command runs under coffer, which reads the values again
+/// when a change event arrives (or a lease nears its end, or five minutes
+/// passed without events) and restarts or signals the command only when a
+/// value it gets actually changed.
+async fn watch(
+    a: &RunArgs,
+    client: &coffer_client::Client,
+    wanted: &[Wanted],
+    from: &[String],
+) -> anyhow::Result<u8> {
+    use crate::agent::{events, supervisor};
+    let signal_of = |s: &str| {
+        crate::agent::config::signal_number(s).ok_or_else(|| {
+            UsageError(format!(
+                "{s:?} is not a signal name such as SIGTERM or SIGHUP"
+            ))
+        })
+    };
+    let exec = crate::agent::config::ExecBlock {
+        command: a.command.clone(),
+        restart: a.signal.is_none(),
+        stop_signal: signal_of(&a.stop_signal)?,
+        reload_signal: a.signal.as_deref().map(signal_of).transpose()?,
+        stdout: None,
+        stderr: None,
+        line: 0,
+        env_remove: if a.keep_token {
+            Vec::new()
+        } else {
+            vec!["VAULT_TOKEN".into(), "COFFER_TOKEN".into()]
+        },
+    };
+    let token = client
+        .token()
+        .map(|t| Zeroizing::new(t.to_owned()))
+        .ok_or_else(|| UsageError("--watch needs a token (VAULT_TOKEN or coffer login)".into()))?;
+    let creds = std::sync::Arc::new(crate::session::Credentials::new(
+        client.clone(),
+        crate::session::Source::Fixed(token),
+        "coffer run",
+    ));
+    let changes = std::sync::Arc::new(events::Changes::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let plain = |v: &Vars| -> BTreeMap<String, String> {
+        v.iter().map(|(k, x)| (k.clone(), x.to_string())).collect()
+    };
+    let (mut vars, mut leases) = resolve(client, wanted, from, &a.prefix).await?;
+    tx.send(supervisor::Update {
+        env: plain(&vars),
+        env_changed: false,
+        files_changed: false,
+    })
+    .await
+    .ok();
+    let listener = tokio::spawn(events::listen(creds, changes.clone()));
+    let watching = async {
+        loop {
+            // A lease is read again at 90% of its time, else every 5 minutes.
+            let wait = leases
+                .iter()
+                .map(|(_, _, ttl)| std::time::Duration::from_secs(*ttl).mul_f64(0.9))
+                .min()
+                .unwrap_or(std::time::Duration::from_secs(300))
+                .max(std::time::Duration::from_secs(1));
+            tokio::select! {
+                _ = changes.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            changes.take();
+            match resolve(client, wanted, from, &a.prefix).await {
+                Ok((next, l)) => {
+                    leases = l;
+                    if next != vars {
+                        vars = next;
+                        let update = supervisor::Update {
+                            env: plain(&vars),
+                            env_changed: true,
+                            files_changed: true,
+                        };
+                        if tx.send(update).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => eprintln!(
+                    "warning: reading the secrets again failed ({e:#}); the command keeps its values"
+                ),
+            }
+        }
+    };
+    let code = tokio::select! {
+        code = supervisor::supervise(exec, rx) => code,
+        _ = watching => Ok(0),
+    };
+    listener.abort();
+    code
 }
 
 /// Replaces this process with the command (its exit code becomes the

@@ -754,6 +754,38 @@ pub fn pip_venv(name: &str, package: &str) -> Option<PathBuf> {
 
 /// Mounts an engine or enables an auth method: `at` is `sys/mounts/<path>`
 /// or `sys/auth/<path>`; fails the test unless the server answers 204.
+/// An AppRole role `role` (on `auth/approle`) with `policies` and a 1 h
+/// token TTL; answers its role ID and a fresh secret ID.
+#[allow(dead_code)]
+pub async fn approle(h: &Http, role: &str, policies: &str) -> (String, String) {
+    let r = h
+        .post(
+            &format!("auth/approle/role/{role}"),
+            json!({"token_policies": policies, "token_ttl": "1h"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let role_id = h
+        .get(&format!("auth/approle/role/{role}/role-id"))
+        .await
+        .json()["data"]["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_owned();
+    (role_id, approle_secret_id(h, role).await)
+}
+
+/// A fresh secret ID for AppRole role `role`.
+#[allow(dead_code)]
+pub async fn approle_secret_id(h: &Http, role: &str) -> String {
+    h.post(&format!("auth/approle/role/{role}/secret-id"), json!({}))
+        .await
+        .json()["data"]["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_owned()
+}
+
 pub async fn enable(h: &Http, at: &str, kind: &str) {
     let r = h.post(at, json!({ "type": kind })).await;
     assert_eq!(r.status, 204, "enabling {kind} at {at}: {}", r.text);
