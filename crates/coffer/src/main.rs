@@ -169,6 +169,22 @@ fn quiet_on_closed_stdout() {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `arena_eager_commit` option (its `mi_option_e` value).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Commit arena memory as it is used, not a whole arena at the first
+/// allocation: with transparent huge pages the eager commit made every
+/// process (an agent holding one template) start at 7 MB more RSS. Set
+/// from `.init_array`, before the first allocation creates the arena.
+extern "C" fn mimalloc_options() {
+    // SAFETY: sets a mimalloc option; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static MIMALLOC_OPTIONS: extern "C" fn() = mimalloc_options;
+
 fn main() -> ExitCode {
     // Usage mistakes exit 1, as Vault's CLI and docs/cli.md say (clap's
     // own default is 2, which here means a server or network error).
@@ -195,10 +211,20 @@ fn main() -> ExitCode {
         }
     };
     quiet_on_closed_stdout();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The agent and `run --watch` wait on the network almost always: one
+    // thread is all they need, and each thread costs memory.
+    let small = matches!(&cli.command, Command::Agent(_))
+        || matches!(&cli.command, Command::Run(r) if r.watch);
+    let built = if small {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
