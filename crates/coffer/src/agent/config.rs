@@ -88,6 +88,31 @@ pub struct ExecBlock {
     pub env_remove: Vec<String>,
 }
 
+/// Where the API proxy listens.
+#[derive(Debug, Clone)]
+pub enum Listener {
+    Tcp {
+        address: String,
+        tls: Option<(PathBuf, PathBuf)>,
+    },
+    Unix {
+        path: PathBuf,
+        mode: u32,
+    },
+}
+
+/// Whose token the API proxy sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyToken {
+    /// The client's, always (`use_auto_auth_token = false`).
+    #[default]
+    Client,
+    /// The agent's when the client sent none (`true`).
+    WhenMissing,
+    /// The agent's, always (`"force"`).
+    Force,
+}
+
 /// A signal by name (`SIGHUP` or `HUP`).
 pub fn signal_number(name: &str) -> Option<i32> {
     let n = name.trim().to_uppercase();
@@ -113,6 +138,9 @@ pub struct AgentConfig {
     pub sinks: Vec<FileSink>,
     pub templates: Vec<TemplateBlock>,
     pub exec: Option<ExecBlock>,
+    pub listeners: Vec<Listener>,
+    /// `api_proxy { use_auto_auth_token }`.
+    pub auto_auth_token: ProxyToken,
     pub static_secret_render_interval: Duration,
     pub exit_on_retry_failure: bool,
     pub exit_after_auth: bool,
@@ -377,7 +405,7 @@ pub fn load(path: &std::path::Path) -> Result<AgentConfig, ConfigError> {
 
 /// Blocks Vault's agent has that this one does not serve yet: refused by
 /// name, so nobody believes they took effect.
-const NOT_YET: &[&str] = &["cache", "api_proxy", "listener", "telemetry"];
+const NOT_YET: &[&str] = &["cache", "telemetry"];
 
 /// Parses agent configuration text; `file` names it in errors.
 pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
@@ -390,6 +418,8 @@ pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
         "template_config",
         "exec",
         "env_template",
+        "listener",
+        "api_proxy",
     ];
     top_blocks.extend(NOT_YET);
     let top = Body::read(
@@ -455,12 +485,48 @@ pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
     if let Some(e) = top.one_block("exec")? {
         cfg.exec = Some(exec(&ctx, e)?);
     }
+    for l in top.blocks("listener") {
+        cfg.listeners.push(listener(&ctx, l)?);
+    }
+    if let Some(p) = top.one_block("api_proxy")? {
+        let pb = Body::read(&ctx, "api_proxy", &p.body, &["use_auto_auth_token"], &[])?;
+        cfg.auto_auth_token = match pb.attrs.get("use_auto_auth_token").map(|(v, _)| v) {
+            None | Some(Val::Bool(false)) => ProxyToken::Client,
+            Some(Val::Bool(true)) => ProxyToken::WhenMissing,
+            Some(Val::Str(s)) if s == "force" => ProxyToken::Force,
+            Some(Val::Str(s)) if s == "true" => ProxyToken::WhenMissing,
+            Some(Val::Str(s)) if s == "false" => ProxyToken::Client,
+            Some(_) => return Err(pb.bad("use_auto_auth_token", "true, false or \"force\"")),
+        };
+        if cfg.auto_auth_token != ProxyToken::Client && cfg.method.is_none() {
+            return Err(ctx.err(
+                p.span(),
+                "api_proxy.use_auto_auth_token needs an auto_auth block".into(),
+            ));
+        }
+        if top.blocks("env_template").next().is_some() {
+            return Err(ctx.err(
+                p.span(),
+                "api_proxy cannot be used with env_template entries".into(),
+            ));
+        }
+        if cfg.listeners.is_empty() {
+            return Err(ctx.err(
+                p.span(),
+                "api_proxy needs a listener block to serve on".into(),
+            ));
+        }
+    }
     let envs = cfg.templates.len() - files;
     if envs > 0 && cfg.exec.is_none() {
         let first = top.blocks("env_template").next().and_then(|b| b.span());
         return Err(ctx.err(first, "env_template entries need an exec block: their values are the environment of its command".into()));
     }
-    if cfg.method.is_none() && cfg.templates.is_empty() && cfg.exec.is_none() {
+    if cfg.method.is_none()
+        && cfg.templates.is_empty()
+        && cfg.exec.is_none()
+        && cfg.listeners.is_empty()
+    {
         return Err(ctx.err(
             None,
             "nothing to do: add an auto_auth block or template blocks".into(),
@@ -682,6 +748,62 @@ fn auto_auth(ctx: &Ctx<'_>, b: &Block) -> Result<(Method, Vec<FileSink>), Config
         });
     }
     Ok((method, sinks))
+}
+
+fn listener(ctx: &Ctx<'_>, b: &Block) -> Result<Listener, ConfigError> {
+    let kind = label(b).unwrap_or_default();
+    let what = format!("listener {kind:?}");
+    match kind.as_str() {
+        "tcp" => {
+            let l = Body::read(
+                ctx,
+                &what,
+                &b.body,
+                &["address", "tls_disable", "tls_cert_file", "tls_key_file"],
+                &[],
+            )?;
+            let address = l.str("address")?.unwrap_or_else(|| "127.0.0.1:8200".into());
+            let tls = if l.bool("tls_disable", false)? {
+                None
+            } else {
+                match (l.str("tls_cert_file")?, l.str("tls_key_file")?) {
+                    (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+                    _ => {
+                        return Err(ctx.err(
+                            b.span(),
+                            format!(
+                                "{what} needs tls_cert_file and tls_key_file, or tls_disable = true"
+                            ),
+                        ));
+                    }
+                }
+            };
+            Ok(Listener::Tcp { address, tls })
+        }
+        "unix" => {
+            let l = Body::read(
+                ctx,
+                &what,
+                &b.body,
+                &["address", "socket_mode", "tls_disable"],
+                &[],
+            )?;
+            let path = l.str("address")?.ok_or_else(|| {
+                ctx.err(
+                    b.span(),
+                    format!("{what} needs an address (the socket's path)"),
+                )
+            })?;
+            Ok(Listener::Unix {
+                path: PathBuf::from(path),
+                mode: l.mode("socket_mode")?.unwrap_or(0o600),
+            })
+        }
+        other => Err(ctx.err(
+            b.span(),
+            format!("listener {other:?}: use \"tcp\" or \"unix\""),
+        )),
+    }
 }
 
 fn exec(ctx: &Ctx<'_>, b: &Block) -> Result<ExecBlock, ConfigError> {
@@ -929,6 +1051,21 @@ template {
         )
         .expect_err("signal");
         assert!(e.to_string().contains("line 3"), "{e}");
+        let e = parse(
+            "a.hcl",
+            "listener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n}\n",
+        )
+        .expect_err("tls");
+        assert!(
+            e.to_string().contains("line 1") && e.to_string().contains("tls_disable"),
+            "{e}"
+        );
+        let e = parse(
+            "a.hcl",
+            "listener \"tcp\" {\n tls_disable = true\n}\napi_proxy {\n use_auto_auth_token = true\n}\nenv_template \"A\" {\n contents = \"x\"\n}\nexec {\n command = [\"x\"]\n}\n",
+        )
+        .expect_err("api_proxy with env_template");
+        assert!(e.to_string().contains("line 4"), "{e}");
         let e = parse("a.hcl", "cache {}\n").expect_err("cache");
         assert!(e.to_string().contains("\"cache\""), "{e}");
     }

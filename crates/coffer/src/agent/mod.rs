@@ -7,6 +7,7 @@
 pub mod config;
 pub(crate) mod events;
 mod funcs;
+mod proxy;
 pub(crate) mod supervisor;
 mod templates;
 
@@ -212,6 +213,13 @@ async fn serve(cfg: &config::AgentConfig, exit_after_auth: bool) -> anyhow::Resu
                 .await
         }
     };
+    let proxy = async {
+        if cfg.listeners.is_empty() {
+            std::future::pending::<anyhow::Result<()>>().await
+        } else {
+            proxy::serve(cfg.listeners.clone(), creds.clone(), cfg.auto_auth_token).await
+        }
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let signals = async {
         if cfg.exec.is_some() {
@@ -230,6 +238,10 @@ async fn serve(cfg: &config::AgentConfig, exit_after_auth: bool) -> anyhow::Resu
         }
         // With exec, the agent lives as long as its child and exits with its code.
         code = child => code,
+        r = proxy => {
+            r?;
+            Ok(0)
+        }
         _ = signals => Ok(0),
     }
 }
