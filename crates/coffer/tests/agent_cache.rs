@@ -63,7 +63,7 @@ async fn prepare(server: &Http) {
     assert_eq!(r.status, 204, "{}", r.text);
 }
 
-async fn start_agent(server_url: &str, dir: &std::path::Path) -> (Agent, String) {
+async fn start_agent(agent_bin: &str, server_url: &str, dir: &std::path::Path) -> (Agent, String) {
     let port = free_port();
     let config = dir.join(format!("agent-{port}.hcl"));
     std::fs::write(
@@ -73,7 +73,7 @@ async fn start_agent(server_url: &str, dir: &std::path::Path) -> (Agent, String)
         ),
     )
     .expect("agent config");
-    let child = Command::new(bao_binary())
+    let child = Command::new(agent_bin)
         .args(["agent", &format!("-config={}", config.display())])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -102,10 +102,15 @@ async fn lease_of(h: &Http) -> (u16, String) {
 
 /// Through the agent: cached, then dropped on revocations. Answers what
 /// happened, step by step, so both servers can be compared.
-async fn through_agent(name: &str, server_url: &str, dir: &std::path::Path) -> Vec<String> {
+async fn through_agent(
+    name: &str,
+    agent_bin: &str,
+    server_url: &str,
+    dir: &std::path::Path,
+) -> Vec<String> {
     let direct = Http::new(server_url, Some("root"));
     prepare(&direct).await;
-    let (_agent, agent_url) = start_agent(server_url, dir).await;
+    let (_agent, agent_url) = start_agent(agent_bin, server_url, dir).await;
     // A login through the agent: the agent manages the token (a child of
     // a token it did not see would be passed through uncached).
     let r = Http::new(&agent_url, None)
@@ -169,8 +174,17 @@ async fn the_agent_cache_drops_revoked_leases_and_tokens() {
     };
     let coffer = Server::dev();
     let dir = tempfile::tempdir().expect("tempdir");
-    let theirs = through_agent("openbao", &bao.url, dir.path()).await;
-    let ours = through_agent("coffer", &coffer.addr, dir.path()).await;
+    let theirs = through_agent("openbao", bao_binary(), &bao.url, dir.path()).await;
+    let ours = through_agent("coffer", bao_binary(), &coffer.addr, dir.path()).await;
+    // coffer's own agent, same file, in front of both servers.
+    let agent = common::server_binary();
+    let Some(bao2) = start_bao(&[]).await else {
+        return;
+    };
+    let ours_on_bao = through_agent("coffer agent, OpenBao", &agent, &bao2.url, dir.path()).await;
+    let coffer2 = Server::dev();
+    let ours_on_ours =
+        through_agent("coffer agent, coffer", &agent, &coffer2.addr, dir.path()).await;
     let expected = [
         "second read from cache: true",
         "revoked lease served again: false",
@@ -179,4 +193,6 @@ async fn the_agent_cache_drops_revoked_leases_and_tokens() {
     ];
     assert_eq!(theirs, expected, "OpenBao behind the agent");
     assert_eq!(ours, expected, "coffer behind the agent");
+    assert_eq!(ours_on_bao, expected, "coffer agent in front of OpenBao");
+    assert_eq!(ours_on_ours, expected, "coffer agent in front of coffer");
 }

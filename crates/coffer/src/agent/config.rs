@@ -141,6 +141,8 @@ pub struct AgentConfig {
     pub listeners: Vec<Listener>,
     /// `api_proxy { use_auto_auth_token }`.
     pub auto_auth_token: ProxyToken,
+    /// `cache {}`: the proxy keeps leased answers.
+    pub cache: bool,
     pub static_secret_render_interval: Duration,
     pub exit_on_retry_failure: bool,
     pub exit_after_auth: bool,
@@ -405,7 +407,7 @@ pub fn load(path: &std::path::Path) -> Result<AgentConfig, ConfigError> {
 
 /// Blocks Vault's agent has that this one does not serve yet: refused by
 /// name, so nobody believes they took effect.
-const NOT_YET: &[&str] = &["cache", "telemetry"];
+const NOT_YET: &[&str] = &["telemetry"];
 
 /// Parses agent configuration text; `file` names it in errors.
 pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
@@ -420,6 +422,7 @@ pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
         "env_template",
         "listener",
         "api_proxy",
+        "cache",
     ];
     top_blocks.extend(NOT_YET);
     let top = Body::read(
@@ -516,6 +519,25 @@ pub fn parse(file: &str, src: &str) -> Result<AgentConfig, ConfigError> {
                 "api_proxy needs a listener block to serve on".into(),
             ));
         }
+    }
+    if let Some(c) = top.one_block("cache")? {
+        let cb = Body::read(&ctx, "cache", &c.body, &["use_auto_auth_token"], &[])?;
+        if cfg.listeners.is_empty() {
+            return Err(ctx.err(
+                c.span(),
+                "cache needs a listener block: it caches what the API proxy passes on".into(),
+            ));
+        }
+        if top.one_block("api_proxy")?.is_none() {
+            // The older form: cache { use_auto_auth_token = ... }.
+            cfg.auto_auth_token = match cb.str("use_auto_auth_token")?.as_deref() {
+                None | Some("false") => ProxyToken::Client,
+                Some("true") => ProxyToken::WhenMissing,
+                Some("force") => ProxyToken::Force,
+                Some(_) => return Err(cb.bad("use_auto_auth_token", "true, false or \"force\"")),
+            };
+        }
+        cfg.cache = true;
     }
     let envs = cfg.templates.len() - files;
     if envs > 0 && cfg.exec.is_none() {
@@ -1067,6 +1089,8 @@ template {
         .expect_err("api_proxy with env_template");
         assert!(e.to_string().contains("line 4"), "{e}");
         let e = parse("a.hcl", "cache {}\n").expect_err("cache");
-        assert!(e.to_string().contains("\"cache\""), "{e}");
+        assert!(e.to_string().contains("listener"), "{e}");
+        let e = parse("a.hcl", "telemetry {}\n").expect_err("telemetry");
+        assert!(e.to_string().contains("\"telemetry\""), "{e}");
     }
 }

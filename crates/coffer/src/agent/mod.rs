@@ -4,6 +4,7 @@
 //! templates in consul-template's language are rendered to files and kept
 //! current, re-read the moment a change event names what they use.
 
+mod cache;
 pub mod config;
 pub(crate) mod events;
 mod funcs;
@@ -64,13 +65,18 @@ fn client(cfg: &config::AgentConfig) -> anyhow::Result<Client> {
     })?)
 }
 
-fn source(cfg: &config::AgentConfig) -> anyhow::Result<Source> {
+/// Where the agent's token comes from; `None` for a proxy that only
+/// passes its clients' tokens on.
+fn source(cfg: &config::AgentConfig) -> anyhow::Result<Option<Source>> {
     let Some(m) = &cfg.method else {
-        let t = std::env::var("VAULT_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .context("no token: add an auto_auth block to the configuration or set VAULT_TOKEN")?;
-        return Ok(Source::Fixed(Zeroizing::new(t)));
+        let t = std::env::var("VAULT_TOKEN").ok().filter(|t| !t.is_empty());
+        return match t {
+            Some(t) => Ok(Some(Source::Fixed(Zeroizing::new(t)))),
+            None if cfg.templates.is_empty() && cfg.exec.is_none() => Ok(None),
+            None => anyhow::bail!(
+                "no token: add an auto_auth block to the configuration or set VAULT_TOKEN"
+            ),
+        };
     };
     let mount = m
         .mount_path
@@ -84,7 +90,7 @@ fn source(cfg: &config::AgentConfig) -> anyhow::Result<Source> {
             .and_then(|v| coffer_core::fields::parse_bool(v))
             .unwrap_or(default)
     };
-    Ok(match m.kind.as_str() {
+    Ok(Some(match m.kind.as_str() {
         "approle" => Source::AppRole {
             mount,
             role_id_file: get("role_id_file_path").into(),
@@ -109,7 +115,7 @@ fn source(cfg: &config::AgentConfig) -> anyhow::Result<Source> {
                 .into(),
             remove: false,
         },
-    })
+    }))
 }
 
 /// Logs in, retrying with the method's backoff (or failing at once with
@@ -174,17 +180,24 @@ pub async fn run(a: AgentArgs) -> anyhow::Result<u8> {
 }
 
 async fn serve(cfg: &config::AgentConfig, exit_after_auth: bool) -> anyhow::Result<u8> {
-    let creds = Arc::new(Credentials::new(client(cfg)?, source(cfg)?, "agent"));
-    first_login(cfg, &creds).await?;
-    if let Some(t) = creds.tokens().borrow().clone() {
-        write_sinks(&cfg.sinks, &t);
+    let source = source(cfg)?;
+    let own_token = source.is_some();
+    let source = source.unwrap_or_else(|| Source::Fixed(Zeroizing::new(String::new())));
+    let creds = Arc::new(Credentials::new(client(cfg)?, source, "agent"));
+    if own_token {
+        first_login(cfg, &creds).await?;
+        if let Some(t) = creds.tokens().borrow().clone() {
+            write_sinks(&cfg.sinks, &t);
+        }
     }
     if exit_after_auth || cfg.exit_after_auth {
         return Ok(0);
     }
-    tokio::spawn(keep_sinks(cfg.sinks.clone(), creds.clone()));
-    let alive = creds.clone();
-    tokio::spawn(async move { alive.keep_alive().await });
+    if own_token {
+        tokio::spawn(keep_sinks(cfg.sinks.clone(), creds.clone()));
+        let alive = creds.clone();
+        tokio::spawn(async move { alive.keep_alive().await });
+    }
     let changes = Arc::new(events::Changes::default());
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let child = async {
@@ -217,7 +230,13 @@ async fn serve(cfg: &config::AgentConfig, exit_after_auth: bool) -> anyhow::Resu
         if cfg.listeners.is_empty() {
             std::future::pending::<anyhow::Result<()>>().await
         } else {
-            proxy::serve(cfg.listeners.clone(), creds.clone(), cfg.auto_auth_token).await
+            proxy::serve(
+                cfg.listeners.clone(),
+                creds.clone(),
+                cfg.auto_auth_token,
+                cfg.cache,
+            )
+            .await
         }
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -22,6 +22,7 @@ const MAX_BODY: usize = coffer_http::DEFAULT_MAX_REQUEST_SIZE;
 struct Proxy {
     creds: Arc<Credentials>,
     token: ProxyToken,
+    cache: Option<Arc<super::cache::Cache>>,
 }
 
 /// Headers that belong to one connection, not to the request.
@@ -54,16 +55,19 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response<Bo
     let Some(path) = parts.uri.path_and_query().map(|x| x.as_str().to_owned()) else {
         return error(StatusCode::BAD_REQUEST, "no request path".into());
     };
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")),
+    };
+    if parts.uri.path() == "/agent/v1/cache-clear" {
+        return cache_clear(&p, &parts.method, &bytes);
+    }
     if !path.starts_with("/v1/") {
         return error(
             StatusCode::NOT_FOUND,
             format!("the agent's API proxy serves /v1/ paths, not {path}"),
         );
     }
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e}")),
-    };
     let client = match p.creds.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -100,12 +104,30 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response<Bo
             }
         }
     }
+    let token = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let method = parts.method.as_str().to_owned();
+    let cacheable = matches!(method.as_str(), "GET" | "PUT" | "POST");
+    if let Some(cache) = p.cache.as_ref().filter(|_| cacheable)
+        && let Some(hit) = cache.get(&method, &path, &bytes, &token)
+    {
+        let mut out = Response::builder().status(hit.status);
+        for (k, v) in &hit.headers {
+            out = out.header(k.as_str(), v.as_slice());
+        }
+        return out
+            .body(Body::from(hit.body))
+            .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string()));
+    }
     let url = format!("{}{path}", client.address());
     let sent = client
         .http()
         .request(parts.method, url)
         .headers(headers)
-        .body(bytes)
+        .body(bytes.clone())
         .send()
         .await;
     let resp = match sent {
@@ -120,20 +142,81 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response<Bo
             );
         }
     };
-    let mut out = Response::builder().status(resp.status().as_u16());
-    for (k, v) in resp.headers() {
-        if !hop_by_hop(k) {
-            out = out.header(k.as_str(), v.as_bytes());
+    let status = resp.status().as_u16();
+    let kept: Vec<(String, Vec<u8>)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| !hop_by_hop(k))
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    let answer = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("reading the server's answer: {e}"),
+            );
+        }
+    };
+    if let Some(cache) = &p.cache {
+        let rel = parts.uri.path().trim_start_matches("/v1/");
+        if (200..300).contains(&status) {
+            cache.observe(rel, &bytes, &token);
+        }
+        if cacheable {
+            let request = super::cache::Request {
+                method: &method,
+                path: &path,
+                body: &bytes,
+                token: &token,
+            };
+            cache.offer(&client, request, status, kept.clone(), answer.clone());
         }
     }
-    match resp.bytes().await {
-        Ok(b) => out
-            .body(Body::from(b))
-            .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string())),
-        Err(e) => error(
-            StatusCode::BAD_GATEWAY,
-            format!("reading the server's answer: {e}"),
-        ),
+    let mut out = Response::builder().status(status);
+    for (k, v) in &kept {
+        out = out.header(k.as_str(), v.as_slice());
+    }
+    out.body(Body::from(answer))
+        .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string()))
+}
+
+fn cache_clear(p: &Proxy, method: &axum::http::Method, body: &[u8]) -> Response<Body> {
+    let Some(cache) = &p.cache else {
+        return error(StatusCode::NOT_FOUND, "the agent has no cache block".into());
+    };
+    if method != axum::http::Method::POST && method != axum::http::Method::PUT {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cache-clear takes POST".into(),
+        );
+    }
+    let v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cache-clear body is not JSON: {e}"),
+            );
+        }
+    };
+    let kind = v["type"].as_str().unwrap_or("");
+    let value = v["value"].as_str().unwrap_or("");
+    if kind != "all" && value.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("cache-clear of type {kind:?} needs a value"),
+        );
+    }
+    match cache.clear(kind, value) {
+        Ok(n) => {
+            tracing::info!(kind, cleared = n, "agent cache cleared");
+            Response::builder()
+                .status(200)
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty()))
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
@@ -142,10 +225,14 @@ pub async fn serve(
     listeners: Vec<Listener>,
     creds: Arc<Credentials>,
     token: ProxyToken,
+    cache: bool,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
-        .fallback(forward)
-        .with_state(Arc::new(Proxy { creds, token }));
+    let cache = cache.then(|| Arc::new(super::cache::Cache::default()));
+    let app = Router::new().fallback(forward).with_state(Arc::new(Proxy {
+        creds,
+        token,
+        cache,
+    }));
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         let app = app.clone();
