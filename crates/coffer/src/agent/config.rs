@@ -983,6 +983,13 @@ fn template(ctx: &Ctx<'_>, b: &Block) -> Result<TemplateBlock, ConfigError> {
     if let Some(w) = t.one_block("wait")? {
         let wb = Body::read(ctx, "template wait", &w.body, &["min", "max"], &[])?;
         out.wait_min = wb.duration("min")?.unwrap_or_default();
+        // Changes are gathered for `min` once, so `max` bounds nothing more
+        // as long as it is not below `min`.
+        if let Some(max) = wb.duration("max")?
+            && max < out.wait_min
+        {
+            return Err(wb.bad("max", "at least min"));
+        }
     }
     Ok(out)
 }

@@ -75,6 +75,8 @@ pub struct Runner {
     pending: Pending,
     /// The command was told once (it is running).
     started: bool,
+    /// The longest `wait { min }`: quiet time after a change event.
+    quiet: Duration,
 }
 
 #[derive(Default)]
@@ -148,6 +150,12 @@ impl Runner {
             updates,
             pending: Pending::default(),
             started: false,
+            quiet: cfg
+                .templates
+                .iter()
+                .map(|t| t.wait_min)
+                .max()
+                .unwrap_or_default(),
         })
     }
 
@@ -169,9 +177,13 @@ impl Runner {
                     None => std::future::pending::<()>().await,
                 }
             };
-            tokio::select! {
-                _ = sleep => {}
-                _ = self.changes.notify.notified() => {}
+            let changed = tokio::select! {
+                _ = sleep => false,
+                _ = self.changes.notify.notified() => true,
+            };
+            // `wait { min }`: let a burst of changes settle, then render once.
+            if changed && !self.quiet.is_zero() {
+                tokio::time::sleep(self.quiet).await;
             }
         }
     }
