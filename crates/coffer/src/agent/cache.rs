@@ -25,7 +25,8 @@ use coffer_client::Client;
 pub struct Entry {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Bytes,
+    /// The answer: secrets (credentials, tokens), wiped when dropped.
+    pub body: Arc<zeroize::Zeroizing<Vec<u8>>>,
     /// The request's path (below `/v1/`).
     path: String,
     /// The token the request carried (what a revocation of it clears).
@@ -120,7 +121,7 @@ impl Cache {
         let entry = Entry {
             status,
             headers,
-            body: answer,
+            body: Arc::new(zeroize::Zeroizing::new(answer.to_vec())),
             path: path.to_owned(),
             token: token.to_owned(),
             lease: lease.clone(),

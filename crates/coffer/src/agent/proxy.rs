@@ -119,7 +119,7 @@ async fn forward(State(p): State<Arc<Proxy>>, req: Request<Body>) -> Response<Bo
             out = out.header(k.as_str(), v.as_slice());
         }
         return out
-            .body(Body::from(hit.body))
+            .body(Body::from(hit.body.to_vec()))
             .unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string()));
     }
     let url = format!("{}{path}", client.address());

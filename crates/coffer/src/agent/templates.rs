@@ -52,8 +52,8 @@ enum Next {
 struct Tpl {
     block: TemplateBlock,
     parsed: Template,
-    /// The last text written.
-    last: Option<String>,
+    /// The last text written (secrets: wiped when replaced or dropped).
+    last: Option<zeroize::Zeroizing<String>>,
 }
 
 /// The templates and what they use.
@@ -459,12 +459,12 @@ impl Runner {
     /// written when it differs. Answers whether something changed.
     async fn write(&mut self, i: usize, text: String) -> anyhow::Result<bool> {
         let t = &mut self.templates[i];
-        if t.last.as_deref() == Some(text.as_str()) {
+        if t.last.as_deref().map(String::as_str) == Some(text.as_str()) {
             return Ok(false);
         }
         if t.block.env.is_some() {
             let first = t.last.is_none();
-            t.last = Some(text);
+            t.last = Some(zeroize::Zeroizing::new(text));
             // The first value is the start, not a change.
             self.pending.env_changed |= !first;
             return Ok(true);
@@ -494,7 +494,7 @@ impl Runner {
             }
             self.pending.files_changed |= t.last.is_some();
         }
-        t.last = Some(text);
+        t.last = Some(zeroize::Zeroizing::new(text));
         Ok(true)
     }
 
@@ -514,7 +514,7 @@ impl Runner {
         let env = self
             .templates
             .iter()
-            .filter_map(|t| Some((t.block.env.clone()?, t.last.clone()?)))
+            .filter_map(|t| Some((t.block.env.clone()?, t.last.as_deref()?.clone())))
             .collect();
         let update = Update {
             env,
