@@ -139,7 +139,17 @@ async fn through_agent(
         Some("application/json"),
         "{name}"
     );
-    let (_, after_revoke) = lease_of(&app).await;
+    // OpenBao's agent may drop the entry just after answering the
+    // revocation (seen about one run in five under load): what counts is
+    // that the revoked lease stops being served within a couple of seconds.
+    let mut after_revoke = first.clone();
+    for _ in 0..30 {
+        after_revoke = lease_of(&app).await.1;
+        if after_revoke != first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     seen.push(format!(
         "revoked lease served again: {}",
         after_revoke == first
