@@ -501,7 +501,7 @@ impl Cx<'_> {
                             .map(|i| (Value::from(i), Value::from(i)))
                             .collect(),
                         Value::Null => Vec::new(),
-                        other => return Err(bad(format!("range over {}", show(other)))),
+                        other => return Err(bad(format!("range over a {}", kind(other)))),
                     };
                     if items.is_empty() {
                         self.exec(alt, dot, scope, out)?;
@@ -608,7 +608,7 @@ fn number(n: f64) -> Value {
 
 fn num(v: &Value) -> Result<f64, Error> {
     v.as_f64()
-        .ok_or_else(|| bad(format!("{} is not a number", show(v))))
+        .ok_or_else(|| bad(format!("a {} is not a number", kind(v))))
 }
 
 fn truthy(v: &Value) -> bool {
@@ -619,6 +619,19 @@ fn truthy(v: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),
+    }
+}
+
+/// What a value is, for errors: values may be secrets and never appear
+/// in a message.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nil",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "map",
     }
 }
 
@@ -697,7 +710,7 @@ fn builtin(name: &str, args: Vec<Value>, docs: &str) -> Result<Value, Error> {
                 Value::Array(a) => a.len(),
                 Value::Object(m) => m.len(),
                 Value::Null => 0,
-                other => return Err(bad(format!("len of {}", show(other)))),
+                other => return Err(bad(format!("len of a {}", kind(other)))),
             })
         }
         "index" => {

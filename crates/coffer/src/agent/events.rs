@@ -139,6 +139,10 @@ async fn stream_once(
             return Ok(());
         };
         buf.push_str(&String::from_utf8_lossy(&chunk));
+        // Events are small: a frame this big is not one (bounded memory).
+        if buf.len() > 1 << 20 {
+            return Err(Stop::Broken("an event frame over 1 MiB".into()));
+        }
         while let Some(end) = buf.find("\n\n") {
             let frame: String = buf.drain(..end + 2).collect();
             let (mut event, mut data) = ("message", None);

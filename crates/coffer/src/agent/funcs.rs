@@ -86,8 +86,9 @@ fn num(v: &Value) -> Result<f64, String> {
         Value::String(s) => s
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?} is not a number")),
-        other => Err(format!("{other} is not a number")),
+            .map_err(|_| "a string that is not a number".to_owned()),
+        // The value may be a secret: never in the message.
+        _ => Err("not a number".to_owned()),
     }
 }
 
@@ -229,8 +230,7 @@ impl coffer_template::Functions for Funcs<'_> {
                 "parseBool" => {
                     let s = text(one(args)?);
                     Value::from(
-                        coffer_core::fields::parse_bool(&s)
-                            .ok_or_else(|| format!("{s:?} is not a bool"))?,
+                        coffer_core::fields::parse_bool(&s).ok_or("a string that is not a bool")?,
                     )
                 }
                 "add" | "subtract" | "multiply" | "divide" | "modulo" => {

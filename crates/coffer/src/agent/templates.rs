@@ -406,14 +406,16 @@ impl Runner {
     /// Renders every template, fetching what is missing, and writes those
     /// whose text changed.
     async fn render_all(&mut self) -> anyhow::Result<()> {
+        // One copy of the values for every template, renewed only after a fetch.
+        let snapshot = |f: &BTreeMap<Dep, Fetched>| -> BTreeMap<Dep, Value> {
+            f.iter()
+                .map(|(d, x)| (d.clone(), x.value.clone()))
+                .collect()
+        };
+        let mut values = snapshot(&self.fetched);
         for i in 0..self.templates.len() {
             let mut text = None;
             for _ in 0..MAX_PASSES {
-                let values: BTreeMap<Dep, Value> = self
-                    .fetched
-                    .iter()
-                    .map(|(d, f)| (d.clone(), f.value.clone()))
-                    .collect();
                 let mut funcs = Funcs::new(&values);
                 let out = self.templates[i].parsed.render(&Value::Null, &mut funcs);
                 let missing: Vec<Dep> = funcs
@@ -442,6 +444,7 @@ impl Runner {
                         Err(e) => self.note_failure(&dep, e)?,
                     }
                 }
+                values = snapshot(&self.fetched);
             }
             match text {
                 Some(Ok(t)) => {
