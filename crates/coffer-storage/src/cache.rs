@@ -4,7 +4,7 @@
 //! through to the backend first. A miss and a write to the same key are
 //! serialised by a striped lock, so a slow read can never put a value older
 //! than a finished write into the cache. Only safe while this process is the
-//! only writer of the backend (true until HA standbys exist).
+//! only writer of the backend: an HA node empties it when it becomes active.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -128,5 +128,10 @@ impl Storage for CachedStorage {
 
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    fn invalidate_all(&self) {
+        self.cache.clear();
+        self.inner.invalidate_all();
     }
 }

@@ -12,6 +12,10 @@ pub enum StorageError {
     /// The backend's configuration is unusable.
     #[error("storage config: {0}")]
     Config(String),
+    /// This node is not the active node of its cluster (HA), or stopped
+    /// being it: the write was not made.
+    #[error("storage: this node is not the active node; the write was refused (fenced)")]
+    Fenced,
     /// A blocking task could not run to completion.
     #[error("storage: background task failed: {0}")]
     Task(String),

@@ -8,9 +8,11 @@ mod error;
 mod listing;
 mod memory;
 mod postgres;
+mod postgres_ha;
 mod redb_file;
 
 pub mod conformance;
+pub mod ha;
 
 use std::sync::Arc;
 
@@ -19,7 +21,8 @@ use async_trait::async_trait;
 pub use cache::CachedStorage;
 pub use error::StorageError;
 pub use memory::MemoryStorage;
-pub use postgres::{PostgresConfig, PostgresStorage};
+pub use postgres::{PostgresConfig, PostgresFencing, PostgresStorage};
+pub use postgres_ha::{PostgresHa, PostgresHaConfig};
 pub use redb_file::FileStorage;
 
 /// One write in a batch.
@@ -56,6 +59,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError>;
     /// The backend's name as `sys/seal-status` reports it (`inmem`, `file`, `postgresql`).
     fn kind(&self) -> &'static str;
+    /// Forgets anything cached about the backend's contents (another node
+    /// may have written it). Backends without a cache do nothing.
+    fn invalidate_all(&self) {}
 }
 
 /// A shared, dynamically chosen backend.

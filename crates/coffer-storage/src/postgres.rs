@@ -7,7 +7,11 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use std::sync::Arc;
+
+use crate::ha::Fence;
 use crate::listing::prefix_successor;
+use crate::postgres_ha::pool_application_name;
 use crate::{Op, Storage, StorageError};
 
 /// How to reach PostgreSQL.
@@ -19,6 +23,20 @@ pub struct PostgresConfig {
     pub table: String,
     /// Pool size.
     pub max_parallel: usize,
+    /// With HA: the HA table and the fence every write checks, and this
+    /// node's id (its sessions are named after it).
+    pub ha: Option<PostgresFencing>,
+}
+
+/// How the data backend of an HA node fences its writes.
+#[derive(Clone)]
+pub struct PostgresFencing {
+    /// The HA table holding the fence row.
+    pub ha_table: String,
+    /// The epoch this node may write under, set by the HA lock.
+    pub fence: Arc<Fence>,
+    /// This node's id.
+    pub node_id: String,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -35,6 +53,7 @@ impl std::fmt::Debug for PostgresConfig {
 pub struct PostgresStorage {
     pool: Pool,
     sql: Queries,
+    fence: Option<Arc<Fence>>,
 }
 
 struct Queries {
@@ -42,21 +61,27 @@ struct Queries {
     put: String,
     delete: String,
     list: String,
+    /// The same writes, done only while the fence row holds this node's epoch
+    /// (`FOR SHARE`: a takeover's epoch bump waits for them, and once it
+    /// committed they find the new epoch and write nothing).
+    fenced_put: String,
+    fenced_delete: String,
+    fence_check: String,
 }
 
-fn pg(e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn pg(e: impl std::fmt::Display) -> StorageError {
     StorageError::Postgres(e.to_string())
 }
 
 /// tokio-postgres prints only "db error"; the server's message is what helps.
-fn db(e: tokio_postgres::Error) -> StorageError {
+pub(crate) fn db(e: tokio_postgres::Error) -> StorageError {
     match e.as_db_error() {
         Some(d) => StorageError::Postgres(format!("{}: {}", d.code().code(), d.message())),
         None => pg(e),
     }
 }
 
-fn valid_table_name(name: &str) -> bool {
+pub(crate) fn valid_table_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name
@@ -74,9 +99,18 @@ impl PostgresStorage {
                 config.table
             )));
         }
-        let pg_config: tokio_postgres::Config = config.connection_url.parse().map_err(|e| {
+        let mut pg_config: tokio_postgres::Config = config.connection_url.parse().map_err(|e| {
             StorageError::Config(format!("postgresql connection_url is not valid: {e}"))
         })?;
+        if let Some(ha) = &config.ha {
+            if !valid_table_name(&ha.ha_table) {
+                return Err(StorageError::Config(format!(
+                    "postgresql ha_table name {:?} must be letters, digits, '_' or '.'",
+                    ha.ha_table
+                )));
+            }
+            pg_config.application_name(pool_application_name(&ha.node_id));
+        }
         let manager = Manager::from_config(
             pg_config,
             NoTls,
@@ -95,7 +129,25 @@ impl PostgresStorage {
                 "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
             ))
             .await.map_err(db)?;
+        let ha = config
+            .ha
+            .as_ref()
+            .map(|h| h.ha_table.as_str())
+            .unwrap_or("coffer_ha");
+        let fence_row =
+            format!("SELECT 1 AS ok FROM {ha} WHERE ha_key = 'fence' AND epoch = $1 FOR SHARE");
         let sql = Queries {
+            fenced_put: format!(
+                "WITH f AS (SELECT 1 FROM {ha} WHERE ha_key = 'fence' AND epoch = $3 FOR SHARE) \
+                 INSERT INTO {t} (key, value) SELECT $1, $2 FROM f \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            fenced_delete: format!(
+                "WITH f AS (SELECT 1 AS ok FROM {ha} WHERE ha_key = 'fence' AND epoch = $2 FOR SHARE), \
+                 d AS (DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM f)) \
+                 SELECT count(*) FROM f"
+            ),
+            fence_check: fence_row,
             get: format!("SELECT value FROM {t} WHERE key = $1"),
             put: format!(
                 "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -108,7 +160,23 @@ impl PostgresStorage {
                  WHERE r <> '' ORDER BY c"
             ),
         };
-        Ok(Self { pool, sql })
+        Ok(Self {
+            pool,
+            sql,
+            fence: config.ha.as_ref().map(|h| h.fence.clone()),
+        })
+    }
+
+    /// The epoch to write under: `None` without HA, an error when this node
+    /// is not the active one.
+    fn write_epoch(&self) -> Result<Option<i64>, StorageError> {
+        match &self.fence {
+            None => Ok(None),
+            Some(f) => match f.epoch() {
+                0 => Err(StorageError::Fenced),
+                e => Ok(Some(e)),
+            },
+        }
     }
 }
 
@@ -121,20 +189,49 @@ impl Storage for PostgresStorage {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        let epoch = self.write_epoch()?;
         let client = self.pool.get().await.map_err(pg)?;
-        client
-            .execute(&self.sql.put, &[&key, &value])
-            .await
-            .map_err(db)?;
+        match epoch {
+            None => {
+                client
+                    .execute(&self.sql.put, &[&key, &value])
+                    .await
+                    .map_err(db)?;
+            }
+            Some(e) => {
+                let n = client
+                    .execute(&self.sql.fenced_put, &[&key, &value, &e])
+                    .await
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StorageError::Fenced);
+                }
+            }
+        }
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let epoch = self.write_epoch()?;
         let client = self.pool.get().await.map_err(pg)?;
-        client
-            .execute(&self.sql.delete, &[&key])
-            .await
-            .map_err(db)?;
+        match epoch {
+            None => {
+                client
+                    .execute(&self.sql.delete, &[&key])
+                    .await
+                    .map_err(db)?;
+            }
+            Some(e) => {
+                let n: i64 = client
+                    .query_one(&self.sql.fenced_delete, &[&key, &e])
+                    .await
+                    .map_err(db)?
+                    .get(0);
+                if n == 0 {
+                    return Err(StorageError::Fenced);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -151,8 +248,18 @@ impl Storage for PostgresStorage {
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        let epoch = self.write_epoch()?;
         let mut client = self.pool.get().await.map_err(pg)?;
         let tx = client.transaction().await.map_err(db)?;
+        if let Some(e) = epoch
+            && tx
+                .query_opt(&self.sql.fence_check, &[&e])
+                .await
+                .map_err(db)?
+                .is_none()
+        {
+            return Err(StorageError::Fenced);
+        }
         for op in &ops {
             match op {
                 Op::Put(k, v) => tx.execute(&self.sql.put, &[k, v]).await.map_err(db)?,

@@ -130,6 +130,7 @@ async fn postgres_backend_conforms() {
         connection_url: url.clone(),
         table: table.clone(),
         max_parallel: 4,
+        ha: None,
     };
     let s = match PostgresStorage::connect(&config).await {
         Ok(s) => s,
@@ -157,6 +158,7 @@ async fn postgres_rejects_bad_table_name() {
         connection_url: "host=127.0.0.1".into(),
         table: "x; drop table y".into(),
         max_parallel: 1,
+        ha: None,
     };
     let err = PostgresStorage::connect(&config).await.err().unwrap();
     assert!(err.to_string().contains("table name"), "{err}");
