@@ -127,6 +127,13 @@ impl Barrier {
         Ok(())
     }
 
+    /// Reads the keyring again with the root key already held: another
+    /// node may have rotated it while this one was a standby.
+    pub async fn reload(&self) -> Result<(), BarrierError> {
+        let root = self.keys()?.root.clone();
+        self.unseal(root).await
+    }
+
     fn install(&self, root: Key32, keyring: Keyring) {
         if let Ok(mut k) = self.keys.write() {
             *k = Some(Arc::new(Unsealed { root, keyring }));

@@ -156,7 +156,7 @@ pub struct Core {
     auto_unseal_error: std::sync::Mutex<Option<String>>,
     /// Rotation health as of the last scheduled run (for `sys/health`).
     rotation_health: std::sync::Mutex<crate::sys::RotationHealth>,
-    active: RwLock<Option<Arc<Active>>>,
+    pub(crate) active: RwLock<Option<Arc<Active>>>,
     /// Serialises changes to the mount table.
     pub(crate) mount_lock: Mutex<()>,
     /// Claims on wrapped responses, by wrapping token (`sys/wrapping.rs`).
@@ -169,6 +169,26 @@ pub struct Core {
     pub(crate) audit: crate::audit::Broker,
     /// Recent `sys/remount` moves, for their status.
     pub(crate) remounts: crate::sys::Remounts,
+    /// Set when this node is one of an HA cluster.
+    pub(crate) ha: Option<Box<crate::ha::HaNode>>,
+    /// Requests inside `handle` now (an HA hand-over waits for them).
+    pub(crate) in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a request in [`Core::in_flight`] while it lives.
+struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(n: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::AcqRel);
+        Self(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -247,7 +267,17 @@ impl Core {
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
             remounts: Default::default(),
+            ha: None,
+            in_flight: Default::default(),
         })
+    }
+
+    /// Makes this core a node of an HA cluster (before it is shared).
+    pub fn with_ha(mut self, cfg: crate::ha::HaConfig) -> Self {
+        // Another node writes while this one is a standby.
+        self.storage().set_caching(false);
+        self.ha = Some(Box::new(crate::ha::HaNode::new(cfg)));
+        self
     }
 
     /// Sets the audit devices (before the core is shared or unsealed).
@@ -281,11 +311,21 @@ impl Core {
     }
 
     pub(crate) fn active(&self) -> Result<Arc<Active>, LogicalError> {
-        self.active
+        let active = self
+            .active
             .read()
             .map_err(|_| LogicalError::Sealed)?
-            .clone()
-            .ok_or(LogicalError::Sealed)
+            .clone();
+        match active {
+            Some(a) => Ok(a),
+            None if self.ha.is_some() && self.barrier.is_unsealed() => {
+                Err(LogicalError::Unavailable(
+                    "this node is a standby, not the active node; retry (requests to it are forwarded)"
+                        .into(),
+                ))
+            }
+            None => Err(LogicalError::Sealed),
+        }
     }
 
     /// True while sealed.
@@ -327,6 +367,18 @@ impl Core {
                 "Vault is already initialized".into(),
             ));
         }
+        // An HA node writes only while it leads, initialisation included.
+        if let Some(ha) = self.ha() {
+            ha.lead_for_init().await?;
+        }
+        let result = self.initialize_store(p).await;
+        if let Some(ha) = self.ha() {
+            ha.release_after_init().await;
+        }
+        result
+    }
+
+    async fn initialize_store(&self, p: InitParams) -> Result<InitResult, LogicalError> {
         let auto = matches!(self.seal, SealMode::Auto(_));
         if !auto {
             shares::validate("secret", p.secret_shares, p.secret_threshold)?;
@@ -410,7 +462,9 @@ impl Core {
             )
             .await?;
 
-        if auto {
+        if auto && self.ha.is_some() {
+            // Unsealed; the HA loop makes this node (or another) active.
+        } else if auto {
             self.post_unseal().await?;
         } else {
             // Shamir: operators unseal with their shares, as with Vault.
@@ -429,7 +483,7 @@ impl Core {
         let SealMode::Auto(seal) = &self.seal else {
             return Ok(false);
         };
-        if !self.is_initialized().await? || !self.is_sealed() {
+        if !self.is_initialized().await? || self.barrier.is_unsealed() {
             return Ok(false);
         }
         let wrapped = self.wrapped_root_key().await?;
@@ -494,7 +548,7 @@ impl Core {
             drop(progress);
             return self.seal_status().await;
         }
-        if !self.is_sealed() {
+        if self.barrier.is_unsealed() {
             return self.seal_status().await;
         }
         let auto = matches!(self.seal, SealMode::Auto(_));
@@ -568,6 +622,11 @@ impl Core {
         let root = Key32::from_slice(root.expose())
             .ok_or_else(|| internal("root key has the wrong length"))?;
         self.barrier.unseal(root).await?;
+        if self.ha.is_some() {
+            // The HA loop sets up the active state if this node wins leadership.
+            tracing::info!("unsealed; competing for leadership as a standby");
+            return Ok(());
+        }
         self.post_unseal().await
     }
 
@@ -579,7 +638,7 @@ impl Core {
             .ok_or_else(|| internal("root key is missing from storage"))
     }
 
-    async fn post_unseal(&self) -> Result<(), LogicalError> {
+    pub(crate) async fn post_unseal(&self) -> Result<(), LogicalError> {
         let mounted = self.load_table(MountKind::Secret).await?;
         let mounts: crate::expiration::SharedMounts = Arc::new(RwLock::new(Arc::new(mounted)));
         let expiration = crate::expiration::Expiration::new(self.barrier.clone(), mounts.clone());
@@ -707,6 +766,11 @@ impl Core {
 
     /// Seals: forgets the keys and all unsealed state.
     pub async fn seal(&self) {
+        if self.ha.is_some() {
+            // Leadership is handed over at once; the keys go below.
+            self.stand_down(crate::ha::StandDown::Handover { drain: false })
+                .await;
+        }
         if let Ok(mut a) = self.active.write()
             && let Some(old) = a.take()
         {
@@ -733,7 +797,11 @@ impl Core {
         Ok(SealStatus {
             seal_type: self.seal.type_name(),
             initialized: config.is_some(),
-            sealed: active.is_none(),
+            sealed: if self.ha.is_some() {
+                !self.barrier.is_unsealed()
+            } else {
+                active.is_none()
+            },
             t,
             n,
             progress: u8::try_from(progress.shares.len()).unwrap_or(u8::MAX),
@@ -765,6 +833,7 @@ impl Core {
     /// Runs one request through the pipeline: token, ACL, audit, routing,
     /// engine, audit of the outcome.
     pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
+        let _counted = InFlight::enter(&self.in_flight);
         let active = self.active()?;
         // Where the request goes, for its audit entries (only when auditing).
         let ctx = self
@@ -1338,6 +1407,7 @@ fn is_root_protected(path: &str) -> bool {
         return false;
     };
     const EXACT: &[&str] = &[
+        "step-down",
         "rotate",
         "rotate/keyring",
         "seal",

@@ -16,6 +16,7 @@ mod expiration;
 pub mod fields;
 pub mod file_stamp;
 pub mod glob;
+pub mod ha;
 pub mod hcl1;
 pub mod heavy;
 mod help;

@@ -281,6 +281,11 @@ impl From<crate::barrier::BarrierError> for LogicalError {
     fn from(e: crate::barrier::BarrierError) -> Self {
         match e {
             crate::barrier::BarrierError::Sealed => LogicalError::Sealed,
+            crate::barrier::BarrierError::Storage(coffer_storage::StorageError::Fenced) => {
+                LogicalError::Unavailable(
+                    "this node stopped being the active node; nothing was written; retry".into(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 LogicalError::Internal(other.to_string())

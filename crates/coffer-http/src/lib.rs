@@ -7,6 +7,7 @@
 mod decode;
 mod encode;
 mod events;
+mod forward;
 mod raw;
 mod serve;
 mod watchdog;
@@ -32,6 +33,8 @@ pub struct HttpOptions {
     pub max_request_size: usize,
     /// Longest time for reading a request's body (408 after it).
     pub read_timeout: std::time::Duration,
+    /// Extra trust anchors (PEM) for reaching other nodes' TLS cluster listeners.
+    pub cluster_roots: Vec<Vec<u8>>,
 }
 
 impl Default for HttpOptions {
@@ -39,6 +42,7 @@ impl Default for HttpOptions {
         Self {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             read_timeout: ConnLimits::default().read_timeout,
+            cluster_roots: Vec::new(),
         }
     }
 }
@@ -47,14 +51,35 @@ impl Default for HttpOptions {
 struct AppState {
     core: Arc<Core>,
     opts: Arc<HttpOptions>,
+    /// Client for forwarding a standby's requests to the active node.
+    forwarder: reqwest::Client,
+    /// True on the cluster listener: requests come from other nodes.
+    cluster: bool,
+}
+
+fn state(core: Arc<Core>, opts: HttpOptions, cluster: bool) -> Result<AppState, String> {
+    Ok(AppState {
+        forwarder: forward::client(&opts.cluster_roots)?,
+        core,
+        opts: Arc::new(opts),
+        cluster,
+    })
 }
 
 /// The axum application serving the Vault-compatible API.
-pub fn router(core: Arc<Core>, opts: HttpOptions) -> Router {
-    Router::new().fallback(dispatch).with_state(AppState {
-        core,
-        opts: Arc::new(opts),
-    })
+pub fn router(core: Arc<Core>, opts: HttpOptions) -> Result<Router, String> {
+    Ok(Router::new()
+        .fallback(dispatch)
+        .with_state(state(core, opts, false)?))
+}
+
+/// The cluster listener's application: the same API, for requests other
+/// nodes forward (each must carry the cluster's signature; the client's
+/// address comes from `X-Forwarded-For`). Never forwards again.
+pub fn cluster_router(core: Arc<Core>, opts: HttpOptions) -> Result<Router, String> {
+    Ok(Router::new()
+        .fallback(dispatch)
+        .with_state(state(core, opts, true)?))
 }
 
 /// Repeated slashes mean one, as Go's path cleaning (and so Vault) treats them.
@@ -81,10 +106,23 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
             ));
         }
     };
-    let remote = req
+    let mut remote = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
+    if st.cluster {
+        let admitted = cluster_admit(&st, &req);
+        match admitted.await {
+            Ok(client) => remote = client.or(remote),
+            Err(r) => return r,
+        }
+    } else if !raw::is_raw(&path) {
+        match st.core.forward_target(forward::LEADER_WAIT).await {
+            Ok(None) => {}
+            Ok(Some(leader)) => return forward::forward(&st, req, leader, remote).await,
+            Err(e) => return encode::logical_error(&e),
+        }
+    }
     if raw::is_raw(&path) {
         let (method, query, headers) = (
             req.method().clone(),
@@ -130,6 +168,66 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
             }
         }
         Err(e) => encode::logical_error(&e),
+    }
+}
+
+/// Checks a request on the cluster listener: signed by a node of this
+/// cluster, and this node active. Answers the client's address.
+fn cluster_admit(
+    st: &AppState,
+    req: &HttpRequest<Body>,
+) -> impl std::future::Future<Output = Result<Option<std::net::SocketAddr>, Response>> + Send + use<>
+{
+    // Owned copies: the request's body is not `Sync`, so no borrow of it may
+    // live across an await.
+    let st = st.clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let header = req
+        .headers()
+        .get(forward::FORWARD_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let client = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 0));
+    async move {
+        let signed = match header {
+            Some(h) => st.core.verify_forwarded(&h, &method, &target).await,
+            None => false,
+        };
+        if !signed {
+            return Err(encode::error(
+                403,
+                &[
+                    "the cluster listener serves only requests forwarded by nodes of this cluster"
+                        .into(),
+                ],
+            ));
+        }
+        if !matches!(
+            st.core.ha_role(),
+            Some(coffer_core::ha::HaRole::Active { .. })
+        ) {
+            let mut r = encode::logical_error(&coffer_core::LogicalError::Unavailable(
+                "this node is not the active node".into(),
+            ));
+            r.headers_mut().insert(
+                forward::NOT_ACTIVE_HEADER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            return Err(r);
+        }
+        Ok(client)
     }
 }
 

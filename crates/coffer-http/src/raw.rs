@@ -61,7 +61,7 @@ pub(crate) async fn handle(
         // A single node has no HA; OpenBao answers exactly this then.
         // Answered sealed or not, as OpenBao without HA does (`bao status`
         // reads "HA Enabled" from it).
-        "sys/leader" if *m == Method::GET => ready(json(200, &json!({ "ha_enabled": false }))),
+        "sys/leader" if *m == Method::GET => ready(json(200, &leader(core))),
         p if is_raw(p) => ready(error(405, &[])),
         _ => None,
     }
@@ -225,6 +225,31 @@ fn status_response(s: Result<SealStatus, LogicalError>) -> Response {
     }
 }
 
+/// `sys/leader`: which node is active, as the node asked knows it.
+fn leader(core: &Core) -> Value {
+    let Some((is_self, leader, since)) = core.leader_view() else {
+        return json!({ "ha_enabled": false });
+    };
+    let active_time = since
+        .and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    json!({
+        "ha_enabled": true,
+        "is_self": is_self,
+        "active_time": active_time,
+        "leader_address": leader.as_ref().map(|l| l.api_addr.clone()).unwrap_or_default(),
+        "leader_cluster_address": leader.as_ref().map(|l| l.cluster_addr.clone()).unwrap_or_default(),
+        "performance_standby": false,
+        "performance_standby_last_remote_wal": 0,
+    })
+}
+
 /// `sys/health`, with Vault's query parameters choosing the status codes.
 async fn health(core: &Core, query: Option<&str>) -> Response {
     let q = match query_map(query) {
@@ -245,11 +270,21 @@ async fn health(core: &Core, query: Option<&str>) -> Response {
         Ok(s) => s,
         Err(e) => return logical_error(&e),
     };
+    let standby = matches!(
+        core.ha_role(),
+        Some(coffer_core::ha::HaRole::Standby(_) | coffer_core::ha::HaRole::Sealed)
+    ) && !status.sealed;
+    let standby_ok = q
+        .get("standbyok")
+        .and_then(Value::as_str)
+        .is_some_and(|v| coffer_core::fields::parse_bool(v).unwrap_or(false));
     let result = (|| {
         Ok::<u16, LogicalError>(if !status.initialized {
             code("uninitcode", 501)?
         } else if status.sealed {
             code("sealedcode", 503)?
+        } else if standby && !standby_ok {
+            code("standbycode", 429)?
         } else {
             code("activecode", 200)?
         })
@@ -258,7 +293,6 @@ async fn health(core: &Core, query: Option<&str>) -> Response {
         Ok(c) => c,
         Err(e) => return logical_error(&e),
     };
-    // A single node is never a standby, so `standbyok`/`standbycode` never apply.
     if status_code == 0 {
         status_code = 200;
     }
@@ -266,7 +300,7 @@ async fn health(core: &Core, query: Option<&str>) -> Response {
     let body = json!({
         "initialized": status.initialized,
         "sealed": status.sealed,
-        "standby": false,
+        "standby": standby,
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",

@@ -25,6 +25,8 @@ pub struct CachedStorage {
     inner: DynStorage,
     cache: Cache<String, Option<Arc<[u8]>>>,
     stripes: Vec<Mutex<()>>,
+    /// Off: every read goes to the backend and nothing is kept.
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 impl CachedStorage {
@@ -34,6 +36,7 @@ impl CachedStorage {
             inner,
             cache: Cache::new(capacity.max(1)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            enabled: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -57,6 +60,9 @@ impl CachedStorage {
 #[async_trait]
 impl Storage for CachedStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if !self.enabled.load(std::sync::atomic::Ordering::Acquire) {
+            return self.inner.get(key).await;
+        }
         if let Some(hit) = self.cache.get(key) {
             return Ok(hit.map(|v| v.to_vec()));
         }
@@ -133,5 +139,10 @@ impl Storage for CachedStorage {
     fn invalidate_all(&self) {
         self.cache.clear();
         self.inner.invalidate_all();
+    }
+
+    fn set_caching(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Release);
+        self.cache.clear();
     }
 }

@@ -62,6 +62,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Forgets anything cached about the backend's contents (another node
     /// may have written it). Backends without a cache do nothing.
     fn invalidate_all(&self) {}
+    /// Turns caching on or off (an HA standby reads what another node
+    /// writes, so it must not cache). Backends without a cache ignore it.
+    fn set_caching(&self, _on: bool) {}
 }
 
 /// A shared, dynamically chosen backend.

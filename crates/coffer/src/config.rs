@@ -23,7 +23,18 @@ pub enum StorageConfig {
         connection_url: String,
         table: String,
         max_parallel: usize,
+        /// Set with `ha_enabled = "true"`.
+        ha: Option<PostgresHaSettings>,
     },
+}
+
+/// The HA part of a PostgreSQL storage block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresHaSettings {
+    /// The table of the leadership and fence rows (`ha_table`).
+    pub table: String,
+    /// How long leadership lasts unrenewed (`ha_lease_ttl`, coffer's own).
+    pub lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for StorageConfig {
@@ -57,6 +68,8 @@ pub struct ListenerConfig {
     pub address: String,
     /// PEM files when TLS is on.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where the cluster listener (forwarded requests, HA only) listens.
+    pub cluster_address: Option<String>,
     /// Body size limit in bytes.
     pub max_request_size: usize,
     /// Timeouts and the connection bound.
@@ -77,6 +90,8 @@ pub struct Config {
     pub seal: SealFileConfig,
     /// Address advertised to clients.
     pub api_addr: Option<String>,
+    /// Address other nodes forward to (HA).
+    pub cluster_addr: Option<String>,
     /// Log filter (`trace`, `debug`, `info`, `warn`, `error`).
     pub log_level: String,
     /// System default TTL, seconds.
@@ -102,6 +117,7 @@ impl Default for ListenerConfig {
         Self {
             address: "127.0.0.1:8200".into(),
             tls: None,
+            cluster_address: None,
             max_request_size: coffer_http::DEFAULT_MAX_REQUEST_SIZE,
             limits: coffer_http::ConnLimits::default(),
             max_connections_set: false,
@@ -119,6 +135,7 @@ impl Default for Config {
             listener: ListenerConfig::default(),
             seal: SealFileConfig::Shamir,
             api_addr: None,
+            cluster_addr: None,
             log_level: "info".into(),
             default_lease_ttl: core.default_lease_ttl,
             max_lease_ttl: core.max_lease_ttl,
@@ -427,6 +444,7 @@ fn parse_hcl(file: &str, src: &str) -> Result<Config, ConfigError> {
         ],
     )?;
     cfg.api_addr = a.str("api_addr");
+    cfg.cluster_addr = a.str("cluster_addr");
     a.bool("ui")?;
     a.bool("disable_mlock")?;
     if let Some(l) = a.str("log_level") {
@@ -556,8 +574,32 @@ fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {
                 ctx,
                 b.body.iter(),
                 &what,
-                &["connection_url", "table", "max_parallel"],
+                &[
+                    "connection_url",
+                    "table",
+                    "max_parallel",
+                    "ha_enabled",
+                    "ha_table",
+                    "ha_lease_ttl",
+                ],
             )?;
+            let ha = if a.bool("ha_enabled")?.unwrap_or(false) {
+                let lease_ttl = a.duration("ha_lease_ttl")?.unwrap_or(5);
+                if lease_ttl < 1 {
+                    return Err(a.bad("ha_lease_ttl", "at least 1s"));
+                }
+                Some(PostgresHaSettings {
+                    table: a.str("ha_table").unwrap_or_else(|| "coffer_ha".into()),
+                    lease_ttl: std::time::Duration::from_secs(lease_ttl),
+                })
+            } else {
+                for k in ["ha_table", "ha_lease_ttl"] {
+                    if a.str(k).is_some() {
+                        return Err(a.bad(k, "used only with ha_enabled = \"true\""));
+                    }
+                }
+                None
+            };
             let connection_url = a
                 .str("connection_url")
                 .or_else(|| std::env::var("COFFER_PG_CONNECTION_URL").ok())
@@ -571,6 +613,7 @@ fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {
                 connection_url,
                 table: a.str("table").unwrap_or_else(|| "coffer_store".into()),
                 max_parallel: a.uint("max_parallel")?.unwrap_or(16) as usize,
+                ha,
             })
         }
         other => Err(ctx.err(
@@ -603,9 +646,16 @@ fn listener(ctx: &Ctx<'_>, b: &Block) -> Result<ListenerConfig, ConfigError> {
             "http_idle_timeout",
             "tls_handshake_timeout",
             "max_connections",
+            "cluster_address",
         ],
     )?;
     let mut l = ListenerConfig::default();
+    if let Some(addr) = a.str("cluster_address") {
+        if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
+            return Err(a.bad("cluster_address", "host:port, e.g. \"127.0.0.1:8201\""));
+        }
+        l.cluster_address = Some(addr);
+    }
     // Vault's names; 0 keeps the default rather than meaning "no limit".
     for (key, slot) in [
         (
@@ -751,7 +801,8 @@ disable_mlock = true
             StorageConfig::Postgres {
                 connection_url: "host=127.0.0.1 user=postgres".into(),
                 table: "t1".into(),
-                max_parallel: 8
+                max_parallel: 8,
+                ha: None,
             }
         );
         assert_eq!(c.listener.address, "127.0.0.1:9200");

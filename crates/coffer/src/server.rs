@@ -8,7 +8,8 @@ use base64::Engine as _;
 use coffer_core::seal::{SealMode, StaticSeal};
 use coffer_core::{Core, CoreConfig, InitParams, Operation, Request};
 use coffer_storage::{
-    CachedStorage, DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresStorage,
+    CachedStorage, DynStorage, FileStorage, MemoryStorage, PostgresConfig, PostgresFencing,
+    PostgresHa, PostgresHaConfig, PostgresStorage,
 };
 use serde_json::json;
 
@@ -51,7 +52,14 @@ pub(crate) fn init_logging(level: &str) {
         .try_init();
 }
 
-async fn open_storage(cfg: &StorageConfig, cache_size: usize) -> anyhow::Result<DynStorage> {
+/// The HA lock of a storage that has one.
+type HaLockArc = Arc<dyn coffer_core::ha::HaLock>;
+
+async fn open_storage(
+    cfg: &StorageConfig,
+    cache_size: usize,
+) -> anyhow::Result<(DynStorage, Option<HaLockArc>)> {
+    let mut lock: Option<HaLockArc> = None;
     let backend: DynStorage = match cfg {
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
         StorageConfig::File { path } => {
@@ -64,21 +72,50 @@ async fn open_storage(cfg: &StorageConfig, cache_size: usize) -> anyhow::Result<
             connection_url,
             table,
             max_parallel,
-        } => Arc::new(
-            PostgresStorage::connect(&PostgresConfig {
-                connection_url: connection_url.clone(),
-                table: table.clone(),
-                max_parallel: *max_parallel,
-            })
-            .await?,
-        ),
+            ha,
+        } => {
+            let fencing = match ha {
+                None => None,
+                Some(h) => {
+                    let node_id = uuid::Uuid::new_v4().to_string();
+                    let fence = Arc::new(coffer_storage::ha::Fence::default());
+                    lock = Some(Arc::new(
+                        PostgresHa::connect(
+                            PostgresHaConfig {
+                                connection_url: connection_url.clone(),
+                                table: h.table.clone(),
+                                node_id: node_id.clone(),
+                                lease_ttl: h.lease_ttl,
+                            },
+                            fence.clone(),
+                        )
+                        .await?,
+                    ));
+                    Some(PostgresFencing {
+                        ha_table: h.table.clone(),
+                        fence,
+                        node_id,
+                    })
+                }
+            };
+            Arc::new(
+                PostgresStorage::connect(&PostgresConfig {
+                    connection_url: connection_url.clone(),
+                    table: table.clone(),
+                    max_parallel: *max_parallel,
+                    ha: fencing,
+                })
+                .await?,
+            )
+        }
     };
     // Memory needs no cache; the others get Vault's read cache unless disabled.
-    Ok(match cfg {
+    let storage: DynStorage = match cfg {
         StorageConfig::Inmem => backend,
         _ if cache_size == 0 => backend,
         _ => Arc::new(CachedStorage::new(backend, cache_size)),
-    })
+    };
+    Ok((storage, lock))
 }
 
 /// Background work a seal needs while the server runs (token renewal).
@@ -133,24 +170,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cfg.listener.address = a.clone();
     }
     init_logging(&cfg.log_level);
-    let storage = open_storage(&cfg.storage, cfg.cache_size).await?;
+    let (storage, ha_lock) = open_storage(&cfg.storage, cfg.cache_size).await?;
     let (seal, seal_task) = seal_mode(&cfg.seal)?;
     let audit = audit_broker(&cfg)?;
-    let core = Arc::new(
-        Core::new(
-            storage,
-            seal,
-            coffer_engines::registry(),
-            coffer_auth::registry(),
-            CoreConfig {
-                default_lease_ttl: cfg.default_lease_ttl,
-                max_lease_ttl: cfg.max_lease_ttl,
-                cluster_name: cfg.cluster_name.clone(),
-            },
-        )?
-        .with_audit(audit),
-    );
-
     let tls = match &cfg.listener.tls {
         Some((cert, key)) => Some(coffer_http::load_tls(&coffer_http::TlsFiles {
             cert_file: cert.clone(),
@@ -164,6 +186,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let api_addr = format!("{scheme}://{local}");
+    let mut core = Core::new(
+        storage,
+        seal,
+        coffer_engines::registry(),
+        coffer_auth::registry(),
+        CoreConfig {
+            default_lease_ttl: cfg.default_lease_ttl,
+            max_lease_ttl: cfg.max_lease_ttl,
+            cluster_name: cfg.cluster_name.clone(),
+        },
+    )?
+    .with_audit(audit);
+    let mut cluster_listener = None;
+    if let Some(lock) = ha_lock {
+        if args.dev {
+            bail!("dev mode runs a single node; start HA nodes with a configuration file");
+        }
+        let (cl, advertise) = ha_listener(&cfg, local, scheme).await?;
+        tracing::info!(
+            api_addr = %advertise.api_addr,
+            cluster_addr = %advertise.cluster_addr,
+            node_id = %lock.node_id(),
+            "HA enabled"
+        );
+        core = core.with_ha(coffer_core::ha::HaConfig { lock, advertise });
+        cluster_listener = Some(cl);
+    }
+    let core = Arc::new(core);
 
     if args.dev {
         start_dev(
@@ -177,6 +227,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         match core.auto_unseal().await {
             Ok(true) => tracing::info!("unsealed automatically by the configured seal"),
+            // An HA node started before its cluster was initialised unseals
+            // once another node has done it.
+            Ok(false) if core.ha_enabled() && core.seal_status().await?.recovery_seal => {
+                spawn_auto_unseal_retry(core.clone())
+            }
             Ok(false) => {}
             Err(e) if e.retryable() => {
                 tracing::error!(error = %e, "automatic unseal failed; staying sealed and retrying");
@@ -192,13 +247,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     spawn_periodic(core.clone());
     spawn_reopen_on_hangup(core.clone());
     println!("Listening on {api_addr} (storage: {:?})", cfg.storage);
-    let app = coffer_http::router(
-        core.clone(),
-        coffer_http::HttpOptions {
-            max_request_size: cfg.listener.max_request_size,
-            read_timeout: cfg.listener.limits.read_timeout,
+    let opts = coffer_http::HttpOptions {
+        max_request_size: cfg.listener.max_request_size,
+        read_timeout: cfg.listener.limits.read_timeout,
+        cluster_roots: match &cfg.listener.tls {
+            // Nodes trust the certificate (chain) they serve themselves.
+            Some((cert, _)) => vec![std::fs::read(cert).with_context(|| {
+                format!("reading {} for the cluster connections", cert.display())
+            })?],
+            None => Vec::new(),
         },
-    );
+    };
+    let app = coffer_http::router(core.clone(), opts.clone()).map_err(anyhow::Error::msg)?;
     let mut limits = cfg.listener.limits;
     let fds = crate::fd_limit::raise();
     if !cfg.listener.max_connections_set {
@@ -209,12 +269,93 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         open_files_limit = fds,
         "listener limits"
     );
-    coffer_http::serve(listener, app, tls, limits, shutdown_signal()).await?;
+    // At a signal an HA node first hands leadership over (its listeners keep
+    // forwarding meanwhile), then the listeners stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let cluster_serve = match cluster_listener {
+        Some(cl) => {
+            let capp =
+                coffer_http::cluster_router(core.clone(), opts).map_err(anyhow::Error::msg)?;
+            Some(tokio::spawn(coffer_http::serve(
+                cl,
+                capp,
+                tls.clone(),
+                limits,
+                stopped(),
+            )))
+        }
+        None => None,
+    };
+    let ha_task = core.ha_enabled().then(|| {
+        let core = core.clone();
+        tokio::spawn(core.run_ha(shutdown_signal()))
+    });
+    let api = tokio::spawn(coffer_http::serve(listener, app, tls, limits, stopped()));
+    match ha_task {
+        Some(t) => {
+            let _ = t.await;
+        }
+        None => shutdown_signal().await,
+    }
+    let _ = stop_tx.send(true);
+    api.await??;
+    if let Some(c) = cluster_serve {
+        c.await??;
+    }
     if let Err(e) = core.audit_flush().await {
         tracing::error!(error = %e, "storing audit chain heads at shutdown failed");
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Binds the cluster listener and works out what this node advertises:
+/// `api_addr` (required with HA: where clients and redirects reach it) and
+/// `cluster_addr` (default: the cluster listener's address).
+async fn ha_listener(
+    cfg: &Config,
+    local: std::net::SocketAddr,
+    scheme: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, coffer_core::ha::Advertise)> {
+    let Some(api_addr) = cfg.api_addr.clone() else {
+        bail!(
+            "storage \"postgresql\" with ha_enabled needs api_addr: the address clients (and \
+             redirects from standbys) use to reach this node, e.g. api_addr = \"https://node1:8200\""
+        );
+    };
+    let cluster_bind = match &cfg.listener.cluster_address {
+        Some(a) => a.clone(),
+        None => std::net::SocketAddr::new(local.ip(), local.port().wrapping_add(1)).to_string(),
+    };
+    let cl = tokio::net::TcpListener::bind(&cluster_bind)
+        .await
+        .with_context(|| format!("cannot listen on the cluster address {cluster_bind}"))?;
+    let bound = cl.local_addr()?;
+    let cluster_addr = match &cfg.cluster_addr {
+        Some(a) => a.clone(),
+        None if bound.ip().is_unspecified() => bail!(
+            "the cluster listener binds {bound}: set cluster_addr to the address other nodes reach it at"
+        ),
+        None => format!("{scheme}://{bound}"),
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    Ok((
+        cl,
+        coffer_core::ha::Advertise {
+            api_addr,
+            cluster_addr,
+            hostname,
+            version: coffer_core::VERSION.to_owned(),
+        },
+    ))
 }
 
 /// The configuration's audit devices, opened now so that a bad path stops
@@ -329,6 +470,10 @@ fn spawn_auto_unseal_retry(core: Arc<Core>) {
                 Ok(true) => {
                     tracing::info!("unsealed automatically by the configured seal");
                     return;
+                }
+                // Not initialised yet: an HA node waits for another to do it.
+                Ok(false) if core.ha_enabled() && !core.is_initialized().await.unwrap_or(true) => {
+                    delay = std::time::Duration::from_secs(1);
                 }
                 // Nothing left to do: unsealed meanwhile, or not initialised.
                 Ok(false) => return,

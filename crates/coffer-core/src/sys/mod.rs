@@ -36,6 +36,8 @@ pub(crate) enum SysRoute {
     UiMounts,
     UiMount,
     Seal,
+    StepDown,
+    HaStatus,
     PolicyList,
     Policy,
     AclPolicyList,
@@ -202,6 +204,18 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         operations: &[Update],
         route: SysRoute::Seal,
         help: "Seal the server.",
+    },
+    PathSpec {
+        pattern: "step-down",
+        operations: &[Update],
+        route: SysRoute::StepDown,
+        help: "Make the active node of an HA cluster give up leadership.",
+    },
+    PathSpec {
+        pattern: "ha-status",
+        operations: &[Read],
+        route: SysRoute::HaStatus,
+        help: "The nodes of the HA cluster and which one is active.",
     },
     PathSpec {
         pattern: "wrapping/{op}",
@@ -547,6 +561,11 @@ impl Core {
                 self.seal().await;
                 Ok(None)
             }
+            SysRoute::StepDown => {
+                self.request_step_down()?;
+                Ok(None)
+            }
+            SysRoute::HaStatus => self.ha_status().await.map(Some),
             SysRoute::PolicyList => self.policy_list(active, PolicyApi::Legacy).await.map(Some),
             SysRoute::Policy => {
                 self.policy_op(active, req, m.param("name"), PolicyApi::Legacy)
