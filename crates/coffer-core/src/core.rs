@@ -642,6 +642,9 @@ impl Core {
         let mounted = self.load_table(MountKind::Secret).await?;
         let mounts: crate::expiration::SharedMounts = Arc::new(RwLock::new(Arc::new(mounted)));
         let expiration = crate::expiration::Expiration::new(self.barrier.clone(), mounts.clone());
+        if let Some(ha) = self.ha() {
+            expiration.guard_with(ha.leadership.clone());
+        }
         let tokens = Arc::new(
             TokenStore::load(self.barrier.clone())
                 .await?
@@ -835,6 +838,11 @@ impl Core {
     pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
         let _counted = InFlight::enter(&self.in_flight);
         let active = self.active()?;
+        if !self.leading() {
+            return Err(LogicalError::Unavailable(
+                "this node cannot confirm it still leads its cluster; retry".into(),
+            ));
+        }
         // Where the request goes, for its audit entries (only when auditing).
         let ctx = self
             .audit
@@ -1318,6 +1326,9 @@ impl Core {
     /// logged and does not stop the others.
     pub async fn run_periodic(&self) -> Result<(), LogicalError> {
         let active = self.active()?;
+        if !self.leading() {
+            return Ok(());
+        }
         if let Err(e) = self.audit.flush(&self.barrier).await {
             tracing::warn!(error = %e, "storing audit chain heads failed");
         }

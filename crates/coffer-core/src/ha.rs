@@ -52,8 +52,43 @@ pub struct HaConfig {
     pub advertise: Advertise,
 }
 
+/// Until when this node knows it leads: the lease cannot have run out
+/// before then (counted from the start of the last renewal that succeeded,
+/// less a margin). Checked before anything with effects outside storage
+/// (a request, a lease revocation, scheduled engine work), which fencing
+/// alone would not stop: a node resumed after a pause must not drop a
+/// database user the new active node has just renewed.
+#[derive(Default)]
+pub(crate) struct Leadership {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Leadership {
+    /// Whether leadership is confirmed for now.
+    pub(crate) fn holds(&self) -> bool {
+        self.until
+            .lock()
+            .ok()
+            .and_then(|u| *u)
+            .is_some_and(|u| Instant::now() < u)
+    }
+
+    fn confirm(&self, until: Instant) {
+        if let Ok(mut u) = self.until.lock() {
+            *u = Some(until);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut u) = self.until.lock() {
+            *u = None;
+        }
+    }
+}
+
 pub(crate) struct HaNode {
     lock: Arc<dyn HaLock>,
+    pub(crate) leadership: Arc<Leadership>,
     advertise: Advertise,
     role: tokio::sync::watch::Sender<HaRole>,
     step_down: tokio::sync::Notify,
@@ -69,6 +104,7 @@ impl HaNode {
         let (role, _) = tokio::sync::watch::channel(HaRole::Sealed);
         Self {
             lock: cfg.lock,
+            leadership: Arc::new(Leadership::default()),
             advertise: cfg.advertise,
             role,
             step_down: tokio::sync::Notify::new(),
@@ -126,6 +162,12 @@ fn unix_ms() -> i64 {
 impl Core {
     pub(crate) fn ha(&self) -> Option<&HaNode> {
         self.ha.as_deref()
+    }
+
+    /// Whether this node may act as the active node right now: always
+    /// without HA; with HA only while its leadership is confirmed.
+    pub(crate) fn leading(&self) -> bool {
+        self.ha().is_none_or(|h| h.leadership.holds())
     }
 
     /// Whether this node runs in an HA cluster.
@@ -353,6 +395,7 @@ impl Core {
         if !self.barrier.is_unsealed() {
             ha.set_role(HaRole::Sealed);
         } else {
+            let started = Instant::now();
             let attempt = if ha.paused() {
                 ha.lock.leader().await.map(Attempt::Held)
             } else {
@@ -360,6 +403,8 @@ impl Core {
             };
             match attempt {
                 Ok(Attempt::Acquired(epoch)) => {
+                    let ttl = ha.lock.lease_ttl();
+                    ha.leadership.confirm(started + ttl - ttl / 4);
                     if let Err(e) = self.become_active(epoch).await {
                         tracing::error!(error = %e, "HA: setting up as the active node failed; giving leadership up");
                         self.stand_down(StandDown::Handover { drain: false }).await;
@@ -425,8 +470,22 @@ impl Core {
                 _ = &mut *shutdown => return Tick::Shutdown,
             }
             let started = Instant::now();
-            match ha.lock.renew().await {
-                Ok(true) => confirmed = started,
+            // The deadline holds during the renewal too: a silent network
+            // must not keep this node serving past it.
+            let renewed = tokio::select! {
+                r = ha.lock.renew() => r,
+                _ = tokio::time::sleep_until((confirmed + ttl - ttl / 4).into()) => {
+                    tracing::error!("HA: leadership could not be renewed in time; standing down");
+                    ha.lock.forfeit();
+                    self.stand_down(StandDown::Lost).await;
+                    return Tick::Again;
+                }
+            };
+            match renewed {
+                Ok(true) => {
+                    confirmed = started;
+                    ha.leadership.confirm(started + ttl - ttl / 4);
+                }
                 Ok(false) => {
                     tracing::error!("HA: another node took leadership; standing down");
                     self.stand_down(StandDown::Lost).await;
@@ -472,6 +531,9 @@ impl Core {
         };
         let _one = ha.transition.lock().await;
         // New requests wait for (and go to) the next active node from here.
+        if how == StandDown::Lost {
+            ha.leadership.clear();
+        }
         ha.set_role(if self.barrier.is_unsealed() {
             HaRole::Standby(None)
         } else {
@@ -480,6 +542,7 @@ impl Core {
         self.storage().set_caching(false);
         let old = self.active.write().ok().and_then(|mut a| a.take());
         let Some(old) = old else {
+            ha.leadership.clear();
             if graceful && let Err(e) = ha.lock.release().await {
                 tracing::warn!(error = %e, "HA: releasing leadership failed");
             }
@@ -498,6 +561,7 @@ impl Core {
         }
         drop(old);
         self.audit.seal(&self.barrier).await;
+        ha.leadership.clear();
         if graceful {
             if let Err(e) = ha.lock.release().await {
                 tracing::warn!(error = %e, "HA: releasing leadership failed");

@@ -326,6 +326,10 @@ impl HaLock for PostgresHa {
 
     fn forfeit(&self) {
         self.set_held(None);
+        // A renewal given up half-way may leave the connection mid-statement.
+        if let Ok(mut c) = self.conn.try_lock() {
+            *c = None;
+        }
     }
 
     async fn leader(&self) -> Result<Option<Leader>, StorageError> {

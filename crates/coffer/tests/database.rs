@@ -6,27 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, PrivatePostgres, Server, Setup};
+use common::{PG_CREATE, PrivatePostgres, Server, Setup, configure_pg, pg_login};
 use mysql_async::prelude::Queryable;
 use serde_json::{Value, json};
-
-const PG_CREATE: &str =
-    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
-
-async fn pg_login(pg: &PrivatePostgres, user: &str, password: &str) -> Result<(), String> {
-    let (client, conn) = tokio_postgres::connect(&pg.dsn(user, password), tokio_postgres::NoTls)
-        .await
-        .map_err(|e| {
-            e.as_db_error()
-                .map_or(e.to_string(), |d| d.message().to_owned())
-        })?;
-    tokio::spawn(conn);
-    client
-        .simple_query("SELECT 1")
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
 
 async fn pg_role_exists(pg: &PrivatePostgres, user: &str) -> bool {
     let (client, conn) =
@@ -39,35 +21,6 @@ async fn pg_role_exists(pg: &PrivatePostgres, user: &str) -> bool {
         .await
         .unwrap();
     !rows.is_empty()
-}
-
-async fn configure_pg(h: &Http, pg: &PrivatePostgres, ttl: &str, max_ttl: &str) {
-    let r = h
-        .post("sys/mounts/database", json!({"type": "database"}))
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let r = h
-        .post(
-            "database/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
-                "username": "postgres",
-                "password": pg.password,
-                "allowed_roles": "app,batch",
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    for role in ["app", "batch"] {
-        let r = h
-            .post(
-                &format!("database/roles/{role}"),
-                json!({"db_name": "pg", "creation_statements": [PG_CREATE], "default_ttl": ttl, "max_ttl": max_ttl}),
-            )
-            .await;
-        assert_eq!(r.status, 204, "{}", r.text);
-    }
 }
 
 fn user_of(v: &Value) -> (String, String, String) {

@@ -23,10 +23,16 @@ struct Cluster {
     tables: (String, String),
     nodes: Vec<Option<Server>>,
     configs: Vec<std::path::PathBuf>,
+    url: String,
 }
 
 impl Cluster {
-    fn config(dir: &std::path::Path, i: usize, tables: &(String, String)) -> std::path::PathBuf {
+    fn config(
+        dir: &std::path::Path,
+        i: usize,
+        tables: &(String, String),
+        url: &str,
+    ) -> std::path::PathBuf {
         let (api, cluster) = (free_port(), free_port());
         let text = format!(
             "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{kv}\"\n  \
@@ -34,7 +40,6 @@ impl Cluster {
              listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
              api_addr = \"http://127.0.0.1:{api}\"\n\
              seal \"static\" {{\n  key_env = \"COFFER_TEST_SEAL_KEY\"\n}}\n",
-            url = pg_url(),
             kv = tables.0,
             ha = tables.1,
         );
@@ -44,11 +49,16 @@ impl Cluster {
     }
 
     fn start(tag: &str, n: usize) -> Cluster {
+        Cluster::start_on(tag, n, &pg_url())
+    }
+
+    /// A cluster whose storage is the PostgreSQL at `url`.
+    fn start_on(tag: &str, n: usize, url: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = format!("coffer_ha_{tag}_{}", std::process::id());
         let tables = (format!("{base}_kv"), format!("{base}_ha"));
         let configs: Vec<_> = (0..n)
-            .map(|i| Cluster::config(dir.path(), i, &tables))
+            .map(|i| Cluster::config(dir.path(), i, &tables, url))
             .collect();
         let nodes = configs.iter().map(|c| Some(Cluster::spawn(c))).collect();
         Cluster {
@@ -56,6 +66,7 @@ impl Cluster {
             tables,
             nodes,
             configs,
+            url: url.to_owned(),
         }
     }
 
@@ -91,8 +102,15 @@ impl Cluster {
     }
 
     async fn drop_tables(&self) {
+        if self.url != pg_url() {
+            return; // a private server goes away with its test
+        }
         pg_drop(&self.tables.0).await;
         pg_drop(&self.tables.1).await;
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.running().map(|i| self.node(i).addr.clone()).collect()
     }
 }
 
@@ -432,5 +450,352 @@ async fn step_down_and_shutdown_hand_over_without_errors() {
         0,
         "clients that retry once saw errors"
     );
+    c.drop_tables().await;
+}
+
+/// The venv python with hvac, if it can be made.
+fn hvac_python() -> Option<std::path::PathBuf> {
+    common::pip_venv("hvac-venv", "hvac==2.4.0").map(|v| v.join("bin/python"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hvac_and_vaultrs_work_through_every_node() {
+    if !postgres_available().await {
+        return;
+    }
+    let c = Cluster::start("clients", 3);
+    let token = init(&c).await;
+    c.active(Duration::from_secs(10)).await;
+    // Let every standby learn the leader.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(python) = hvac_python() {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/hvac/ha_nodes.py");
+        let mut args = vec![token.clone()];
+        args.extend(c.addrs());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args(args)
+                .output()
+                .expect("python")
+        })
+        .await
+        .expect("join");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "hvac:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("all checks passed"), "{stdout}");
+    }
+    // vaultrs: KV v2 written through each node, read back through each.
+    let r = c
+        .http(0, &token)
+        .post(
+            "sys/mounts/rs",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let clients: Vec<_> = c
+        .addrs()
+        .iter()
+        .map(|a| common::vaultrs_client(a, &token))
+        .collect();
+    for (i, client) in clients.iter().enumerate() {
+        let data = std::collections::HashMap::from([("n", i.to_string())]);
+        vaultrs::kv2::set(client, "rs", &format!("k{i}"), &data)
+            .await
+            .expect("vaultrs write");
+    }
+    for i in 0..clients.len() {
+        for client in &clients {
+            let got: std::collections::HashMap<String, String> =
+                vaultrs::kv2::read(client, "rs", &format!("k{i}"))
+                    .await
+                    .expect("vaultrs read");
+            assert_eq!(got["n"], i.to_string());
+        }
+    }
+    c.drop_tables().await;
+}
+
+fn kill(sig: &str, pid: u32) {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_due_while_the_active_is_paused_are_revoked_by_the_new_one_only() {
+    let Some(pg) = common::PrivatePostgres::start() else {
+        return;
+    };
+    let c = Cluster::start_on("leases", 2, &pg.dsn("postgres", &pg.password));
+    let token = init(&c).await;
+    let a = c.active(Duration::from_secs(10)).await;
+    let b = 1 - a;
+    let h = c.http(a, &token);
+    common::configure_pg(&h, &pg, "4s", "10m").await;
+    let mut creds = Vec::new();
+    for _ in 0..4 {
+        let v = h.get("database/creds/app").await.json();
+        let lease = v["lease_id"].as_str().expect("lease").to_owned();
+        let user = v["data"]["username"].as_str().expect("user").to_owned();
+        let pw = v["data"]["password"].as_str().expect("pw").to_owned();
+        assert!(common::pg_login(&pg, &user, &pw).await.is_ok());
+        creds.push((lease, user, pw));
+    }
+    let issued = Instant::now();
+    // The active node freezes; the other takes over and renews one lease.
+    kill("-STOP", c.node(a).pid());
+    let start = Instant::now();
+    while c.http(b, "").get("sys/health").await.status != 200 {
+        assert!(start.elapsed() < Duration::from_secs(15), "no takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c
+        .http(b, &token)
+        .put(
+            "sys/leases/renew",
+            json!({"lease_id": creds[0].0, "increment": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The others come due and the new active node revokes them.
+    for (lease, user, pw) in &creds[1..] {
+        let start = Instant::now();
+        while common::pg_login(&pg, user, pw).await.is_ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{lease} not revoked by the new active node"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Resumed past the renewed lease's old expiry, the frozen node must not
+    // act on what it remembers: the renewed user keeps working.
+    while issued.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill("-CONT", c.node(a).pid());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.http(a, "").get("sys/health").await.status, 429);
+    assert!(
+        common::pg_login(&pg, &creds[0].1, &creds[0].2)
+            .await
+            .is_ok(),
+        "the resumed node revoked a lease the new active node had renewed"
+    );
+    for (lease, ..) in &creds[1..] {
+        let r = c
+            .http(b, &token)
+            .put("sys/leases/lookup", json!({"lease_id": lease}))
+            .await;
+        assert_eq!(r.status, 400, "{lease} still stored: {}", r.text);
+    }
+    let r = c
+        .http(a, &token)
+        .put("sys/leases/lookup", json!({"lease_id": creds[0].0}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_restart_under_load_heals_without_split_brain() {
+    let Some(pg) = common::PrivatePostgres::start() else {
+        return;
+    };
+    let c = Cluster::start_on("restart", 3, &pg.dsn("postgres", &pg.password));
+    let token = init(&c).await;
+    let a = c.active(Duration::from_secs(10)).await;
+    let r = c
+        .http(a, &token)
+        .post("sys/mounts/kv", json!({"type": "kv"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut writers = Vec::new();
+    for i in c.running() {
+        let (h, stop, acked) = (c.http(i, &token), stop.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("r-{i}-{n}");
+                let r = h.put(&format!("kv/{key}"), json!({"v": n})).await;
+                if r.status == 204 {
+                    acked.lock().unwrap().push(key);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pg.pause();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.resume();
+    // Healed: a write through every node succeeds again.
+    let start = Instant::now();
+    for i in c.running() {
+        while !write(&c, i, &token, &format!("after-{i}")).await {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "node {i} does not serve writes after the restart"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "healed {} ms after PostgreSQL came back",
+        start.elapsed().as_millis()
+    );
+    // Never two active nodes.
+    for _ in 0..40 {
+        let mut active = 0;
+        for i in c.running() {
+            let l = c.http(i, "").get("sys/leader").await.json();
+            if l["is_self"] == json!(true) {
+                active += 1;
+            }
+        }
+        assert!(active <= 1, "{active} nodes think they are active");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let h = c.http(c.active(Duration::from_secs(5)).await, &token);
+    for key in &acked {
+        assert_eq!(h.get(&format!("kv/{key}")).await.status, 200, "{key} lost");
+    }
+}
+
+/// A TCP proxy whose forwarding can be cut without closing its sockets: a
+/// network partition as the node sees it.
+struct Partition {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partition {
+    async fn to(upstream: &str) -> Partition {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (up, flag) = (upstream.to_owned(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&up).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(Partition::pump(cr, sw, flag.clone()));
+                tokio::spawn(Partition::pump(sr, cw, flag.clone()));
+            }
+        });
+        Partition { port, cut }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16384];
+        loop {
+            if cut.load(std::sync::atomic::Ordering::Relaxed) {
+                // Silence: nothing passes, nothing is closed.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_millis(50), from.read(&mut buf)).await {
+                Err(_) => continue,
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => {
+                    if cut.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_active_node_cut_off_from_postgresql_stops_serving_before_another_takes_over() {
+    if !postgres_available().await {
+        return;
+    }
+    let partition = Partition::to("127.0.0.1:5432").await;
+    let via_proxy = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=test",
+        partition.port
+    );
+    // The node behind the proxy starts alone, so it is the active one.
+    let mut c = Cluster::start_on("cut", 1, &via_proxy);
+    let token = init(&c).await;
+    assert_eq!(c.active(Duration::from_secs(10)).await, 0);
+    let cfg = Cluster::config(c.dir.path(), 1, &c.tables, &pg_url());
+    c.nodes.push(Some(Cluster::spawn(&cfg)));
+    c.configs.push(cfg);
+    let start = Instant::now();
+    while c.http(1, "").get("sys/seal-status").await.json()["sealed"] != json!(false) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node 1 stays sealed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c
+        .http(1, &token)
+        .post("sys/mounts/kv", json!({"type": "kv"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    partition
+        .cut
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let cut = Instant::now();
+    let is_self =
+        async |i: usize| c.http(i, "").get("sys/leader").await.json()["is_self"] == json!(true);
+    let (mut stopped, mut taken) = (None, None);
+    while stopped.is_none() || taken.is_none() {
+        if stopped.is_none() && !is_self(0).await {
+            stopped = Some(cut.elapsed());
+        }
+        if taken.is_none() && is_self(1).await {
+            taken = Some(cut.elapsed());
+        }
+        assert!(
+            cut.elapsed() < Duration::from_secs(15),
+            "no hand-over after the cut"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (stopped, taken) = (stopped.unwrap_or_default(), taken.unwrap_or_default());
+    eprintln!(
+        "cut off: old active stopped at {} ms, new active at {} ms",
+        stopped.as_millis(),
+        taken.as_millis()
+    );
+    assert!(
+        stopped < taken,
+        "the cut-off node served until after the takeover"
+    );
+    assert!(write(&c, 1, &token, "after-cut").await);
     c.drop_tables().await;
 }

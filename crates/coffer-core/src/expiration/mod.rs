@@ -84,6 +84,8 @@ pub(crate) struct Expiration {
     tokens: std::sync::OnceLock<std::sync::Weak<crate::token::TokenStore>>,
     /// Tokens with a pending expiry check in the schedule.
     watched: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// With HA: the leadership that must hold before a revocation.
+    guard: std::sync::OnceLock<Arc<crate::ha::Leadership>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -116,7 +118,17 @@ impl Expiration {
             load_ms: AtomicU64::new(0),
             tokens: std::sync::OnceLock::new(),
             watched: std::sync::Mutex::new(std::collections::HashSet::new()),
+            guard: std::sync::OnceLock::new(),
         })
+    }
+
+    /// HA: revoke only while this node's leadership is confirmed.
+    pub(crate) fn guard_with(&self, leadership: Arc<crate::ha::Leadership>) {
+        let _ = self.guard.set(leadership);
+    }
+
+    fn may_act(&self) -> bool {
+        self.guard.get().is_none_or(|g| g.holds())
     }
 
     /// Lets token expiry revoke leases (the token store is built after this).
@@ -141,6 +153,12 @@ impl Expiration {
     /// below an expired or revoked parent) it is revoked with its tree and
     /// leases; otherwise look again when it would expire next.
     async fn check_token(&self, hash: &str) {
+        if !self.may_act() {
+            // Checked again shortly (by whichever node leads by then).
+            self.schedule
+                .push_due(now_ms() + 1000, Due::Token(hash.to_owned()));
+            return;
+        }
         if let Ok(mut w) = self.watched.lock() {
             w.remove(hash);
         }
@@ -723,6 +741,12 @@ impl Expiration {
     /// Handles a schedule entry that came due: revoke, or reschedule when
     /// the lease was renewed meanwhile.
     async fn expire(&self, id: &str) {
+        if !self.may_act() {
+            // Not sure this node still leads: the active node (this one
+            // again, or the next) revokes it.
+            self.schedule.push(now_ms() + 1000, id.to_owned());
+            return;
+        }
         let entry = match self.read(id).await {
             Ok(Some(e)) => e,
             Ok(None) => return,

@@ -690,6 +690,56 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// The creation statement the database tests give their roles.
+pub const PG_CREATE: &str =
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+
+/// Logs in to `pg` as `user` and runs a query.
+pub async fn pg_login(pg: &PrivatePostgres, user: &str, password: &str) -> Result<(), String> {
+    let (client, conn) = tokio_postgres::connect(&pg.dsn(user, password), tokio_postgres::NoTls)
+        .await
+        .map_err(|e| {
+            e.as_db_error()
+                .map_or(e.to_string(), |d| d.message().to_owned())
+        })?;
+    tokio::spawn(conn);
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Mounts `database/` with connection `pg` to `pg` and roles `app` and `batch`.
+pub async fn configure_pg(h: &Http, pg: &PrivatePostgres, ttl: &str, max_ttl: &str) {
+    let r = h
+        .post("sys/mounts/database", json!({"type": "database"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = h
+        .post(
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
+                "username": "postgres",
+                "password": pg.password,
+                "allowed_roles": "app,batch",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    for role in ["app", "batch"] {
+        let r = h
+            .post(
+                &format!("database/roles/{role}"),
+                json!({"db_name": "pg", "creation_statements": [PG_CREATE], "default_ttl": ttl, "max_ttl": max_ttl}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+}
+
 /// Whether the machine's MariaDB answers; panics in CI when it does not.
 pub async fn mariadb_available() -> bool {
     match mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306/test").await {
