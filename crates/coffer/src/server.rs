@@ -172,7 +172,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logging(&cfg.log_level);
     let (storage, ha_lock) = open_storage(&cfg.storage, cfg.cache_size).await?;
     let (seal, seal_task) = seal_mode(&cfg.seal)?;
-    let audit = audit_broker(&cfg)?;
+    let mut audit = audit_broker(&cfg)?;
+    if ha_lock.is_some()
+        && let Some(addr) = &cfg.api_addr
+    {
+        // Each node keeps its own device files, so its own chain heads.
+        audit = audit.with_head_scope(addr);
+    }
     let tls = match &cfg.listener.tls {
         Some((cert, key)) => Some(coffer_http::load_tls(&coffer_http::TlsFiles {
             cert_file: cert.clone(),

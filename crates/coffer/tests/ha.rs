@@ -799,3 +799,73 @@ async fn an_active_node_cut_off_from_postgresql_stops_serving_before_another_tak
     assert!(write(&c, 1, &token, "after-cut").await);
     c.drop_tables().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_node_keeps_an_unbroken_audit_chain_across_hand_overs() {
+    if !postgres_available().await {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = format!("coffer_ha_audit_{}", std::process::id());
+    let tables = (format!("{base}_kv"), format!("{base}_ha"));
+    let mut configs = Vec::new();
+    let mut logs = Vec::new();
+    for i in 0..2 {
+        let cfg = Cluster::config(dir.path(), i, &tables, &pg_url());
+        let log = dir.path().join(format!("audit-{i}.log"));
+        let mut text = std::fs::read_to_string(&cfg).expect("config");
+        text.push_str(&format!(
+            "audit \"file\" \"file\" {{\n  file_path = \"{}\"\n}}\n",
+            log.display()
+        ));
+        std::fs::write(&cfg, text).expect("config");
+        configs.push(cfg);
+        logs.push(log);
+    }
+    let nodes = configs.iter().map(|c| Some(Cluster::spawn(c))).collect();
+    let c = Cluster {
+        dir,
+        tables,
+        nodes,
+        configs,
+        url: pg_url(),
+    };
+    let token = init(&c).await;
+    let first = c.active(Duration::from_secs(10)).await;
+    let r = c
+        .http(first, &token)
+        .post("sys/mounts/kv", json!({"type": "kv"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // Leadership goes back and forth; each node's file only grows while it leads.
+    for round in 0..3 {
+        for i in 0..2 {
+            assert!(write(&c, i, &token, &format!("round-{round}-{i}")).await);
+        }
+        let active = c.active(Duration::from_secs(10)).await;
+        let r = c
+            .http(active, &token)
+            .post("sys/step-down", json!({}))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let start = Instant::now();
+        while c.active(Duration::from_secs(15)).await == active {
+            assert!(start.elapsed() < Duration::from_secs(15), "no hand-over");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (i, log) in logs.iter().enumerate() {
+        let out = std::process::Command::new(common::server_binary())
+            .args(["audit", "verify", log.to_str().expect("utf-8")])
+            .output()
+            .expect("coffer audit verify");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "node {i}'s audit file: {text}");
+        assert!(text.contains("chain intact"), "node {i}: {text}");
+    }
+    c.drop_tables().await;
+}

@@ -320,6 +320,9 @@ pub struct Broker {
     configured: Vec<(DeviceSpec, Arc<dyn AuditSink>)>,
     live: RwLock<Arc<Vec<Arc<Device>>>>,
     table_lock: tokio::sync::Mutex<()>,
+    /// With HA: which node's chain heads these are (each node writes its
+    /// own files, so each keeps its own heads).
+    head_scope: Option<String>,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -337,6 +340,22 @@ impl Broker {
             factory,
             configured,
             ..Self::default()
+        }
+    }
+
+    /// Keeps chain heads per node: `scope` names this node (HA, where
+    /// every node has its own device files but storage is shared).
+    pub fn with_head_scope(mut self, scope: &str) -> Self {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(scope.as_bytes());
+        self.head_scope = Some(hex::encode(&h[..8]));
+        self
+    }
+
+    fn head_path(&self, name: &str) -> String {
+        match &self.head_scope {
+            None => format!("{HEAD_PREFIX}{name}"),
+            Some(scope) => format!("{HEAD_PREFIX}{name}@{scope}"),
         }
     }
 
@@ -364,6 +383,7 @@ impl Broker {
     }
 
     async fn open_device(
+        &self,
         barrier: &Barrier,
         spec: DeviceSpec,
         sink: Arc<dyn AuditSink>,
@@ -380,10 +400,7 @@ impl Broker {
                 s
             }
         };
-        let stored: ChainHead = match barrier
-            .get(&format!("{HEAD_PREFIX}{}", spec.name()))
-            .await?
-        {
+        let stored: ChainHead = match barrier.get(&self.head_path(spec.name())).await? {
             Some(b) => serde_json::from_slice(b.expose()).map_err(|e| {
                 internal(format!("audit chain head of {} is corrupt: {e}", spec.path))
             })?,
@@ -431,7 +448,8 @@ impl Broker {
         let mut devices = Vec::new();
         for (spec, sink) in &self.configured {
             devices.push(Arc::new(
-                Self::open_device(barrier, spec.clone(), sink.clone(), true).await?,
+                self.open_device(barrier, spec.clone(), sink.clone(), true)
+                    .await?,
             ));
         }
         for spec in Self::load_table(barrier).await? {
@@ -450,7 +468,7 @@ impl Broker {
                 )),
             };
             devices.push(Arc::new(
-                Self::open_device(barrier, spec, sink, false).await?,
+                self.open_device(barrier, spec, sink, false).await?,
             ));
         }
         self.set_live(devices);
@@ -473,9 +491,7 @@ impl Broker {
                 continue;
             }
             let bytes = serde_json::to_vec(&head).map_err(internal)?;
-            barrier
-                .put(&format!("{HEAD_PREFIX}{}", d.spec.name()), &bytes)
-                .await?;
+            barrier.put(&self.head_path(d.spec.name()), &bytes).await?;
             if let Ok(mut link) = d.link.lock() {
                 link.stored = link.stored.max(head.seq);
             }
@@ -608,10 +624,8 @@ impl Broker {
         barrier
             .delete(&format!("{SALT_PREFIX}{}", spec.name()))
             .await?;
-        barrier
-            .delete(&format!("{HEAD_PREFIX}{}", spec.name()))
-            .await?;
-        let device = Self::open_device(barrier, spec.clone(), sink, false).await?;
+        barrier.delete(&self.head_path(spec.name())).await?;
+        let device = self.open_device(barrier, spec.clone(), sink, false).await?;
         let mut table = Self::load_table(barrier).await?;
         table.push(spec);
         barrier
@@ -642,7 +656,7 @@ impl Broker {
         }
         let name = path.trim_end_matches('/');
         barrier.delete(&format!("{SALT_PREFIX}{name}")).await?;
-        barrier.delete(&format!("{HEAD_PREFIX}{name}")).await?;
+        barrier.delete(&self.head_path(name)).await?;
         let devices: Vec<Arc<Device>> = self
             .live()
             .iter()
