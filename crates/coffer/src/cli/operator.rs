@@ -41,6 +41,11 @@ pub enum OperatorCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Make the active node of an HA cluster hand leadership to a standby.
+    StepDown {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Add a barrier keyring term used for new writes.
     Rotate {
         #[command(flatten)]
@@ -130,12 +135,18 @@ pub async fn run(cmd: OperatorCommand) -> anyhow::Result<u8> {
                 .write("sys/unseal", &body)
                 .await?
                 .context("no status returned")?;
-            print_status(&status, client.format);
+            let leader = c.read("sys/leader").await.ok().flatten();
+            print_status(&status, leader.as_ref(), client.format);
             Ok(0)
         }
         OperatorCommand::Seal { client } => {
             client.client()?.write("sys/seal", &json!({})).await?;
             println!("Success! Vault is sealed.");
+            Ok(0)
+        }
+        OperatorCommand::StepDown { client } => {
+            client.client()?.write("sys/step-down", &json!({})).await?;
+            println!("Success! Stepped down: the active node hands leadership to a standby.");
             Ok(0)
         }
         OperatorCommand::Rotate { client } => {
@@ -168,7 +179,7 @@ async fn print_key_status(c: &coffer_client::Client, format: Format) -> anyhow::
     Ok(0)
 }
 
-fn print_status(s: &Value, format: Format) {
+fn print_status(s: &Value, leader: Option<&Value>, format: Format) {
     if format != Format::Table {
         return structured(s, format);
     }
@@ -208,17 +219,37 @@ fn print_status(s: &Value, format: Format) {
         rows.push(("Cluster Name".into(), cell(n)));
         rows.push(("Cluster ID".into(), cell(&s["cluster_id"])));
     }
-    rows.push(("HA Enabled".into(), "false".into()));
+    match leader.filter(|l| l["ha_enabled"] == json!(true)) {
+        None => rows.push(("HA Enabled".into(), "false".into())),
+        Some(l) => {
+            rows.push(("HA Enabled".into(), "true".into()));
+            if s["sealed"] == json!(false) {
+                rows.push(("HA Cluster".into(), cell(&l["leader_cluster_address"])));
+                let active = l["is_self"] == json!(true);
+                rows.push((
+                    "HA Mode".into(),
+                    if active { "active" } else { "standby" }.into(),
+                ));
+                if active {
+                    rows.push(("Active Since".into(), cell(&l["active_time"])));
+                } else {
+                    rows.push(("Active Node Address".into(), cell(&l["leader_address"])));
+                }
+            }
+        }
+    }
     table(&rows);
 }
 
 /// `coffer status`: 0 unsealed, 2 sealed, like `vault status`.
 pub async fn status(client: ClientArgs) -> anyhow::Result<u8> {
-    let s = client
-        .client()?
+    let c = client.client()?;
+    let s = c
         .read("sys/seal-status")
         .await?
         .context("sys/seal-status returned nothing")?;
-    print_status(&s, client.format);
+    // Older servers may not answer sys/leader; the status is still worth showing.
+    let leader = c.read("sys/leader").await.ok().flatten();
+    print_status(&s, leader.as_ref(), client.format);
     Ok(if s["sealed"] == json!(false) { 0 } else { 2 })
 }
