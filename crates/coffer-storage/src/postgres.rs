@@ -61,9 +61,8 @@ struct Queries {
     put: String,
     delete: String,
     list: String,
-    /// The same writes, done only while the fence row holds this node's epoch
-    /// (`FOR SHARE`: a takeover's epoch bump waits for them, and once it
-    /// committed they find the new epoch and write nothing).
+    /// The same writes, done only while the fence row holds this node's
+    /// epoch (see [`create_fence_functions`]).
     fenced_put: String,
     fenced_delete: String,
     fence_check: String,
@@ -129,25 +128,13 @@ impl PostgresStorage {
                 "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
             ))
             .await.map_err(db)?;
-        let ha = config
-            .ha
-            .as_ref()
-            .map(|h| h.ha_table.as_str())
-            .unwrap_or("coffer_ha");
-        let fence_row =
-            format!("SELECT 1 AS ok FROM {ha} WHERE ha_key = 'fence' AND epoch = $1 FOR SHARE");
+        if let Some(h) = &config.ha {
+            create_fence_functions(&client, t, &h.ha_table).await?;
+        }
         let sql = Queries {
-            fenced_put: format!(
-                "WITH f AS (SELECT 1 FROM {ha} WHERE ha_key = 'fence' AND epoch = $3 FOR SHARE) \
-                 INSERT INTO {t} (key, value) SELECT $1, $2 FROM f \
-                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-            ),
-            fenced_delete: format!(
-                "WITH f AS (SELECT 1 AS ok FROM {ha} WHERE ha_key = 'fence' AND epoch = $2 FOR SHARE), \
-                 d AS (DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM f)) \
-                 SELECT count(*) FROM f"
-            ),
-            fence_check: fence_row,
+            fenced_put: format!("SELECT {t}_fenced_put($1, $2, $3)"),
+            fenced_delete: format!("SELECT {t}_fenced_delete($1, $2)"),
+            fence_check: format!("SELECT {t}_fence_holds($1)"),
             get: format!("SELECT value FROM {t} WHERE key = $1"),
             put: format!(
                 "INSERT INTO {t} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -180,6 +167,59 @@ impl PostgresStorage {
     }
 }
 
+/// The advisory lock that orders fenced writes before an epoch raise: every
+/// fenced write holds it shared for its transaction, a takeover takes it
+/// exclusively to raise the epoch. Derived from the HA table's name.
+pub(crate) fn fence_lock_key(ha_table: &str) -> i64 {
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ha_table.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// Fenced writes as functions: one round trip each, and no row lock on the
+/// fence row (which costs a multixact per concurrent writer). Inside a
+/// volatile function each statement sees a fresh snapshot, so the epoch is
+/// read after the shared lock is held: either the write commits before a
+/// takeover's raise (which waits for the lock), or it sees the new epoch
+/// and writes nothing. Created under an advisory lock: nodes start at once.
+async fn create_fence_functions(
+    client: &tokio_postgres::Client,
+    t: &str,
+    ha: &str,
+) -> Result<(), StorageError> {
+    let lk = fence_lock_key(ha);
+    let holds = format!(
+        "PERFORM pg_advisory_xact_lock_shared({lk}); \
+         IF NOT EXISTS (SELECT 1 FROM {ha} WHERE ha_key = 'fence' AND epoch = e) THEN RETURN false; END IF;"
+    );
+    let ddl = format!(
+        "SELECT pg_advisory_lock({ddl_lock}); \
+         CREATE OR REPLACE FUNCTION {t}_fenced_put(k TEXT, v BYTEA, e BIGINT) RETURNS BOOLEAN \
+           LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} \
+           INSERT INTO {t} (key, value) VALUES (k, v) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; \
+           RETURN true; END $f$; \
+         CREATE OR REPLACE FUNCTION {t}_fenced_delete(k TEXT, e BIGINT) RETURNS BOOLEAN \
+           LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} \
+           DELETE FROM {t} WHERE key = k; RETURN true; END $f$; \
+         CREATE OR REPLACE FUNCTION {t}_fence_holds(e BIGINT) RETURNS BOOLEAN \
+           LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} RETURN true; END $f$; \
+         SELECT pg_advisory_unlock({ddl_lock});",
+        ddl_lock = lk.wrapping_add(1),
+    );
+    let r = client.batch_execute(&ddl).await.map_err(db);
+    if r.is_err() {
+        // A failed statement leaves the session lock held: give it back.
+        let _ = client
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await;
+    }
+    r
+}
+
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -199,11 +239,12 @@ impl Storage for PostgresStorage {
                     .map_err(db)?;
             }
             Some(e) => {
-                let n = client
-                    .execute(&self.sql.fenced_put, &[&key, &value, &e])
+                let done: bool = client
+                    .query_one(&self.sql.fenced_put, &[&key, &value, &e])
                     .await
-                    .map_err(db)?;
-                if n == 0 {
+                    .map_err(db)?
+                    .get(0);
+                if !done {
                     return Err(StorageError::Fenced);
                 }
             }
@@ -222,12 +263,12 @@ impl Storage for PostgresStorage {
                     .map_err(db)?;
             }
             Some(e) => {
-                let n: i64 = client
+                let done: bool = client
                     .query_one(&self.sql.fenced_delete, &[&key, &e])
                     .await
                     .map_err(db)?
                     .get(0);
-                if n == 0 {
+                if !done {
                     return Err(StorageError::Fenced);
                 }
             }
@@ -252,11 +293,11 @@ impl Storage for PostgresStorage {
         let mut client = self.pool.get().await.map_err(pg)?;
         let tx = client.transaction().await.map_err(db)?;
         if let Some(e) = epoch
-            && tx
-                .query_opt(&self.sql.fence_check, &[&e])
+            && !tx
+                .query_one(&self.sql.fence_check, &[&e])
                 .await
                 .map_err(db)?
-                .is_none()
+                .get::<_, bool>(0)
         {
             return Err(StorageError::Fenced);
         }

@@ -20,7 +20,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::StorageError;
 use crate::ha::{Advertise, Attempt, Fence, HaLock, Leader, Node};
-use crate::postgres::{db, valid_table_name};
+use crate::postgres::{db, fence_lock_key, valid_table_name};
 
 /// The leadership row and the fence row in the HA table.
 const LEADER: &str = "leader";
@@ -254,6 +254,11 @@ impl HaLock for PostgresHa {
                     self.timed(c.batch_execute("ROLLBACK")).await?;
                     return Ok(Attempt::Held(leader_of(&row)));
                 }
+                // Waits for fenced writes under way (they hold it shared);
+                // later ones find the new epoch.
+                let lk = fence_lock_key(&t);
+                self.timed(c.execute("SELECT pg_advisory_xact_lock($1)", &[&lk]))
+                    .await?;
                 let bump = format!(
                     "UPDATE {t} SET epoch = epoch + 1 WHERE ha_key = '{FENCE}' RETURNING epoch"
                 );

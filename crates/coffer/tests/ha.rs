@@ -207,13 +207,22 @@ async fn standbys_forward_and_a_killed_active_is_replaced() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let mine = status(&common::server_binary(), &c.node(standbys[0]).addr);
-    assert!(mine.contains("HA Mode") && mine.contains("standby"), "{mine}");
+    assert!(
+        mine.contains("HA Mode") && mine.contains("standby"),
+        "{mine}"
+    );
     assert!(mine.contains(&c.node(active).addr), "{mine}");
     let mine = status(&common::server_binary(), &c.node(active).addr);
-    assert!(mine.contains("active") && mine.contains("Active Since"), "{mine}");
+    assert!(
+        mine.contains("active") && mine.contains("Active Since"),
+        "{mine}"
+    );
     if common::bao_available() {
         let theirs = status(common::bao_binary(), &c.node(standbys[0]).addr);
-        assert!(theirs.contains("HA Enabled") && theirs.contains("standby"), "{theirs}");
+        assert!(
+            theirs.contains("HA Enabled") && theirs.contains("standby"),
+            "{theirs}"
+        );
     }
 
     // Writes through a standby are forwarded; reads work through every node.
