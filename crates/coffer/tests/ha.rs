@@ -898,3 +898,66 @@ async fn each_node_keeps_an_unbroken_audit_chain_across_hand_overs() {
     }
     c.drop_tables().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shamir_nodes_are_unsealed_one_by_one_and_a_sealed_node_answers_503() {
+    if !postgres_available().await {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = format!("coffer_ha_shamir_{}", std::process::id());
+    let tables = (format!("{base}_kv"), format!("{base}_ha"));
+    let mut configs = Vec::new();
+    for i in 0..2 {
+        let cfg = Cluster::config(dir.path(), i, &tables, &pg_url());
+        // No seal block: Shamir keys, entered by operators on every node.
+        let text = std::fs::read_to_string(&cfg).expect("config");
+        let cut = text.find("seal \"static\"").expect("seal block");
+        std::fs::write(&cfg, &text[..cut]).expect("config");
+        configs.push(cfg);
+    }
+    let nodes = configs.iter().map(|c| Some(Cluster::spawn(c))).collect();
+    let c = Cluster {
+        dir,
+        tables,
+        nodes,
+        configs,
+        url: pg_url(),
+    };
+    let (keys, token) = common::init(&c.http(0, ""), 3, 2).await;
+    for i in 0..2 {
+        assert_eq!(c.http(i, "").get("sys/health").await.status, 503);
+    }
+    common::unseal(&c.http(0, ""), &keys).await;
+    assert_eq!(c.active(Duration::from_secs(10)).await, 0);
+    // The sealed node refuses everything with 503, as a sealed server does.
+    assert_eq!(c.http(1, "").get("sys/health").await.status, 503);
+    assert_eq!(c.http(1, &token).get("sys/mounts").await.status, 503);
+    // Unsealed, it is a standby that forwards.
+    let s = common::unseal(&c.http(1, ""), &keys[1..]).await;
+    assert_eq!(s["sealed"], json!(false), "{s}");
+    let start = Instant::now();
+    while c.http(1, "").get("sys/health").await.status != 429 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "node 1 not a standby"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c
+        .http(1, &token)
+        .post("sys/mounts/kv", json!({"type": "kv"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(write(&c, 1, &token, "shamir").await);
+    // Sealing the active node hands leadership over at once.
+    let sealed = Instant::now();
+    let r = c.http(0, &token).post("sys/seal", json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(c.active(Duration::from_secs(10)).await, 1);
+    eprintln!("seal hand-over: {} ms", sealed.elapsed().as_millis());
+    assert_eq!(c.http(0, "").get("sys/health").await.status, 503);
+    let r = c.http(1, &token).get("kv/shamir").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.drop_tables().await;
+}
