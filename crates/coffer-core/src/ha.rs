@@ -66,11 +66,11 @@ pub(crate) struct Leadership {
 impl Leadership {
     /// Whether leadership is confirmed for now.
     pub(crate) fn holds(&self) -> bool {
-        self.until
-            .lock()
-            .ok()
-            .and_then(|u| *u)
-            .is_some_and(|u| Instant::now() < u)
+        self.until().is_some_and(|u| Instant::now() < u)
+    }
+
+    fn until(&self) -> Option<Instant> {
+        self.until.lock().ok().and_then(|u| *u)
     }
 
     fn confirm(&self, until: Instant) {
@@ -439,12 +439,15 @@ impl Core {
         };
         let ttl = ha.lock.lease_ttl();
         let renew_every = ttl / 6;
-        // Serving stops before the lease could run out, measured from the
-        // start of the last renewal that succeeded (the lease ran from later).
-        let mut confirmed = Instant::now();
         losses.borrow_and_update();
         loop {
-            let deadline = confirmed + ttl - ttl / 4;
+            // Serving stops before the lease could run out, counted from the
+            // start of the attempt or renewal that last confirmed it (the
+            // lease ran from later), not from when this loop began.
+            let Some(deadline) = ha.leadership.until() else {
+                self.stand_down(StandDown::Lost).await;
+                return Tick::Again;
+            };
             tokio::select! {
                 _ = tokio::time::sleep(renew_every) => {}
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -474,7 +477,7 @@ impl Core {
             // must not keep this node serving past it.
             let renewed = tokio::select! {
                 r = ha.lock.renew() => r,
-                _ = tokio::time::sleep_until((confirmed + ttl - ttl / 4).into()) => {
+                _ = tokio::time::sleep_until(deadline.into()) => {
                     tracing::error!("HA: leadership could not be renewed in time; standing down");
                     ha.lock.forfeit();
                     self.stand_down(StandDown::Lost).await;
@@ -482,10 +485,7 @@ impl Core {
                 }
             };
             match renewed {
-                Ok(true) => {
-                    confirmed = started;
-                    ha.leadership.confirm(started + ttl - ttl / 4);
-                }
+                Ok(true) => ha.leadership.confirm(started + ttl - ttl / 4),
                 Ok(false) => {
                     tracing::error!("HA: another node took leadership; standing down");
                     self.stand_down(StandDown::Lost).await;
