@@ -125,7 +125,9 @@ impl PostgresStorage {
         let client = pool.get().await.map_err(pg)?;
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
+                "SELECT pg_advisory_lock({DDL_LOCK}); \
+                 CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL); \
+                 SELECT pg_advisory_unlock({DDL_LOCK})"
             ))
             .await.map_err(db)?;
         if let Some(h) = &config.ha {
@@ -167,6 +169,10 @@ impl PostgresStorage {
     }
 }
 
+/// Serialises coffer's DDL: nodes starting together would otherwise race in
+/// `CREATE ... IF NOT EXISTS`, which PostgreSQL does not make atomic.
+pub(crate) const DDL_LOCK: i64 = 0x636f_6666_6572_6464; // "cofferdd"
+
 /// The advisory lock that orders fenced writes before an epoch raise: every
 /// fenced write holds it shared for its transaction, a takeover takes it
 /// exclusively to raise the epoch. Derived from the HA table's name.
@@ -197,7 +203,7 @@ async fn create_fence_functions(
          IF NOT EXISTS (SELECT 1 FROM {ha} WHERE ha_key = 'fence' AND epoch = e) THEN RETURN false; END IF;"
     );
     let ddl = format!(
-        "SELECT pg_advisory_lock({ddl_lock}); \
+        "SELECT pg_advisory_lock({DDL_LOCK}); \
          CREATE OR REPLACE FUNCTION {t}_fenced_put(k TEXT, v BYTEA, e BIGINT) RETURNS BOOLEAN \
            LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} \
            INSERT INTO {t} (key, value) VALUES (k, v) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; \
@@ -207,8 +213,7 @@ async fn create_fence_functions(
            DELETE FROM {t} WHERE key = k; RETURN true; END $f$; \
          CREATE OR REPLACE FUNCTION {t}_fence_holds(e BIGINT) RETURNS BOOLEAN \
            LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} RETURN true; END $f$; \
-         SELECT pg_advisory_unlock({ddl_lock});",
-        ddl_lock = lk.wrapping_add(1),
+         SELECT pg_advisory_unlock({DDL_LOCK});"
     );
     let r = client.batch_execute(&ddl).await.map_err(db);
     if r.is_err() {

@@ -25,6 +25,8 @@ pub enum StorageConfig {
         max_parallel: usize,
         /// Set with `ha_enabled = "true"`.
         ha: Option<PostgresHaSettings>,
+        /// Attempts to connect at start before giving up (`max_connect_retries`).
+        connect_attempts: u32,
     },
 }
 
@@ -581,6 +583,7 @@ fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {
                     "ha_enabled",
                     "ha_table",
                     "ha_lease_ttl",
+                    "max_connect_retries",
                 ],
             )?;
             let ha = if a.bool("ha_enabled")?.unwrap_or(false) {
@@ -614,6 +617,9 @@ fn storage(ctx: &Ctx<'_>, b: &Block) -> Result<StorageConfig, ConfigError> {
                 table: a.str("table").unwrap_or_else(|| "coffer_store".into()),
                 max_parallel: a.uint("max_parallel")?.unwrap_or(16) as usize,
                 ha,
+                connect_attempts: u32::try_from(a.uint("max_connect_retries")?.unwrap_or(1))
+                    .unwrap_or(u32::MAX)
+                    .max(1),
             })
         }
         other => Err(ctx.err(
@@ -803,6 +809,7 @@ disable_mlock = true
                 table: "t1".into(),
                 max_parallel: 8,
                 ha: None,
+                connect_attempts: 1,
             }
         );
         assert_eq!(c.listener.address, "127.0.0.1:9200");

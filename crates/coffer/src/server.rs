@@ -69,44 +69,25 @@ async fn open_storage(
             )
         }
         StorageConfig::Postgres {
-            connection_url,
-            table,
-            max_parallel,
-            ha,
+            connect_attempts, ..
         } => {
-            let fencing = match ha {
-                None => None,
-                Some(h) => {
-                    let node_id = uuid::Uuid::new_v4().to_string();
-                    let fence = Arc::new(coffer_storage::ha::Fence::default());
-                    lock = Some(Arc::new(
-                        PostgresHa::connect(
-                            PostgresHaConfig {
-                                connection_url: connection_url.clone(),
-                                table: h.table.clone(),
-                                node_id: node_id.clone(),
-                                lease_ttl: h.lease_ttl,
-                            },
-                            fence.clone(),
-                        )
-                        .await?,
-                    ));
-                    Some(PostgresFencing {
-                        ha_table: h.table.clone(),
-                        fence,
-                        node_id,
-                    })
+            // PostgreSQL may be starting too (a host reboot, a cluster
+            // restart): try again each second, as many times as configured.
+            let mut attempt = 1;
+            loop {
+                match open_postgres(cfg).await {
+                    Ok((b, l)) => {
+                        lock = l;
+                        break b;
+                    }
+                    Err(e) if attempt < *connect_attempts => {
+                        tracing::warn!(error = %e, attempt, "connecting to PostgreSQL failed; retrying in 1 s");
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-            };
-            Arc::new(
-                PostgresStorage::connect(&PostgresConfig {
-                    connection_url: connection_url.clone(),
-                    table: table.clone(),
-                    max_parallel: *max_parallel,
-                    ha: fencing,
-                })
-                .await?,
-            )
+            }
         }
     };
     // Memory needs no cache; the others get Vault's read cache unless disabled.
@@ -116,6 +97,56 @@ async fn open_storage(
         _ => Arc::new(CachedStorage::new(backend, cache_size)),
     };
     Ok((storage, lock))
+}
+
+/// The PostgreSQL backend, and with HA its leadership lock (sharing a fence).
+async fn open_postgres(cfg: &StorageConfig) -> anyhow::Result<(DynStorage, Option<HaLockArc>)> {
+    let StorageConfig::Postgres {
+        connection_url,
+        table,
+        max_parallel,
+        ha,
+        ..
+    } = cfg
+    else {
+        bail!("not a PostgreSQL storage configuration");
+    };
+    let mut lock: Option<HaLockArc> = None;
+
+    let fencing = match ha {
+        None => None,
+        Some(h) => {
+            let node_id = uuid::Uuid::new_v4().to_string();
+            let fence = Arc::new(coffer_storage::ha::Fence::default());
+            lock = Some(Arc::new(
+                PostgresHa::connect(
+                    PostgresHaConfig {
+                        connection_url: connection_url.clone(),
+                        table: h.table.clone(),
+                        node_id: node_id.clone(),
+                        lease_ttl: h.lease_ttl,
+                    },
+                    fence.clone(),
+                )
+                .await?,
+            ));
+            Some(PostgresFencing {
+                ha_table: h.table.clone(),
+                fence,
+                node_id,
+            })
+        }
+    };
+    let backend: DynStorage = Arc::new(
+        PostgresStorage::connect(&PostgresConfig {
+            connection_url: connection_url.clone(),
+            table: table.clone(),
+            max_parallel: *max_parallel,
+            ha: fencing,
+        })
+        .await?,
+    );
+    Ok((backend, lock))
 }
 
 /// Background work a seal needs while the server runs (token renewal).

@@ -961,3 +961,32 @@ async fn shamir_nodes_are_unsealed_one_by_one_and_a_sealed_node_answers_503() {
     assert_eq!(r.status, 200, "{}", r.text);
     c.drop_tables().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_started_before_postgresql_waits_for_it() {
+    let Some(pg) = common::PrivatePostgres::start() else {
+        return;
+    };
+    pg.pause();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tables = ("coffer_wait_kv".to_owned(), "coffer_wait_ha".to_owned());
+    let cfg = Cluster::config(dir.path(), 0, &tables, &pg.dsn("postgres", &pg.password));
+    let text = std::fs::read_to_string(&cfg)
+        .expect("config")
+        .replace("ha_enabled", "max_connect_retries = 30\n  ha_enabled");
+    std::fs::write(&cfg, text).expect("config");
+    let resume = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        pg.resume();
+        pg
+    });
+    let started = Instant::now();
+    let node = Cluster::spawn(&cfg);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it did not wait"
+    );
+    let _pg = resume.join().expect("resume");
+    let r = Http::new(&node.addr, None).get("sys/health").await;
+    assert_eq!(r.status, 501, "{}", r.text);
+}
