@@ -810,8 +810,17 @@ impl Core {
             progress: u8::try_from(progress.shares.len()).unwrap_or(u8::MAX),
             nonce: progress.nonce.clone(),
             storage_type: self.storage().kind(),
-            cluster_id: active.as_ref().map(|a| a.cluster_id.clone()),
-            cluster_name: active.as_ref().map(|_| self.config.cluster_name.clone()),
+            cluster_id: match &active {
+                Some(a) => Some(a.cluster_id.clone()),
+                None => self.standby_cluster_id().await,
+            },
+            cluster_name: match &active {
+                Some(_) => Some(self.config.cluster_name.clone()),
+                None => self
+                    .standby_cluster_id()
+                    .await
+                    .map(|_| self.config.cluster_name.clone()),
+            },
             recovery_seal: auto,
             auto_unseal_error: match &active {
                 Some(_) => None,

@@ -97,6 +97,8 @@ pub(crate) struct HaNode {
     pause_until: Mutex<Option<Instant>>,
     /// Serialises becoming active and standing down.
     transition: tokio::sync::Mutex<()>,
+    /// The cluster's id, as an unsealed standby reports it (read once).
+    cluster_id: std::sync::OnceLock<String>,
 }
 
 impl HaNode {
@@ -111,6 +113,7 @@ impl HaNode {
             forwarding_key: Mutex::new(None),
             pause_until: Mutex::new(None),
             transition: tokio::sync::Mutex::new(()),
+            cluster_id: std::sync::OnceLock::new(),
         }
     }
 
@@ -168,6 +171,21 @@ impl Core {
     /// without HA; with HA only while its leadership is confirmed.
     pub(crate) fn leading(&self) -> bool {
         self.ha().is_none_or(|h| h.leadership.holds())
+    }
+
+    /// An unsealed standby's cluster id (what `sys/seal-status` and
+    /// `sys/health` show on every unsealed node of the cluster).
+    pub(crate) async fn standby_cluster_id(&self) -> Option<String> {
+        let ha = self.ha()?;
+        if let Some(id) = ha.cluster_id.get() {
+            return Some(id.clone());
+        }
+        if !self.barrier.is_unsealed() {
+            return None;
+        }
+        let id = self.barrier.get("core/cluster-id").await.ok()??;
+        let id = String::from_utf8_lossy(id.expose()).into_owned();
+        Some(ha.cluster_id.get_or_init(|| id).clone())
     }
 
     /// Whether this node runs in an HA cluster.

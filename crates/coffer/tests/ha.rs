@@ -181,6 +181,13 @@ async fn standbys_forward_and_a_killed_active_is_replaced() {
     let h = c.http(standbys[0], "").get("sys/health").await;
     assert_eq!(h.status, 429, "{}", h.text);
     assert_eq!(h.json()["standby"], json!(true));
+    let active_health = c.http(active, "").get("sys/health").await.json();
+    assert_eq!(h.json()["cluster_id"], active_health["cluster_id"]);
+    assert!(
+        h.json()["cluster_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
     assert_eq!(
         c.http(standbys[0], "")
             .get("sys/health?standbyok=true")
