@@ -172,20 +172,20 @@ pub struct Core {
     /// Set when this node is one of an HA cluster.
     pub(crate) ha: Option<Box<crate::ha::HaNode>>,
     /// Requests inside `handle` now (an HA hand-over waits for them).
-    pub(crate) in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// Counts a request in [`Core::in_flight`] while it lives.
-struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
 
-impl InFlight {
-    fn enter(n: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Self {
         n.fetch_add(1, Ordering::AcqRel);
-        Self(n.clone())
+        Self(n)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -797,6 +797,10 @@ impl Core {
             Some(c) if auto => (c.recovery_threshold, c.recovery_shares),
             Some(c) => (c.secret_threshold, c.secret_shares),
         };
+        let cluster_id = match &active {
+            Some(a) => Some(a.cluster_id.clone()),
+            None => self.standby_cluster_id().await,
+        };
         Ok(SealStatus {
             seal_type: self.seal.type_name(),
             initialized: config.is_some(),
@@ -810,17 +814,10 @@ impl Core {
             progress: u8::try_from(progress.shares.len()).unwrap_or(u8::MAX),
             nonce: progress.nonce.clone(),
             storage_type: self.storage().kind(),
-            cluster_id: match &active {
-                Some(a) => Some(a.cluster_id.clone()),
-                None => self.standby_cluster_id().await,
-            },
-            cluster_name: match &active {
-                Some(_) => Some(self.config.cluster_name.clone()),
-                None => self
-                    .standby_cluster_id()
-                    .await
-                    .map(|_| self.config.cluster_name.clone()),
-            },
+            cluster_name: cluster_id
+                .as_ref()
+                .map(|_| self.config.cluster_name.clone()),
+            cluster_id,
             recovery_seal: auto,
             auto_unseal_error: match &active {
                 Some(_) => None,

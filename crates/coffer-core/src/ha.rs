@@ -99,6 +99,8 @@ pub(crate) struct HaNode {
     transition: tokio::sync::Mutex<()>,
     /// The cluster's id, as an unsealed standby reports it (read once).
     cluster_id: std::sync::OnceLock<String>,
+    /// When this node last reported itself.
+    last_echo: Mutex<Option<Instant>>,
 }
 
 impl HaNode {
@@ -114,6 +116,7 @@ impl HaNode {
             pause_until: Mutex::new(None),
             transition: tokio::sync::Mutex::new(()),
             cluster_id: std::sync::OnceLock::new(),
+            last_echo: Mutex::new(None),
         }
     }
 
@@ -155,13 +158,6 @@ impl HaNode {
     }
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
 impl Core {
     pub(crate) fn ha(&self) -> Option<&HaNode> {
         self.ha.as_deref()
@@ -177,11 +173,11 @@ impl Core {
     /// `sys/health` show on every unsealed node of the cluster).
     pub(crate) async fn standby_cluster_id(&self) -> Option<String> {
         let ha = self.ha()?;
-        if let Some(id) = ha.cluster_id.get() {
-            return Some(id.clone());
-        }
         if !self.barrier.is_unsealed() {
             return None;
+        }
+        if let Some(id) = ha.cluster_id.get() {
+            return Some(id.clone());
         }
         let id = self.barrier.get("core/cluster-id").await.ok()??;
         let id = String::from_utf8_lossy(id.expose()).into_owned();
@@ -272,14 +268,6 @@ impl Core {
     /// `Nodes` key at the top level as the Go client reads it).
     pub(crate) async fn ha_status(&self) -> Result<crate::logical::Response, LogicalError> {
         let (nodes, leader) = self.ha_nodes().await?;
-        let fmt = |ms: i64| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-        };
         let list: Vec<serde_json::Value> = nodes
             .iter()
             .map(|n| {
@@ -289,7 +277,11 @@ impl Core {
                     "api_address": n.advertise.api_addr,
                     "cluster_address": n.advertise.cluster_addr,
                     "active_node": active,
-                    "last_echo": if active { None } else { fmt(n.last_echo_ms) },
+                    "last_echo": if active {
+                        serde_json::Value::Null
+                    } else {
+                        crate::clock::rfc3339_ms(n.last_echo_ms)
+                    },
                     "version": n.advertise.version,
                     "echo_duration_ms": 0,
                     "clock_skew_ms": 0,
@@ -343,7 +335,7 @@ impl Core {
     /// forwards (`method` and path-and-query as sent).
     pub async fn sign_forwarded(&self, method: &str, target: &str) -> Result<String, LogicalError> {
         let key = self.forwarding_key().await?;
-        let ts = unix_ms() / 1000;
+        let ts = crate::clock::now_ms() / 1000;
         Ok(format!(
             "{ts}.{}",
             hex::encode(Self::forwarding_mac(&key, ts, method, target))
@@ -358,7 +350,8 @@ impl Core {
         let (Ok(ts), Ok(mac)) = (ts.parse::<i64>(), hex::decode(mac)) else {
             return false;
         };
-        if (unix_ms() / 1000 - ts).abs() > FORWARD_SKEW_SECS {
+        // A signature is 32 bytes; anything else (an empty one included) is refused outright.
+        if mac.len() != 32 || (crate::clock::now_ms() / 1000 - ts).abs() > FORWARD_SKEW_SECS {
             return false;
         }
         let Ok(key) = self.forwarding_key().await else {
@@ -379,14 +372,8 @@ impl Core {
         };
         let mut losses = ha.lock.connection_losses();
         tokio::pin!(shutdown);
-        let mut last_echo: Option<Instant> = None;
         loop {
-            if last_echo.is_none_or(|t| t.elapsed() >= ECHO_EVERY) && self.barrier.is_unsealed() {
-                last_echo = Some(Instant::now());
-                if let Err(e) = ha.lock.echo(&ha.advertise).await {
-                    tracing::debug!(error = %e, "HA: reporting this node failed");
-                }
-            }
+            self.echo_if_due().await;
             let active = matches!(*ha.role.borrow(), HaRole::Active { .. });
             let tick = if active {
                 self.hold_leadership(&mut losses, &mut shutdown).await
@@ -400,6 +387,30 @@ impl Core {
         self.stand_down(StandDown::Handover { drain: true }).await;
         if let Err(e) = ha.lock.leave().await {
             tracing::debug!(error = %e, "HA: removing this node's report failed");
+        }
+    }
+
+    /// Reports this node for `sys/ha-status` every [`ECHO_EVERY`] while unsealed.
+    async fn echo_if_due(&self) {
+        let Some(ha) = self.ha() else {
+            return;
+        };
+        if !self.barrier.is_unsealed() {
+            return;
+        }
+        let due = ha
+            .last_echo
+            .lock()
+            .map(|mut last| {
+                let due = last.is_none_or(|t| t.elapsed() >= ECHO_EVERY);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if due && let Err(e) = ha.lock.echo(&ha.advertise).await {
+            tracing::debug!(error = %e, "HA: reporting this node failed");
         }
     }
 
@@ -503,7 +514,12 @@ impl Core {
                 }
             };
             match renewed {
-                Ok(true) => ha.leadership.confirm(started + ttl - ttl / 4),
+                Ok(true) => {
+                    ha.leadership.confirm(started + ttl - ttl / 4);
+                    // The active node reports itself too, or it would drop
+                    // out of `sys/ha-status` while it leads.
+                    self.echo_if_due().await;
+                }
                 Ok(false) => {
                     tracing::error!("HA: another node took leadership; standing down");
                     self.stand_down(StandDown::Lost).await;
@@ -532,7 +548,7 @@ impl Core {
             *k = None;
         }
         ha.set_role(HaRole::Active {
-            since_ms: unix_ms(),
+            since_ms: crate::clock::now_ms(),
         });
         tracing::info!(epoch, "HA: this node is now the active node");
         Ok(())
@@ -578,7 +594,13 @@ impl Core {
             }
         }
         drop(old);
-        self.audit.seal(&self.barrier).await;
+        if graceful {
+            self.audit.seal(&self.barrier).await;
+        } else {
+            // Fenced: storing the heads would fail; each file's last line
+            // carries the chain on when this node leads again.
+            self.audit.close();
+        }
         ha.leadership.clear();
         if graceful {
             if let Err(e) = ha.lock.release().await {

@@ -24,9 +24,10 @@ pub(crate) const NOT_ACTIVE_HEADER: &str = "x-coffer-not-active";
 pub(crate) const LEADER_WAIT: Duration = Duration::from_secs(10);
 const ATTEMPTS: usize = 4;
 
-/// Hop-by-hop headers (RFC 9110 7.6.1) and those the client library sets itself.
-fn passes(name: &HeaderName) -> bool {
-    !matches!(
+/// Headers that belong to one connection, not to the request (RFC 9110
+/// 7.6.1), and those the client library sets itself: a proxy drops them.
+pub fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
         name.as_str(),
         "connection"
             | "keep-alive"
@@ -37,9 +38,13 @@ fn passes(name: &HeaderName) -> bool {
             | "upgrade"
             | "host"
             | "content-length"
-            | FORWARD_HEADER
-            | "x-forwarded-for"
     )
+}
+
+/// What a standby passes on: no hop-by-hop header, and never a forwarding
+/// signature or client address the client made up.
+fn passes(name: &HeaderName) -> bool {
+    !hop_by_hop(name) && name.as_str() != FORWARD_HEADER && name.as_str() != "x-forwarded-for"
 }
 
 fn redirect(leader: &Leader, target: &str) -> Response {

@@ -21,6 +21,7 @@ use axum::http::{Method, Request as HttpRequest};
 use axum::response::Response;
 use coffer_core::Core;
 
+pub use forward::hop_by_hop;
 pub use serve::{ConnLimits, ServeError, TlsFiles, load_tls, serve};
 
 /// Default request body limit, as Vault's (32 MiB).

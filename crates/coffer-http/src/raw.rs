@@ -230,15 +230,11 @@ fn leader(core: &Core) -> Value {
     let Some((is_self, leader, since)) = core.leader_view() else {
         return json!({ "ha_enabled": false });
     };
+    // Go's zero time when no node is active, as Vault answers.
     let active_time = since
-        .and_then(|ms| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-        })
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+        .map(coffer_core::clock::rfc3339_ms)
+        .filter(|t| !t.is_null())
+        .unwrap_or_else(|| json!("0001-01-01T00:00:00Z"));
     json!({
         "ha_enabled": true,
         "is_self": is_self,

@@ -4,7 +4,8 @@
 //! through to the backend first. A miss and a write to the same key are
 //! serialised by a striped lock, so a slow read can never put a value older
 //! than a finished write into the cache. Only safe while this process is the
-//! only writer of the backend: an HA node empties it when it becomes active.
+//! only writer of the backend: an HA node turns it off while it is a
+//! standby and on (emptied) when it becomes active.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -134,11 +135,6 @@ impl Storage for CachedStorage {
 
     fn kind(&self) -> &'static str {
         self.inner.kind()
-    }
-
-    fn invalidate_all(&self) {
-        self.cache.clear();
-        self.inner.invalidate_all();
     }
 
     fn set_caching(&self, on: bool) {

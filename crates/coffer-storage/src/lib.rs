@@ -59,9 +59,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError>;
     /// The backend's name as `sys/seal-status` reports it (`inmem`, `file`, `postgresql`).
     fn kind(&self) -> &'static str;
-    /// Forgets anything cached about the backend's contents (another node
-    /// may have written it). Backends without a cache do nothing.
-    fn invalidate_all(&self) {}
     /// Turns caching on or off (an HA standby reads what another node
     /// writes, so it must not cache). Backends without a cache ignore it.
     fn set_caching(&self, _on: bool) {}

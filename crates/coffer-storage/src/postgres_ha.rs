@@ -12,7 +12,6 @@
 //! fence epoch, which waits for the old holder's in-flight writes to end;
 //! after the bump no write of the old epoch can commit.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,16 +42,15 @@ pub struct PostgresHaConfig {
 /// The application name of the lock connection and of the data pool: a
 /// taker finds the old holder's sessions by them.
 pub fn lock_application_name(node_id: &str) -> String {
-    format!("coffer-ha:{node_id}")
+    format!("{LOCK_APP_PREFIX}{node_id}")
 }
+
+/// See [`lock_application_name`]; also matched in SQL.
+const LOCK_APP_PREFIX: &str = "coffer-ha:";
 
 /// See [`lock_application_name`].
 pub fn pool_application_name(node_id: &str) -> String {
     format!("coffer:{node_id}")
-}
-
-struct Held {
-    epoch: i64,
 }
 
 /// Leadership over a PostgreSQL table.
@@ -61,7 +59,6 @@ pub struct PostgresHa {
     pg: tokio_postgres::Config,
     fence: std::sync::Arc<Fence>,
     conn: tokio::sync::Mutex<Option<Client>>,
-    held: Mutex<Option<Held>>,
     losses: tokio::sync::watch::Sender<u64>,
 }
 
@@ -90,7 +87,6 @@ impl PostgresHa {
             pg,
             fence,
             conn: tokio::sync::Mutex::new(None),
-            held: Mutex::new(None),
             losses,
         };
         let t = &ha.cfg.table;
@@ -168,17 +164,12 @@ impl PostgresHa {
         r
     }
 
+    /// The epoch held: the fence is armed exactly while leadership is held.
     fn epoch_held(&self) -> Option<i64> {
-        self.held
-            .lock()
-            .ok()
-            .and_then(|h| h.as_ref().map(|h| h.epoch))
+        Some(self.fence.epoch()).filter(|e| *e != 0)
     }
 
     fn set_held(&self, epoch: Option<i64>) {
-        if let Ok(mut h) = self.held.lock() {
-            *h = epoch.map(|epoch| Held { epoch });
-        }
         match epoch {
             Some(e) => self.fence.arm(e),
             None => self.fence.disarm(),
@@ -220,7 +211,7 @@ impl HaLock for PostgresHa {
              (extract(epoch FROM since) * 1000)::bigint AS since_ms, \
              (valid_until IS NULL OR valid_until < now()) AS expired, \
              (holder_pid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a \
-               WHERE a.pid = l.holder_pid AND a.application_name = 'coffer-ha:' || l.holder)) AS gone \
+               WHERE a.pid = l.holder_pid AND a.application_name = '{LOCK_APP_PREFIX}' || l.holder)) AS gone \
              FROM {t} l WHERE ha_key = '{LEADER}'"
         );
         // A cheap look first: standbys ask several times a second.

@@ -483,6 +483,12 @@ impl Broker {
         self.set_live(Vec::new());
     }
 
+    /// Closes every device without storing its chain head (this node may
+    /// no longer write: an HA node that lost leadership).
+    pub(crate) fn close(&self) {
+        self.set_live(Vec::new());
+    }
+
     /// Stores the chain heads that moved since the last flush.
     pub async fn flush(&self, barrier: &Barrier) -> Result<(), LogicalError> {
         for d in self.live().iter() {

@@ -11,7 +11,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
+use axum::http::{HeaderMap, Request, Response, StatusCode, header};
+use coffer_http::hop_by_hop;
 
 use super::config::{Listener, ProxyToken};
 use crate::session::Credentials;
@@ -23,22 +24,6 @@ struct Proxy {
     creds: Arc<Credentials>,
     token: ProxyToken,
     cache: Option<Arc<super::cache::Cache>>,
-}
-
-/// Headers that belong to one connection, not to the request.
-fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "te"
-            | "trailer"
-            | "host"
-            | "content-length"
-    )
 }
 
 fn error(status: StatusCode, message: String) -> Response<Body> {
