@@ -232,6 +232,10 @@ pub trait Backend: Send + Sync {
         Ok(Retune::InPlace)
     }
 
+    /// Another node (the HA active one) changed `key` of this mount's view:
+    /// drop anything built from it. Engines that keep nothing ignore it.
+    async fn invalidate(&self, _key: &str) {}
+
     /// Scheduled work (such as rotating keys whose period has passed), called
     /// every few seconds while unsealed; keep it cheap when nothing is due.
     async fn periodic(&self, _storage: &StorageView) -> Result<(), LogicalError> {

@@ -639,6 +639,28 @@ impl Core {
     }
 
     pub(crate) async fn post_unseal(&self) -> Result<(), LogicalError> {
+        let active = self.load_state().await?;
+        let expiration = active.expiration.clone();
+        // Devices are ready before the first request can be served.
+        self.audit.unseal(&self.barrier).await?;
+        if let Ok(mut a) = self.active.write() {
+            *a = Some(Arc::new(active));
+        }
+        expiration.start();
+        if let Err(e) = self.record_version().await {
+            tracing::warn!(error = %e, "recording this version in sys/version-history failed");
+        }
+        if let Err(e) = self.clear_all_retired().await {
+            // Leftover ciphertext of a removed mount is waste, not a reason to stay sealed.
+            tracing::warn!(error = %e, "clearing retired mount views failed; will retry at next unseal");
+        }
+        tracing::info!("unsealed");
+        Ok(())
+    }
+
+    /// Mount tables, tokens, policies and leases as stored; starts nothing
+    /// (an HA standby's copy is built the same way and never started).
+    pub(crate) async fn load_state(&self) -> Result<Active, LogicalError> {
         let mounted = self.load_table(MountKind::Secret).await?;
         let mounts: crate::expiration::SharedMounts = Arc::new(RwLock::new(Arc::new(mounted)));
         let expiration = crate::expiration::Expiration::new(self.barrier.clone(), mounts.clone());
@@ -668,23 +690,9 @@ impl Core {
                 None => crate::mounts::MountConfig::default(),
             }),
             cluster_id,
-            expiration: expiration.clone(),
+            expiration,
         };
-        // Devices are ready before the first request can be served.
-        self.audit.unseal(&self.barrier).await?;
-        if let Ok(mut a) = self.active.write() {
-            *a = Some(Arc::new(active));
-        }
-        expiration.start();
-        if let Err(e) = self.record_version().await {
-            tracing::warn!(error = %e, "recording this version in sys/version-history failed");
-        }
-        if let Err(e) = self.clear_all_retired().await {
-            // Leftover ciphertext of a removed mount is waste, not a reason to stay sealed.
-            tracing::warn!(error = %e, "clearing retired mount views failed; will retry at next unseal");
-        }
-        tracing::info!("unsealed");
-        Ok(())
+        Ok(active)
     }
 
     async fn load_table(&self, kind: MountKind) -> Result<Vec<Mounted>, LogicalError> {
@@ -841,7 +849,7 @@ impl Core {
 
     /// Runs one request through the pipeline: token, ACL, audit, routing,
     /// engine, audit of the outcome.
-    pub async fn handle(&self, mut req: Request) -> Result<Response, LogicalError> {
+    pub async fn handle(&self, req: Request) -> Result<Response, LogicalError> {
         let _counted = InFlight::enter(&self.in_flight);
         let active = self.active()?;
         if !self.leading() {
@@ -849,14 +857,30 @@ impl Core {
                 "this node cannot confirm it still leads its cluster; retry".into(),
             ));
         }
+        self.serve(&active, req, false).await
+    }
+
+    /// The pipeline on `active` (the active state, or a standby's copy with
+    /// `standby`: a request that turns out to need a write stops with
+    /// [`LogicalError::NotActive`] before anything is recorded where possible).
+    pub(crate) async fn serve(
+        &self,
+        active: &Active,
+        mut req: Request,
+        standby: bool,
+    ) -> Result<Response, LogicalError> {
         // Where the request goes, for its audit entries (only when auditing).
         let ctx = self
             .audit
             .is_active()
-            .then(|| crate::audit::Context::new(self.audit_mount(&active, &req.path), &req));
+            .then(|| crate::audit::Context::new(self.audit_mount(active, &req.path), &req));
         let ctx = ctx.as_ref();
-        let token = match self.admit(&active, &mut req).await {
+        let token = match self.admit(active, &mut req).await {
+            // Spending a use of a limited token is a write.
+            Ok(Some(t)) if standby && t.entry.num_uses > 0 => return Err(LogicalError::NotActive),
             Ok(token) => token,
+            // An expired token was being revoked: the active node does it.
+            Err((_, LogicalError::NotActive)) if standby => return Err(LogicalError::NotActive),
             Err((token, e)) => {
                 // Refused requests are recorded too, request and outcome, as
                 // OpenBao does; a device failure wins.
@@ -870,7 +894,7 @@ impl Core {
         // Fail-closed: nothing runs unless a device recorded the request.
         self.audit_entry(ctx, EntryKind::Request, &req, token.as_ref(), None, None)
             .await?;
-        let result = self.dispatch(&active, &req, token.as_ref()).await;
+        let result = self.dispatch(active, &req, token.as_ref()).await;
         let (resp, error) = match &result {
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e)),

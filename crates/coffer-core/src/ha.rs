@@ -29,7 +29,7 @@ const STEP_DOWN_PAUSE: Duration = Duration::from_secs(10);
 /// How long a graceful hand-over waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
 /// Where the key authenticating forwarded requests lives (behind the barrier).
-const FORWARDING_KEY_PATH: &str = "core/cluster/forwarding-key";
+pub(crate) const FORWARDING_KEY_PATH: &str = "core/cluster/forwarding-key";
 /// A forwarded request's signature is accepted this long after it was made.
 const FORWARD_SKEW_SECS: i64 = 60;
 
@@ -90,7 +90,7 @@ pub(crate) struct HaNode {
     lock: Arc<dyn HaLock>,
     pub(crate) leadership: Arc<Leadership>,
     advertise: Advertise,
-    role: tokio::sync::watch::Sender<HaRole>,
+    pub(crate) role: tokio::sync::watch::Sender<HaRole>,
     step_down: tokio::sync::Notify,
     forwarding_key: Mutex<Option<Arc<SecretBytes>>>,
     /// Set when leaving leadership on purpose: no competing until then.
@@ -101,6 +101,10 @@ pub(crate) struct HaNode {
     cluster_id: std::sync::OnceLock<String>,
     /// When this node last reported itself.
     last_echo: Mutex<Option<Instant>>,
+    /// The epoch this node leads under (0 while it does not).
+    pub(crate) term: std::sync::atomic::AtomicI64,
+    /// A standby's copy of the state for serving reads.
+    pub(crate) replica: crate::replica::Replica,
 }
 
 impl HaNode {
@@ -117,6 +121,14 @@ impl HaNode {
             transition: tokio::sync::Mutex::new(()),
             cluster_id: std::sync::OnceLock::new(),
             last_echo: Mutex::new(None),
+            term: std::sync::atomic::AtomicI64::new(0),
+            replica: crate::replica::Replica::default(),
+        }
+    }
+
+    pub(crate) fn forget_forwarding_key(&self) {
+        if let Ok(mut k) = self.forwarding_key.lock() {
+            *k = None;
         }
     }
 
@@ -192,6 +204,11 @@ impl Core {
     /// This node's role; `None` without HA.
     pub fn ha_role(&self) -> Option<HaRole> {
         self.ha().map(|h| h.role.borrow().clone())
+    }
+
+    /// Changes of this node's role, for the standby's follower; `None` without HA.
+    pub fn ha_role_changes(&self) -> Option<tokio::sync::watch::Receiver<HaRole>> {
+        self.ha().map(|h| h.role.subscribe())
     }
 
     /// Where a request to this node must go: `Ok(None)` serve it here,
@@ -303,7 +320,7 @@ impl Core {
         Ok(())
     }
 
-    async fn forwarding_key(&self) -> Result<Arc<SecretBytes>, LogicalError> {
+    pub(crate) async fn forwarding_key(&self) -> Result<Arc<SecretBytes>, LogicalError> {
         let ha = self.ha().ok_or(LogicalError::Sealed)?;
         if let Some(k) = ha.forwarding_key.lock().ok().and_then(|k| k.clone()) {
             return Ok(k);
@@ -535,8 +552,13 @@ impl Core {
             return Ok(());
         };
         let _one = ha.transition.lock().await;
-        // Cached from here on: this node is the only writer now.
+        // The standby's copy goes first (its requests finish on it).
+        self.follow_stop();
+        // Cached from here on: this node is the only writer now; standbys
+        // follow what it writes from index 0 of this term.
         self.storage().set_caching(true);
+        ha.term.store(epoch, std::sync::atomic::Ordering::Release);
+        self.storage().record_changes(true);
         self.barrier.reload().await?;
         self.post_unseal().await?;
         if self.barrier.get(FORWARDING_KEY_PATH).await?.is_none() {
@@ -574,6 +596,8 @@ impl Core {
             HaRole::Sealed
         });
         self.storage().set_caching(false);
+        self.storage().record_changes(false);
+        ha.term.store(0, std::sync::atomic::Ordering::Release);
         let old = self.active.write().ok().and_then(|mut a| a.take());
         let Some(old) = old else {
             ha.leadership.clear();

@@ -27,6 +27,7 @@ pub mod mounts;
 pub mod password_policy;
 pub mod paths;
 pub mod policy;
+mod replica;
 pub mod seal;
 pub mod secret;
 pub mod stripes;
@@ -40,4 +41,5 @@ pub use crate::core::{
 };
 pub use expiration::{IRREVOCABLE_AFTER, LeaseEntry, LeaseStats};
 pub use logical::{LeaseSpec, LogicalError, Operation, Request, Response};
+pub use replica::ChangeBatch;
 pub use sys::RotationHealth;

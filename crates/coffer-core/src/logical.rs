@@ -238,6 +238,11 @@ pub enum LogicalError {
     /// 503 for a part of the server that is briefly out of service; retry.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the request would write and this node is not (or no longer) the
+    /// active node of its HA cluster; nothing was written. A standby that
+    /// began a request locally forwards it on this error.
+    #[error("this node is not the active node; nothing was written; retry")]
+    NotActive,
 }
 
 impl LogicalError {
@@ -255,7 +260,7 @@ impl LogicalError {
             LogicalError::UnsupportedMediaType => 415,
             LogicalError::TooManyRequests(_) => 429,
             LogicalError::Internal(_) => 500,
-            LogicalError::Sealed | LogicalError::Unavailable(_) => 503,
+            LogicalError::Sealed | LogicalError::Unavailable(_) | LogicalError::NotActive => 503,
         }
     }
 
@@ -282,9 +287,7 @@ impl From<crate::barrier::BarrierError> for LogicalError {
         match e {
             crate::barrier::BarrierError::Sealed => LogicalError::Sealed,
             crate::barrier::BarrierError::Storage(coffer_storage::StorageError::Fenced) => {
-                LogicalError::Unavailable(
-                    "this node stopped being the active node; nothing was written; retry".into(),
-                )
+                LogicalError::NotActive
             }
             other => {
                 tracing::error!(error = %other, "storage failure");

@@ -57,28 +57,94 @@ fn redirect(leader: &Leader, target: &str) -> Response {
     r
 }
 
+/// A request whose body has been read, so it can be served here or sent on.
+pub(crate) struct Buffered {
+    pub method: axum::http::Method,
+    /// Path and query as the client sent them.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Buffered {
+    /// Reads `req`'s body (within the listener's limits).
+    pub(crate) async fn read(st: &AppState, req: HttpRequest<Body>) -> Result<Self, Response> {
+        let method = req.method().clone();
+        let target = target_of(&req);
+        let headers = req.headers().clone();
+        match crate::decode::read_body(req, &st.opts).await {
+            Ok(body) => Ok(Self {
+                method,
+                target,
+                headers,
+                body,
+            }),
+            Err(e) => Err(logical_error(&e)),
+        }
+    }
+
+    /// The request again, for decoding.
+    pub(crate) fn rebuild(&self) -> HttpRequest<Body> {
+        let mut r = HttpRequest::new(Body::from(self.body.clone()));
+        *r.method_mut() = self.method.clone();
+        if let Ok(uri) = self.target.parse() {
+            *r.uri_mut() = uri;
+        }
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
+}
+
+fn target_of(req: &HttpRequest<Body>) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Whether the client asked for a redirect rather than forwarding, or the
+/// request cannot be forwarded (a WebSocket upgrade).
+pub(crate) fn wants_redirect(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-vault-no-request-forwarding")
+        .is_some_and(|v| !v.is_empty())
+        || headers.contains_key(header::UPGRADE)
+}
+
 /// Sends `req` to the active node and relays its answer.
 pub(crate) async fn forward(
     st: &AppState,
     req: HttpRequest<Body>,
+    leader: Leader,
+    remote: Option<std::net::SocketAddr>,
+) -> Response {
+    if wants_redirect(req.headers()) {
+        return redirect(&leader, &target_of(&req));
+    }
+    match Buffered::read(st, req).await {
+        Ok(b) => forward_buffered(st, b, leader, remote).await,
+        Err(r) => r,
+    }
+}
+
+/// Sends a buffered request to the active node and relays its answer.
+pub(crate) async fn forward_buffered(
+    st: &AppState,
+    req: Buffered,
     mut leader: Leader,
     remote: Option<std::net::SocketAddr>,
 ) -> Response {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
-    let no_forwarding = req
-        .headers()
-        .get("x-vault-no-request-forwarding")
-        .is_some_and(|v| !v.is_empty());
-    if no_forwarding || req.headers().contains_key(header::UPGRADE) {
-        return redirect(&leader, &target);
+    if wants_redirect(&req.headers) {
+        return redirect(&leader, &req.target);
     }
-    let method = req.method().clone();
+    let Buffered {
+        method,
+        target,
+        headers: client_headers,
+        body,
+    } = req;
     let mut headers = HeaderMap::new();
-    for (k, v) in req.headers() {
+    for (k, v) in &client_headers {
         if passes(k) {
             headers.append(k.clone(), v.clone());
         }
@@ -88,10 +154,6 @@ pub(crate) async fn forward(
     {
         headers.insert("x-forwarded-for", v);
     }
-    let body = match crate::decode::read_body(req, &st.opts).await {
-        Ok(b) => b,
-        Err(e) => return logical_error(&e),
-    };
     let mut last_error = String::new();
     for attempt in 0..ATTEMPTS {
         let signature = match st.core.sign_forwarded(method.as_str(), &target).await {

@@ -7,9 +7,11 @@
 mod decode;
 mod encode;
 mod events;
+mod follow;
 mod forward;
 mod raw;
 mod serve;
+mod standby;
 mod watchdog;
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use axum::http::{Method, Request as HttpRequest};
 use axum::response::Response;
 use coffer_core::Core;
 
+pub use follow::follow;
 pub use forward::hop_by_hop;
 pub use serve::{ConnLimits, ServeError, TlsFiles, load_tls, serve};
 
@@ -95,6 +98,9 @@ fn collapse_slashes(p: &str) -> String {
 }
 
 async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Response {
+    if st.cluster && req.uri().path() == follow::CHANGES_PATH {
+        return follow::changes(&st, req).await;
+    }
     let Some(raw_path) = req.uri().path().strip_prefix("/v1/") else {
         return encode::error(404, &[]);
     };
@@ -120,7 +126,7 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
     } else if !raw::is_raw(&path) {
         match st.core.forward_target(forward::LEADER_WAIT).await {
             Ok(None) => {}
-            Ok(Some(leader)) => return forward::forward(&st, req, leader, remote).await,
+            Ok(Some(leader)) => return standby::serve(&st, req, path, leader, remote).await,
             Err(e) => return encode::logical_error(&e),
         }
     }
@@ -162,6 +168,9 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
                 Ok(r) => encode::envelope(&id, r),
                 Err(e) => encode::logical_error(&e),
             };
+            // Read-your-writes across HA nodes: the log position after this
+            // request, which a standby must reach before answering the client.
+            let resp = standby::with_index(&st, resp, st.core.active_position()).await;
             if head_only {
                 encode::strip_body(resp)
             } else {
@@ -174,7 +183,7 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
 
 /// Checks a request on the cluster listener: signed by a node of this
 /// cluster, and this node active. Answers the client's address.
-fn cluster_admit(
+pub(crate) fn cluster_admit(
     st: &AppState,
     req: &HttpRequest<Body>,
 ) -> impl std::future::Future<Output = Result<Option<std::net::SocketAddr>, Response>> + Send + use<>

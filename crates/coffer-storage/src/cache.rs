@@ -4,8 +4,10 @@
 //! through to the backend first. A miss and a write to the same key are
 //! serialised by a striped lock, so a slow read can never put a value older
 //! than a finished write into the cache. Only safe while this process is the
-//! only writer of the backend: an HA node turns it off while it is a
-//! standby and on (emptied) when it becomes active.
+//! only writer of the backend, or while every other writer's changes reach
+//! [`CachedStorage::invalidate`]: an HA active node records what it writes
+//! in a [`ChangeLog`], and standbys that follow that log keep their cache
+//! (and turn it off when they cannot follow it).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -15,11 +17,14 @@ use async_trait::async_trait;
 use quick_cache::sync::Cache;
 use tokio::sync::Mutex;
 
+use crate::changes::ChangeLog;
 use crate::{DynStorage, Op, Storage, StorageError};
 
 const STRIPES: usize = 64;
 /// Larger values are not cached: the capacity counts entries, not bytes.
 const MAX_CACHED_VALUE: usize = 64 * 1024;
+/// Written keys an HA active node keeps for its standbys.
+const CHANGE_LOG: usize = 65_536;
 
 /// A write-through cache of up to `capacity` entries over another backend.
 pub struct CachedStorage {
@@ -28,6 +33,9 @@ pub struct CachedStorage {
     stripes: Vec<Mutex<()>>,
     /// Off: every read goes to the backend and nothing is kept.
     enabled: std::sync::atomic::AtomicBool,
+    /// What this node wrote, while it is an HA active node.
+    changes: ChangeLog,
+    recording: std::sync::atomic::AtomicBool,
 }
 
 impl CachedStorage {
@@ -38,6 +46,15 @@ impl CachedStorage {
             cache: Cache::new(capacity.max(1)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             enabled: std::sync::atomic::AtomicBool::new(true),
+            changes: ChangeLog::new(CHANGE_LOG),
+            recording: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Notes a write (done or failed: a lost answer may hide a commit).
+    fn note<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        if self.recording.load(std::sync::atomic::Ordering::Acquire) {
+            self.changes.record(keys);
         }
     }
 
@@ -82,7 +99,9 @@ impl Storage for CachedStorage {
         // Drop the entry first: if the write fails the cache must not claim either value.
         self.cache.remove(key);
         let copy = (value.len() <= MAX_CACHED_VALUE).then(|| value.clone());
-        self.inner.put(key, value).await?;
+        let done = self.inner.put(key, value).await;
+        self.note([key]);
+        done?;
         if let Some(v) = copy {
             self.remember(key, Some(&v));
         }
@@ -92,7 +111,9 @@ impl Storage for CachedStorage {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let _g = self.stripes[self.stripe(key)].lock().await;
         self.cache.remove(key);
-        self.inner.delete(key).await?;
+        let done = self.inner.delete(key).await;
+        self.note([key]);
+        done?;
         self.remember(key, None);
         Ok(())
     }
@@ -126,7 +147,9 @@ impl Storage for CachedStorage {
                 Op::Delete(k) => (k.clone(), None),
             })
             .collect();
-        self.inner.batch(ops).await?;
+        let done = self.inner.batch(ops).await;
+        self.note(updates.iter().map(|(k, _)| k.as_str()));
+        done?;
         for (k, v) in updates {
             self.remember(&k, v.as_deref());
         }
@@ -140,5 +163,22 @@ impl Storage for CachedStorage {
     fn set_caching(&self, on: bool) {
         self.enabled.store(on, std::sync::atomic::Ordering::Release);
         self.cache.clear();
+    }
+
+    async fn invalidate(&self, key: &str) {
+        // Under the stripe: a read in progress finishes (and caches) first,
+        // then its possibly older value goes.
+        let _g = self.stripes[self.stripe(key)].lock().await;
+        self.cache.remove(key);
+    }
+
+    fn record_changes(&self, on: bool) {
+        self.changes.reset();
+        self.recording
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    fn changes(&self) -> Option<&ChangeLog> {
+        Some(&self.changes)
     }
 }

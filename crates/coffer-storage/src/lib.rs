@@ -4,6 +4,7 @@
 //! `coffer-core` sits above it), so backends only move opaque bytes.
 
 mod cache;
+mod changes;
 mod error;
 mod listing;
 mod memory;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use cache::CachedStorage;
+pub use changes::{ChangeLog, Since};
 pub use error::StorageError;
 pub use memory::MemoryStorage;
 pub use postgres::{PostgresConfig, PostgresFencing, PostgresStorage};
@@ -62,6 +64,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Turns caching on or off (an HA standby reads what another node
     /// writes, so it must not cache). Backends without a cache ignore it.
     fn set_caching(&self, _on: bool) {}
+    /// Drops what a cache holds for `key` (another node changed it).
+    async fn invalidate(&self, _key: &str) {}
+    /// Starts (from index 0) or stops recording written keys in [`Storage::changes`].
+    fn record_changes(&self, _on: bool) {}
+    /// The log of written keys, for backends that keep one.
+    fn changes(&self) -> Option<&ChangeLog> {
+        None
+    }
 }
 
 /// A shared, dynamically chosen backend.

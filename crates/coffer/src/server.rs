@@ -90,10 +90,12 @@ async fn open_storage(
             }
         }
     };
-    // Memory needs no cache; the others get Vault's read cache unless disabled.
+    // Memory needs no cache; the others get Vault's read cache unless
+    // disabled. An HA node always has the layer: it keeps the log of written
+    // keys that standbys follow (a disabled cache then holds one entry).
     let storage: DynStorage = match cfg {
         StorageConfig::Inmem => backend,
-        _ if cache_size == 0 => backend,
+        _ if cache_size == 0 && lock.is_none() => backend,
         _ => Arc::new(CachedStorage::new(backend, cache_size)),
     };
     Ok((storage, lock))
@@ -317,8 +319,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let cluster_serve = match cluster_listener {
         Some(cl) => {
-            let capp =
-                coffer_http::cluster_router(core.clone(), opts).map_err(anyhow::Error::msg)?;
+            let capp = coffer_http::cluster_router(core.clone(), opts.clone())
+                .map_err(anyhow::Error::msg)?;
             Some(tokio::spawn(coffer_http::serve(
                 cl,
                 capp,
@@ -330,6 +332,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ha_task = core.ha_enabled().then(|| {
+        // While a standby: follow the active node's writes to serve reads.
+        tokio::spawn(coffer_http::follow(core.clone(), opts));
         let core = core.clone();
         tokio::spawn(core.run_ha(shutdown_signal()))
     });

@@ -997,3 +997,318 @@ async fn a_node_started_before_postgresql_waits_for_it() {
     let r = Http::new(&node.addr, None).get("sys/health").await;
     assert_eq!(r.status, 501, "{}", r.text);
 }
+
+/// A cluster whose nodes each write a file audit log; the cluster and the logs.
+fn start_audited(tag: &str, n: usize) -> (Cluster, Vec<std::path::PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = format!("coffer_ha_{tag}_{}", std::process::id());
+    let tables = (format!("{base}_kv"), format!("{base}_ha"));
+    let mut configs = Vec::new();
+    let mut logs = Vec::new();
+    for i in 0..n {
+        let cfg = Cluster::config(dir.path(), i, &tables, &pg_url());
+        let log = dir.path().join(format!("audit-{i}.log"));
+        let mut text = std::fs::read_to_string(&cfg).expect("config");
+        text.push_str(&format!(
+            "audit \"file\" \"file\" {{\n  file_path = \"{}\"\n}}\n",
+            log.display()
+        ));
+        std::fs::write(&cfg, text).expect("config");
+        configs.push(cfg);
+        logs.push(log);
+    }
+    let nodes = configs.iter().map(|c| Some(Cluster::spawn(c))).collect();
+    let c = Cluster {
+        dir,
+        tables,
+        nodes,
+        configs,
+        url: pg_url(),
+    };
+    (c, logs)
+}
+
+/// How many responses in an audit log answer `operation` on `path`.
+fn audited(log: &std::path::Path, operation: &str, path: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["type"] == json!("response")
+                && e["request"]["operation"] == json!(operation)
+                && e["request"]["path"] == json!(path)
+        })
+        .count()
+}
+
+/// A read through node `i` that must see what `index` names.
+async fn read_after(c: &Cluster, i: usize, token: &str, path: &str, index: &str) -> common::Reply {
+    c.http(i, token)
+        .send("GET", path, None, &[("X-Vault-Index", index)])
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standbys_serve_reads_from_a_copy_kept_coherent_by_the_active_node() {
+    if !postgres_available().await {
+        return;
+    }
+    let (c, logs) = start_audited("reads", 3);
+    let token = init(&c).await;
+    let active = c.active(Duration::from_secs(10)).await;
+    let standbys: Vec<usize> = c.running().filter(|i| *i != active).collect();
+    let (s, other) = (standbys[0], standbys[1]);
+    let h = c.http(active, &token);
+    for (path, body) in [
+        (
+            "sys/mounts/kv2",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        ),
+        ("sys/mounts/transit", json!({"type": "transit"})),
+    ] {
+        let r = h.post(path, body).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    let r = h.put("kv2/data/a", json!({"data": {"v": "1"}})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let index = r
+        .index
+        .clone()
+        .expect("the active node sends X-Vault-Index");
+
+    // Served by the standby itself: its own audit log has the read, the
+    // active node's has none.
+    let r = read_after(&c, s, &token, "kv2/data/a", &index).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["data"]["data"]["v"], json!("1"));
+    assert!(r.index.is_some(), "a standby's answer carries its position");
+    assert_eq!(audited(&logs[s], "read", "kv2/data/a"), 1);
+    assert_eq!(audited(&logs[active], "read", "kv2/data/a"), 0);
+    // Writes through a standby still go to the active node.
+    let r = c
+        .http(s, &token)
+        .put("kv2/data/b", json!({"data": {"v": "b"}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(audited(&logs[active], "create", "kv2/data/b"), 1);
+    assert_eq!(audited(&logs[s], "create", "kv2/data/b"), 0);
+
+    // Read-your-writes under load: a writer through the other standby, and
+    // after every acknowledged write a read of it through `s` with the
+    // write's index sees exactly it. Readers without an index never go
+    // back in time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for node in [s, active] {
+        let (hr, stop) = (c.http(node, &token), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut last = 0u64;
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = hr.get("kv2/data/counter").await;
+                if r.status == 404 {
+                    continue;
+                }
+                assert_eq!(r.status, 200, "{}", r.text);
+                let n: u64 = r.json()["data"]["data"]["n"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .expect("n");
+                assert!(n >= last, "node {node} went back from {last} to {n}");
+                last = n;
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    let hw = c.http(other, &token);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(3) {
+        n += 1;
+        let w = hw
+            .put("kv2/data/counter", json!({"data": {"n": n.to_string()}}))
+            .await;
+        assert_eq!(w.status, 200, "{}", w.text);
+        let idx = w
+            .index
+            .expect("forwarded answers carry the active node's index");
+        let r = read_after(&c, s, &token, "kv2/data/counter", &idx).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.json()["data"]["data"]["n"],
+            json!(n.to_string()),
+            "write {n} acknowledged, the standby read something else"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.await.expect("reader") > 10, "the readers did not run");
+    }
+    assert!(n > 20, "only {n} writes");
+    let local = audited(&logs[s], "read", "kv2/data/counter");
+    assert!(
+        local > n as usize,
+        "the standby served {local} of the reads itself"
+    );
+
+    // A policy change reaches the standby: the same token is refused there.
+    common::put_policy(
+        &h,
+        "reader",
+        r#"path "kv2/data/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let r = h
+        .post("auth/token/create", json!({"policies": ["reader"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reader = r.json()["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let r = read_after(
+        &c,
+        s,
+        &reader,
+        "kv2/data/a",
+        &r.index.clone().expect("index"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let w = h
+        .put(
+            "sys/policies/acl/reader",
+            json!({"policy": r#"path "kv2/data/b" { capabilities = ["read"] }"#}),
+        )
+        .await;
+    assert_eq!(w.status, 204, "{}", w.text);
+    let idx = w.index.expect("index");
+    assert_eq!(
+        read_after(&c, s, &reader, "kv2/data/a", &idx).await.status,
+        403
+    );
+    assert_eq!(
+        read_after(&c, s, &reader, "kv2/data/b", &idx).await.status,
+        200
+    );
+    // A revoked token is refused by the standby at once.
+    let w = h.post("auth/token/revoke", json!({"token": reader})).await;
+    assert_eq!(w.status, 204, "{}", w.text);
+    let idx = w.index.expect("index");
+    assert_eq!(
+        read_after(&c, s, &reader, "kv2/data/b", &idx).await.status,
+        403
+    );
+    let r = c
+        .http(s, &reader)
+        .send(
+            "GET",
+            "auth/token/lookup-self",
+            None,
+            &[("X-Vault-Index", &idx)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+
+    // Transit: the standby encrypts with the key's newest version once a
+    // rotation reached it, and still decrypts the older ciphertext.
+    let w = h.post("transit/keys/k", json!({})).await;
+    assert!(w.status == 200 || w.status == 204, "{}", w.text);
+    let plain = json!({"plaintext": "aGVsbG8="});
+    let r = c
+        .http(s, &token)
+        .send(
+            "POST",
+            "transit/encrypt/k",
+            Some(plain.to_string().into_bytes()),
+            &[("X-Vault-Index", &w.index.expect("index"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v1 = r.json()["data"]["ciphertext"]
+        .as_str()
+        .expect("ct")
+        .to_owned();
+    assert!(v1.starts_with("vault:v1:"), "{v1}");
+    let w = h.post("transit/keys/k/rotate", json!({})).await;
+    assert!(w.status == 200 || w.status == 204, "{}", w.text);
+    let idx = w.index.expect("index");
+    let r = c
+        .http(s, &token)
+        .send(
+            "POST",
+            "transit/encrypt/k",
+            Some(plain.to_string().into_bytes()),
+            &[("X-Vault-Index", &idx)],
+        )
+        .await;
+    assert!(
+        r.json()["data"]["ciphertext"]
+            .as_str()
+            .expect("ct")
+            .starts_with("vault:v2:")
+    );
+    let r = c
+        .http(s, &token)
+        .post("transit/decrypt/k", json!({"ciphertext": v1}))
+        .await;
+    assert_eq!(r.json()["data"]["plaintext"], json!("aGVsbG8="));
+    assert!(audited(&logs[s], "update", "transit/encrypt/k") >= 2);
+
+    // A new mount is there on the standby as soon as its index is.
+    let w = h
+        .post(
+            "sys/mounts/kv3",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await;
+    assert_eq!(w.status, 204, "{}", w.text);
+    let w = h.put("kv3/data/x", json!({"data": {"v": "x"}})).await;
+    let r = read_after(&c, s, &token, "kv3/data/x", &w.index.expect("index")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // A token with limited uses is spent on the active node even when its
+    // request reached a standby: two uses, then refused.
+    let r = h.post("auth/token/create", json!({"num_uses": 2})).await;
+    let limited = r.json()["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let idx = r.index.expect("index");
+    for _ in 0..2 {
+        assert_eq!(
+            read_after(&c, s, &limited, "kv2/data/a", &idx).await.status,
+            200
+        );
+    }
+    assert_eq!(
+        read_after(&c, s, &limited, "kv2/data/a", &idx).await.status,
+        403
+    );
+
+    // A made-up index is ignored (served), and `X-Vault-Forward: active-node`
+    // sends the read to the active node.
+    let forged = base64_encode("v1:x:999999999999:0:00");
+    let r = read_after(&c, s, &token, "kv2/data/a", &forged).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = audited(&logs[active], "read", "kv2/data/a");
+    let r = c
+        .http(s, &token)
+        .send(
+            "GET",
+            "kv2/data/a",
+            None,
+            &[("X-Vault-Forward", "active-node")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(audited(&logs[active], "read", "kv2/data/a"), before + 1);
+    c.drop_tables().await;
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}

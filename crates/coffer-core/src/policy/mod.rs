@@ -3,7 +3,7 @@
 mod acl;
 mod format;
 mod parse;
-mod store;
+pub(crate) mod store;
 mod trie;
 
 use std::collections::BTreeMap;

@@ -11,7 +11,7 @@ use super::{Acl, Policy, parse_policy};
 use crate::barrier::Barrier;
 use crate::logical::LogicalError;
 
-const PREFIX: &str = "sys/policy/";
+pub(crate) const PREFIX: &str = "sys/policy/";
 
 /// The `default` policy written at first unseal; operators may edit it.
 pub const DEFAULT_POLICY: &str = r#"# Lets a token look up, renew and revoke itself, see its own capabilities,
@@ -184,6 +184,13 @@ impl PolicyStore {
         };
         acls.clear();
         Ok(())
+    }
+
+    /// Forgets a policy another node changed (an HA standby's copy).
+    pub(crate) fn invalidate(&self, name: &str) {
+        if let Err(e) = self.changed(name.to_owned(), None) {
+            tracing::warn!(error = %e, "dropping a cached policy failed");
+        }
     }
 
     /// Parses and stores a policy (text may be base64-encoded, as Vault allows).

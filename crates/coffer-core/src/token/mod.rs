@@ -22,7 +22,7 @@ pub use roles::TokenRole;
 pub(crate) use routes::{TokenPaths, is_root_protected_token_path};
 
 const SALT_PATH: &str = "sys/token/salt";
-const ID_PREFIX: &str = "sys/token/id/";
+pub(crate) const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
 /// Prefix of service tokens: `cvs.` plus 24 base62 characters, the length of Vault's `hvs.` tokens.
@@ -229,6 +229,13 @@ impl TokenStore {
             .await?;
         self.cache.insert(hash.to_owned(), Arc::new(stored.entry));
         Ok(())
+    }
+
+    /// Forgets an entry another node changed (an HA standby's copy); under
+    /// its stripe, so a fill in progress cannot put the old one back.
+    pub(crate) async fn invalidate(&self, hash: &str) {
+        let _g = self.locks.lock(hash).await;
+        self.cache.remove(hash);
     }
 
     /// The entry, from the cache or storage.

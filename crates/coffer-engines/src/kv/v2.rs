@@ -915,6 +915,14 @@ impl KvV2 {
 
 #[async_trait]
 impl Backend for KvV2 {
+    async fn invalidate(&self, key: &str) {
+        if let Some(path) = key.strip_prefix("metadata/") {
+            // Under the key's lock: a fill in progress finishes first.
+            let _g = self.lock(path).lock().await;
+            self.remember(path, None);
+        }
+    }
+
     fn help(&self) -> coffer_core::paths::MountHelp {
         coffer_core::paths::MountHelp {
             description: "The KV version 2 engine: versioned values under data/, their metadata (versions kept, check-and-set, custom metadata) under metadata/, soft delete with undelete, destroy, and subkeys.",

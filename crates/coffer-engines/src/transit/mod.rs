@@ -413,6 +413,14 @@ fn announce_rotation(st: &StorageView, name: &str, answer: Option<&Response>) {
 
 #[async_trait]
 impl Backend for Transit {
+    async fn invalidate(&self, key: &str) {
+        if let Some(name) = key.strip_prefix("policy/") {
+            // Under the key's lock: a load in progress finishes first.
+            let _g = self.lock(name).lock().await;
+            self.remember(name, None);
+        }
+    }
+
     fn help(&self) -> coffer_core::paths::MountHelp {
         coffer_core::paths::MountHelp {
             description: "The transit engine: named keys that never leave the server encrypt, decrypt, rewrap, sign, verify, HMAC and make data keys; keys rotate, and old versions keep decrypting down to min_decryption_version.",

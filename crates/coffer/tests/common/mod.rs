@@ -329,6 +329,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub text: String,
+    /// `X-Vault-Index`, when the server sent one (HA nodes).
+    pub index: Option<String>,
 }
 
 impl Reply {
@@ -394,11 +396,17 @@ impl Http {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(String::from);
+        let index = r
+            .headers()
+            .get("x-vault-index")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let text = r.text().await.expect("body");
         Reply {
             status,
             content_type,
             text,
+            index,
         }
     }
 
