@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""HA on PostgreSQL: failover time and the cost of forwarding and fencing, in one run.
+"""HA on PostgreSQL: failover time, standby reads, and the cost of forwarding,
+fencing and invalidation, in one run.
 
 Starts a single coffer node on PostgreSQL (the baseline) and a 3-node HA cluster
 on another pair of tables, all release builds on loopback:
 - KV v1 writes (wrk, distinct keys) on the single node, on the HA active node
-  (fenced writes) and through a standby (forwarded);
-- KV v1 reads of one secret on the single node, the active node and a standby;
+  (fenced, and logged for the two standbys that follow it) and through a
+  standby (forwarded);
+- KV v2 reads of one secret on the single node, the active node and a standby
+  (served by the standby itself), with the CPU time each serving process used
+  per read (from /proc), and all three nodes read at once vs the single node;
 - failover: kill -9 of the active node, time until a write through a standby
   succeeds, repeated (the killed node is restarted each time).
 
@@ -18,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 
 from harness import ROOT, build_release, call, free_port, require, start_printing_addr, wait_health, wrk
@@ -72,6 +77,23 @@ def active_of(urls, timeout=30):
     raise SystemExit("no active node")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reads_with_cpu(url, tok, pid, duration):
+    before = cpu_seconds(pid)
+    r = wrk(url, tok, duration, path=READ_PATH)
+    r["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / (r["rps"] * duration)
+    return r
+
+
+READ_PATH = "/v1/kv2/data/bench"
+
+
 def drop(tables):
     subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c",
                     "; ".join(f"DROP TABLE IF EXISTS {t}" for t in tables)], check=False,
@@ -112,20 +134,70 @@ def main():
         for url, tok in ((single, stoken), (active, token)):
             code, body = call("POST", url + "/v1/sys/mounts/kv", tok, {"type": "kv"})
             assert code == 204, body
-            code, body = call("PUT", url + "/v1/kv/bench", tok, {"password": "x" * 24})
+            code, body = call("POST", url + "/v1/sys/mounts/kv2", tok, {"type": "kv", "options": {"version": "2"}})
             assert code == 204, body
+            code, body = call("PUT", url + "/v1/kv2/data/bench", tok, {"data": {"password": "x" * 24}})
+            assert code == 200, body
+        time.sleep(0.5)
 
         rows = []
-        for label, url, tok in (("single node", single, stoken), ("HA active (fenced)", active, token),
-                                ("HA standby (forwarded)", standby, token)):
+        pid = {single: procs[0].pid, **{u: p.pid for u, (p, _) in nodes.items()}}
+        standbys = [u for u in nodes if u != active]
+        for label, url, tok in (("single node", single, stoken), ("HA active", active, token),
+                                ("HA standby", standby, token)):
+            before = {u: cpu_seconds(p) for u, p in pid.items()}
             w = wrk(url, tok, args.duration, method="PUT", body={"v": "x" * 32}, path="/v1/kv/x", lua=WRITE_LUA)
-            r = wrk(url, tok, args.duration, path="/v1/kv/bench")
+            used = {u: (cpu_seconds(p) - before[u]) * 1e6 / (w["rps"] * args.duration) for u, p in pid.items()}
+            # The CPU a write costs the node that commits it, and what following
+            # it costs each standby.
+            w["cpu_us"] = used[url if url == single else active]
+            others = [u for u in standbys if u != url]
+            w["follow_us"] = 0 if url == single else statistics.mean(used[u] for u in others)
+            r = reads_with_cpu(url, tok, pid[url], args.duration)
             rows.append((label, w, r))
         base_w, base_r = rows[0][1]["rps"], rows[0][2]["rps"]
-        print(f"\n{'':24} {'writes/s':>10} {'ratio':>6} {'p99 ms':>7}   {'reads/s':>10} {'ratio':>6} {'p99 ms':>7}")
+        # The same writes with both standbys stopped (SIGSTOP): fencing alone,
+        # nobody following; the difference to "HA active" is what following costs.
+        for u in standbys:
+            nodes[u][0].send_signal(signal.SIGSTOP)
+        try:
+            before = cpu_seconds(pid[active])
+            w = wrk(active, token, args.duration, method="PUT", body={"v": "x" * 32}, path="/v1/kv/x", lua=WRITE_LUA)
+            w["cpu_us"] = (cpu_seconds(pid[active]) - before) * 1e6 / (w["rps"] * args.duration)
+            w["follow_us"] = 0
+        finally:
+            for u in standbys:
+                nodes[u][0].send_signal(signal.SIGCONT)
+        rows.insert(1, ("HA, no followers", w, None))
+        time.sleep(1)
+        print(f"\n{'':16} {'writes/s':>10} {'ratio':>6} {'p99 ms':>7} {'us/write':>9} {'follow us':>10}   "
+              f"{'reads/s':>10} {'ratio':>6} {'p99 ms':>7} {'us/read':>8}")
         for label, w, r in rows:
-            print(f"{label:24} {w['rps']:10.0f} {w['rps'] / base_w:6.2f} {w['p99_ms']:7.1f}   "
-                  f"{r['rps']:10.0f} {r['rps'] / base_r:6.2f} {r['p99_ms']:7.1f}")
+            reads = (f"{r['rps']:10.0f} {r['rps'] / base_r:6.2f} {r['p99_ms']:7.1f} {r['cpu_us']:8.1f}"
+                     if r else "")
+            print(f"{label:16} {w['rps']:10.0f} {w['rps'] / base_w:6.2f} {w['p99_ms']:7.1f} {w['cpu_us']:9.1f} "
+                  f"{w['follow_us']:10.1f}   {reads}")
+        print("us/write: CPU of the node that commits a write (the active one for HA); follow us: CPU a "
+              "following standby spends per write; us/read: CPU of the node serving the read")
+        print("(HA active writes: fenced, and logged for the two following standbys; HA standby writes: "
+              "forwarded; HA standby reads: served by the standby)")
+        print(f"CPU per read, standby / active: {rows[3][2]['cpu_us'] / rows[2][2]['cpu_us']:.2f}; "
+              f"HA active writes with 2 followers / without: {rows[2][1]['rps'] / rows[1][1]['rps']:.2f} "
+              f"(CPU per write {rows[2][1]['cpu_us'] / rows[1][1]['cpu_us']:.2f}x)")
+        # All three nodes at once, each with a third of the connections.
+        results = {}
+
+        def load(u):
+            results[u] = wrk(u, token, args.duration, path=READ_PATH, conns=11)
+
+        threads = [threading.Thread(target=load, args=(u,)) for u in nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        total = sum(r["rps"] for r in results.values())
+        print(f"KV v2 reads through all 3 nodes at once: {total:.0f}/s, {total / base_r:.2f}x the single node "
+              f"(one machine of {os.cpu_count()} cores runs all of them)")
 
         times = []
         for _ in range(args.failovers):

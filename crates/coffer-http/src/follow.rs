@@ -1,6 +1,8 @@
-//! The change log between HA nodes: the active node answers its standbys'
-//! long polls on the cluster listener, and each standby follows the active
-//! node's log to keep the copy it serves reads from coherent.
+//! The change log between HA nodes: each standby holds one stream open to
+//! the active node's cluster listener, on which the active node sends what
+//! it wrote (newline-delimited JSON batches, an empty one each second as a
+//! heartbeat); the standby applies each batch to keep the copy it serves
+//! reads from coherent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +17,13 @@ use crate::{AppState, HttpOptions, encode, forward};
 
 /// The cluster listener's path for following the log.
 pub(crate) const CHANGES_PATH: &str = "/cluster/v1/changes";
-/// How long the active node holds a poll with nothing new (a heartbeat).
+/// How long the active node waits with nothing new before a heartbeat.
 const HOLD: Duration = Duration::from_secs(1);
-/// A poll that takes longer than this means the active node is gone.
-const POLL_TIMEOUT: Duration = Duration::from_secs(4);
+/// No batch for this long means the active node is gone (or cut off).
+const SILENCE: Duration = Duration::from_secs(3);
 
-/// The active node's side: the keys written after `after` of term `epoch`.
+/// The active node's side: the keys written after `after` of term `epoch`,
+/// then batch after batch while this node stays active.
 pub(crate) async fn changes(st: &AppState, req: HttpRequest<Body>) -> Response {
     let query = req.uri().query().unwrap_or_default().to_owned();
     if let Err(r) = crate::cluster_admit(st, &req).await {
@@ -35,13 +38,38 @@ pub(crate) async fn changes(st: &AppState, req: HttpRequest<Body>) -> Response {
             _ => {}
         }
     }
-    match st.core.changes_after(epoch, after, HOLD).await {
-        Ok(batch) => match serde_json::to_value(&batch) {
-            Ok(v) => encode::json(200, &v),
-            Err(e) => encode::logical_error(&LogicalError::Internal(e.to_string())),
-        },
-        Err(e) => encode::logical_error(&e),
-    }
+    // The first batch decides the answer's status: not active, an error.
+    let first = match st.core.changes_after(epoch, after, Duration::ZERO).await {
+        Ok(b) => b,
+        Err(e) => return encode::logical_error(&e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let core = st.core.clone();
+    tokio::spawn(async move {
+        let mut batch = first;
+        loop {
+            let (epoch, head) = (batch.epoch, batch.head);
+            let Ok(mut line) = serde_json::to_vec(&batch) else {
+                return;
+            };
+            line.push(b'\n');
+            if tx.send(Ok(line.into())).await.is_err() {
+                return; // the standby went away
+            }
+            batch = match core.changes_after(epoch, head, HOLD).await {
+                Ok(b) => b,
+                // No longer active: the stream ends, the standby moves on.
+                Err(_) => return,
+            };
+        }
+    });
+    axum::http::Response::builder()
+        .status(200)
+        .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .unwrap_or_else(|_| encode::error(500, &["cannot build the change stream".into()]))
 }
 
 /// A standby's side: follows the active node's log while this node is a
@@ -78,55 +106,71 @@ pub async fn follow(core: Arc<Core>, opts: HttpOptions) {
             }
             None => (0, 0),
         };
-        let polled = tokio::select! {
-            r = poll(&core, &client, &leader.cluster_addr, epoch, after) => r,
+        let followed = tokio::select! {
+            r = stream(&core, &client, &leader.node_id, &leader.cluster_addr, (epoch, after), &mut at) => r,
             // A new leader (or this node leading) changes what to follow.
             _ = roles.changed() => continue,
         };
-        let applied = match polled {
-            Ok(batch) => {
-                let next = (leader.node_id.clone(), batch.epoch, batch.head);
-                core.follow_apply(batch).await.map(|()| next)
-            }
-            Err(e) => Err(e),
+        let e = match followed {
+            Ok(()) => LogicalError::Unavailable("the active node ended the stream".into()),
+            Err(e) => e,
         };
-        match applied {
-            Ok(next) => at = Some(next),
-            Err(e) => {
-                if at.take().is_some() {
-                    tracing::warn!(error = %e, "HA: cannot follow the active node; forwarding every request until it can");
-                }
-                core.follow_stop();
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+        if at.take().is_some() {
+            tracing::warn!(error = %e, "HA: stopped following the active node; forwarding every request until it follows again");
         }
+        core.follow_stop();
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn poll(
+/// Follows one stream from `from` until it ends or fails; `at` moves with
+/// every batch applied.
+async fn stream(
     core: &Core,
     client: &reqwest::Client,
+    node_id: &str,
     cluster_addr: &str,
-    epoch: i64,
-    after: u64,
-) -> Result<ChangeBatch, LogicalError> {
-    let target = format!("{CHANGES_PATH}?epoch={epoch}&after={after}");
+    from: (i64, u64),
+    at: &mut Option<(String, i64, u64)>,
+) -> Result<(), LogicalError> {
+    use tokio_stream::StreamExt as _;
+    let target = format!("{CHANGES_PATH}?epoch={}&after={}", from.0, from.1);
     let signature = core.sign_forwarded("GET", &target).await?;
     let url = format!("{}{target}", cluster_addr.trim_end_matches('/'));
     let unavailable = |e: String| LogicalError::Unavailable(e);
-    let resp = client
-        .get(&url)
-        .header(forward::FORWARD_HEADER, signature)
-        .timeout(POLL_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    let resp = tokio::time::timeout(
+        SILENCE,
+        client
+            .get(&url)
+            .header(forward::FORWARD_HEADER, signature)
+            .send(),
+    )
+    .await
+    .map_err(|_| unavailable("the active node did not answer".into()))?
+    .map_err(|e| unavailable(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(unavailable(format!(
             "the active node answered {}",
             resp.status()
         )));
     }
-    let body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-    serde_json::from_slice(&body).map_err(|e| unavailable(e.to_string()))
+    let mut chunks = resp.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout(SILENCE, chunks.next()).await {
+            Err(_) => return Err(unavailable("the active node went silent".into())),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(unavailable(e.to_string())),
+            Ok(Some(Ok(c))) => c,
+        };
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let batch: ChangeBatch =
+                serde_json::from_slice(&line).map_err(|e| unavailable(e.to_string()))?;
+            let next = (node_id.to_owned(), batch.epoch, batch.head);
+            core.follow_apply(batch).await?;
+            *at = Some(next);
+        }
+    }
 }

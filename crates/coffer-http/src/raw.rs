@@ -241,8 +241,9 @@ fn leader(core: &Core) -> Value {
         "active_time": active_time,
         "leader_address": leader.as_ref().map(|l| l.api_addr.clone()).unwrap_or_default(),
         "leader_cluster_address": leader.as_ref().map(|l| l.cluster_addr.clone()).unwrap_or_default(),
-        "performance_standby": false,
-        "performance_standby_last_remote_wal": 0,
+        // A standby that follows the active node's writes serves reads.
+        "performance_standby": !is_self && core.standby_position().is_some(),
+        "performance_standby_last_remote_wal": if is_self { 0 } else { core.standby_position().unwrap_or(0) },
     })
 }
 
@@ -297,7 +298,7 @@ async fn health(core: &Core, query: Option<&str>) -> Response {
         "initialized": status.initialized,
         "sealed": status.sealed,
         "standby": standby,
-        "performance_standby": false,
+        "performance_standby": standby && core.standby_position().is_some(),
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
         "server_time_utc": now,

@@ -48,11 +48,8 @@ pub(crate) async fn serve(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let lr = match decode::logical_request(buffered.rebuild(), path, remote, &st.opts).await {
-        Ok(lr) if st.core.standby_may_serve(&lr) => lr,
-        // Not a read (or not decodable here): the active node answers.
-        _ => return forward::forward_buffered(st, buffered, leader, remote).await,
-    };
+    // Caught up first: what the client wrote may be what makes the request
+    // servable here (a mount it just created).
     if let Some(wanted) = wanted_index(st, &buffered.headers).await
         && !st.core.standby_reach(wanted, CATCH_UP).await
     {
@@ -69,6 +66,11 @@ pub(crate) async fn serve(
         }
         return forward::forward_buffered(st, buffered, leader, remote).await;
     }
+    let lr = match decode::logical_request(buffered.rebuild(), path, remote, &st.opts).await {
+        Ok(lr) if st.core.standby_may_serve(&lr) => lr,
+        // Not a read (or not decodable here): the active node answers.
+        _ => return forward::forward_buffered(st, buffered, leader, remote).await,
+    };
     let id = lr.id.clone();
     let head_only = buffered.method == Method::HEAD;
     let resp = match st.core.handle_on_standby(lr).await {

@@ -123,13 +123,13 @@ impl PostgresStorage {
             .map_err(pg)?;
         let t = &config.table;
         let client = pool.get().await.map_err(pg)?;
-        client
-            .batch_execute(&format!(
-                "SELECT pg_advisory_lock({DDL_LOCK}); \
-                 CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL); \
-                 SELECT pg_advisory_unlock({DDL_LOCK})"
-            ))
-            .await.map_err(db)?;
+        run_ddl(
+            &client,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {t} (key TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL)"
+            ),
+        )
+        .await?;
         if let Some(h) = &config.ha {
             create_fence_functions(&client, t, &h.ha_table).await?;
         }
@@ -203,8 +203,7 @@ async fn create_fence_functions(
          IF NOT EXISTS (SELECT 1 FROM {ha} WHERE ha_key = 'fence' AND epoch = e) THEN RETURN false; END IF;"
     );
     let ddl = format!(
-        "SELECT pg_advisory_lock({DDL_LOCK}); \
-         CREATE OR REPLACE FUNCTION {t}_fenced_put(k TEXT, v BYTEA, e BIGINT) RETURNS BOOLEAN \
+        "CREATE OR REPLACE FUNCTION {t}_fenced_put(k TEXT, v BYTEA, e BIGINT) RETURNS BOOLEAN \
            LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} \
            INSERT INTO {t} (key, value) VALUES (k, v) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; \
            RETURN true; END $f$; \
@@ -212,17 +211,28 @@ async fn create_fence_functions(
            LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} \
            DELETE FROM {t} WHERE key = k; RETURN true; END $f$; \
          CREATE OR REPLACE FUNCTION {t}_fence_holds(e BIGINT) RETURNS BOOLEAN \
-           LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} RETURN true; END $f$; \
-         SELECT pg_advisory_unlock({DDL_LOCK});"
+           LANGUAGE plpgsql VOLATILE AS $f$ BEGIN {holds} RETURN true; END $f$;"
     );
-    let r = client.batch_execute(&ddl).await.map_err(db);
-    if r.is_err() {
-        // A failed statement leaves the session lock held: give it back.
-        let _ = client
-            .batch_execute("SELECT pg_advisory_unlock_all()")
-            .await;
-    }
-    r
+    run_ddl(client, &ddl).await
+}
+
+/// Runs `sql` (one implicit transaction) under the DDL lock, which is held
+/// until that transaction committed: released inside it, the next node's
+/// `IF NOT EXISTS` would not yet see what this one created, and fail.
+pub(crate) async fn run_ddl(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<(), StorageError> {
+    client
+        .batch_execute(&format!("SELECT pg_advisory_lock({DDL_LOCK})"))
+        .await
+        .map_err(db)?;
+    let r = client.batch_execute(sql).await.map_err(db);
+    let unlocked = client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({DDL_LOCK})"))
+        .await
+        .map_err(db);
+    r.and(unlocked)
 }
 
 #[async_trait]

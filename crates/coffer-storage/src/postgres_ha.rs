@@ -19,7 +19,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::StorageError;
 use crate::ha::{Advertise, Attempt, Fence, HaLock, Leader, Node};
-use crate::postgres::{DDL_LOCK, db, fence_lock_key, valid_table_name};
+use crate::postgres::{db, fence_lock_key, run_ddl, valid_table_name};
 
 /// The leadership row and the fence row in the HA table.
 const LEADER: &str = "leader";
@@ -94,17 +94,17 @@ impl PostgresHa {
         let c = guard
             .as_ref()
             .ok_or_else(|| StorageError::Postgres("no connection".into()))?;
-        c.batch_execute(&format!(
-            "SELECT pg_advisory_lock({DDL_LOCK}); \
-             CREATE TABLE IF NOT EXISTS {t} (ha_key TEXT COLLATE \"C\" PRIMARY KEY, \
+        run_ddl(
+            c,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS {t} (ha_key TEXT COLLATE \"C\" PRIMARY KEY, \
              epoch BIGINT NOT NULL DEFAULT 0, holder TEXT, holder_pid INT, api_addr TEXT, \
              cluster_addr TEXT, hostname TEXT, version TEXT, valid_until TIMESTAMPTZ, \
              since TIMESTAMPTZ, last_echo TIMESTAMPTZ); \
-             INSERT INTO {t} (ha_key) VALUES ('{LEADER}'), ('{FENCE}') ON CONFLICT DO NOTHING; \
-             SELECT pg_advisory_unlock({DDL_LOCK})"
-        ))
-        .await
-        .map_err(db)?;
+             INSERT INTO {t} (ha_key) VALUES ('{LEADER}'), ('{FENCE}') ON CONFLICT DO NOTHING"
+            ),
+        )
+        .await?;
         drop(guard);
         Ok(ha)
     }

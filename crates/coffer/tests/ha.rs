@@ -1076,6 +1076,19 @@ async fn standbys_serve_reads_from_a_copy_kept_coherent_by_the_active_node() {
         .index
         .clone()
         .expect("the active node sends X-Vault-Index");
+    // Standbys report when they follow the active node (and so serve reads).
+    let start = Instant::now();
+    for i in [s, other] {
+        while c.http(i, "").get("sys/health").await.json()["performance_standby"] != json!(true) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "node {i} does not follow"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let leader = c.http(s, "").get("sys/leader").await.json();
+    assert_eq!(leader["performance_standby"], json!(true), "{leader}");
 
     // Served by the standby itself: its own audit log has the read, the
     // active node's has none.
