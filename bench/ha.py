@@ -153,8 +153,15 @@ def main():
             w["cpu_us"] = used[url if url == single else active]
             others = [u for u in standbys if u != url]
             w["follow_us"] = 0 if url == single else statistics.mean(used[u] for u in others)
-            r = reads_with_cpu(url, tok, pid[url], args.duration)
-            rows.append((label, w, r))
+            rows.append([label, w, None])
+        # Reads after all writes, in alternating rounds, so that no node's
+        # figure carries the aftermath of a write run (or is always first).
+        reads = {single: [], active: [], standby: []}
+        for _ in range(3):
+            for url, tok in ((single, stoken), (active, token), (standby, token)):
+                reads[url].append(reads_with_cpu(url, tok, pid[url], max(2, args.duration // 2)))
+        for row, url in zip(rows, (single, active, standby)):
+            row[2] = {k: statistics.mean(r[k] for r in reads[url]) for k in ("rps", "p99_ms", "cpu_us")}
         base_w, base_r = rows[0][1]["rps"], rows[0][2]["rps"]
         # The same writes with both standbys stopped (SIGSTOP): fencing alone,
         # nobody following; the difference to "HA active" is what following costs.

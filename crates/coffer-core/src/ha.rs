@@ -130,6 +130,7 @@ impl HaNode {
         if let Ok(mut k) = self.forwarding_key.lock() {
             *k = None;
         }
+        self.replica.forget_index();
     }
 
     fn set_role(&self, r: HaRole) {

@@ -29,7 +29,7 @@ use crate::mounts::MountKind;
 
 /// A standby that heard nothing from the active node for this long stops
 /// serving reads (the active node answers a follower at least every second).
-const QUIET_LIMIT: Duration = Duration::from_secs(3);
+const QUIET_LIMIT: Duration = Duration::from_secs(2);
 /// How long the active node gathers writes before it answers a follower.
 const COALESCE: Duration = Duration::from_millis(3);
 /// The most writes one answer to a follower carries.
@@ -67,6 +67,8 @@ pub(crate) struct Replica {
     /// Resets and applications one at a time.
     apply: tokio::sync::Mutex<()>,
     moved: tokio::sync::Notify,
+    /// The last `X-Vault-Index` made, by position.
+    last_index: Mutex<Option<(u64, String)>>,
 }
 
 /// A log position as one number.
@@ -75,6 +77,13 @@ fn position(term: i64, index: u64) -> u64 {
 }
 
 impl Replica {
+    /// Drops the signed index kept for reuse (the key signing it changed).
+    pub(crate) fn forget_index(&self) {
+        if let Ok(mut last) = self.last_index.lock() {
+            *last = None;
+        }
+    }
+
     fn state(&self) -> Option<Arc<Active>> {
         self.state.read().ok().and_then(|s| s.clone())
     }
@@ -386,6 +395,13 @@ impl Core {
     /// `X-Vault-Index` for a position: the Vault client's replication-state
     /// shape, signed with the cluster's key so a client cannot make one up.
     pub async fn index_header(&self, pos: u64) -> Option<String> {
+        let ha = self.ha()?;
+        // Reads repeat the same position: sign it once.
+        if let Some((at, v)) = ha.replica.last_index.lock().ok()?.as_ref()
+            && *at == pos
+        {
+            return Some(v.clone());
+        }
         let key = self.forwarding_key().await.ok()?;
         let cluster = self
             .standby_cluster_id()
@@ -393,7 +409,11 @@ impl Core {
             .or_else(|| self.active().ok().map(|a| a.cluster_id.clone()))?;
         let body = format!("v1:{cluster}:{pos}:0");
         let mac = Self::index_mac(key.expose(), &body);
-        Some(base64::engine::general_purpose::STANDARD.encode(format!("{body}:{mac}")))
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{body}:{mac}"));
+        if let Ok(mut last) = ha.replica.last_index.lock() {
+            *last = Some((pos, v.clone()));
+        }
+        Some(v)
     }
 
     /// The highest position among `X-Vault-Index` values genuinely from this

@@ -20,7 +20,7 @@ pub(crate) const CHANGES_PATH: &str = "/cluster/v1/changes";
 /// How long the active node waits with nothing new before a heartbeat.
 const HOLD: Duration = Duration::from_secs(1);
 /// No batch for this long means the active node is gone (or cut off).
-const SILENCE: Duration = Duration::from_secs(3);
+const SILENCE: Duration = Duration::from_secs(2);
 
 /// The active node's side: the keys written after `after` of term `epoch`,
 /// then batch after batch while this node stays active.

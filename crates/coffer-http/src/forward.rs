@@ -83,6 +83,16 @@ impl Buffered {
         }
     }
 
+    /// A request that has no body, as it is.
+    pub(crate) fn without_body(req: &HttpRequest<Body>) -> Self {
+        Self {
+            method: req.method().clone(),
+            target: target_of(req),
+            headers: req.headers().clone(),
+            body: bytes::Bytes::new(),
+        }
+    }
+
     /// The request again, for decoding.
     pub(crate) fn rebuild(&self) -> HttpRequest<Body> {
         let mut r = HttpRequest::new(Body::from(self.body.clone()));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest};
+use axum::http::{HeaderMap, HeaderValue, Method, Request as HttpRequest, header};
 use axum::response::Response;
 use coffer_core::LogicalError;
 use coffer_core::ha::Leader;
@@ -44,9 +44,24 @@ pub(crate) async fn serve(
     {
         return forward::forward(st, req, leader, remote).await;
     }
-    let buffered = match Buffered::read(st, req).await {
-        Ok(b) => b,
-        Err(r) => return r,
+    // A GET or LIST without a body is decoded as it is; anything else is
+    // read once, so it can still be forwarded after decoding.
+    let bodiless = matches!(req.method().as_str(), "GET" | "LIST")
+        && !req.headers().contains_key(header::CONTENT_LENGTH)
+        && !req.headers().contains_key(header::TRANSFER_ENCODING);
+    let (buffered, decoded) = if bodiless {
+        let b = Buffered::without_body(&req);
+        (
+            b,
+            decode::logical_request(req, path, remote, &st.opts).await,
+        )
+    } else {
+        let b = match Buffered::read(st, req).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let d = decode::logical_request(b.rebuild(), path, remote, &st.opts).await;
+        (b, d)
     };
     // Caught up first: what the client wrote may be what makes the request
     // servable here (a mount it just created).
@@ -66,7 +81,7 @@ pub(crate) async fn serve(
         }
         return forward::forward_buffered(st, buffered, leader, remote).await;
     }
-    let lr = match decode::logical_request(buffered.rebuild(), path, remote, &st.opts).await {
+    let lr = match decoded {
         Ok(lr) if st.core.standby_may_serve(&lr) => lr,
         // Not a read (or not decodable here): the active node answers.
         _ => return forward::forward_buffered(st, buffered, leader, remote).await,
