@@ -96,7 +96,7 @@ pub(crate) struct HaNode {
     /// Set when leaving leadership on purpose: no competing until then.
     pause_until: Mutex<Option<Instant>>,
     /// Serialises becoming active and standing down.
-    transition: tokio::sync::Mutex<()>,
+    pub(crate) transition: tokio::sync::Mutex<()>,
     /// The cluster's id, as an unsealed standby reports it (read once).
     cluster_id: std::sync::OnceLock<String>,
     /// When this node last reported itself.

@@ -24,7 +24,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{Active, Core};
-use crate::logical::{LogicalError, Operation, Request};
+use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::mounts::MountKind;
 
 /// A standby that heard nothing from the active node for this long stops
@@ -174,14 +174,16 @@ impl Core {
             return Ok(());
         };
         let _one = r.apply.lock().await;
+        // Not while this node becomes active: that stops following first,
+        // and must find nothing installed after it.
+        let Some(_no_transition) = self.standby_transition().await else {
+            return Ok(());
+        };
         r.set_applied(None);
         r.set_state(None);
         // Off empties the cache; every value read after this is at least as
         // new as `head` (the active node logs a write after it committed).
         self.storage().set_caching(false);
-        if !self.is_standby() {
-            return Ok(());
-        }
         self.barrier.reload().await?;
         let state = self.load_state().await?;
         self.audit.unseal(&self.barrier).await?;
@@ -214,6 +216,9 @@ impl Core {
             self.invalidate_derived(&state, key).await;
         }
         if rebuild {
+            let Some(_no_transition) = self.standby_transition().await else {
+                return Ok(());
+            };
             // The old copy serves until the new one is ready.
             self.barrier.reload().await?;
             let state = self.load_state().await?;
@@ -254,8 +259,12 @@ impl Core {
         }
     }
 
-    fn is_standby(&self) -> bool {
-        matches!(self.ha_role(), Some(crate::ha::HaRole::Standby(_)))
+    /// Holds off becoming active (or standing down) while this standby
+    /// installs a copy; `None` when it is not a standby any more.
+    async fn standby_transition(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let ha = self.ha()?;
+        let guard = ha.transition.lock().await;
+        matches!(*ha.role.borrow(), crate::ha::HaRole::Standby(_)).then_some(guard)
     }
 
     /// What this active node wrote after `after` (a position a follower
@@ -446,5 +455,3 @@ impl Core {
         best
     }
 }
-
-use crate::logical::Response;

@@ -170,6 +170,17 @@ async fn standbys_forward_and_a_killed_active_is_replaced() {
     let token = init(&c).await;
     let active = c.active(Duration::from_secs(10)).await;
     let standbys: Vec<usize> = c.running().filter(|i| *i != active).collect();
+    // A standby learns the leader on its next look (every 200 ms).
+    let start = Instant::now();
+    for i in &standbys {
+        while c.http(*i, "").get("sys/leader").await.json()["leader_address"] == json!("") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "node {i} knows no leader"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     // Status endpoints.
     let leader = c.http(standbys[0], "").get("sys/leader").await.json();
@@ -499,11 +510,20 @@ async fn hvac_and_vaultrs_work_through_every_node() {
     if !postgres_available().await {
         return;
     }
-    let c = Cluster::start("clients", 3);
+    let (c, logs) = start_audited("clients", 3);
     let token = init(&c).await;
-    c.active(Duration::from_secs(10)).await;
-    // Let every standby learn the leader.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let active = c.active(Duration::from_secs(10)).await;
+    // Let every standby learn the leader and follow it.
+    let start = Instant::now();
+    for i in c.running().filter(|i| *i != active) {
+        while c.http(i, "").get("sys/health").await.json()["performance_standby"] != json!(true) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "node {i} does not follow"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     if let Some(python) = hvac_python() {
         let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/hvac/ha_nodes.py");
@@ -524,6 +544,21 @@ async fn hvac_and_vaultrs_work_through_every_node() {
         );
         assert!(out.status.success(), "hvac:\n{stdout}\n{stderr}");
         assert!(stdout.contains("all checks passed"), "{stdout}");
+        // hvac's reads through a standby were served there; its writes
+        // went to the active node.
+        for i in c.running() {
+            let reads: usize = (0..3)
+                .map(|k| audited(&logs[i], "read", &format!("hvac-kv/data/from-{k}")))
+                .sum();
+            assert_eq!(reads, 3, "node {i} served hvac's reads itself");
+            let writes: usize = (0..3)
+                .map(|k| {
+                    audited(&logs[i], "create", &format!("hvac-kv/data/from-{k}"))
+                        + audited(&logs[i], "update", &format!("hvac-kv/data/from-{k}"))
+                })
+                .sum();
+            assert_eq!(writes, if i == active { 3 } else { 0 }, "node {i}");
+        }
     }
     // vaultrs: KV v2 written through each node, read back through each.
     let r = c
