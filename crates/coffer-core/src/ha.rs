@@ -342,11 +342,7 @@ impl Core {
     }
 
     fn forwarding_mac(key: &SecretBytes, ts: i64, method: &str, target: &str) -> Vec<u8> {
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()) else {
-            return Vec::new();
-        };
-        mac.update(format!("coffer-forward\n{ts}\n{method}\n{target}").as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        cluster_mac(key, &format!("coffer-forward\n{ts}\n{method}\n{target}"))
     }
 
     /// The value of the header that authenticates a request this standby
@@ -636,6 +632,16 @@ impl Core {
             ha.lock.forfeit();
         }
     }
+}
+
+/// HMAC-SHA256 of `message` under the cluster's key (`message` starts with
+/// what it is for, so a forwarding signature never passes as an index).
+pub(crate) fn cluster_mac(key: &SecretBytes, message: &str) -> Vec<u8> {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()) else {
+        return Vec::new();
+    };
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// How a node leaves the active role.

@@ -30,6 +30,8 @@ use crate::mounts::MountKind;
 /// A standby that heard nothing from the active node for this long stops
 /// serving reads (the active node answers a follower at least every second).
 const QUIET_LIMIT: Duration = Duration::from_secs(2);
+/// The most `X-Vault-Index` values one request may carry that are checked.
+const MAX_INDEXES: usize = 16;
 /// How long the active node gathers writes before it answers a follower.
 const COALESCE: Duration = Duration::from_millis(3);
 /// The most writes one answer to a follower carries.
@@ -335,9 +337,10 @@ impl Core {
                 "internal/ui/mounts",
             ];
             return match req.operation {
-                Operation::Read | Operation::List => read_only
-                    .iter()
-                    .any(|p| rest == *p || rest.starts_with(&format!("{p}/"))),
+                Operation::Read | Operation::List => read_only.iter().any(|p| {
+                    rest.strip_prefix(p)
+                        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+                }),
                 Operation::Update => matches!(
                     rest,
                     "capabilities" | "capabilities-self" | "capabilities-accessor"
@@ -391,14 +394,11 @@ impl Core {
 
     // ---- X-Vault-Index ----
 
-    fn index_mac(key: &[u8], body: &str) -> String {
-        use hmac::Mac as _;
-        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key) else {
-            return String::new();
-        };
-        mac.update(b"coffer-index\n");
-        mac.update(body.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+    fn index_mac(key: &crate::secret::SecretBytes, body: &str) -> String {
+        hex::encode(crate::ha::cluster_mac(
+            key,
+            &format!("coffer-index\n{body}"),
+        ))
     }
 
     /// `X-Vault-Index` for a position: the Vault client's replication-state
@@ -412,12 +412,10 @@ impl Core {
             return Some(v.clone());
         }
         let key = self.forwarding_key().await.ok()?;
-        let cluster = self
-            .standby_cluster_id()
-            .await
-            .or_else(|| self.active().ok().map(|a| a.cluster_id.clone()))?;
+        // Read once per unsealed node, active or standby.
+        let cluster = self.standby_cluster_id().await?;
         let body = format!("v1:{cluster}:{pos}:0");
-        let mac = Self::index_mac(key.expose(), &body);
+        let mac = Self::index_mac(&key, &body);
         let v = base64::engine::general_purpose::STANDARD.encode(format!("{body}:{mac}"));
         if let Ok(mut last) = ha.replica.last_index.lock() {
             *last = Some((pos, v.clone()));
@@ -430,27 +428,27 @@ impl Core {
     pub async fn parse_index_headers(&self, values: &[String]) -> Option<u64> {
         let key = self.forwarding_key().await.ok()?;
         let mut best = None;
-        for v in values {
-            for one in v.split(',') {
-                let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(one.trim()) else {
-                    continue;
-                };
-                let Ok(text) = String::from_utf8(raw) else {
-                    continue;
-                };
-                let Some((body, mac)) = text.rsplit_once(':') else {
-                    continue;
-                };
-                let want = Self::index_mac(key.expose(), body);
-                if !bool::from(subtle::ConstantTimeEq::ct_eq(
-                    want.as_bytes(),
-                    mac.as_bytes(),
-                )) {
-                    continue;
-                }
-                let pos = body.split(':').nth(2).and_then(|p| p.parse::<u64>().ok());
-                best = best.max(pos);
+        // A client merges one index per cluster it saw; more than a few is
+        // not a client, and each costs an HMAC.
+        for one in values.iter().flat_map(|v| v.split(',')).take(MAX_INDEXES) {
+            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(one.trim()) else {
+                continue;
+            };
+            let Ok(text) = String::from_utf8(raw) else {
+                continue;
+            };
+            let Some((body, mac)) = text.rsplit_once(':') else {
+                continue;
+            };
+            let want = Self::index_mac(&key, body);
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                want.as_bytes(),
+                mac.as_bytes(),
+            )) {
+                continue;
             }
+            let pos = body.split(':').nth(2).and_then(|p| p.parse::<u64>().ok());
+            best = best.max(pos);
         }
         best
     }

@@ -21,6 +21,8 @@ pub(crate) const CHANGES_PATH: &str = "/cluster/v1/changes";
 const HOLD: Duration = Duration::from_secs(1);
 /// No batch for this long means the active node is gone (or cut off).
 const SILENCE: Duration = Duration::from_secs(2);
+/// The longest batch line accepted (4096 writes of long keys fit well).
+const MAX_LINE: usize = 64 << 20;
 
 /// The active node's side: the keys written after `after` of term `epoch`,
 /// then batch after batch while this node stays active.
@@ -164,6 +166,11 @@ async fn stream(
             Ok(Some(Ok(c))) => c,
         };
         pending.extend_from_slice(&chunk);
+        if pending.len() > MAX_LINE && !pending.contains(&b'\n') {
+            return Err(unavailable(
+                "the active node sent an oversized batch".into(),
+            ));
+        }
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let batch: ChangeBatch =

@@ -24,13 +24,14 @@ pub enum Since {
 struct Ring {
     /// `(index, key)`, oldest first.
     entries: VecDeque<(u64, String)>,
-    head: u64,
 }
 
 /// A bounded, ordered log of written keys.
 pub struct ChangeLog {
     ring: Mutex<Ring>,
     capacity: usize,
+    /// The last index recorded; changed only under `ring`'s lock, so it
+    /// never goes back and always covers what the ring holds.
     head: tokio::sync::watch::Sender<u64>,
 }
 
@@ -40,42 +41,44 @@ impl ChangeLog {
         Self {
             ring: Mutex::new(Ring {
                 entries: VecDeque::new(),
-                head: 0,
             }),
             capacity: capacity.max(1),
             head: tokio::sync::watch::Sender::new(0),
         }
     }
 
-    /// Records one write of `keys` under the next index.
+    /// Records one write of `keys` under the next index (a write of no
+    /// key takes none: every index has keys, so a follower can reach it).
     pub fn record<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut keys = keys.into_iter().peekable();
+        if keys.peek().is_none() {
+            return;
+        }
         let Ok(mut ring) = self.ring.lock() else {
             return;
         };
-        ring.head += 1;
-        let index = ring.head;
+        let index = *self.head.borrow() + 1;
         for k in keys {
             if ring.entries.len() == self.capacity {
                 ring.entries.pop_front();
             }
             ring.entries.push_back((index, k.to_owned()));
         }
-        drop(ring);
         self.head.send_replace(index);
     }
 
-    /// The index of the last write recorded.
+    /// The index of the last write recorded (every answer of the active
+    /// node asks, so not through the writers' lock).
     pub fn head(&self) -> u64 {
-        self.ring.lock().map(|r| r.head).unwrap_or(0)
+        *self.head.borrow()
     }
 
     /// Starts over at index 0 (a new term of leadership).
     pub fn reset(&self) {
         if let Ok(mut ring) = self.ring.lock() {
             ring.entries.clear();
-            ring.head = 0;
+            self.head.send_replace(0);
         }
-        self.head.send_replace(0);
     }
 
     /// The keys written after `after`, at most `max` writes' worth.
@@ -83,10 +86,11 @@ impl ChangeLog {
         let Ok(ring) = self.ring.lock() else {
             return Since::Gap { head: 0 };
         };
-        if after > ring.head {
-            return Since::Gap { head: ring.head };
+        let head = *self.head.borrow();
+        if after > head {
+            return Since::Gap { head };
         }
-        if after == ring.head {
+        if after == head {
             return Since::Keys {
                 head: after,
                 keys: Vec::new(),
@@ -97,10 +101,10 @@ impl ChangeLog {
         let complete_from = match ring.entries.front() {
             Some((first, _)) if ring.entries.len() < self.capacity => *first,
             Some((first, _)) => first + 1,
-            None => ring.head + 1,
+            None => head + 1,
         };
         if after + 1 < complete_from {
-            return Since::Gap { head: ring.head };
+            return Since::Gap { head };
         }
         let start = ring.entries.partition_point(|(i, _)| *i <= after);
         let mut keys = Vec::new();
@@ -136,6 +140,7 @@ mod tests {
             }
         );
         log.record(["a"]);
+        log.record(std::iter::empty());
         log.record(["b", "c"]);
         assert_eq!(
             log.since(0, 10),

@@ -876,31 +876,7 @@ async fn each_node_keeps_an_unbroken_audit_chain_across_hand_overs() {
     if !postgres_available().await {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let base = format!("coffer_ha_audit_{}", std::process::id());
-    let tables = (format!("{base}_kv"), format!("{base}_ha"));
-    let mut configs = Vec::new();
-    let mut logs = Vec::new();
-    for i in 0..2 {
-        let cfg = Cluster::config(dir.path(), i, &tables, &pg_url());
-        let log = dir.path().join(format!("audit-{i}.log"));
-        let mut text = std::fs::read_to_string(&cfg).expect("config");
-        text.push_str(&format!(
-            "audit \"file\" \"file\" {{\n  file_path = \"{}\"\n}}\n",
-            log.display()
-        ));
-        std::fs::write(&cfg, text).expect("config");
-        configs.push(cfg);
-        logs.push(log);
-    }
-    let nodes = configs.iter().map(|c| Some(Cluster::spawn(c))).collect();
-    let c = Cluster {
-        dir,
-        tables,
-        nodes,
-        configs,
-        url: pg_url(),
-    };
+    let (c, logs) = start_audited("audit", 2);
     let token = init(&c).await;
     let first = c.active(Duration::from_secs(10)).await;
     let r = c
