@@ -541,6 +541,43 @@ impl Backend for AppRole {
         path == "login"
     }
 
+    /// Secret IDs are stored only as HMACs under this mount's salt: a
+    /// candidate is looked up under every role that has secret IDs.
+    async fn leak_lookup(
+        &self,
+        st: &StorageView,
+        candidate: &str,
+    ) -> Result<Vec<coffer_core::leak::LeakMatch>, LogicalError> {
+        let roles = st.list("secret_id/").await?;
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let h = self.salt.hmac(st, candidate).await?;
+        let now = now_unix();
+        let mut out = Vec::new();
+        for role in roles {
+            let role = role.trim_end_matches('/');
+            let Some(e) = st
+                .get_json::<SecretIdEntry>(&format!("secret_id/{role}/{h}"))
+                .await?
+            else {
+                continue;
+            };
+            if e.expiration_time > 0 && e.expiration_time <= now {
+                continue;
+            }
+            let mut details = Map::new();
+            details.insert("role_name".into(), json!(role));
+            details.insert("secret_id_accessor".into(), json!(e.accessor));
+            out.push(coffer_core::leak::LeakMatch {
+                kind: "approle-secret-id",
+                name: role.to_owned(),
+                details,
+            });
+        }
+        Ok(out)
+    }
+
     async fn check_renewal(
         &self,
         storage: &StorageView,

@@ -85,6 +85,8 @@ pub struct Client {
     address: String,
     token: Option<String>,
     wrap_ttl: Option<String>,
+    /// Sent with every request (e.g. `X-Coffer-Leak-Finding`).
+    headers: Vec<(String, String)>,
 }
 
 /// A raw answer: status and parsed JSON body (if any).
@@ -223,7 +225,16 @@ impl Client {
             address,
             token: cfg.token,
             wrap_ttl: cfg.wrap_ttl,
+            headers: Vec::new(),
         })
+    }
+
+    /// The same client, also sending `name: value` with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut c = self.clone();
+        c.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        c.headers.push((name.to_owned(), value.to_owned()));
+        c
     }
 
     /// The token this client sends.
@@ -275,6 +286,9 @@ impl Client {
         }
         if let Some(ttl) = &self.wrap_ttl {
             rb = rb.header("X-Vault-Wrap-TTL", ttl);
+        }
+        for (n, v) in &self.headers {
+            rb = rb.header(n.as_str(), v.as_str());
         }
         if let Some(b) = body {
             let bytes = serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?;

@@ -16,6 +16,7 @@ pub struct StorageView {
     barrier: Arc<Barrier>,
     prefix: String,
     events: Option<crate::events::MountEvents>,
+    leak: Option<crate::leak::MountLeak>,
 }
 
 impl StorageView {
@@ -25,7 +26,20 @@ impl StorageView {
             barrier,
             prefix,
             events: None,
+            leak: None,
         }
+    }
+
+    /// The same view, feeding the leak index for its mount.
+    pub fn with_leak(mut self, leak: crate::leak::MountLeak) -> Self {
+        self.leak = Some(leak);
+        self
+    }
+
+    /// The mount's handle on the leak index (none for auth methods and in
+    /// tests): engines tell it what they hold whenever that changes.
+    pub fn leak(&self) -> Option<&crate::leak::MountLeak> {
+        self.leak.as_ref()
     }
 
     /// The same view, publishing change events for its mount.
@@ -235,6 +249,34 @@ pub trait Backend: Send + Sync {
     /// Another node (the HA active one) changed `key` of this mount's view:
     /// drop anything built from it. Engines that keep nothing ignore it.
     async fn invalidate(&self, _key: &str) {}
+
+    /// Tells the leak index everything this mount holds (after an unseal,
+    /// in the background). Engines that hold no credentials ignore it.
+    async fn leak_reindex(&self, _storage: &StorageView) -> Result<(), LogicalError> {
+        Ok(())
+    }
+
+    /// The index says `name` (of `kind`) may hold the value printed `print`:
+    /// answers where, reading what it holds now, or nothing if it does not.
+    async fn leak_confirm(
+        &self,
+        _storage: &StorageView,
+        _kind: crate::leak::LeakKind,
+        _name: &str,
+        _print: &crate::leak::Print,
+    ) -> Result<Vec<crate::leak::LeakMatch>, LogicalError> {
+        Ok(Vec::new())
+    }
+
+    /// Values a mount keeps only as its own HMACs (AppRole secret IDs) are
+    /// not in the index: this looks `candidate` up directly.
+    async fn leak_lookup(
+        &self,
+        _storage: &StorageView,
+        _candidate: &str,
+    ) -> Result<Vec<crate::leak::LeakMatch>, LogicalError> {
+        Ok(Vec::new())
+    }
 
     /// Scheduled work (such as rotating keys whose period has passed), called
     /// every few seconds while unsealed; keep it cheap when nothing is due.

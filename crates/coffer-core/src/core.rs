@@ -163,6 +163,9 @@ pub struct Core {
     pub(crate) wrap_claims: crate::stripes::Stripes,
     /// Change events for `sys/events/subscribe`.
     pub(crate) events: Arc<crate::events::EventBus>,
+    /// Prints of the values held and handed out, for `sys/leak/check`
+    /// (open only on the node that writes: single or HA active).
+    pub(crate) leak: Arc<crate::leak::LeakIndex>,
     /// Read-modify-writes of `sys/` records that are not mounts (token roles).
     pub(crate) record_locks: crate::stripes::Stripes,
     sys: SysPaths,
@@ -263,6 +266,7 @@ impl Core {
             mount_lock: Mutex::new(()),
             wrap_claims: crate::stripes::Stripes::default(),
             events: Arc::new(crate::events::EventBus::default()),
+            leak: Arc::default(),
             record_locks: crate::stripes::Stripes::default(),
             sys: SysPaths::new().map_err(LogicalError::Internal)?,
             audit: crate::audit::Broker::default(),
@@ -641,12 +645,16 @@ impl Core {
     pub(crate) async fn post_unseal(&self) -> Result<(), LogicalError> {
         let active = self.load_state().await?;
         let expiration = active.expiration.clone();
+        let mounts = active.mounts.clone();
+        self.leak.open(&self.barrier).await?;
+        expiration.index_leaks(self.leak.clone());
         // Devices are ready before the first request can be served.
         self.audit.unseal(&self.barrier).await?;
         if let Ok(mut a) = self.active.write() {
             *a = Some(Arc::new(active));
         }
         expiration.start();
+        self.spawn_leak_reindex(mounts);
         if let Err(e) = self.record_version().await {
             tracing::warn!(error = %e, "recording this version in sys/version-history failed");
         }
@@ -728,6 +736,7 @@ impl Core {
         let backend = factory(&entry)?;
         let mut view = StorageView::new(self.barrier.clone(), entry.view_prefix(kind));
         if kind == MountKind::Secret {
+            view = view.with_leak(crate::leak::MountLeak::new(self.leak.clone(), &entry.uuid));
             view = view.with_events(crate::events::MountEvents::new(
                 self.events.clone(),
                 crate::events::PluginInfo {
@@ -787,6 +796,7 @@ impl Core {
         {
             old.expiration.stop();
         }
+        self.leak.close();
         self.audit.seal(&self.barrier).await;
         self.barrier.seal();
         *self.unseal.lock().await = UnsealProgress::default();
@@ -1224,9 +1234,14 @@ impl Core {
                 };
                 let hash = token.map(|t| t.hash.as_str());
                 let expires = token.map(|t| t.entry.expire_time);
+                let prints = match &r.data {
+                    Some(d) => self.leak.prints_map(d),
+                    None => Vec::new(),
+                };
+                let prints = prints.iter().map(crate::leak::Print::to_hex).collect();
                 match active
                     .expiration
-                    .register(&req.path, hash, expires, &spec, ttls)
+                    .register(&req.path, hash, expires, &spec, ttls, prints)
                     .await
                 {
                     Ok(lease) => {

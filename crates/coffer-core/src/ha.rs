@@ -596,6 +596,7 @@ impl Core {
         self.storage().record_changes(false);
         ha.term.store(0, std::sync::atomic::Ordering::Release);
         let old = self.active.write().ok().and_then(|mut a| a.take());
+        self.leak.close();
         let Some(old) = old else {
             ha.leadership.clear();
             if graceful && let Err(e) = ha.lock.release().await {

@@ -21,6 +21,7 @@ pub mod hcl1;
 pub mod heavy;
 mod help;
 pub mod keyring;
+pub mod leak;
 pub mod logical;
 pub mod metrics;
 pub mod mounts;

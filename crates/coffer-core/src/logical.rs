@@ -60,6 +60,9 @@ pub struct Request {
     pub remote_addr: Option<std::net::SocketAddr>,
     /// `X-Vault-Wrap-TTL`: answer with a single-use wrapping token instead.
     pub wrap_ttl: Option<u64>,
+    /// `X-Coffer-Leak-Finding`: the scanner finding this request responds
+    /// to (a gitleaks fingerprint), written to the audit log as a header.
+    pub leak_finding: Option<String>,
 }
 
 impl std::fmt::Debug for Request {
@@ -76,6 +79,9 @@ impl std::fmt::Debug for Request {
     }
 }
 
+/// The header a leak response sends with each step, audited in clear.
+pub const LEAK_FINDING_HEADER: &str = "x-coffer-leak-finding";
+
 impl Request {
     /// A request with a fresh id and no data.
     pub fn new(operation: Operation, path: impl Into<String>) -> Self {
@@ -87,6 +93,7 @@ impl Request {
             token: None,
             remote_addr: None,
             wrap_ttl: None,
+            leak_finding: None,
         }
     }
 }

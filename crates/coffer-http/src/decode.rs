@@ -61,6 +61,20 @@ pub(crate) fn token(headers: &HeaderMap) -> Option<SecretString> {
 }
 
 /// `X-Vault-Wrap-TTL`: seconds or a duration such as `5m`.
+/// `X-Coffer-Leak-Finding`: printable ASCII, at most 512 bytes.
+fn leak_finding(headers: &HeaderMap) -> Result<Option<String>, LogicalError> {
+    let Some(v) = headers.get(coffer_core::logical::LEAK_FINDING_HEADER) else {
+        return Ok(None);
+    };
+    let ok = v.len() <= 512 && v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b));
+    match v.to_str() {
+        Ok(s) if ok && !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        _ => Err(LogicalError::BadRequest(
+            "X-Coffer-Leak-Finding must be printable ASCII, at most 512 bytes".into(),
+        )),
+    }
+}
+
 fn wrap_ttl(headers: &HeaderMap) -> Result<Option<u64>, LogicalError> {
     let Some(v) = headers.get("x-vault-wrap-ttl") else {
         return Ok(None);
@@ -198,6 +212,7 @@ pub(crate) async fn logical_request(
     r.data = data;
     r.token = token(&headers);
     r.remote_addr = remote;
+    r.leak_finding = leak_finding(&headers)?;
     Ok(r)
 }
 

@@ -412,6 +412,7 @@ fn finding(
         date: None,
         message: None,
         symlink_file: None,
+        live: None,
     }
 }
 

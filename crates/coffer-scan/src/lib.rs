@@ -109,6 +109,10 @@ pub struct Finding {
     pub message: Option<String>,
     /// The rule's tags.
     pub tags: Vec<String>,
+    /// With `--check-store`: whether the secret is live in coffer (not
+    /// part of gitleaks' report; absent without the check).
+    #[serde(rename = "LiveInCoffer", skip_serializing_if = "Option::is_none")]
+    pub live: Option<bool>,
 }
 
 fn or_empty<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

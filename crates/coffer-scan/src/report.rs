@@ -305,6 +305,7 @@ mod tests {
             date: None,
             message: None,
             symlink_file: None,
+            live: None,
         }
     }
 

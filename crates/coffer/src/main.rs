@@ -260,7 +260,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::Sops(c) => cli::sops::run(c).await,
-            Command::Scan(c) => cli::scan::run(c),
+            Command::Scan(c) => cli::scan::run(c).await,
             Command::Seal(a) => cli::seal::run(a).await,
             Command::KmsPlugin(a) => cli::kms_plugin::run(a).await,
             Command::Agent(a) => coffer::agent::run(a).await,

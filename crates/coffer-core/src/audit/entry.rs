@@ -275,7 +275,7 @@ struct RequestOut<'a> {
     client_token: &'a str,
     client_token_accessor: &'a str,
     data: Option<HashedMap<'a>>,
-    headers: BTreeMap<(), ()>,
+    headers: BTreeMap<&'static str, [&'a str; 1]>,
     id: &'a str,
     mount_accessor: &'a str,
     mount_class: &'a str,
@@ -411,7 +411,12 @@ fn blocks(
             redact,
             elide_keys: false,
         }),
-        headers: BTreeMap::new(),
+        // Not HMAC'd: a finding's fingerprint names a file, rule and line.
+        headers: req
+            .leak_finding
+            .iter()
+            .map(|f| (crate::logical::LEAK_FINDING_HEADER, [f.as_str()]))
+            .collect(),
         id: &req.id,
         mount_accessor: &ctx.mount.accessor,
         mount_class: ctx.mount.class,

@@ -43,6 +43,10 @@ pub struct LeaseEntry {
     /// moved keeps it), else by the id's path.
     #[serde(default)]
     pub mount_uuid: Option<String>,
+    /// Prints (`leak::Print`, hex) of the secret's values, so that
+    /// `sys/leak/check` can tell a leaked credential by its lease.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prints: Vec<String>,
 }
 
 fn absent_means_seconds() -> bool {

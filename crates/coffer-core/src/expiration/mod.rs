@@ -86,6 +86,8 @@ pub(crate) struct Expiration {
     watched: std::sync::Mutex<std::collections::HashSet<String>>,
     /// With HA: the leadership that must hold before a revocation.
     guard: std::sync::OnceLock<Arc<crate::ha::Leadership>>,
+    /// Where the prints of leased values go (the active node's index).
+    leak: std::sync::OnceLock<Arc<crate::leak::LeakIndex>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> LogicalError {
@@ -119,7 +121,32 @@ impl Expiration {
             tokens: std::sync::OnceLock::new(),
             watched: std::sync::Mutex::new(std::collections::HashSet::new()),
             guard: std::sync::OnceLock::new(),
+            leak: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Indexes the prints of leased values (and unindexes them at revocation).
+    pub(crate) fn index_leaks(&self, index: Arc<crate::leak::LeakIndex>) {
+        let _ = self.leak.set(index);
+    }
+
+    fn index(&self, e: &LeaseEntry) {
+        if let Some(ix) = self.leak.get()
+            && !e.prints.is_empty()
+        {
+            let prints: Vec<_> = e
+                .prints
+                .iter()
+                .filter_map(|p| crate::leak::Print::from_hex(p))
+                .collect();
+            ix.set("", crate::leak::LeakKind::Lease, &e.id, &prints);
+        }
+    }
+
+    fn unindex(&self, id: &str) {
+        if let Some(ix) = self.leak.get() {
+            ix.remove("", crate::leak::LeakKind::Lease, id);
+        }
     }
 
     /// HA: revoke only while this node's leadership is confirmed.
@@ -274,7 +301,7 @@ impl Expiration {
                 }
                 let me = self.clone();
                 set.spawn(async move {
-                    let Some(e) = me.read(&id).await? else {
+                    let Some(e) = me.read_indexed(&id).await? else {
                         return Ok(false);
                     };
                     if e.revoke_attempts > 0 {
@@ -293,6 +320,17 @@ impl Expiration {
         }
         self.total.fetch_add(n, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Reads a lease and indexes its prints, under its lock so that a
+    /// revocation cannot slip between the two and leave an entry behind.
+    async fn read_indexed(&self, id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
+        let _g = self.lock(id).lock().await;
+        let e = self.read(id).await?;
+        if let Some(e) = &e {
+            self.index(e);
+        }
+        Ok(e)
     }
 
     async fn read(&self, id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
@@ -323,6 +361,7 @@ impl Expiration {
         token_expires: Option<i64>,
         spec: &LeaseSpec,
         ttls: MountTtls<'_>,
+        prints: Vec<String>,
     ) -> Result<LeaseEntry, LogicalError> {
         let now = now_ms();
         let max = match spec.max_ttl {
@@ -354,6 +393,7 @@ impl Expiration {
             next_attempt: None,
             legacy_secs: false,
             mount_uuid: Some(ttls.mount_uuid.to_owned()),
+            prints,
         };
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&entry).map_err(internal)?);
         let mut ops = vec![BarrierOp::Put(
@@ -364,6 +404,7 @@ impl Expiration {
             ops.push(BarrierOp::Put(token_key(t, &id), id.clone().into_bytes()));
         }
         self.barrier.batch(ops).await?;
+        self.index(&entry);
         self.total.fetch_add(1, Ordering::Relaxed);
         self.schedule.push(entry.expire_time, id);
         if let Some((t, expires)) = token_hash.zip(token_expires).filter(|(_, at)| *at > 0) {
@@ -493,6 +534,7 @@ impl Expiration {
             ops.push(BarrierOp::Delete(token_key(t, id)));
         }
         self.barrier.batch(ops).await?;
+        self.unindex(id);
         let _ = self
             .total
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -561,6 +603,8 @@ impl Expiration {
                 ));
             }
             self.barrier.batch(ops).await?;
+            self.unindex(&id);
+            self.index(&e);
             if let Ok(mut f) = self.failing.lock()
                 && let Some(v) = f.remove(&id)
             {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod catalog;
+mod leak;
 mod leases;
 mod mounts;
 mod password_policies;
@@ -62,6 +63,8 @@ pub(crate) enum SysRoute {
     PluginList,
     EventsSubscribe,
     PluginInfo,
+    LeakCheck,
+    LeakStatus,
 }
 
 use Operation::*;
@@ -440,6 +443,18 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         help: "An audit device's chain head: the sequence number and hash of its last line.",
     },
     PathSpec {
+        pattern: "leak/check",
+        operations: &[Update],
+        route: SysRoute::LeakCheck,
+        help: "Which of the given strings are live in coffer (held or handed out), and where; never the values.",
+    },
+    PathSpec {
+        pattern: "leak/status",
+        operations: &[Read],
+        route: SysRoute::LeakStatus,
+        help: "The leak index: values indexed, memory, whether indexing since the unseal finished, limits.",
+    },
+    PathSpec {
         pattern: "metrics",
         operations: &[Read],
         route: SysRoute::Metrics,
@@ -597,6 +612,8 @@ impl Core {
             }
             SysRoute::RotationStatus => self.rotation_status_response(active).await.map(Some),
             SysRoute::Metrics => self.metrics_response(active, req).await.map(Some),
+            SysRoute::LeakCheck => self.leak_check(active, req, token).await.map(Some),
+            SysRoute::LeakStatus => Ok(Some(self.leak_status(active))),
             SysRoute::AuditList => Ok(Some(self.audit_list())),
             SysRoute::Audit => self.audit_op(req, m.param("path")).await,
             SysRoute::AuditHash => self.audit_hash(req, m.param("path")).map(Some),

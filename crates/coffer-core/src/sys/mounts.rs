@@ -249,6 +249,7 @@ impl Core {
         self.commit_mounts(active, next, kind, Some(retired))
             .await?;
         self.clear_retired(&prefix).await?;
+        self.leak.remove_mount(&gone.entry.uuid);
         if kind == MountKind::Auth {
             // Tokens issued through the method die with it.
             let n = active
@@ -362,6 +363,11 @@ impl Core {
         }
         if let Some(prefix) = old_view {
             self.clear_retired(&prefix).await?;
+            // The data now lives under the new uuid: index it there.
+            self.leak.remove_mount(&running.entry.uuid);
+            if let Some(m) = self.mounts(active, kind)?.get(idx) {
+                m.backend.leak_reindex(&m.view).await?;
+            }
         }
         Ok(warnings)
     }

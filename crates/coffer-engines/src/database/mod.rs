@@ -4,6 +4,7 @@
 
 mod config;
 mod driver;
+mod leak;
 mod mysql;
 mod postgres;
 mod role;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::backend::{Backend, EngineRequest, LeaseRequest, StorageView};
+use coffer_core::leak::LeakKind;
 use coffer_core::logical::Operation::{self, *};
 use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
@@ -243,7 +245,7 @@ impl Database {
                 ))
             })?;
         }
-        st.put_json(&format!("config/{name}"), &cfg).await?;
+        self.save_config(st, name, &cfg).await?;
         self.forget_pool(name).await;
         Ok(None)
     }
@@ -411,7 +413,7 @@ impl Backend for Database {
                     .map(|c| Response::data(c.api()))),
                 Delete => {
                     let _g = self.rotation_lock.lock().await;
-                    st.delete(&format!("config/{name}")).await?;
+                    self.forget(st, LeakKind::RootCredential, name).await?;
                     self.forget_pool(name).await;
                     Ok(None)
                 }
@@ -447,7 +449,7 @@ impl Backend for Database {
                     .map(|r| Response::data(r.api()))),
                 Delete => {
                     let _g = self.rotation_lock.lock().await;
-                    st.delete(&format!("static-role/{name}")).await?;
+                    self.forget(st, LeakKind::StaticRole, name).await?;
                     Ok(None)
                 }
                 _ => {
@@ -460,7 +462,7 @@ impl Backend for Database {
                     if is_new {
                         self.create_static(st, name, role).await?;
                     } else {
-                        st.put_json(&format!("static-role/{name}"), &role).await?;
+                        self.save_static(st, name, &role).await?;
                     }
                     Ok(None)
                 }
@@ -482,6 +484,20 @@ impl Backend for Database {
 
     async fn periodic(&self, storage: &StorageView) -> Result<(), LogicalError> {
         self.rotate_due(storage).await
+    }
+
+    async fn leak_reindex(&self, storage: &StorageView) -> Result<(), LogicalError> {
+        self.leak_reindex_all(storage).await
+    }
+
+    async fn leak_confirm(
+        &self,
+        storage: &StorageView,
+        kind: LeakKind,
+        name: &str,
+        print: &coffer_core::leak::Print,
+    ) -> Result<Vec<coffer_core::leak::LeakMatch>, LogicalError> {
+        self.leak_confirm_one(storage, kind, name, print).await
     }
 
     async fn rotation_status(

@@ -91,7 +91,7 @@ impl Database {
         role.active_user = role.username.clone();
         role.password = fresh.to_string();
         role.last_rotation = now_unix();
-        st.put_json(&format!("static-role/{name}"), &role).await
+        self.save_static(st, name, &role).await
     }
 
     /// Rotates a static role now. A database failure leaves the old password
@@ -135,7 +135,7 @@ impl Database {
                 role.failures = 0;
                 role.last_error = None;
                 role.retry_at = None;
-                st.put_json(&format!("static-role/{name}"), &role).await?;
+                self.save_static(st, name, &role).await?;
                 tracing::info!(role = name, user = %role.active_user, "static role rotated");
                 st.publish(
                     "database/rotate",
@@ -150,7 +150,7 @@ impl Database {
                 role.last_error = Some(e.clone());
                 role.retry_at = Some(now + retry_delay(role.failures, role.rotation_period));
                 coffer_core::metrics::ROTATION_FAILURES.inc();
-                st.put_json(&format!("static-role/{name}"), &role).await?;
+                self.save_static(st, name, &role).await?;
                 st.publish(
                     "database/rotate-fail",
                     &format!("rotate-role/{name}"),
@@ -193,7 +193,7 @@ impl Database {
         {
             Ok(()) => {
                 role.previous = None;
-                st.put_json(&format!("static-role/{name}"), &role).await?;
+                self.save_static(st, name, &role).await?;
                 tracing::info!(role = name, user = %prev.user, "grace period over: previous credentials retired");
                 Ok(())
             }
@@ -201,7 +201,7 @@ impl Database {
                 role.failures += 1;
                 role.last_error = Some(format!("retiring {}: {e}", prev.user));
                 coffer_core::metrics::ROTATION_FAILURES.inc();
-                st.put_json(&format!("static-role/{name}"), &role).await?;
+                self.save_static(st, name, &role).await?;
                 Err(LogicalError::Internal(e))
             }
         }
@@ -263,7 +263,7 @@ impl Database {
                 cfg.root_last_rotation = Some(now);
                 cfg.root_failures = 0;
                 cfg.root_last_error = None;
-                st.put_json(&format!("config/{name}"), &cfg).await?;
+                self.save_config(st, name, &cfg).await?;
                 self.forget_pool(name).await;
                 tracing::info!(connection = name, "root credentials rotated");
                 let at = format!("rotate-root/{name}");
@@ -279,7 +279,7 @@ impl Database {
                 cfg.root_failures += 1;
                 cfg.root_last_error = Some(e.clone());
                 coffer_core::metrics::ROTATION_FAILURES.inc();
-                st.put_json(&format!("config/{name}"), &cfg).await?;
+                self.save_config(st, name, &cfg).await?;
                 let at = format!("rotate-root/{name}");
                 st.publish(
                     "database/root-rotate-fail",

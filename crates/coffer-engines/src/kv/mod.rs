@@ -78,3 +78,37 @@ pub(crate) async fn keys_below(
     }
     Ok(keys)
 }
+
+/// Every key below `prefix` (`metadata/` for version 2), recursively.
+pub(crate) async fn every_key(
+    st: &coffer_core::backend::StorageView,
+    prefix: &str,
+) -> Result<Vec<String>, LogicalError> {
+    let none = serde_json::Map::new();
+    keys_below(st, prefix, "", coffer_core::logical::Operation::Scan, &none).await
+}
+
+/// How `sys/leak/check` reports a KV value: the secret, its version and
+/// the field that holds it (never the value).
+pub(crate) fn kv_match(
+    path: &str,
+    field: String,
+    kv_version: u8,
+    version: Option<u64>,
+    deleted: bool,
+) -> coffer_core::leak::LeakMatch {
+    let mut details = serde_json::Map::new();
+    details.insert("field".into(), field.into());
+    details.insert("kv_version".into(), kv_version.into());
+    if let Some(v) = version {
+        details.insert("version".into(), v.into());
+    }
+    if deleted {
+        details.insert("deleted".into(), true.into());
+    }
+    coffer_core::leak::LeakMatch {
+        kind: "kv",
+        name: path.to_owned(),
+        details,
+    }
+}

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use coffer_core::backend::{Backend, EngineRequest, Retune, StorageView};
 use coffer_core::fields::parse_duration;
+use coffer_core::leak::{LeakKind, LeakMatch, Print};
 use coffer_core::logical::Operation::*;
 use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
@@ -37,6 +38,9 @@ pub struct KvV1 {
     /// Requests hold it shared; an upgrade to version 2 holds it exclusively
     /// while copying, then marks this instance retired (`true`).
     retired: RwLock<bool>,
+    /// A write and the leak index update it makes happen in the same order
+    /// for one key.
+    keys: coffer_core::stripes::Stripes,
 }
 
 impl KvV1 {
@@ -45,6 +49,7 @@ impl KvV1 {
         Ok(Self {
             paths: PathTable::new(PATHS).map_err(LogicalError::Internal)?,
             retired: RwLock::new(false),
+            keys: coffer_core::stripes::Stripes::default(),
         })
     }
 }
@@ -116,17 +121,58 @@ impl Backend for KvV1 {
                         "\"ttl\" must be a duration such as 3600 or \"1h\", got {v}"
                     )));
                 }
+                let _g = self.keys.lock(key).await;
                 req.storage.put_json(key, req.data).await?;
+                if let Some(leak) = req.storage.leak() {
+                    leak.set_map(LeakKind::Kv, key, req.data);
+                }
                 req.storage.publish("kv-v1/write", key, Some(key), &[]);
                 Ok(None)
             }
             Delete => {
+                let _g = self.keys.lock(key).await;
                 req.storage.delete(key).await?;
+                if let Some(leak) = req.storage.leak() {
+                    leak.remove(LeakKind::Kv, key);
+                }
                 req.storage.publish("kv-v1/delete", key, Some(key), &[]);
                 Ok(None)
             }
             Patch => Err(LogicalError::UnsupportedOperation),
         }
+    }
+
+    async fn leak_reindex(&self, st: &StorageView) -> Result<(), LogicalError> {
+        let Some(leak) = st.leak() else {
+            return Ok(());
+        };
+        for key in super::every_key(st, "").await? {
+            let _g = self.keys.lock(&key).await;
+            if let Some(v) = st.get_json::<Value>(&key).await? {
+                leak.set_json(LeakKind::Kv, &key, &v);
+            }
+        }
+        Ok(())
+    }
+
+    async fn leak_confirm(
+        &self,
+        st: &StorageView,
+        kind: LeakKind,
+        name: &str,
+        print: &Print,
+    ) -> Result<Vec<LeakMatch>, LogicalError> {
+        let (Some(leak), LeakKind::Kv) = (st.leak(), kind) else {
+            return Ok(Vec::new());
+        };
+        let Some(v) = st.get_json::<Value>(name).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(leak
+            .field_in_json(&v, print)
+            .map(|field| super::kv_match(name, field, 1, None, false))
+            .into_iter()
+            .collect())
     }
 
     async fn exists(

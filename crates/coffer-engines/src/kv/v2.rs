@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use coffer_core::backend::{Backend, EngineRequest, Retune, StorageView};
 use coffer_core::barrier::BarrierOp;
 use coffer_core::fields::Fields;
+use coffer_core::leak::{LeakKind, LeakMatch, Print};
 use coffer_core::logical::Operation::*;
 use coffer_core::mounts::MountEntry;
 use coffer_core::paths::{PathSpec, PathTable};
@@ -553,6 +554,9 @@ impl KvV2 {
         ));
         let answer = Response::data(version_meta.api(n, &meta.custom_metadata));
         self.commit_meta(st, path, ops, Some(meta)).await?;
+        if let Some(leak) = st.leak() {
+            leak.set_json(LeakKind::Kv, path, &value);
+        }
         Ok(answer)
     }
 
@@ -643,7 +647,12 @@ impl KvV2 {
             meta_key(path),
             serde_json::to_vec(&meta).map_err(|e| LogicalError::Internal(e.to_string()))?,
         ));
-        self.commit_meta(st, path, ops, Some(meta)).await
+        let current_destroyed = destroy && versions.contains(&meta.current_version);
+        self.commit_meta(st, path, ops, Some(meta)).await?;
+        if current_destroyed && let Some(leak) = st.leak() {
+            leak.remove(LeakKind::Kv, path);
+        }
+        Ok(())
     }
 
     async fn metadata_write(
@@ -741,7 +750,29 @@ impl KvV2 {
             .map(|n| BarrierOp::Delete(version_key(path, *n)))
             .collect();
         ops.push(BarrierOp::Delete(meta_key(path)));
-        self.commit_meta(st, path, ops, None).await
+        self.commit_meta(st, path, ops, None).await?;
+        if let Some(leak) = st.leak() {
+            leak.remove(LeakKind::Kv, path);
+        }
+        Ok(())
+    }
+
+    /// The current version's value, unless it was destroyed (a soft-deleted
+    /// one still counts: it can be undeleted, and what leaked still works).
+    async fn current_value(
+        meta: &KeyMeta,
+        st: &StorageView,
+        path: &str,
+    ) -> Result<Option<(u64, bool, Value)>, LogicalError> {
+        let n = meta.current_version;
+        let Some(v) = meta.versions.get(&n).filter(|v| !v.destroyed) else {
+            return Ok(None);
+        };
+        let deleted = v.is_deleted(now());
+        Ok(st
+            .get_json::<Value>(&version_key(path, n))
+            .await?
+            .map(|value| (n, deleted, value)))
     }
 }
 
@@ -921,6 +952,45 @@ impl Backend for KvV2 {
             let _g = self.lock(path).lock().await;
             self.remember(path, None);
         }
+    }
+
+    async fn leak_reindex(&self, st: &StorageView) -> Result<(), LogicalError> {
+        let Some(leak) = st.leak() else {
+            return Ok(());
+        };
+        for path in super::every_key(st, "metadata/").await? {
+            let _g = self.lock(&path).lock().await;
+            let Some(meta) = self.locked_meta(st, &path).await? else {
+                continue;
+            };
+            if let Some((_, _, value)) = Self::current_value(&meta, st, &path).await? {
+                leak.set_json(LeakKind::Kv, &path, &value);
+            }
+        }
+        Ok(())
+    }
+
+    async fn leak_confirm(
+        &self,
+        st: &StorageView,
+        kind: LeakKind,
+        name: &str,
+        print: &Print,
+    ) -> Result<Vec<LeakMatch>, LogicalError> {
+        let (Some(leak), LeakKind::Kv) = (st.leak(), kind) else {
+            return Ok(Vec::new());
+        };
+        let Some(meta) = self.read_meta(st, name).await? else {
+            return Ok(Vec::new());
+        };
+        let Some((n, deleted, value)) = Self::current_value(&meta, st, name).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(leak
+            .field_in_json(&value, print)
+            .map(|field| super::kv_match(name, field, 2, Some(n), deleted))
+            .into_iter()
+            .collect())
     }
 
     fn help(&self) -> coffer_core::paths::MountHelp {

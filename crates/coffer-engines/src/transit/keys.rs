@@ -90,6 +90,9 @@ impl Transit {
         let res = st.delete(&storage_key(name)).await;
         self.remember(name, None);
         res?;
+        if let Some(leak) = st.leak() {
+            leak.remove(coffer_core::leak::LeakKind::TransitKey, name);
+        }
         Ok(None)
     }
 

@@ -11,6 +11,7 @@ mod ciphertext;
 mod crypt;
 mod key;
 mod keys;
+mod leak;
 mod material;
 mod sign;
 
@@ -327,6 +328,7 @@ impl Transit {
         let bytes = key.to_json()?;
         match st.put(&storage_key(&name), &bytes).await {
             Ok(()) => {
+                leak::index(st, &key);
                 let key = Arc::new(key);
                 self.remember(&name, Some(key.clone()));
                 Ok(key)
@@ -413,6 +415,25 @@ fn announce_rotation(st: &StorageView, name: &str, answer: Option<&Response>) {
 
 #[async_trait]
 impl Backend for Transit {
+    async fn leak_reindex(&self, storage: &StorageView) -> Result<(), LogicalError> {
+        self.leak_reindex_keys(storage).await
+    }
+
+    async fn leak_confirm(
+        &self,
+        storage: &StorageView,
+        kind: coffer_core::leak::LeakKind,
+        name: &str,
+        print: &coffer_core::leak::Print,
+    ) -> Result<Vec<coffer_core::leak::LeakMatch>, LogicalError> {
+        match kind {
+            coffer_core::leak::LeakKind::TransitKey => {
+                self.leak_confirm_key(storage, name, print).await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     async fn invalidate(&self, key: &str) {
         if let Some(name) = key.strip_prefix("policy/") {
             // Under the key's lock: a load in progress finishes first.

@@ -7,6 +7,7 @@ pub mod dotenv;
 pub mod generic;
 pub mod kms_plugin;
 pub mod kv;
+pub mod leak;
 pub mod lease;
 pub mod operator;
 mod output;

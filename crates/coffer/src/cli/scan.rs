@@ -153,6 +153,18 @@ pub struct ScanOpts {
     /// Accepted for gitleaks' scripts: coffer's output has no color.
     #[arg(long)]
     no_color: bool,
+    /// Ask the coffer server (COFFER_ADDR/VAULT_ADDR, with the current
+    /// token) which findings it holds or handed out, and mark them live.
+    #[arg(long)]
+    check_store: bool,
+    /// With --check-store: what to do with live findings (implies
+    /// --check-store). Each step is audited with the finding's fingerprint.
+    #[arg(long, value_enum, value_name = "ACTION")]
+    respond: Option<super::leak::Respond>,
+    /// The coffer server for --check-store (default: $COFFER_ADDR,
+    /// $VAULT_ADDR, http://127.0.0.1:8200).
+    #[arg(long, value_name = "URL")]
+    address: Option<String>,
 }
 
 impl ScanOpts {
@@ -206,7 +218,7 @@ pub enum ReportFormat {
 
 /// Runs a scan; the exit code is 0 (clean), `--exit-code` (findings) or 1
 /// (an error), as gitleaks' are.
-pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
+pub async fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
     if let ScanCommand::InstallHook { path, force } = &cmd {
         return install_hook(path, *force);
     }
@@ -386,6 +398,16 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
             return Ok(1);
         }
     }
+    let mut response_failed = false;
+    if opts.check_store || opts.respond.is_some() {
+        match check_store(opts, &mut findings, info).await {
+            Ok(failed) => response_failed = failed,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                return Ok(1);
+            }
+        }
+    }
     let percent = opts.redact_percent();
     findings.iter_mut().for_each(|f| f.redact(percent));
     let text = match (opts.report_format, &template) {
@@ -436,11 +458,94 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<u8> {
         eprintln!("Error: writing {}: {e}", p.display());
         return Ok(1);
     }
-    Ok(if findings.is_empty() {
+    Ok(if response_failed {
+        RESPONSE_FAILED
+    } else if findings.is_empty() {
         0
     } else {
         opts.exit_code
     })
+}
+
+/// Exit code when a response step failed (a live credential may still work).
+const RESPONSE_FAILED: u8 = 2;
+
+/// Marks each finding live or not and, with --respond, acts on the live
+/// ones; answers whether any response step failed. What is done goes to
+/// stderr, never the secrets.
+async fn check_store(
+    opts: &ScanOpts,
+    findings: &mut [Finding],
+    info: bool,
+) -> anyhow::Result<bool> {
+    use super::leak::{Respond, check, describe, respond};
+    let args = super::ClientArgs {
+        address: opts.address.clone(),
+        format: super::Format::Table,
+        field: None,
+        wrap_ttl: None,
+    };
+    let client = args.client()?;
+    let secrets: Vec<&str> = findings.iter().map(|f| f.secret.as_str()).collect();
+    let found = check(&client, &secrets).await?;
+    let mut live = 0;
+    for (f, m) in findings.iter_mut().zip(&found) {
+        f.live = Some(!m.is_empty());
+        live += usize::from(!m.is_empty());
+    }
+    if info {
+        eprintln!(
+            "{live} of {} findings {} live in coffer",
+            findings.len(),
+            if live == 1 { "is" } else { "are" }
+        );
+    }
+    let mode = opts.respond.unwrap_or(Respond::Report);
+    if opts.respond.is_none() {
+        return Ok(false);
+    }
+    let mut done: std::collections::HashMap<String, String> = Default::default();
+    let mut failed = false;
+    for (f, matches) in findings.iter().zip(&found) {
+        let fp = f.fingerprint();
+        let c = client.with_header(coffer_core::logical::LEAK_FINDING_HEADER, &header_safe(&fp));
+        for m in matches {
+            let key = describe(m);
+            if let Some(earlier) = done.get(&key) {
+                eprintln!("{fp}: {key}: handled above ({earlier})");
+                continue;
+            }
+            match respond(&c, m, mode).await {
+                Ok(what) => {
+                    eprintln!("{fp}: {what}");
+                    done.insert(key, "done".into());
+                }
+                Err(e) => {
+                    eprintln!("{fp}: error: {e:#}");
+                    done.insert(key, "failed".into());
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// A fingerprint as a header value: printable ASCII, other bytes (and `%`)
+/// percent-encoded, at most 512 bytes.
+fn header_safe(fp: &str) -> String {
+    let mut out = String::with_capacity(fp.len());
+    for b in fp.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+        if out.len() > 500 {
+            break;
+        }
+    }
+    out
 }
 
 /// The line a tree scan ends with: what was read, and what was not and
@@ -644,6 +749,9 @@ fn table(findings: &[Finding]) -> String {
             ));
         }
         out.push_str(&format!("    {}\n", f.matched));
+        if f.live == Some(true) {
+            out.push_str("    LIVE in coffer\n");
+        }
     }
     let n = findings.len();
     out.push_str(&format!(

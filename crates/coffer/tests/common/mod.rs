@@ -51,7 +51,16 @@ impl Server {
     /// Starts a prepared command that runs `coffer server` (possibly through
     /// a wrapper such as `sh -c 'ulimit ...; exec ...'`).
     pub fn spawn_command(mut cmd: Command) -> Server {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        // COFFER_TEST_SERVER_LOG=<file>: servers append their logs there.
+        let log = std::env::var("COFFER_TEST_SERVER_LOG").ok().and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        cmd.stdout(Stdio::piped())
+            .stderr(log.map_or_else(Stdio::null, Stdio::from));
         let mut child = cmd.spawn().expect("start coffer");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
