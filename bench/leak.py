@@ -27,6 +27,15 @@ from harness import ROOT, build_release, call, init_unseal, require, rss_mib, st
 
 WRITE_LUA = """
 counter = 0
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+init = function(args)
+  -- Each thread (and each run) its own sequence: keys stay fresh.
+  math.randomseed(os.time() * 100 + id)
+end
 local chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 local function rnd(n)
   local t = {}
@@ -76,7 +85,7 @@ def time_to_revoke(binary, url, token, rounds):
         "db_name": "pg", "default_ttl": "1h",
         "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]})
     assert code == 204, body
-    times, scans = [], []
+    times, scans, missed = [], [], 0
     env = dict(os.environ, VAULT_ADDR=url, VAULT_TOKEN=token)
     env.pop("COFFER_ADDR", None)
     env.pop("COFFER_TOKEN", None)
@@ -94,16 +103,24 @@ def time_to_revoke(binary, url, token, rounds):
             r = subprocess.run([binary, "scan", "git", "--staged", "--check-store", "--respond", "revoke"],
                                cwd=repo, env=env, capture_output=True, text=True)
             t_scan = time.perf_counter() - t0
+            if "no leaks found" in r.stdout:
+                # The rules did not report it (the generic rule's entropy
+                # floor): counted, and the credential revoked by hand.
+                missed += 1
+                h("PUT", "sys/leases/revoke", {"lease_id": creds["lease_id"]})
+                continue
+            if "revoked" not in r.stderr:
+                raise SystemExit(f"the scan did not end the credential: {r.stdout} {r.stderr}")
             while not pg_login_refused(user):
                 if time.perf_counter() - t0 > 30:
                     raise SystemExit(f"{user} still logs in 30 s after the scan started: {r.stderr}")
             elapsed = time.perf_counter() - t0
-        assert "revoked" in r.stderr, r.stderr
         times.append(elapsed * 1000)
         scans.append(t_scan * 1000)
     times.sort()
     return {
         "rounds": rounds,
+        "missed_by_rules": missed,
         "p50_ms": statistics.median(times),
         "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
         "max_ms": times[-1],
@@ -119,6 +136,7 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/coffer"))
     ap.add_argument("--baseline", help="a coffer binary without the leak index (e.g. built from the commit before it)")
     args = ap.parse_args()
+    args.binary = os.path.abspath(args.binary)
     require("wrk")
     if args.binary == os.path.join(ROOT, "target/release/coffer"):
         build_release(["-p", "coffer", "--bin", "coffer"])
@@ -132,15 +150,19 @@ def main():
             proc.wait()
         t = out["time_to_revoke"]
         print(f"time-to-revoke over {t['rounds']} rounds: p50 {t['p50_ms']:.0f} ms, p99 {t['p99_ms']:.0f} ms, "
-              f"max {t['max_ms']:.0f} ms (scan process alone p50 {t['scan_p50_ms']:.0f} ms); goal p99 < 1000 ms")
+              f"max {t['max_ms']:.0f} ms (scan process alone p50 {t['scan_p50_ms']:.0f} ms); goal p99 < 1000 ms; "
+              f"{t['missed_by_rules']} credentials not reported by the rules")
 
         servers = {"index": start(args.binary, work, "index")}
         if args.baseline:
             servers["baseline"] = start(args.baseline, work, "baseline")
         rates = {k: [] for k in servers}
         try:
-            for _ in range(args.write_rounds):
-                for k, (_, url, token) in servers.items():
+            for i in range(args.write_rounds):
+                order = list(servers.items())
+                if i % 2:
+                    order.reverse()
+                for k, (_, url, token) in order:
                     r = wrk(url, token, args.duration, method="POST", path="/v1/secret/data/x", lua=WRITE_LUA)
                     rates[k].append(r["rps"])
             writes = {k: statistics.median(v) for k, v in rates.items()}

@@ -4,9 +4,10 @@
 //! Values are never kept here, only their prints: HMAC-SHA256 under a key
 //! that lives behind the barrier (`core/leak/key`), so the index says
 //! nothing about a value to anyone without that key. The in-memory table
-//! keeps 64 bits of each print; a hit is confirmed by its owner (the engine
-//! reads the value it holds now and compares full prints in constant time),
-//! so a stale or colliding entry can never report a value as live.
+//! keeps 32 bits of each print; a hit is confirmed by its holder (the
+//! engine reads the value it holds now and compares full prints in
+//! constant time), so a colliding or outdated entry can never report a
+//! value as live.
 //!
 //! Engines feed the index through their [`MountLeak`] at every write that
 //! changes what they hold; core adds the values of leased secrets. After an

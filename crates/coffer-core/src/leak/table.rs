@@ -1,11 +1,10 @@
-//! The in-memory leak index: 64-bit print prefixes to the things that hold
-//! the value (its owners), kept small because it covers every indexed value.
+//! The in-memory leak index: 32-bit print prefixes to the things that hold
+//! the value (its holders), kept small because it covers every indexed
+//! value. A prefix is only a candidate (one value in 2^32 collides with
+//! another); the holder confirms with the full print.
 //!
-//! A print appears once per owner. When an owner's values change, its old
-//! entries are not looked up and removed (their prints are not kept): the
-//! owner's generation moves on, which makes them stale, and a sweep drops
-//! stale entries once they outnumber the live ones. A lookup only returns
-//! entries of an owner's current generation.
+//! Each holder keeps its own prefixes, so replacing or removing what it
+//! holds removes exactly its entries: nothing stale stays behind.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -26,27 +25,50 @@ impl Hasher for Spread {
             self.0 = (self.0 << 8) | u64::from(*b);
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    fn write_u32(&mut self, n: u32) {
+        // hashbrown takes its control bits from the top seven.
+        self.0 = u64::from(n) | (u64::from(n) << 32);
     }
 }
 
 type Spreading = BuildHasherDefault<Spread>;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Ref {
-    owner: u32,
-    generation: u32,
-}
-
+/// One allocation per holder: the count of its prefixes (u16), the
+/// prefixes (u32 each) and its name, so a holder costs 24 bytes plus that.
 struct Owner {
-    name: Box<str>,
+    data: Box<[u8]>,
     mount: u32,
     kind: LeakKind,
-    generation: u32,
-    /// Entries of the current generation (what becomes stale when it moves).
-    values: u32,
-    used: bool,
+}
+
+impl Owner {
+    fn new(name: &str, prints: &[u32], mount: u32, kind: LeakKind) -> Owner {
+        let mut data = Vec::with_capacity(2 + prints.len() * 4 + name.len());
+        data.extend_from_slice(&(prints.len() as u16).to_le_bytes());
+        for p in prints {
+            data.extend_from_slice(&p.to_le_bytes());
+        }
+        data.extend_from_slice(name.as_bytes());
+        Owner {
+            data: data.into_boxed_slice(),
+            mount,
+            kind,
+        }
+    }
+
+    fn count(&self) -> usize {
+        usize::from(u16::from_le_bytes([self.data[0], self.data[1]]))
+    }
+
+    fn prints(&self) -> impl Iterator<Item = u32> + '_ {
+        self.data[2..2 + self.count() * 4]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    fn name(&self) -> &str {
+        std::str::from_utf8(&self.data[2 + self.count() * 4..]).unwrap_or_default()
+    }
 }
 
 /// Who holds a value, as a lookup reports it.
@@ -63,44 +85,43 @@ pub struct Holder {
 /// Figures for `sys/leak/status` and the benchmark.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TableStats {
-    /// Current entries (one per value and owner).
+    /// Current entries (one per value and holder).
     pub values: u64,
-    /// Owners holding at least one value.
+    /// Holders holding at least one value.
     pub owners: u64,
-    /// Entries waiting for the next sweep.
-    pub stale: u64,
     /// Estimated heap bytes the index occupies.
     pub bytes: u64,
 }
 
+/// `None` marks a free slot.
+type Slot = Option<Owner>;
+
 #[derive(Default)]
 pub(super) struct Table {
-    by_print: HashMap<u64, Ref, Spreading>,
-    /// Further owners of a print already taken (the same value kept twice).
-    more: HashMap<u64, Vec<Ref>, Spreading>,
-    owners: Vec<Owner>,
+    /// Print prefix to the holder slot (the first one holding it).
+    by_print: HashMap<u32, u32, Spreading>,
+    /// Further holders of a prefix already taken (the same value kept twice,
+    /// or two values sharing a prefix).
+    more: HashMap<u32, Vec<u32>, Spreading>,
+    owners: Vec<Slot>,
     free: Vec<u32>,
-    /// Owner identity hash to slot; a clash of two identities' hashes
-    /// (2^-64 per pair) falls back to `clashes`.
-    by_name: HashMap<u64, u32, Spreading>,
-    clashes: Vec<u32>,
+    /// Holder identity hash (32 bits) to slot; identities whose hash is
+    /// taken by another go to `clashes`.
+    by_name: HashMap<u32, u32, Spreading>,
+    clashes: HashMap<(u32, LeakKind, Box<str>), u32>,
     mounts: Vec<Arc<str>>,
     mount_ids: HashMap<Arc<str>, u32>,
     names: std::collections::hash_map::RandomState,
-    live: u64,
-    stale: u64,
+    values: u64,
 }
 
-/// Stale entries tolerated before a sweep, at least.
-const SWEEP_FLOOR: u64 = 4096;
-
 impl Table {
-    fn identity(&self, mount: u32, kind: LeakKind, name: &str) -> u64 {
+    fn identity(&self, mount: u32, kind: LeakKind, name: &str) -> u32 {
         let mut h = self.names.build_hasher();
         h.write_u32(mount);
         h.write_u8(kind as u8);
         h.write(name.as_bytes());
-        h.finish()
+        h.finish() as u32
     }
 
     fn mount_id(&mut self, mount: &str) -> u32 {
@@ -114,81 +135,57 @@ impl Table {
         id
     }
 
+    fn owner(&self, slot: u32) -> Option<&Owner> {
+        self.owners.get(slot as usize).and_then(Option::as_ref)
+    }
+
     fn is(&self, slot: u32, mount: u32, kind: LeakKind, name: &str) -> bool {
-        self.owners
-            .get(slot as usize)
-            .is_some_and(|o| o.used && o.mount == mount && o.kind == kind && &*o.name == name)
+        self.owner(slot)
+            .is_some_and(|o| o.mount == mount && o.kind == kind && o.name() == name)
     }
 
     fn find_owner(&self, mount: u32, kind: LeakKind, name: &str) -> Option<u32> {
         let id = self.identity(mount, kind, name);
         match self.by_name.get(&id) {
             Some(&slot) if self.is(slot, mount, kind, name) => Some(slot),
-            _ => self
-                .clashes
-                .iter()
-                .copied()
-                .find(|&s| self.is(s, mount, kind, name)),
+            Some(_) => self.clashes.get(&(mount, kind, Box::from(name))).copied(),
+            None => None,
         }
-    }
-
-    fn live(&self, r: Ref) -> bool {
-        self.owners
-            .get(r.owner as usize)
-            .is_some_and(|o| o.used && o.generation == r.generation)
     }
 
     /// Makes `prints` the values `name` holds (replacing what it held).
     pub(super) fn set(&mut self, mount: &str, kind: LeakKind, name: &str, prints: &[u64]) {
         let m = self.mount_id(mount);
+        let mut prefixes: Vec<u32> = prints.iter().map(|p| (p >> 32) as u32).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        // A holder keeps at most u16::MAX values (a secret with more is
+        // indexed in part).
+        prefixes.truncate(usize::from(u16::MAX));
         let slot = match self.find_owner(m, kind, name) {
             Some(slot) => {
-                self.retire(slot);
+                self.unlink(slot);
                 slot
             }
-            None if prints.is_empty() => return,
+            None if prefixes.is_empty() => return,
             None => self.new_owner(m, kind, name),
         };
-        if prints.is_empty() {
+        if prefixes.is_empty() {
             self.release(slot);
-            self.maybe_sweep();
             return;
         }
-        let mut prints = prints.to_vec();
-        prints.sort_unstable();
-        prints.dedup();
-        let Some(o) = self.owners.get_mut(slot as usize) else {
-            return;
-        };
-        o.values = prints.len() as u32;
-        let r = Ref {
-            owner: slot,
-            generation: o.generation,
-        };
-        self.live += prints.len() as u64;
-        for p in prints {
-            match self.by_print.get(&p).copied() {
+        for &p in &prefixes {
+            match self.by_print.get(&p) {
                 None => {
-                    self.by_print.insert(p, r);
+                    self.by_print.insert(p, slot);
                 }
-                Some(old) if !self.live(old) || old == r => {
-                    self.by_print.insert(p, r);
-                }
-                Some(_) => {
-                    let live: Vec<Ref> = self
-                        .more
-                        .remove(&p)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|x| self.live(*x) && *x != r)
-                        .collect();
-                    let mut v = live;
-                    v.push(r);
-                    self.more.insert(p, v);
-                }
+                Some(_) => self.more.entry(p).or_default().push(slot),
             }
         }
-        self.maybe_sweep();
+        self.values += prefixes.len() as u64;
+        if let Some(Some(o)) = self.owners.get_mut(slot as usize) {
+            *o = Owner::new(o.name(), &prefixes, m, kind);
+        }
     }
 
     /// Forgets everything `name` held.
@@ -197,153 +194,147 @@ impl Table {
             return;
         };
         if let Some(slot) = self.find_owner(m, kind, name) {
-            self.retire(slot);
+            self.unlink(slot);
             self.release(slot);
-            self.maybe_sweep();
         }
     }
 
-    /// Forgets every owner in a mount (unmounted).
+    /// Forgets every holder in a mount (unmounted).
     pub(super) fn remove_mount(&mut self, mount: &str) {
         let Some(&m) = self.mount_ids.get(mount) else {
             return;
         };
         let slots: Vec<u32> = (0..self.owners.len() as u32)
-            .filter(|&s| self.owners[s as usize].used && self.owners[s as usize].mount == m)
+            .filter(|&s| self.owner(s).is_some_and(|o| o.mount == m))
             .collect();
         for s in slots {
-            self.retire(s);
+            self.unlink(s);
             self.release(s);
         }
-        self.maybe_sweep();
     }
 
-    /// The current holders of a print prefix.
+    /// The holders of a print prefix (64 bits given; 32 kept).
     pub(super) fn find(&self, print: u64) -> Vec<Holder> {
-        let first = self.by_print.get(&print).copied().into_iter();
-        let rest = self.more.get(&print).into_iter().flatten().copied();
+        let p = (print >> 32) as u32;
+        let first = self.by_print.get(&p).copied().into_iter();
+        let rest = self.more.get(&p).into_iter().flatten().copied();
         first
             .chain(rest)
-            .filter(|r| self.live(*r))
-            .filter_map(|r| {
-                let o = self.owners.get(r.owner as usize)?;
+            .filter_map(|slot| {
+                let o = self.owner(slot)?;
                 Some(Holder {
                     mount: self.mounts.get(o.mount as usize)?.clone(),
                     kind: o.kind,
-                    name: o.name.to_string(),
+                    name: o.name().to_owned(),
                 })
             })
             .collect()
     }
 
     pub(super) fn stats(&self) -> TableStats {
-        let names: usize = self
-            .owners
-            .iter()
-            .filter(|o| o.used)
-            .map(|o| o.name.len())
-            .sum();
         let more: usize = self
             .more
             .values()
-            .map(|v| v.capacity() * size_of::<Ref>())
+            .map(|v| v.capacity() * size_of::<u32>())
             .sum();
+        let clashes: usize = self.clashes.keys().map(|k| k.2.len() + 32).sum();
+        let data: usize = self.owners.iter().flatten().map(|o| o.data.len()).sum();
         // hashbrown: one control byte per bucket besides the entry.
         let map = |cap: usize, entry: usize| cap * (entry + 1);
-        let bytes = map(self.by_print.capacity(), size_of::<(u64, Ref)>())
-            + map(self.more.capacity(), size_of::<(u64, Vec<Ref>)>())
+        let bytes = map(self.by_print.capacity(), size_of::<(u32, u32)>())
+            + map(self.more.capacity(), size_of::<(u32, Vec<u32>)>())
             + more
-            + self.owners.capacity() * size_of::<Owner>()
-            + names
-            + map(self.by_name.capacity(), size_of::<(u64, u32)>())
-            + self.free.capacity() * 4;
+            + self.owners.capacity() * size_of::<Slot>()
+            + data
+            + map(self.by_name.capacity(), size_of::<(u32, u32)>())
+            + clashes
+            + self.free.capacity() * size_of::<u32>();
         TableStats {
-            values: self.live,
-            owners: self.owners.iter().filter(|o| o.used).count() as u64,
-            stale: self.stale,
+            values: self.values,
+            owners: (self.owners.len() - self.free.len()) as u64,
             bytes: bytes as u64,
         }
     }
 
     fn new_owner(&mut self, mount: u32, kind: LeakKind, name: &str) -> u32 {
-        let owner = Owner {
-            name: name.into(),
-            mount,
-            kind,
-            generation: 0,
-            values: 0,
-            used: true,
-        };
+        let owner = Owner::new(name, &[], mount, kind);
         let slot = match self.free.pop() {
             Some(s) => {
-                let generation = self.owners[s as usize].generation;
-                self.owners[s as usize] = Owner {
-                    generation,
-                    ..owner
-                };
+                self.owners[s as usize] = Some(owner);
                 s
             }
             None => {
-                self.owners.push(owner);
+                if self.owners.len() == self.owners.capacity() {
+                    // Grow by a quarter, not double: this vector is most
+                    // of the index's fixed cost per holder.
+                    self.owners.reserve_exact((self.owners.len() / 4).max(64));
+                }
+                self.owners.push(Some(owner));
                 (self.owners.len() - 1) as u32
             }
         };
         let id = self.identity(mount, kind, name);
-        match self.by_name.get(&id) {
-            Some(&other) if other != slot && self.owners[other as usize].used => {
-                self.clashes.push(slot)
+        match self.by_name.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.clashes.insert((mount, kind, Box::from(name)), slot);
             }
-            _ => {
-                self.by_name.insert(id, slot);
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(slot);
             }
         }
         slot
     }
 
-    /// Makes the owner's current entries stale.
-    fn retire(&mut self, slot: u32) {
-        if let Some(o) = self.owners.get_mut(slot as usize) {
-            o.generation = o.generation.wrapping_add(1);
-            self.live -= u64::from(o.values);
-            self.stale += u64::from(o.values);
-            o.values = 0;
+    /// Takes the holder's entries out of the print maps.
+    fn unlink(&mut self, slot: u32) {
+        let Some(Some(o)) = self.owners.get_mut(slot as usize) else {
+            return;
+        };
+        let prints: Vec<u32> = o.prints().collect();
+        *o = Owner::new(o.name(), &[], o.mount, o.kind);
+        self.values -= prints.len() as u64;
+        for p in prints.iter() {
+            let others = self.more.get_mut(p);
+            if self.by_print.get(p) == Some(&slot) {
+                // Promote another holder of the prefix, if any.
+                match others.and_then(Vec::pop) {
+                    Some(next) => {
+                        self.by_print.insert(*p, next);
+                    }
+                    None => {
+                        self.by_print.remove(p);
+                    }
+                }
+            } else if let Some(v) = others {
+                v.retain(|&s| s != slot);
+            }
+            if self.more.get(p).is_some_and(Vec::is_empty) {
+                self.more.remove(p);
+            }
         }
     }
 
     fn release(&mut self, slot: u32) {
-        let Some(o) = self.owners.get(slot as usize) else {
+        let Some(Some(o)) = self.owners.get_mut(slot as usize).map(Option::take) else {
             return;
         };
-        let id = self.identity(o.mount, o.kind, &o.name);
+        let id = self.identity(o.mount, o.kind, o.name());
         if self.by_name.get(&id) == Some(&slot) {
             self.by_name.remove(&id);
-        }
-        self.clashes.retain(|&s| s != slot);
-        if let Some(o) = self.owners.get_mut(slot as usize) {
-            o.used = false;
-            o.name = Box::from("");
+            // A clashing identity of the same hash takes the direct place.
+            let moved = self
+                .clashes
+                .iter()
+                .find(|((m, k, n), _)| self.identity(*m, *k, n) == id)
+                .map(|(key, s)| (key.clone(), *s));
+            if let Some((key, s)) = moved {
+                self.clashes.remove(&key);
+                self.by_name.insert(id, s);
+            }
+        } else {
+            self.clashes.remove(&(o.mount, o.kind, Box::from(o.name())));
         }
         self.free.push(slot);
-    }
-
-    fn maybe_sweep(&mut self) {
-        if self.stale <= self.live.max(SWEEP_FLOOR) {
-            return;
-        }
-        let owners = &self.owners;
-        let live = |r: &Ref| {
-            owners
-                .get(r.owner as usize)
-                .is_some_and(|o| o.used && o.generation == r.generation)
-        };
-        self.by_print.retain(|_, r| live(r));
-        self.more.retain(|_, v| {
-            v.retain(|r| live(r));
-            !v.is_empty()
-        });
-        self.by_print.shrink_to_fit();
-        self.more.shrink_to_fit();
-        self.stale = 0;
     }
 }
 
@@ -351,61 +342,99 @@ impl Table {
 mod tests {
     use super::*;
 
-    fn names(t: &Table, p: u64) -> Vec<String> {
-        let mut v: Vec<String> = t.find(p).into_iter().map(|h| h.name).collect();
+    /// A 64-bit print whose kept prefix is `p`.
+    fn pr(p: u32) -> u64 {
+        u64::from(p) << 32
+    }
+
+    fn names(t: &Table, p: u32) -> Vec<String> {
+        let mut v: Vec<String> = t.find(pr(p)).into_iter().map(|h| h.name).collect();
         v.sort();
         v
     }
 
     #[test]
-    fn replacing_an_owner_forgets_its_old_values() {
+    fn replacing_a_holder_forgets_its_old_values() {
         let mut t = Table::default();
-        t.set("m1", LeakKind::Kv, "app/db", &[1, 2]);
-        t.set("m1", LeakKind::Kv, "app/api", &[2, 3]);
+        t.set("m1", LeakKind::Kv, "app/db", &[pr(1), pr(2)]);
+        t.set("m1", LeakKind::Kv, "app/api", &[pr(2), pr(3)]);
         assert_eq!(names(&t, 2), ["app/api", "app/db"]);
-        t.set("m1", LeakKind::Kv, "app/db", &[4]);
-        assert_eq!(names(&t, 1), Vec::<String>::new());
+        t.set("m1", LeakKind::Kv, "app/db", &[pr(4)]);
+        assert!(names(&t, 1).is_empty());
         assert_eq!(names(&t, 2), ["app/api"]);
         assert_eq!(names(&t, 4), ["app/db"]);
         t.remove("m1", LeakKind::Kv, "app/api");
-        assert!(t.find(2).is_empty() && t.find(3).is_empty());
+        assert!(t.find(pr(2)).is_empty() && t.find(pr(3)).is_empty());
         assert_eq!(t.stats().values, 1);
         assert_eq!(t.stats().owners, 1);
-        // A reused slot does not revive the entries of its previous owner.
-        t.set("m1", LeakKind::Kv, "other", &[9]);
-        assert!(t.find(2).is_empty() && t.find(3).is_empty());
+        // A reused slot does not revive the entries of its previous holder.
+        t.set("m1", LeakKind::Kv, "other", &[pr(9)]);
+        assert!(t.find(pr(2)).is_empty() && t.find(pr(3)).is_empty());
         assert_eq!(names(&t, 9), ["other"]);
+        // Holding nothing is being forgotten.
+        t.set("m1", LeakKind::Kv, "other", &[]);
+        assert!(t.find(pr(9)).is_empty());
+        assert_eq!(t.stats().owners, 1);
     }
 
     #[test]
-    fn owners_are_told_apart_by_mount_and_kind() {
+    fn holders_are_told_apart_by_mount_and_kind() {
         let mut t = Table::default();
-        t.set("m1", LeakKind::Kv, "x", &[7]);
-        t.set("m2", LeakKind::Kv, "x", &[7]);
-        t.set("m1", LeakKind::StaticRole, "x", &[7]);
-        assert_eq!(t.find(7).len(), 3);
+        t.set("m1", LeakKind::Kv, "x", &[pr(7)]);
+        t.set("m2", LeakKind::Kv, "x", &[pr(7)]);
+        t.set("m1", LeakKind::StaticRole, "x", &[pr(7)]);
+        assert_eq!(t.find(pr(7)).len(), 3);
         t.remove_mount("m1");
-        let left = t.find(7);
+        let left = t.find(pr(7));
         assert_eq!(left.len(), 1);
         assert_eq!(&*left[0].mount, "m2");
+        t.remove("m2", LeakKind::Kv, "x");
+        assert!(t.find(pr(7)).is_empty());
+        assert!(t.more.is_empty() && t.by_print.is_empty());
     }
 
     #[test]
-    fn sweeping_keeps_every_live_entry() {
+    fn churn_leaves_exactly_the_live_entries() {
         let mut t = Table::default();
-        for round in 0..20u64 {
-            for i in 0..1000u64 {
+        for round in 0..20u32 {
+            for i in 0..1000u32 {
                 let name = format!("k{i}");
-                t.set("m", LeakKind::Kv, &name, &[round * 1_000_000 + i, i % 7]);
+                t.set(
+                    "m",
+                    LeakKind::Kv,
+                    &name,
+                    &[pr(round * 1_000_000 + i), pr(i % 7)],
+                );
             }
         }
-        let s = t.stats();
-        assert_eq!(s.values, 2000);
-        assert!(s.stale <= 4096, "{s:?}");
-        for i in 0..1000u64 {
+        assert_eq!(t.stats().values, 2000);
+        assert_eq!(
+            t.by_print.len() + t.more.values().map(Vec::len).sum::<usize>(),
+            2000
+        );
+        for i in 0..1000u32 {
             assert_eq!(names(&t, 19_000_000 + i), [format!("k{i}")]);
-            assert!(t.find(18_000_000 + i).is_empty());
+            assert!(t.find(pr(18_000_000 + i)).is_empty());
         }
-        assert_eq!(t.find(3).len(), 1000 / 7 + 1);
+        assert_eq!(t.find(pr(3)).len(), 1000 / 7 + 1);
+    }
+
+    #[test]
+    fn identities_whose_hashes_clash_stay_apart() {
+        let mut t = Table::default();
+        // Force a clash: register one identity's hash for another slot.
+        t.set("m", LeakKind::Kv, "a", &[pr(1)]);
+        let id_b = t.identity(0, LeakKind::Kv, "b");
+        let a_slot = t.by_name.values().copied().next().unwrap();
+        t.by_name.insert(id_b, a_slot);
+        t.set("m", LeakKind::Kv, "b", &[pr(2)]);
+        assert_eq!(t.clashes.len(), 1);
+        assert_eq!(names(&t, 2), ["b"]);
+        t.set("m", LeakKind::Kv, "b", &[pr(3)]);
+        assert!(t.find(pr(2)).is_empty());
+        assert_eq!(names(&t, 3), ["b"]);
+        t.remove("m", LeakKind::Kv, "b");
+        assert!(t.find(pr(3)).is_empty() && t.clashes.is_empty());
+        assert_eq!(names(&t, 1), ["a"]);
     }
 }

@@ -178,7 +178,6 @@ impl Core {
             "complete": self.leak_complete(active),
             "values": s.values,
             "holders": s.owners,
-            "stale": s.stale,
             "bytes": s.bytes,
             "bytes_per_value": per_value,
             "min_length": MIN_LEN,
