@@ -90,6 +90,9 @@ enum Command {
     /// Find leaked credentials in a directory tree or standard input.
     #[command(subcommand)]
     Scan(cli::scan::ScanCommand),
+    /// After a leak: who read it, who could have, and what was done.
+    #[command(subcommand)]
+    Incident(cli::incident::IncidentCommand),
     /// Seal a Kubernetes Secret for the Sealed Secrets controller (as
     /// kubeseal), or recover Secrets with the controller's private key.
     Seal(cli::seal::SealArgs),
@@ -261,6 +264,7 @@ fn main() -> ExitCode {
             }
             Command::Sops(c) => cli::sops::run(c).await,
             Command::Scan(c) => cli::scan::run(c).await,
+            Command::Incident(c) => cli::incident::run(c).await,
             Command::Seal(a) => cli::seal::run(a).await,
             Command::KmsPlugin(a) => cli::kms_plugin::run(a).await,
             Command::Agent(a) => coffer::agent::run(a).await,

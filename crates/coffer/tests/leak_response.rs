@@ -114,7 +114,31 @@ async fn a_leaked_dynamic_credential_is_revoked_and_the_database_refuses_it() {
     let (s, keys, root) = ready(&setup).await;
     let h = s.http(Some(&root));
     configure_pg(&h, &pg, "1h", "2h").await;
-    let creds = h.get("database/creds/app").await.json();
+    h.post(
+        "sys/mounts/secret",
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await;
+    h.post("secret/data/unrelated", json!({"data": {"a": "b"}}))
+        .await;
+    h.post(
+        "sys/policies/acl/creds-reader",
+        json!({"policy": "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"secret/data/*\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    let app_token = h
+        .post(
+            "auth/token/create",
+            json!({"policies": ["creds-reader"], "display_name": "reader"}),
+        )
+        .await
+        .json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app = s.http(Some(&app_token));
+    assert_eq!(app.get("secret/data/unrelated").await.status, 200);
+    let creds = app.get("database/creds/app").await.json();
     let (lease, user, pass) = (
         creds["lease_id"].as_str().unwrap().to_owned(),
         creds["data"]["username"].as_str().unwrap().to_owned(),
@@ -189,6 +213,85 @@ async fn a_leaked_dynamic_credential_is_revoked_and_the_database_refuses_it() {
         step["request"]["headers"]["x-coffer-leak-finding"][0],
         "app.env:generic-secret-assignment:3"
     );
+
+    // The incident report, from the finding: the credential's issuing read
+    // (by the app's token, from where), what that token did, who could
+    // read it, and the response.
+    let out = coffer(
+        repo.path(),
+        &s,
+        &root,
+        &[
+            "incident",
+            "report",
+            "--finding",
+            "app.env:generic-secret-assignment:3",
+            "--log",
+            log.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(r["leases"][0], lease.as_str(), "{r:#}");
+    let reads = r["reads"].as_array().unwrap();
+    assert!(
+        reads.iter().any(|e| e["path"] == "database/creds/app"
+            && e["who"] == "token-reader"
+            && e["remote_address"] == "127.0.0.1"),
+        "{r:#}"
+    );
+    let ids = r["identities"].as_array().unwrap();
+    assert!(
+        ids.iter().any(|i| i["display_name"] == "token-reader"
+            && i["activity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["path"] == "secret/data/unrelated")),
+        "{r:#}"
+    );
+    let could = &r["could_read"];
+    assert!(
+        could["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "creds-reader"),
+        "{r:#}"
+    );
+    assert!(
+        could["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "token"),
+        "{r:#}"
+    );
+    assert_eq!(
+        r["response"][0]["path"],
+        format!("sys/leases/revoke/{lease}")
+    );
+    let md = coffer(
+        repo.path(),
+        &s,
+        &root,
+        &[
+            "incident",
+            "report",
+            "--lease",
+            &lease,
+            "--log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(
+        md.contains("## Reads (1)") && md.contains("token-reader"),
+        "{md}"
+    );
+    assert!(!md.contains(&pass), "never a value");
 }
 
 #[tokio::test]
@@ -400,6 +503,42 @@ async fn a_leaked_kv_value_is_replaced_or_marked_compromised() {
         .unwrap();
     assert!(note.contains("field token of version 1 leaked"), "{note}");
     assert!(live(&check(&h, &[unmanaged]).await, 0));
+
+    // Who read it, from the logs: this test's own reads (root, after the
+    // response); the scanner's reads are response steps, not reads.
+    let report = |extra: &[&str]| {
+        let mut a = vec!["incident", "report", "--secret", "secret/payments"];
+        a.extend(["--log", log.to_str().unwrap(), "--format", "json"]);
+        a.extend(extra);
+        let out = coffer(repo.path(), &s, &root, &a);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")
+    };
+    let r = report(&["--offline"]);
+    let reads = r["reads"].as_array().unwrap().clone();
+    assert!(!reads.is_empty(), "{r:#}");
+    assert!(
+        reads
+            .iter()
+            .all(|e| e["who"] == "root" && e["operation"] == "read" && e["finding"] == ""),
+        "{r:#}"
+    );
+    let steps: Vec<&str> = r["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"secret/destroy/payments"), "{r:#}");
+    assert_eq!(r["could_read"]["skipped"], "--offline");
+    h.get("secret/data/payments").await;
+    let r = report(&[]);
+    assert_eq!(
+        r["reads"].as_array().unwrap().len(),
+        reads.len() + 1,
+        "{r:#}"
+    );
+    assert_eq!(r["could_read"]["policies"], json!(["root"]), "{r:#}");
 
     // Every step carries the finding it answered.
     let steps = responses_in(&log);

@@ -255,7 +255,7 @@ async fn list(detailed: bool, client: &ClientArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn hash(client: &ClientArgs, device: &str, input: &str) -> anyhow::Result<String> {
+pub(crate) async fn hash(client: &ClientArgs, device: &str, input: &str) -> anyhow::Result<String> {
     let device = device.trim_matches('/');
     let body = client
         .client()?
@@ -410,7 +410,7 @@ async fn check_head_signature(
 }
 
 /// `--since`/`--until` as the `YYYY-MM-DDTHH:MM:SS` prefix log times share.
-fn time_bound(s: &str, end_of_day: bool) -> anyhow::Result<String> {
+pub(crate) fn time_bound(s: &str, end_of_day: bool) -> anyhow::Result<String> {
     use time::format_description::well_known::Rfc3339;
     use time::{OffsetDateTime, UtcOffset};
     let fmt = |t: OffsetDateTime| {

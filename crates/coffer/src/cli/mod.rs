@@ -5,6 +5,7 @@ pub mod audit_query;
 pub mod auth_cmds;
 pub mod dotenv;
 pub mod generic;
+pub mod incident;
 pub mod kms_plugin;
 pub mod kv;
 pub mod leak;
