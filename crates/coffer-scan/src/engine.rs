@@ -31,7 +31,14 @@ pub struct Scanner {
     inline_allow: bool,
     /// How many layers of encoded text are decoded and scanned.
     decode_depth: usize,
+    /// Whether matches under a rule's entropy floor are kept (tagged
+    /// [`BELOW_ENTROPY`]) for a check against the store.
+    keep_low_entropy: bool,
 }
+
+/// The tag of a finding kept although its secret is under its rule's
+/// entropy floor: reported only if the store says it is live.
+pub const BELOW_ENTROPY: &str = "coffer:below-entropy";
 
 /// Where a piece of input comes from.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,6 +81,7 @@ impl Scanner {
             unanchored,
             inline_allow: true,
             decode_depth: 0,
+            keep_low_entropy: false,
         })
     }
 
@@ -90,6 +98,14 @@ impl Scanner {
     /// default; gitleaks' `--ignore-gitleaks-allow` turns it off).
     pub fn obey_inline_allow(mut self, on: bool) -> Self {
         self.inline_allow = on;
+        self
+    }
+
+    /// Keeps matches whose secret is under the rule's entropy floor, tagged
+    /// [`BELOW_ENTROPY`] (off by default): random passwords fall under a
+    /// floor now and then, and a store that knows its values can tell.
+    pub fn keep_low_entropy(mut self, on: bool) -> Self {
+        self.keep_low_entropy = on;
         self
     }
 
@@ -222,9 +238,8 @@ impl Scanner {
                     .unwrap_or(m);
                     let secret = secret_m.as_bytes();
                     let secret_span = (ws + secret_m.start(), ws + secret_m.end());
-                    if let Some(min) = rule.entropy
-                        && entropy(secret) <= min
-                    {
+                    let low = rule.entropy.is_some_and(|min| entropy(secret) <= min);
+                    if low && !self.keep_low_entropy {
                         continue;
                     }
                     let line = &data[line_start_near(data, span.0, LINE_CONTEXT)
@@ -246,7 +261,11 @@ impl Scanner {
                     if rule.allowlists.iter().chain(global).any(|a| a.allows(&c)) {
                         continue;
                     }
-                    found.push(finding(rule, &lines, origin, span, m.as_bytes(), secret));
+                    let mut f = finding(rule, &lines, origin, span, m.as_bytes(), secret);
+                    if low {
+                        f.tags.push(BELOW_ENTROPY.to_owned());
+                    }
+                    found.push(f);
                     secret_spans.push(secret_span);
                 }
             }

@@ -790,3 +790,40 @@ async fn the_index_is_rebuilt_after_a_restart() {
     }
     assert_eq!(answer["results"][2]["matches"][0]["type"], "token");
 }
+
+#[tokio::test]
+async fn a_live_value_under_the_rules_entropy_floor_is_still_found() {
+    let s = Server::dev();
+    let h = s.http(Some("root"));
+    // Random passwords fall under the generic rule's entropy floor now and
+    // then; these two are far under it.
+    let live_value = "aaaa1111bbbb2222cc";
+    let r = h
+        .post("secret/data/db", json!({"data": {"password": live_value}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let repo = staged_repo(&[(
+        "app.env",
+        format!("DB_PASSWORD={live_value}\nOTHER_PASSWORD=cccc3333dddd4444ee\n"),
+    )]);
+    let plain = coffer(
+        repo.path(),
+        &s,
+        "root",
+        &["scan", "git", "--staged", "-f", "json"],
+    );
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (code, report, err) = respond(repo.path(), &s, "root", "report");
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(report.len(), 1, "only the live one: {report:?}");
+    assert_eq!(report[0]["StartLine"], 1);
+    assert_eq!(report[0]["LiveInCoffer"], true);
+    assert!(
+        report[0]["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "coffer:below-entropy"),
+        "{report:?}"
+    );
+}

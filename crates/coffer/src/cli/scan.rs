@@ -475,10 +475,11 @@ const RESPONSE_FAILED: u8 = 2;
 /// stderr, never the secrets.
 async fn check_store(
     opts: &ScanOpts,
-    findings: &mut [Finding],
+    findings: &mut Vec<Finding>,
     info: bool,
 ) -> anyhow::Result<bool> {
     use super::leak::{Respond, check, describe, respond};
+    use coffer_scan::engine::BELOW_ENTROPY;
     let args = super::ClientArgs {
         address: opts.address.clone(),
         format: super::Format::Table,
@@ -493,6 +494,18 @@ async fn check_store(
         f.live = Some(!m.is_empty());
         live += usize::from(!m.is_empty());
     }
+    // Matches under their rule's entropy floor count only when live.
+    let keep: Vec<bool> = findings
+        .iter()
+        .map(|f| f.live == Some(true) || !f.tags.iter().any(|t| t == BELOW_ENTROPY))
+        .collect();
+    let found: Vec<_> = found
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect();
+    let mut k = keep.iter();
+    findings.retain(|_| k.next().copied().unwrap_or(true));
     if info {
         eprintln!(
             "{live} of {} findings {} live in coffer",
@@ -722,7 +735,8 @@ fn load(opts: &ScanOpts, root: &Path) -> anyhow::Result<Scanner> {
     }
     Ok(Scanner::new(config)?
         .obey_inline_allow(!opts.ignore_gitleaks_allow)
-        .max_decode_depth(opts.max_decode_depth))
+        .max_decode_depth(opts.max_decode_depth)
+        .keep_low_entropy(opts.check_store || opts.respond.is_some()))
 }
 
 fn table(findings: &[Finding]) -> String {
