@@ -430,6 +430,11 @@ async fn step_down_and_shutdown_hand_over_without_errors() {
         .post("sys/mounts/kv", json!({"type": "kv"}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
+    let r = c
+        .http(first, &token)
+        .put("kv/leaked", json!({"v": "handover-leak-value-1"}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
     // Clients keep writing through the nodes a load balancer lists, retrying once.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -497,6 +502,35 @@ async fn step_down_and_shutdown_hand_over_without_errors() {
         0,
         "clients that retry once saw errors"
     );
+    // The leak index moved with leadership: the third active node built it
+    // from storage (asked through a standby, which forwards the check).
+    let via = c.running().find(|i| *i != third).expect("a standby");
+    let start = Instant::now();
+    loop {
+        let r = c
+            .http(via, &token)
+            .post(
+                "sys/leak/check",
+                json!({"candidates": ["handover-leak-value-1"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let d = r.json()["data"].clone();
+        if d["complete"] == json!(true) {
+            assert_eq!(d["results"][0]["live"], json!(true), "{d}");
+            assert_eq!(
+                d["results"][0]["matches"][0]["name"],
+                json!("leaked"),
+                "{d}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "index never complete: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.drop_tables().await;
 }
 
@@ -1117,6 +1151,17 @@ async fn standbys_serve_reads_from_a_copy_kept_coherent_by_the_active_node() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(audited(&logs[active], "create", "kv2/data/b"), 1);
     assert_eq!(audited(&logs[s], "create", "kv2/data/b"), 0);
+    // Leak checks are answered by the active node, which holds the index.
+    let r = c
+        .http(s, &token)
+        .post(
+            "sys/leak/check",
+            json!({"candidates": ["not-a-stored-value"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(audited(&logs[active], "update", "sys/leak/check"), 1);
+    assert_eq!(audited(&logs[s], "update", "sys/leak/check"), 0);
 
     // Read-your-writes under load: a writer through the other standby, and
     // after every acknowledged write a read of it through `s` with the

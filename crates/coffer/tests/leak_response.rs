@@ -202,8 +202,15 @@ async fn a_leaked_dynamic_credential_is_revoked_and_the_database_refuses_it() {
         .expect("an unrelated credential");
 
     // Now nothing about it is live; the response is in the audit log under
-    // the finding's fingerprint, in clear.
+    // the finding's fingerprint, in clear. The checks are audited too, the
+    // candidates as HMACs: the password is nowhere in the log.
     assert!(!live(&check(&h, &[&pass]).await, 0));
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    assert!(text.contains("\"path\":\"sys/leak/check\""));
+    assert!(
+        !text.contains(&pass),
+        "a candidate in clear in the audit log"
+    );
     let steps = responses_in(&log);
     let step = steps
         .iter()
