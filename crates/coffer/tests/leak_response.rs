@@ -736,6 +736,10 @@ async fn the_check_needs_its_capability_and_cannot_be_used_to_guess() {
         (json!({}), "missing candidates"),
         (json!({"candidates": [1]}), "candidates[0] is not a string"),
         (json!({"candidates": {"a": 1}}), "list of strings"),
+        (
+            json!({"candidates": ["x".repeat(16 * 1024 + 1)]}),
+            "at most 16384",
+        ),
     ] {
         let r = other.post("sys/leak/check", body).await;
         assert_eq!(r.status, 400);

@@ -39,6 +39,9 @@ pub const KEY_PATH: &str = "core/leak/key";
 pub const MIN_LEN: usize = 8;
 /// Candidates one `sys/leak/check` call may carry.
 pub const MAX_CANDIDATES: usize = 1000;
+/// Bytes one candidate may have (a 4096-bit RSA key in PEM is ~3.3 KiB):
+/// hashing stays bounded per candidate, not only per request body.
+pub const MAX_CANDIDATE_BYTES: usize = 16 * 1024;
 /// Candidates a token may check per minute (a bucket of this size that
 /// refills over a minute), so the endpoint cannot be used to guess values.
 pub const CANDIDATES_PER_MINUTE: f64 = 2000.0;

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::core::{Active, Core};
 use crate::expiration::SharedMounts;
-use crate::leak::{LeakKind, LeakMatch, MAX_CANDIDATES, MIN_LEN, Print};
+use crate::leak::{LeakKind, LeakMatch, MAX_CANDIDATE_BYTES, MAX_CANDIDATES, MIN_LEN, Print};
 use crate::logical::{LogicalError, Request, Response};
 use crate::mounts::MountKind;
 use crate::token::Token;
@@ -30,9 +30,13 @@ fn candidates(data: &Map<String, Value>) -> Result<Vec<&str>, LogicalError> {
     }
     list.iter()
         .enumerate()
-        .map(|(i, v)| {
-            v.as_str()
-                .ok_or_else(|| bad(format!("candidates[{i}] is not a string")))
+        .map(|(i, v)| match v.as_str() {
+            None => Err(bad(format!("candidates[{i}] is not a string"))),
+            Some(s) if s.len() > MAX_CANDIDATE_BYTES => Err(bad(format!(
+                "candidates[{i}] has {} bytes; at most {MAX_CANDIDATE_BYTES}",
+                s.len()
+            ))),
+            Some(s) => Ok(s),
         })
         .collect()
 }

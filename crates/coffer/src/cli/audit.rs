@@ -271,19 +271,10 @@ pub(crate) async fn hash(client: &ClientArgs, device: &str, input: &str) -> anyh
         .context("sys/audit-hash answered without a hash")
 }
 
-fn client_for(address: &Option<String>) -> ClientArgs {
-    ClientArgs {
-        address: address.clone(),
-        format: Format::Table,
-        field: None,
-        wrap_ttl: None,
-    }
-}
-
 async fn verify(args: VerifyArgs) -> anyhow::Result<u8> {
     let mut verifier = match (&args.device, &args.head) {
         (Some(device), _) => {
-            let body = client_for(&args.address)
+            let body = ClientArgs::for_address(args.address.clone())
                 .client()?
                 .read(&format!("sys/audit-head/{}", device.trim_matches('/')))
                 .await?
@@ -391,7 +382,7 @@ async fn check_head_signature(
         .rsplit_once('/')
         .with_context(|| format!("the saved head names an unusable key {key:?}"))?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let body = client_for(&args.address)
+    let body = ClientArgs::for_address(args.address.clone())
         .client()?
         .write(
             &format!("{mount}/verify/{name}"),
@@ -446,7 +437,7 @@ pub(crate) fn time_bound(s: &str, end_of_day: bool) -> anyhow::Result<String> {
 async fn query(args: QueryArgs) -> anyhow::Result<u8> {
     let accessor = match (&args.accessor, &args.device) {
         (Some(a), Some(d)) if !a.starts_with("hmac-sha256:") => {
-            Some(hash(&client_for(&args.address), d, a).await?)
+            Some(hash(&ClientArgs::for_address(args.address.clone()), d, a).await?)
         }
         (a, _) => a.clone(),
     };

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::audit::time_bound;
 use super::audit_query::for_each_line;
-use super::{ClientArgs, Format, UsageError};
+use super::{ClientArgs, UsageError};
 use coffer_core::logical::LEAK_FINDING_HEADER;
 
 /// `coffer incident ...`.
@@ -207,12 +207,7 @@ async fn report(args: ReportArgs) -> anyhow::Result<u8> {
         .map(|s| time_bound(s, true))
         .transpose()?
         .unwrap_or_default();
-    let client = ClientArgs {
-        address: args.address.clone(),
-        format: Format::Table,
-        field: None,
-        wrap_ttl: None,
-    };
+    let client = ClientArgs::for_address(args.address.clone());
     let mut target = Target::default();
     let mut steps: Vec<Event> = Vec::new();
     let subject;

@@ -93,6 +93,17 @@ pub(crate) fn env_token_name() -> Option<&'static str> {
 }
 
 impl ClientArgs {
+    /// Table output, no field, no wrapping: a client for `address` (else
+    /// the environment's), for commands that only need the connection.
+    pub fn for_address(address: Option<String>) -> Self {
+        ClientArgs {
+            address,
+            format: Format::Table,
+            field: None,
+            wrap_ttl: None,
+        }
+    }
+
     /// A client from flags and environment; the token comes from
     /// `$COFFER_TOKEN`, `$VAULT_TOKEN`, then `~/.coffer-token`.
     pub fn client(&self) -> anyhow::Result<Client> {

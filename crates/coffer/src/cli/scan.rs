@@ -480,13 +480,7 @@ async fn check_store(
 ) -> anyhow::Result<bool> {
     use super::leak::{Respond, check, describe, respond};
     use coffer_scan::engine::BELOW_ENTROPY;
-    let args = super::ClientArgs {
-        address: opts.address.clone(),
-        format: super::Format::Table,
-        field: None,
-        wrap_ttl: None,
-    };
-    let client = args.client()?;
+    let client = super::ClientArgs::for_address(opts.address.clone()).client()?;
     let secrets: Vec<&str> = findings.iter().map(|f| f.secret.as_str()).collect();
     let found = check(&client, &secrets).await?;
     let mut live = 0;

@@ -14,7 +14,7 @@ use serde_json::json as js;
 
 use coffer_sops::tree::Node;
 
-use super::{ClientArgs, Format, UsageError};
+use super::{ClientArgs, UsageError};
 
 /// SOPS subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -612,12 +612,7 @@ fn split(s: &str) -> Vec<String> {
 /// A client for the transit server named by an entry (the address comes
 /// from the key, never from VAULT_ADDR, as in SOPS).
 fn transit_client(e: &VaultEntry) -> anyhow::Result<coffer_client::Client> {
-    let args = ClientArgs {
-        address: Some(e.vault_address.clone()),
-        format: Format::Table,
-        field: None,
-        wrap_ttl: None,
-    };
+    let args = ClientArgs::for_address(Some(e.vault_address.clone()));
     let env_token = ["COFFER_TOKEN", "VAULT_TOKEN"]
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
