@@ -1105,11 +1105,12 @@ impl Core {
         {
             return Err(LogicalError::PermissionDenied);
         }
-        if token.is_none() && req.token.is_some() && req.path == "sys/wrapping/unwrap" {
+        if token.is_none()
+            && let Some(id) = &req.token
+            && req.path == "sys/wrapping/unwrap"
+        {
             // A spent or unknown wrapping token is a bad request, as in Vault.
-            return Err(LogicalError::BadRequest(
-                "wrapping token is not valid or does not exist".into(),
-            ));
+            return Err(self.spent_wrapping_error(active, id.expose()).await);
         }
         if token.is_none() && !self.is_unauthenticated(active, &req.path)? {
             return Err(LogicalError::PermissionDenied);
@@ -1469,6 +1470,7 @@ fn is_root_protected(path: &str) -> bool {
         "seal",
         "remount",
         "audit",
+        "audit-search",
         "raw",
         "leases",
         "leases/count",

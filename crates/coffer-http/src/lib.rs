@@ -12,6 +12,7 @@ mod forward;
 mod raw;
 mod serve;
 mod standby;
+mod ui;
 mod watchdog;
 
 use std::sync::Arc;
@@ -39,6 +40,11 @@ pub struct HttpOptions {
     pub read_timeout: std::time::Duration,
     /// Extra trust anchors (PEM) for reaching other nodes' TLS cluster listeners.
     pub cluster_roots: Vec<Vec<u8>>,
+    /// Serve the web UI under `/ui/` (config `ui = true`, and dev mode).
+    pub ui: bool,
+    /// Log every completed request at this level (`log_requests_level`):
+    /// method, path and query as received, status, duration, client.
+    pub log_requests: Option<tracing::Level>,
 }
 
 impl Default for HttpOptions {
@@ -47,6 +53,8 @@ impl Default for HttpOptions {
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             read_timeout: ConnLimits::default().read_timeout,
             cluster_roots: Vec::new(),
+            ui: false,
+            log_requests: None,
         }
     }
 }
@@ -98,6 +106,61 @@ fn collapse_slashes(p: &str) -> String {
 }
 
 async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Response {
+    let Some(level) = st.opts.log_requests else {
+        return route(st, req).await;
+    };
+    let start = std::time::Instant::now();
+    let method = req.method().clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let resp = route(st, req).await;
+    log_request(
+        level,
+        &method,
+        &target,
+        resp.status().as_u16(),
+        start.elapsed(),
+        &client,
+    );
+    resp
+}
+
+/// One line per completed request, as an access log would have it (never
+/// a header or a body: tokens travel in headers).
+fn log_request(
+    level: tracing::Level,
+    method: &Method,
+    target: &str,
+    status: u16,
+    took: std::time::Duration,
+    client: &str,
+) {
+    let duration_ms = took.as_secs_f64() * 1000.0;
+    macro_rules! at {
+        ($lvl:expr) => {
+            tracing::event!(target: "coffer::request", $lvl, %method, path = %target, status, duration_ms, client_address = %client, "completed request")
+        };
+    }
+    match level {
+        tracing::Level::ERROR => at!(tracing::Level::ERROR),
+        tracing::Level::WARN => at!(tracing::Level::WARN),
+        tracing::Level::INFO => at!(tracing::Level::INFO),
+        tracing::Level::DEBUG => at!(tracing::Level::DEBUG),
+        tracing::Level::TRACE => at!(tracing::Level::TRACE),
+    }
+}
+
+async fn route(st: AppState, req: HttpRequest<Body>) -> Response {
+    if !st.cluster && st.opts.ui && ui::is_ui(req.uri().path()) {
+        return ui::serve(req.method(), req.uri().path(), req.headers());
+    }
     if st.cluster && req.uri().path() == follow::CHANGES_PATH {
         return follow::changes(&st, req).await;
     }

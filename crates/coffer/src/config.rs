@@ -109,6 +109,10 @@ pub struct Config {
     /// Where devices enabled through `sys/audit/:path` may write; set only
     /// when `audit_api = true`.
     pub audit_dir: Option<PathBuf>,
+    /// Serve the web UI under `/ui/` (`ui = true`; dev mode turns it on).
+    pub ui: bool,
+    /// Log each completed request at this level (`log_requests_level`).
+    pub log_requests: Option<tracing::Level>,
 }
 
 /// Vault's default physical cache size.
@@ -145,6 +149,8 @@ impl Default for Config {
             cache_size: DEFAULT_CACHE_SIZE,
             audit: Vec::new(),
             audit_dir: None,
+            ui: false,
+            log_requests: None,
         }
     }
 }
@@ -435,6 +441,7 @@ fn parse_hcl(file: &str, src: &str) -> Result<Config, ConfigError> {
             "cluster_addr",
             "ui",
             "log_level",
+            "log_requests_level",
             "default_lease_ttl",
             "max_lease_ttl",
             "cluster_name",
@@ -447,7 +454,23 @@ fn parse_hcl(file: &str, src: &str) -> Result<Config, ConfigError> {
     )?;
     cfg.api_addr = a.str("api_addr");
     cfg.cluster_addr = a.str("cluster_addr");
-    a.bool("ui")?;
+    cfg.ui = a.bool("ui")?.unwrap_or(false);
+    if let Some(l) = a.str("log_requests_level") {
+        cfg.log_requests = match l.to_lowercase().as_str() {
+            "off" | "" => None,
+            "error" => Some(tracing::Level::ERROR),
+            "warn" => Some(tracing::Level::WARN),
+            "info" => Some(tracing::Level::INFO),
+            "debug" => Some(tracing::Level::DEBUG),
+            "trace" => Some(tracing::Level::TRACE),
+            _ => {
+                return Err(a.bad(
+                    "log_requests_level",
+                    "one of off, trace, debug, info, warn, error",
+                ));
+            }
+        };
+    }
     a.bool("disable_mlock")?;
     if let Some(l) = a.str("log_level") {
         let l = l.to_lowercase();
@@ -816,6 +839,24 @@ disable_mlock = true
         assert!(c.listener.tls.is_none());
         assert_eq!(c.default_lease_ttl, 3600);
         assert!(matches!(c.seal, SealFileConfig::Static { .. }));
+        assert!(c.ui);
+        assert_eq!(c.log_requests, None);
+    }
+
+    #[test]
+    fn log_requests_level_takes_a_level_or_off() {
+        let at = |v: &str| parse("t.hcl", &format!("log_requests_level = \"{v}\"\n"));
+        assert_eq!(at("INFO").unwrap().log_requests, Some(tracing::Level::INFO));
+        assert_eq!(at("off").unwrap().log_requests, None);
+        let e = at("loud").unwrap_err().to_string();
+        assert!(
+            e.contains("log_requests_level") && e.contains("line 1"),
+            "{e}"
+        );
+        assert!(
+            !parse("t.hcl", "").unwrap().ui,
+            "the UI is off unless asked for, as in Vault"
+        );
     }
 
     #[test]

@@ -296,7 +296,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             })?],
             None => Vec::new(),
         },
+        ui: cfg.ui || args.dev,
+        log_requests: cfg.log_requests,
     };
+    if opts.ui {
+        println!("Web UI: {api_addr}/ui/");
+    }
     let app = coffer_http::router(core.clone(), opts.clone()).map_err(anyhow::Error::msg)?;
     let mut limits = cfg.listener.limits;
     let fds = crate::fd_limit::raise();

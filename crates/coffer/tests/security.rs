@@ -151,7 +151,39 @@ async fn a_wrapping_token_unwraps_exactly_once_under_concurrency() {
             ok += usize::from(status == 200);
         }
         assert_eq!(ok, 1, "a single-use wrapping token unwrapped {ok} times");
+        // Afterwards every way of presenting the token says when it was
+        // spent (the recipient's sign of a leaked link), with Vault's words first.
+        for r in [
+            root.post("sys/wrapping/unwrap", json!({ "token": wrapping }))
+                .await,
+            root.with_token(&wrapping)
+                .post("sys/wrapping/unwrap", json!({}))
+                .await,
+            Http::new(&root.base, None)
+                .post("sys/wrapping/lookup", json!({ "token": wrapping }))
+                .await,
+        ] {
+            assert_eq!(r.status, 400, "{}", r.text);
+            let msg = r.json()["errors"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                msg.starts_with(
+                    "wrapping token is not valid or does not exist: it was already unwrapped at 20"
+                ),
+                "{msg}"
+            );
+        }
     }
+    // A token that never existed gets Vault's message alone.
+    let r = root
+        .post("sys/wrapping/lookup", json!({ "token": "cvs.nope" }))
+        .await;
+    assert_eq!(
+        r.json()["errors"][0],
+        "wrapping token is not valid or does not exist"
+    );
 }
 
 #[tokio::test]

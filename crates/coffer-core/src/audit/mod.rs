@@ -11,6 +11,7 @@ pub mod chain;
 mod committer;
 mod entry;
 mod salt;
+pub mod search;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,11 @@ pub trait AuditSink: Send + Sync {
     /// now (a file: its first line), so that a head records where the file
     /// begins and lines cut from its start are caught.
     fn first_seq(&self) -> Option<u64> {
+        None
+    }
+    /// The lines written so far, for searching (`sys/audit-search`), where
+    /// the destination can be read back (a file); `None` otherwise.
+    fn read_back(&self) -> Option<Result<Box<dyn std::io::Read + Send>, String>> {
         None
     }
 }
@@ -561,6 +567,29 @@ impl Broker {
             }
         }
         failed
+    }
+
+    /// Readers of the enabled devices that can be read back, with each
+    /// device's path and line prefix; and the devices that cannot.
+    #[allow(clippy::type_complexity)]
+    pub fn readers(
+        &self,
+    ) -> (
+        Vec<(
+            String,
+            String,
+            Result<Box<dyn std::io::Read + Send>, String>,
+        )>,
+        Vec<String>,
+    ) {
+        let (mut readable, mut not) = (Vec::new(), Vec::new());
+        for d in self.live().iter() {
+            match d.sink.read_back() {
+                Some(r) => readable.push((d.spec.path.clone(), d.opts.prefix.clone(), r)),
+                None => not.push(d.spec.path.clone()),
+            }
+        }
+        (readable, not)
     }
 
     /// The enabled devices, for `sys/audit`.

@@ -2,6 +2,8 @@
 //! `sys/audit-head/:path`.
 
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{obj, top_level};
 use crate::audit::DeviceSpec;
@@ -65,6 +67,109 @@ impl Core {
             .ok_or_else(|| LogicalError::BadRequest("input is required".into()))?;
         let hash = self.audit.hash(path, &input)?;
         Ok(top_level(Response::data(obj(json!({ "hash": hash })))))
+    }
+
+    /// `sys/audit-search`: completed requests on a path from every device
+    /// that can be read back, newest first.
+    pub(super) async fn audit_search(&self, req: &Request) -> Result<Response, LogicalError> {
+        use crate::audit::search::{Found, Query, scan};
+        let f = Fields::new(&req.data);
+        let path = f
+            .str("path")?
+            .map(|p| p.trim_start_matches('/').to_owned())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                LogicalError::BadRequest(
+                    "path is required: the API path to search for, e.g. secret/data/app (a trailing * matches every path it begins)"
+                        .into(),
+                )
+            })?;
+        let time = |k: &str| -> Result<Option<OffsetDateTime>, LogicalError> {
+            match f.str(k)?.filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => OffsetDateTime::parse(&s, &Rfc3339).map(Some).map_err(|_| {
+                    LogicalError::BadRequest(format!(
+                        "{k} must be an RFC 3339 time such as 2026-12-01T00:00:00Z (got {s:?})"
+                    ))
+                }),
+            }
+        };
+        let operations = match f.str_list("operations")? {
+            Some(ops) if ops.iter().any(|o| o == "*") => Vec::new(),
+            Some(ops) if !ops.is_empty() => ops,
+            _ => vec!["read".to_owned()],
+        };
+        let limit = match f.int("limit")? {
+            None => 1000,
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(LogicalError::BadRequest(format!(
+                    "limit must be between 1 and 10000 (got {n})"
+                )));
+            }
+        };
+        let q = Query {
+            path,
+            operations,
+            since: time("since")?,
+            until: time("until")?,
+            limit,
+        };
+        let (readers, unreadable_devices) = self.audit.readers();
+        let mut searched: Vec<String> = readers.iter().map(|(d, _, _)| d.clone()).collect();
+        searched.sort();
+        let query = q.clone();
+        let (found, failures) = tokio::task::spawn_blocking(move || {
+            let mut found = Found::default();
+            let mut failures = Vec::new();
+            for (device, prefix, reader) in readers {
+                let result = reader.and_then(|r| {
+                    scan(
+                        std::io::BufReader::new(r),
+                        &device,
+                        &prefix,
+                        &query,
+                        &mut found,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+                if let Err(e) = result {
+                    failures.push(format!("{device}: {e}"));
+                }
+            }
+            (found, failures)
+        })
+        .await
+        .map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let mut hits: Vec<_> = found.hits.into_iter().collect();
+        // Several devices record the same request: keep one, newest first.
+        hits.sort_by(|a, b| a.request_id.cmp(&b.request_id).then(a.time.cmp(&b.time)));
+        hits.dedup_by(|a, b| !a.request_id.is_empty() && a.request_id == b.request_id);
+        hits.sort_by(|a, b| b.time.cmp(&a.time));
+        hits.truncate(q.limit);
+        let mut warnings = Vec::new();
+        if searched.is_empty() {
+            warnings.push(
+                "no enabled audit device can be read back (only file devices writing to a file can): nothing was searched"
+                    .to_owned(),
+            );
+        }
+        if !unreadable_devices.is_empty() {
+            warnings.push(format!(
+                "not searched (they cannot be read back): {}",
+                unreadable_devices.join(", ")
+            ));
+        }
+        warnings.extend(failures);
+        let mut resp = Response::data(obj(json!({
+            "entries": hits,
+            "devices": searched,
+            "truncated": found.dropped > 0,
+            "lines_read": found.lines,
+            "unreadable_lines": found.unreadable,
+        })));
+        resp.warnings = warnings;
+        Ok(resp)
     }
 
     pub(super) async fn audit_head(

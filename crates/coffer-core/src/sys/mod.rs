@@ -56,6 +56,7 @@ pub(crate) enum SysRoute {
     Audit,
     AuditHash,
     AuditHead,
+    AuditSearch,
     Remount,
     RemountStatus,
     VersionHistory,
@@ -437,6 +438,12 @@ static SYS_PATHS: &[PathSpec<SysRoute>] = &[
         help: "The HMAC an audit device writes for an input.",
     },
     PathSpec {
+        pattern: "audit-search",
+        operations: &[Read, Update],
+        route: SysRoute::AuditSearch,
+        help: "Who did what on a path (default: who read it), from the audit devices that can be read back (files), newest first (sudo).",
+    },
+    PathSpec {
         pattern: "audit-head/{*path}",
         operations: &[Read],
         route: SysRoute::AuditHead,
@@ -618,6 +625,7 @@ impl Core {
             SysRoute::Audit => self.audit_op(req, m.param("path")).await,
             SysRoute::AuditHash => self.audit_hash(req, m.param("path")).map(Some),
             SysRoute::AuditHead => self.audit_head(active, m.param("path")).await.map(Some),
+            SysRoute::AuditSearch => self.audit_search(req).await.map(Some),
             SysRoute::CapabilitiesAccessor => self
                 .capabilities(active, req, token, "accessor")
                 .await

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::barrier::BarrierOp;
 use crate::core::{Active, Core};
 use crate::fields::Fields;
 use crate::logical::{LogicalError, Operation, Request, Response};
@@ -13,6 +14,23 @@ use crate::policy::RESPONSE_WRAPPING;
 use crate::token::{Token, TokenEntry, random_base62};
 
 const PREFIX: &str = "sys/wrapping/resp/";
+/// Spent wrapping tokens, by hash, until they would have expired: a second
+/// unwrap learns when the first happened (a sign the link leaked).
+const USED: &str = "sys/wrapping/used/";
+/// The same, grouped by the hour they expire in, so tidy finds old ones
+/// without reading every record.
+const USED_BY_HOUR: &str = "sys/wrapping/used-by-hour/";
+const HOUR_MS: i64 = 3_600_000;
+
+#[derive(Serialize, Deserialize)]
+struct Used {
+    /// When the token was spent (RFC 3339).
+    at: String,
+    /// `unwrapped` or `rewrapped`.
+    how: String,
+    /// When the token would have expired (ms since the epoch).
+    expire_ms: i64,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Wrapped {
@@ -27,8 +45,16 @@ struct Wrapped {
     warnings: Vec<String>,
 }
 
+const INVALID: &str = "wrapping token is not valid or does not exist";
+
 fn invalid() -> LogicalError {
-    LogicalError::BadRequest("wrapping token is not valid or does not exist".into())
+    LogicalError::BadRequest(INVALID.into())
+}
+
+fn now_rfc3339() -> Result<String, LogicalError> {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .map_err(|e| LogicalError::Internal(e.to_string()))
 }
 
 fn is_wrapping(t: &Token) -> bool {
@@ -47,9 +73,7 @@ impl Core {
         let wrapped_accessor = resp.auth.as_ref().and_then(|a| a.get("accessor")).cloned();
         let w = Wrapped {
             creation_path: path.to_owned(),
-            creation_time: OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .map_err(|e| LogicalError::Internal(e.to_string()))?,
+            creation_time: now_rfc3339()?,
             creation_ttl: ttl,
             data: resp.data,
             auth: resp.auth,
@@ -114,9 +138,16 @@ impl Core {
         let param = Fields::new(&req.data)
             .str("token")?
             .filter(|t| !t.is_empty());
-        let t = match param {
-            Some(id) => active.tokens.lookup(&id).await?.ok_or_else(invalid)?,
-            None => caller.cloned().ok_or_else(invalid)?,
+        let t = match (param, caller) {
+            (Some(id), _) => match active.tokens.lookup(&id).await? {
+                Some(t) => t,
+                None => return Err(self.spent_wrapping_error(active, &id).await),
+            },
+            (None, Some(t)) => t.clone(),
+            (None, None) => match &req.token {
+                Some(id) => return Err(self.spent_wrapping_error(active, id.expose()).await),
+                None => return Err(invalid()),
+            },
         };
         if !is_wrapping(&t) {
             return Err(invalid());
@@ -134,19 +165,77 @@ impl Core {
             .map_err(|e| LogicalError::Internal(format!("wrapped response is corrupt: {e}")))
     }
 
+    /// The error for a wrapping token that resolves to nothing: Vault's, and
+    /// when it was spent if it was (until it would have expired).
+    pub(crate) async fn spent_wrapping_error(&self, active: &Active, id: &str) -> LogicalError {
+        if id.is_empty() || id.len() > 256 {
+            return invalid();
+        }
+        let hash = active.tokens.hash_of(id);
+        let used = match self.barrier.get(&format!("{USED}{hash}")).await {
+            Ok(Some(b)) => serde_json::from_slice::<Used>(b.expose()).ok(),
+            _ => None,
+        };
+        match used {
+            Some(u) if u.expire_ms > crate::clock::now_ms() => {
+                LogicalError::BadRequest(format!("{INVALID}: it was already {} at {}", u.how, u.at))
+            }
+            _ => invalid(),
+        }
+    }
+
     /// Takes the wrapped response and ends the wrapping token. The read and
     /// the delete happen under the token's stripe, so of any number of
     /// concurrent unwraps (or rewraps) exactly one gets the response.
-    async fn claim(&self, active: &Active, t: &Token) -> Result<Wrapped, LogicalError> {
+    async fn claim(&self, active: &Active, t: &Token, how: &str) -> Result<Wrapped, LogicalError> {
         let key = format!("{PREFIX}{}", t.hash);
+        let used = Used {
+            at: now_rfc3339()?,
+            how: how.to_owned(),
+            expire_ms: t.entry.expire_time,
+        };
+        let record =
+            serde_json::to_vec(&used).map_err(|e| LogicalError::Internal(e.to_string()))?;
+        let hour = used.expire_ms.div_euclid(HOUR_MS);
         let w = {
             let _g = self.wrap_claims.lock(&t.hash).await;
             let w = self.read_wrapped(t).await?;
-            self.barrier.delete(&key).await?;
+            self.barrier
+                .batch(vec![
+                    BarrierOp::Delete(key),
+                    BarrierOp::Put(format!("{USED}{}", t.hash), record),
+                    BarrierOp::Put(format!("{USED_BY_HOUR}{hour:012}/{}", t.hash), Vec::new()),
+                ])
+                .await?;
             w
         };
         active.tokens.revoke_tree(&t.hash).await?;
         Ok(w)
+    }
+
+    /// Forgets spent wrapping tokens past the time they would have expired;
+    /// answers how many.
+    pub(crate) async fn tidy_spent_wrapping(&self) -> Result<usize, LogicalError> {
+        let this_hour = crate::clock::now_ms().div_euclid(HOUR_MS);
+        let mut n = 0;
+        for bucket in self.barrier.list(USED_BY_HOUR).await? {
+            let hour = bucket.trim_end_matches('/');
+            if hour.parse::<i64>().is_ok_and(|h| h >= this_hour) {
+                continue;
+            }
+            let mut ops = Vec::new();
+            for hash in self
+                .barrier
+                .list(&format!("{USED_BY_HOUR}{bucket}"))
+                .await?
+            {
+                ops.push(BarrierOp::Delete(format!("{USED}{hash}")));
+                ops.push(BarrierOp::Delete(format!("{USED_BY_HOUR}{bucket}{hash}")));
+                n += 1;
+            }
+            self.barrier.batch(ops).await?;
+        }
+        Ok(n)
     }
 
     /// `sys/wrapping/{wrap,unwrap,lookup,rewrap}`.
@@ -172,7 +261,7 @@ impl Core {
             }
             "unwrap" => {
                 let t = self.wrapping_target(active, req, caller).await?;
-                let w = self.claim(active, &t).await?;
+                let w = self.claim(active, &t, "unwrapped").await?;
                 Ok(Response {
                     data: w.data,
                     auth: w.auth,
@@ -197,10 +286,8 @@ impl Core {
             }
             _ => {
                 let t = self.wrapping_target(active, req, caller).await?;
-                let creation_time = OffsetDateTime::now_utc()
-                    .format(&Rfc3339)
-                    .map_err(|e| LogicalError::Internal(e.to_string()))?;
-                let mut w = self.claim(active, &t).await?;
+                let creation_time = now_rfc3339()?;
+                let mut w = self.claim(active, &t, "rewrapped").await?;
                 let wrapped_accessor = w.auth.as_ref().and_then(|a| a.get("accessor")).cloned();
                 w.creation_time = creation_time;
                 self.store_wrapped(active, w, wrapped_accessor).await

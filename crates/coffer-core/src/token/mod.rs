@@ -146,6 +146,11 @@ impl TokenStore {
         self.hmac("id:", id)
     }
 
+    /// The storage hash a token id has (whether or not it exists).
+    pub(crate) fn hash_of(&self, id: &str) -> String {
+        self.hash(id)
+    }
+
     /// Issues a new token id for `entry` and stores it.
     pub async fn create(&self, entry: &TokenEntry) -> Result<(SecretString, Token), LogicalError> {
         let id = SecretString::new(format!("{SERVICE_TOKEN_PREFIX}{}", random_base62(24)?));

@@ -329,6 +329,7 @@ impl Core {
                     .await?;
             }
         }
+        self.tidy_spent_wrapping().await?;
         Ok(n)
     }
 

@@ -133,6 +133,17 @@ impl AuditSink for FileSink {
         self.fsync
     }
 
+    fn read_back(&self) -> Option<Result<Box<dyn std::io::Read + Send>, String>> {
+        let Target::Path(path) = &self.target else {
+            return None;
+        };
+        Some(
+            std::fs::File::open(path)
+                .map(|f| Box::new(f) as Box<dyn std::io::Read + Send>)
+                .map_err(|e| format!("reading {}: {e}", path.display())),
+        )
+    }
+
     fn write_inline(&self, line: &[u8]) -> Result<(), String> {
         match &self.target {
             Target::Discard => Ok(()),

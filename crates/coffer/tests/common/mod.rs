@@ -50,7 +50,7 @@ impl Server {
 
     /// Starts a prepared command that runs `coffer server` (possibly through
     /// a wrapper such as `sh -c 'ulimit ...; exec ...'`).
-    pub fn spawn_command(mut cmd: Command) -> Server {
+    pub fn spawn_command(cmd: Command) -> Server {
         // COFFER_TEST_SERVER_LOG=<file>: servers append their logs there.
         let log = std::env::var("COFFER_TEST_SERVER_LOG").ok().and_then(|p| {
             std::fs::OpenOptions::new()
@@ -59,6 +59,11 @@ impl Server {
                 .open(p)
                 .ok()
         });
+        Server::spawn_logging(cmd, log)
+    }
+
+    /// Starts a prepared `coffer server` command whose log (stderr) goes to `log`.
+    pub fn spawn_logging(mut cmd: Command, log: Option<std::fs::File>) -> Server {
         cmd.stdout(Stdio::piped())
             .stderr(log.map_or_else(Stdio::null, Stdio::from));
         let mut child = cmd.spawn().expect("start coffer");
