@@ -158,6 +158,40 @@ async fn ok(r: common::Reply, what: &str) -> Value {
     }
 }
 
+/// A JWT for the `ui` role, signed by an ed25519 key `auth/jwt` trusts.
+async fn jwt_for_ui(h: &Http, dir: &Path) -> String {
+    let (private, public) = common::keypair(dir, "idp", &["-algorithm", "ed25519"]);
+    ok(
+        h.post(
+            "auth/jwt/config",
+            json!({"jwt_validation_pubkeys": [public], "bound_issuer": "https://idp.test"}),
+        )
+        .await,
+        "jwt config",
+    )
+    .await;
+    ok(
+        h.post(
+            "auth/jwt/role/ui",
+            json!({"role_type": "jwt", "bound_audiences": "coffer-ui", "user_claim": "email",
+                   "token_policies": "app-reader", "token_ttl": "1h"}),
+        )
+        .await,
+        "jwt role",
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({"iss": "https://idp.test", "aud": "coffer-ui", "sub": "u-17", "email": "bob@example.com",
+                        "iat": now, "exp": now + 3600});
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(&private).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
 /// Policies, users, engines and a failing static role for the browser test.
 async fn prepare(h: &Http, tag: &str) -> (String, String) {
     ok(
@@ -256,6 +290,8 @@ async fn prepare(h: &Http, tag: &str) -> (String, String) {
     for _ in 0..2 {
         ok(h.get("database/creds/ui-dyn").await, "creds").await;
     }
+    // Logins from an identity provider: a JWT role reading app secrets.
+    ok(h.post("sys/auth/jwt", json!({"type": "jwt"})).await, "jwt").await;
     (
         "database/static-roles/ui-static".into(),
         "database/creds/ui-dyn/".into(),
@@ -297,6 +333,7 @@ async fn the_ui_end_to_end_in_chromium() {
     let h = Http::new(&server.addr, Some(&root));
     let tag = format!("{}", std::process::id());
     let (failing, leases) = prepare(&h, &tag).await;
+    let jwt = jwt_for_ui(&h, tmp.path()).await;
 
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-e2e-out");
     let _ = std::fs::remove_dir_all(&out);
@@ -310,6 +347,7 @@ async fn the_ui_end_to_end_in_chromium() {
         .env("FAILING_ROLE", &failing)
         .env("LEASE_PREFIX", &leases)
         .env("TRANSIT_KEY", "ui-key")
+        .env("JWT", &jwt)
         .env("OUT", &out)
         .env("CHROMIUM", &chrome)
         .output()

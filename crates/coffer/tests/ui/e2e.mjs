@@ -18,12 +18,13 @@ const ALICE_PASSWORD = env('ALICE_PASSWORD');
 const FAILING_ROLE = env('FAILING_ROLE');
 const LEASE_PREFIX = env('LEASE_PREFIX');
 const TRANSIT_KEY = env('TRANSIT_KEY');
+const JWT = env('JWT');
 const OUT = env('OUT');
 mkdirSync(`${OUT}/screenshots`, { recursive: true });
 
 // Every string that must never be in a URL, browser storage or the server's
 // log; written out at the end for the Rust side to check the log.
-const secrets = new Set([ROOT, ALICE_PASSWORD]);
+const secrets = new Set([ROOT, ALICE_PASSWORD, JWT]);
 const P1 = `pw-one-${Math.random().toString(36).slice(2)}`;
 const P2 = `pw-two-${Math.random().toString(36).slice(2)}`;
 const SHARED_NOTE = `note-${Math.random().toString(36).slice(2)}`;
@@ -289,6 +290,37 @@ await step('delete, undelete and destroy versions; custom metadata', async () =>
   assert.equal(meta.data.versions['2'].destroyed, true);
 });
 
+await step('the JSON editor keeps types and names a syntax error\'s line', async () => {
+  await go(page, '#/kv-new/secret/');
+  await page.getByLabel(/Path under secret\//).fill('app/json-one');
+  await page.getByRole('button', { name: 'Edit as JSON' }).click();
+  const json = page.getByLabel('Secret as JSON');
+  await json.fill('{\n  "a": 1,\n  "nested": {"b": true}\n  "c": "x"\n}');
+  await page.getByRole('button', { name: 'Create secret' }).click();
+  await page.getByText(/Not saved: the JSON does not parse \(line 4\)/).waitFor();
+  await json.fill('{\n  "a": 1,\n  "nested": {"b": true},\n  "c": "x"\n}');
+  await page.getByRole('button', { name: 'Create secret' }).click();
+  await page.getByText('Version 1 of 1').waitFor();
+  await page.getByRole('button', { name: 'Reveal nested' }).click();
+  await page.getByText('"b": true').waitFor();
+  const r = await (await fetch(`${ADDR}/v1/secret/data/app/json-one`, { headers: { 'X-Vault-Token': ROOT } })).json();
+  assert.deepEqual(r.data.data, { a: 1, nested: { b: true }, c: 'x' });
+});
+
+await step('search below a folder, and delete a secret with its versions', async () => {
+  await go(page, '#/kv/secret/');
+  await page.getByLabel('Filter by path').fill('json');
+  await page.getByRole('button', { name: 'Search all below' }).click();
+  await page.getByText(/1 match\(es\) for “json” below secret\//).waitFor();
+  await page.getByRole('link', { name: 'app/json-one' }).click();
+  await page.getByRole('link', { name: 'Metadata' }).click();
+  await page.getByRole('button', { name: 'Delete the secret and all its versions' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete everything' }).click();
+  await page.getByRole('heading', { name: 'secret/app/' }).waitFor();
+  const r = await fetch(`${ADDR}/v1/secret/metadata/app/json-one`, { headers: { 'X-Vault-Token': ROOT } });
+  assert.equal(r.status, 404);
+});
+
 let link;
 await step('share once', async () => {
   await go(page, '#/kv/secret/app/db');
@@ -439,6 +471,30 @@ await step('15 minutes idle logs out and revokes', async () => {
   for (let i = 0; i < 50 && await tokenWorks(t); i += 1) await new Promise((r) => setTimeout(r, 100));
   assert.ok(!(await tokenWorks(t)), 'the idle session token still works');
   await screenshot(page, 'idle-logout');
+});
+
+await step('log in with a JWT from an identity provider, for a role', async () => {
+  let token = null;
+  const seen = (r) => {
+    if (r.url().endsWith('/v1/auth/jwt/login') && r.status() === 200) token = r.json().then((j) => j.auth.client_token);
+  };
+  page.on('response', seen);
+  await page.goto(`${ADDR}/ui/`);
+  await page.getByRole('tab', { name: 'JWT / OIDC' }).click();
+  await page.getByRole('textbox', { name: 'Role' }).fill('ui');
+  await page.getByRole('textbox', { name: 'JWT' }).fill(JWT);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByText(/^Signed in as .*bob@example\.com$/).waitFor();
+  page.off('response', seen);
+  const t = await token;
+  secrets.add(t);
+  await go(page, '#/kv/secret/app/db');
+  await page.getByRole('button', { name: 'Reveal password' }).click();
+  await page.getByText(P1).waitFor();
+  await check(page, 'jwt-login');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('heading', { name: 'Log in to coffer' }).waitFor();
+  assert.ok(!(await tokenWorks(t)), 'the JWT session token still works after logout');
 });
 
 await step('who read the secret, from the audit log', async () => {

@@ -34,10 +34,22 @@ export function loginView(main, reason, done) {
   function draw() {
     tabs.replaceChildren(...METHODS.map(([id, label]) => h('button', {
       type: 'button', role: 'tab', id: `tab-${id}`, 'aria-selected': id === method ? 'true' : 'false', 'aria-controls': 'login-panel',
+      tabindex: id === method ? '0' : '-1',
       onclick: () => { method = id; draw(); body.querySelector('input, textarea')?.focus(); },
     }, label)));
     body.replaceChildren(form());
   }
+
+  // Arrow keys move between the tabs, as a tab list should.
+  tabs.addEventListener('keydown', (ev) => {
+    const i = METHODS.findIndex(([id]) => id === method);
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[ev.key];
+    if (!step) return;
+    ev.preventDefault();
+    method = METHODS[(i + step + METHODS.length) % METHODS.length][0];
+    draw();
+    tabs.querySelector('[aria-selected="true"]').focus();
+  });
 
   function form() {
     const f = h('form', { class: 'stack', id: 'login-panel', role: 'tabpanel', 'aria-labelledby': `tab-${method}` });
@@ -78,7 +90,9 @@ export function loginView(main, reason, done) {
       );
       read = async () => {
         const r = await api('POST', `auth/${mount.value.replace(/\/+$/, '')}/login`, { body: { role: role.value.trim() || undefined, jwt: jwt.value.trim() }, anonymous: true });
-        return authToSession(r.auth);
+        // The token's display name carries the role's user claim (jwt-<claim>).
+        const self = await api('GET', 'auth/token/lookup-self', { token: r.auth.client_token }).catch(() => null);
+        return authToSession(r.auth, self ? { displayName: self.data.display_name } : {});
       };
     }
     f.append(h('div', { class: 'actions' }, submit));

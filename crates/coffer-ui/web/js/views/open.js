@@ -22,7 +22,12 @@ function spent(message) {
 }
 
 export async function openShareView(main) {
-  const token = decodeURIComponent(location.hash.replace(/^#/, '')).trim();
+  let token = location.hash.replace(/^#/, '').trim();
+  try {
+    token = decodeURIComponent(token);
+  } catch {
+    // Left as written: the lookup will refuse it with a reason.
+  }
   const status = notice('', '');
   main.append(h('div', { class: 'center' }, h('h1', {}, 'A secret was shared with you'), status));
   const box = main.querySelector('.center');
