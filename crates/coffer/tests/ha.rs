@@ -38,7 +38,7 @@ impl Cluster {
             "storage \"postgresql\" {{\n  connection_url = \"{url}\"\n  table = \"{kv}\"\n  \
              ha_enabled = \"true\"\n  ha_table = \"{ha}\"\n  ha_lease_ttl = \"2s\"\n}}\n\
              listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
-             api_addr = \"http://127.0.0.1:{api}\"\n\
+             api_addr = \"http://127.0.0.1:{api}\"\nui = true\n\
              seal \"static\" {{\n  key_env = \"COFFER_TEST_SEAL_KEY\"\n}}\n",
             kv = tables.0,
             ha = tables.1,
@@ -189,6 +189,12 @@ async fn standbys_forward_and_a_killed_active_is_replaced() {
     assert_eq!(leader["leader_address"], json!(c.node(active).addr));
     let me = c.http(active, "").get("sys/leader").await.json();
     assert_eq!(me["is_self"], json!(true));
+    // A standby serves the web UI itself (its API calls are then forwarded).
+    let page = reqwest::get(format!("{}/ui/", c.node(standbys[0]).addr))
+        .await
+        .expect("ui");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("body").contains("/ui/js/main.js"));
     let h = c.http(standbys[0], "").get("sys/health").await;
     assert_eq!(h.status, 429, "{}", h.text);
     assert_eq!(h.json()["standby"], json!(true));
