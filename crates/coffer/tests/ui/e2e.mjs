@@ -416,9 +416,10 @@ await step('policies: a parse error is marked on its line', async () => {
   const good = await editor.inputValue();
   await editor.fill('path "secret/data/app/*" {\n  capabilities = ["read"]\n  capabilities = [read\n}\n');
   await page.getByRole('button', { name: 'Save policy' }).click();
-  await page.getByText(/^Line \d+:/).waitFor();
+  const error = page.getByText(/^Not saved: .*line \d+/);
+  await error.waitFor();
   const marked = await page.locator('.gutter .bad').textContent();
-  const said = Number((await page.getByText(/^Line \d+:/).textContent()).match(/^Line (\d+)/)[1]);
+  const said = Number((await error.textContent()).match(/line (\d+)/)[1]);
   assert.equal(Number(marked.trim()), said);
   assert.ok(said >= 3 && said <= 4, `the error is reported on line ${said}`);
   await check(page, 'policy-error');

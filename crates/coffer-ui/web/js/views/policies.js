@@ -103,7 +103,7 @@ export async function policyView(page, m, query) {
       }
     } catch (e) {
       const line = errorLine(e.message);
-      setNotice(status, 'error', line ? `Line ${line}: ${e.message}` : errorText(e));
+      setNotice(status, 'error', `Not saved: ${errorText(e)}`);
       ed.mark(line);
     }
   });
