@@ -1029,9 +1029,22 @@ async fn a_node_started_before_postgresql_waits_for_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tables = ("coffer_wait_kv".to_owned(), "coffer_wait_ha".to_owned());
     let cfg = Cluster::config(dir.path(), 0, &tables, &pg.dsn("postgres", &pg.password));
+    // Listening on ports picked now, not earlier: this node binds only after
+    // PostgreSQL answers, seconds later, when a port found free beforehand
+    // may have become another connection's.
     let text = std::fs::read_to_string(&cfg)
         .expect("config")
-        .replace("ha_enabled", "max_connect_retries = 30\n  ha_enabled");
+        .replace("ha_enabled", "max_connect_retries = 30\n  ha_enabled")
+        .lines()
+        .map(|l| match l.trim_start() {
+            a if a.starts_with("address =") => "  address = \"127.0.0.1:0\"".to_owned(),
+            a if a.starts_with("cluster_address =") => {
+                "  cluster_address = \"127.0.0.1:0\"".to_owned()
+            }
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(&cfg, text).expect("config");
     let resume = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
