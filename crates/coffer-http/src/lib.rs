@@ -43,7 +43,7 @@ pub struct HttpOptions {
     /// Serve the web UI under `/ui/` (config `ui = true`, and dev mode).
     pub ui: bool,
     /// Log every completed request at this level (`log_requests_level`):
-    /// method, path and query as received, status, duration, client.
+    /// method, path (never the query), status, duration, client.
     pub log_requests: Option<tracing::Level>,
 }
 
@@ -111,10 +111,9 @@ async fn dispatch(State(st): State<AppState>, req: HttpRequest<Body>) -> Respons
     };
     let start = std::time::Instant::now();
     let method = req.method().clone();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    // The path only: a query string can carry a parameter such as a
+    // wrapping token (`sys/wrapping/lookup?token=`), and logs outlive it.
+    let target = req.uri().path().to_owned();
     let client = req
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
